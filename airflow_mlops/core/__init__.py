@@ -1,0 +1,1 @@
+"""Pure-Python ML logic. Never imports airflow."""

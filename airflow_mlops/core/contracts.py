@@ -1,0 +1,53 @@
+"""Names shared across stems: asset URIs, artifact kinds, MLflow tags and aliases.
+
+Training writes them, the gate and registry read and extend them, scoring and drift rely on them.
+Keeping them in one module means a rename is one edit and a typo is an import error.
+"""
+
+from __future__ import annotations
+
+# -- assets ------------------------------------------------------------------------------------
+ASSET_SCHEME = "mlops"
+
+
+def asset_uri(pipeline: str, what: str) -> str:
+    """``mlops://<pipeline>/<what>`` where what is ``dataset``, ``model`` or ``drift``."""
+    return f"{ASSET_SCHEME}://{pipeline}/{what}"
+
+
+# -- storage layout kinds: {root}/{pipeline}/{kind}/{partition}/... -------------------------------
+KIND_SNAPSHOT = "snapshots"
+KIND_VALIDATION = "validation"
+KIND_EVIDENCE = "evidence"
+KIND_PREDICTIONS = "predictions"
+KIND_SERVING_LOG = "serving_log"
+KIND_DRIFT = "drift"
+KIND_LABELS = "labels"
+
+# -- MLflow registry ---------------------------------------------------------------------------
+ALIAS_CHAMPION = "champion"
+ALIAS_CHALLENGER = "challenger"
+ALIAS_PREVIOUS_CHAMPION = "previous_champion"
+
+# Run artifacts written by training (paths relative to the run's artifact root).
+ARTIFACT_NATIVE_MODEL = "model"
+ARTIFACT_ONNX = "onnx/model.onnx"
+ARTIFACT_SPEC = "spec/training_spec.json"
+ARTIFACT_REFERENCE = "reference/reference.parquet"  # a bounded sample of the training data, for drift
+ARTIFACT_SUITE = "validation/expectation_suite.json"
+
+# Tags: on training runs and copied onto model versions at registration.
+TAG_PREFIX = "mlops."
+TAG_ONNX_SHA256 = "mlops.onnx_sha256"
+TAG_DATASET_URI = "mlops.dataset_uri"
+TAG_DATASET_SHA256 = "mlops.dataset_sha256"
+TAG_PIPELINE = "mlops.pipeline"
+TAG_DAG_ID = "mlops.dag_id"
+TAG_RUN_ID = "mlops.run_id"
+TAG_TASK_ID = "mlops.task_id"
+TAG_TRY_NUMBER = "mlops.try_number"
+TAG_PACKAGE_VERSION = "mlops.package_version"
+TAG_GIT_SHA = "mlops.git_sha"
+TAG_GATE_EVIDENCE_URI = "mlops.gate_evidence_uri"
+TAG_GATE_PASSED = "mlops.gate_passed"
+TAG_SOURCE_RUN_ID = "mlops.source_run_id"

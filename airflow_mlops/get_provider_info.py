@@ -1,0 +1,82 @@
+"""Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``).
+
+Every hook, operator, sensor, trigger and extra-link module is listed here as it is added; a test
+imports each listed module and checks that every Hook/Trigger/Link class in the package is listed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_mlops import __version__
+
+INTEGRATION = "MLOps"
+
+HOOK_MODULES = ["airflow_mlops.hooks.mlflow", "airflow_mlops.hooks.storage"]
+OPERATOR_MODULES: list[str] = []
+SENSOR_MODULES: list[str] = []
+TRIGGER_MODULES: list[str] = []
+EXTRA_LINKS: list[str] = []
+CONNECTION_TYPES = [
+    {"hook-class-name": "airflow_mlops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
+]
+
+
+def _option(description: str, default: str | None, example: str | None = None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": example,
+        "default": default,
+    }
+
+
+CONFIG = {
+    "mlops": {
+        "description": "Deployment-wide defaults of the airflow-mlops provider.",
+        "options": {
+            "storage_root": _option(
+                "Root of every artifact: a local folder or s3://bucket/prefix. "
+                "Defaults to $AIRFLOW_HOME/mlops/storage.",
+                None,
+                "s3://ml-artifacts/pipelines",
+            ),
+            "storage_conn_id": _option("AWS connection used when storage_root is on S3.", "aws_default"),
+            "mlflow_conn_id": _option(
+                "MLflow connection; when it does not exist the embedded store is used.", "mlflow_default"
+            ),
+            "mlflow_tracking_uri": _option(
+                "Tracking URI of the embedded store, used when the MLflow connection does not exist. "
+                "Defaults to sqlite:///$AIRFLOW_HOME/mlops/mlflow.db.",
+                None,
+            ),
+            "mlflow_artifact_root": _option(
+                "Artifact root for experiments created in the embedded store. "
+                "Defaults to $AIRFLOW_HOME/mlops/mlartifacts.",
+                None,
+            ),
+            "mlflow_ui_url": _option(
+                "Address of the MLflow UI used by extra links when the store is embedded.",
+                "http://127.0.0.1:5000",
+            ),
+        },
+    }
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-mlops",
+        "name": "MLOps",
+        "description": "Ingest, validate, train, gate, register, promote, score and monitor tabular ML models.",
+        "versions": [__version__],
+        "integrations": [{"integration-name": INTEGRATION, "tags": ["software"]}],
+        "operators": [{"integration-name": INTEGRATION, "python-modules": OPERATOR_MODULES}],
+        "sensors": [{"integration-name": INTEGRATION, "python-modules": SENSOR_MODULES}],
+        "hooks": [{"integration-name": INTEGRATION, "python-modules": HOOK_MODULES}],
+        "triggers": [{"integration-name": INTEGRATION, "python-modules": TRIGGER_MODULES}],
+        "connection-types": CONNECTION_TYPES,
+        "extra-links": EXTRA_LINKS,
+        "config": CONFIG,
+    }

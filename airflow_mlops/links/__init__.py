@@ -1,0 +1,1 @@
+"""Airflow links of airflow-mlops."""

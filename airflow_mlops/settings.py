@@ -1,0 +1,54 @@
+"""Deployment-wide defaults: the provider's ``[mlops]`` config section, read at one boundary.
+
+Each value can be set in ``airflow.cfg`` or as ``AIRFLOW__MLOPS__<OPTION>``. The embedded defaults put
+everything under ``$AIRFLOW_HOME/mlops`` so one machine with no services runs the whole loop.
+"""
+
+from __future__ import annotations
+
+import os
+
+SECTION = "mlops"
+
+
+def _get(option: str, default: str) -> str:
+    from airflow.sdk.configuration import conf
+
+    value = conf.get(SECTION, option, fallback=None)
+    return str(value) if value not in (None, "") else default
+
+
+def state_dir() -> str:
+    """Folder for embedded state (local MLflow store, default storage root)."""
+    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+    return os.path.join(home, "mlops")
+
+
+def storage_root() -> str:
+    """Root URI of every artifact: a local folder or ``s3://bucket/prefix``."""
+    return _get("storage_root", os.path.join(state_dir(), "storage"))
+
+
+def storage_conn_id() -> str:
+    """Airflow connection (type ``aws``) used when the storage root is on S3."""
+    return _get("storage_conn_id", "aws_default")
+
+
+def mlflow_conn_id() -> str:
+    """Airflow connection (type ``mlflow``) of the tracking server; absent means the embedded store."""
+    return _get("mlflow_conn_id", "mlflow_default")
+
+
+def mlflow_tracking_uri() -> str:
+    """Tracking URI used when no MLflow connection exists: an embedded SQLite store."""
+    return _get("mlflow_tracking_uri", "sqlite:///" + os.path.join(state_dir(), "mlflow.db"))
+
+
+def mlflow_artifact_root() -> str:
+    """Artifact root for experiments created in the embedded store."""
+    return _get("mlflow_artifact_root", os.path.join(state_dir(), "mlartifacts"))
+
+
+def mlflow_ui_url() -> str:
+    """Base URL people open to see MLflow (used by extra links); empty means no link."""
+    return _get("mlflow_ui_url", "http://127.0.0.1:5000")

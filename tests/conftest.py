@@ -1,0 +1,72 @@
+"""Test-wide setup: an isolated Airflow home before anything imports airflow, and real services."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="mlops-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_SESSION_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
+for key in [k for k in os.environ if k.startswith(("AIRFLOW_CONN_", "AIRFLOW__MLOPS__", "MLFLOW_"))]:
+    del os.environ[key]
+
+from tests.support import services  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def mlops_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the [mlops] settings at a fresh embedded deployment under tmp_path."""
+    monkeypatch.setenv("AIRFLOW__MLOPS__STORAGE_ROOT", str(tmp_path / "storage"))
+    monkeypatch.setenv("AIRFLOW__MLOPS__MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT", str(tmp_path / "mlartifacts"))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.S3Server]:
+    with services.moto_s3(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: services.S3Server) -> str:
+    """A fresh, empty bucket on the moto S3 server."""
+    import uuid
+
+    name = f"mlops-{uuid.uuid4().hex[:12]}"
+    s3_server.client().create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.MlflowServer]:
+    with services.mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[services.PostgresServer]:
+    with services.postgres() as server:
+        if server is None:
+            pytest.skip(
+                "no PostgreSQL: nothing accepts connections on 127.0.0.1:5432 and no private server can be "
+                "started (initdb/postgres binaries missing, or running as root)"
+            )
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: services.PostgresServer) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh database, dropped after the test."""
+    with postgres_server.database() as url:
+        yield url
