@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-BARE_DAG = '''
+BARE_DAG = """
 from datetime import datetime
 from airflow.sdk import dag, task
 
@@ -36,7 +36,7 @@ def bare():
 
 
 bare()
-'''
+"""
 
 PROBE = r"""
 import sys, time, warnings

