@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_mlops.core.errors import DataError, IntegrityError, SpecError
+from airflow_mlops.core.onnx_model import MISSING_CATEGORY, OnnxInput, OnnxModel, feed, inputs_from_spec
+from tests.support.data import flights
+
+NUMERIC = ["distance", "hour"]
+CATEGORICAL = ["carrier", "origin"]
+INPUTS = [OnnxInput(c, c, "float") for c in NUMERIC] + [OnnxInput(c, c, "string") for c in CATEGORICAL]
+
+
+@pytest.fixture(scope="module")
+def january() -> pd.DataFrame:
+    frame = flights(months=[1], sample=4000)
+    return frame[frame["arr_delayed_15"].notna()].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def exported(january: pd.DataFrame) -> tuple[bytes, object]:
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    model = Pipeline(
+        [
+            (
+                "features",
+                ColumnTransformer(
+                    [("num", StandardScaler(), NUMERIC), ("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL)]
+                ),
+            ),
+            ("clf", LogisticRegression(max_iter=200)),
+        ]
+    )
+    x = january[NUMERIC + CATEGORICAL].copy()
+    x[NUMERIC] = x[NUMERIC].astype("float32")
+    model.fit(x, january["arr_delayed_15"].astype(int))
+    types = [(c, FloatTensorType([None, 1])) for c in NUMERIC] + [(c, StringTensorType([None, 1])) for c in CATEGORICAL]
+    onx = to_onnx(model, initial_types=types, options={id(model): {"zipmap": False}}, target_opset=17)
+    return onx.SerializeToString(), model
+
+
+def test_onnx_matches_the_native_pipeline_on_real_flights(exported, january: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
+    model_bytes, native = exported
+    onnx_model = OnnxModel(model_bytes, INPUTS)
+    outputs = onnx_model.run(january)
+    assert set(outputs) == {"label", "probabilities"}
+    probabilities = outputs["probabilities"]
+    x = january[NUMERIC + CATEGORICAL].copy()
+    x[NUMERIC] = x[NUMERIC].astype("float32")
+    assert np.abs(probabilities - native.predict_proba(x)).max() < 1e-5
+
+
+def test_sha256_mismatch_refuses_to_load(exported) -> None:  # type: ignore[no-untyped-def]
+    model_bytes, _ = exported
+    with pytest.raises(IntegrityError, match="was changed"):
+        OnnxModel(model_bytes, INPUTS, expected_sha256="0" * 64)
+    with pytest.raises(IntegrityError, match="could not be loaded"):
+        OnnxModel(model_bytes[: len(model_bytes) // 2], INPUTS)
+
+
+def test_declared_inputs_must_match_the_graph(exported) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SpecError, match="expects inputs"):
+        OnnxModel(exported[0], INPUTS[:-1])
+
+
+def test_feed_names_a_missing_column_and_an_unreadable_number(january: pd.DataFrame) -> None:
+    with pytest.raises(DataError, match=r"missing feature column\(s\) \['origin'\]"):
+        feed(january.drop(columns=["origin"]), INPUTS)
+    bad = january.head(3).astype({"distance": "object"})
+    bad.loc[1, "distance"] = "far"
+    with pytest.raises(DataError, match="'distance' must be numeric; it holds 'far'"):
+        feed(bad, INPUTS)
+
+
+def test_feed_coerces_dtypes_and_fills_missing_categories(january: pd.DataFrame) -> None:
+    frame = january.head(3).astype({"distance": "string", "hour": "Int64"})
+    frame.loc[0, "carrier"] = None
+    frame.loc[1, "hour"] = pd.NA
+    result = feed(frame.assign(extra="ignored"), INPUTS)
+    assert set(result) == {"distance", "hour", "carrier", "origin"}
+    assert result["distance"].dtype == np.float32 and result["distance"].shape == (3, 1)
+    assert np.isnan(result["hour"][1, 0])
+    assert result["carrier"][0, 0] == MISSING_CATEGORY
+
+
+def test_inputs_from_spec_validates() -> None:
+    spec = {"onnx_inputs": [i.to_dict() for i in INPUTS]}
+    assert inputs_from_spec(spec) == INPUTS
+    with pytest.raises(SpecError, match="no 'onnx_inputs'"):
+        inputs_from_spec({})
+    with pytest.raises(SpecError, match="'float' or 'string'"):
+        inputs_from_spec({"onnx_inputs": [{"name": "x", "type": "int"}]})
