@@ -37,7 +37,7 @@ from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import ArtifactError, SpecError
 
 if TYPE_CHECKING:
-    from airflow_mlops.core.drift import DriftResult
+    from airflow_mlops.core.drift import DriftOutputs, DriftResult
     from airflow_mlops.core.storage import StorageRoot
 
 STATE_FORMAT = 1
@@ -416,3 +416,40 @@ def observe(result: DriftResult, batch_id: str, as_of: str | datetime, reference
         quality_metric=quality.metric if quality else None,
         labelled_rows=result.labelled_rows,
     )
+
+
+def receipt(
+    result: DriftResult, decision: PolicyDecision, outputs: DriftOutputs, reference: Mapping[str, Any], batch_id: str
+) -> dict[str, Any]:
+    """The small JSON-able summary a drift check returns (its XCom): verdict, decision, figures, URIs."""
+    quality = result.quality
+    return {
+        "verdict": result.verdict,
+        "retrain": decision.retrain,
+        "decision": decision.status,
+        "reasons": list(decision.reasons),
+        "findings": list(result.reasons),
+        "drift_share": result.drift_share,
+        "drifted_columns": list(result.drifted_columns),
+        "prediction_drift": result.prediction_drift,
+        "scores": result.scores(),
+        "quality": None
+        if quality is None
+        else {
+            "metric": quality.metric,
+            "current": quality.current,
+            "baseline": quality.baseline,
+            "drop": quality.drop,
+            "labelled_rows": quality.labelled_rows,
+        },
+        "schema_skew": result.schema_skew.to_dict() if result.schema_skew.any else None,
+        "rows": {"reference": result.reference_rows, "current": result.current_rows},
+        "report_uri": outputs.report_uri,
+        "quality_report_uri": outputs.quality_report_uri,
+        "summary_uri": outputs.summary_uri,
+        "reference": dict(reference),
+        "batch_id": batch_id,
+        "as_of": decision.as_of,
+        "next_eligible_at": decision.next_eligible_at,
+        "asset_event": None,
+    }

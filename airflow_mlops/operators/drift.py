@@ -147,12 +147,12 @@ class CheckDriftOperator(BaseOperator):
         observation = drift_policy.observe(result, batch_id, as_of, ref["receipt"]["id"])
         state_uri = drift_policy.state_uri(root, self.pipeline, self.model_name or ref["receipt"]["id"])
         decision = drift_policy.decide_and_save(root, state_uri, policy, observation)
-        receipt = _receipt(result, decision, outcome.outputs, ref["receipt"], batch_id, observation.as_of)
+        receipt = drift_policy.receipt(result, decision, outcome.outputs, ref["receipt"], batch_id)
         receipt.update(current_uri=self.current_uri, partition=partition, state_uri=state_uri)
         if self.log_to_mlflow:
             receipt["mlflow_run_id"] = self._log_to_mlflow(ref, result, decision, observation.as_of)
-        if outcome.outputs.report_uri:
-            DriftReportLink.persist(context, report_url(outcome.outputs.report_uri, root.uri, self.report_base_url))
+        report = outcome.outputs.report_uri
+        DriftReportLink.persist(context, report_url(report, root.uri, self.report_base_url) if report else "")
         if decision.retrain:
             receipt["asset_event"] = self._emit(context, receipt)
         self.log.info(
@@ -209,35 +209,6 @@ class CheckDriftOperator(BaseOperator):
         extra = {"reason": "; ".join(receipt["reasons"]), "pipeline": self.pipeline, **{k: receipt[k] for k in keys}}
         context["outlet_events"][drift_alias(self.pipeline)].add(asset, extra=extra)
         return {"uri": asset.uri, "extra": extra}
-
-
-def _receipt(result: Any, decision: Any, outputs: Any, reference: dict[str, Any], batch_id: str, as_of: str) -> dict:
-    quality = result.quality
-    return {
-        "verdict": result.verdict,
-        "retrain": decision.retrain,
-        "decision": decision.status,
-        "reasons": list(decision.reasons),
-        "findings": list(result.reasons),
-        "drift_share": result.drift_share,
-        "drifted_columns": list(result.drifted_columns),
-        "prediction_drift": result.prediction_drift,
-        "scores": result.scores(),
-        "quality": None if quality is None else {
-            "metric": quality.metric, "current": quality.current, "baseline": quality.baseline,
-            "drop": quality.drop, "labelled_rows": quality.labelled_rows,
-        },
-        "schema_skew": result.schema_skew.to_dict() if result.schema_skew.any else None,
-        "rows": {"reference": result.reference_rows, "current": result.current_rows},
-        "report_uri": outputs.report_uri,
-        "quality_report_uri": outputs.quality_report_uri,
-        "summary_uri": outputs.summary_uri,
-        "reference": reference,
-        "batch_id": batch_id,
-        "as_of": as_of,
-        "next_eligible_at": decision.next_eligible_at,
-        "asset_event": None,
-    }  # fmt: skip
 
 
 class JoinLabelsOperator(BaseOperator):

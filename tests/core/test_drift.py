@@ -84,7 +84,7 @@ def test_the_stattest_table_matches_evidentlys_registry() -> None:
         for name, types in _registered_stat_tests.items()
         if any(t.value in kinds for t in types)
     }
-    assert drift.STATTESTS == registry
+    assert registry == drift.STATTESTS
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,13 @@ def test_small_reference_uses_evidentlys_small_sample_tests(flights_with_weather
         reference, current, DriftSpec.from_mapping({"numeric_features": numeric, "categorical_features": categorical})
     )
     methods = {c.column: c.method for c in result.features}
-    assert methods == {"temp": "ks", "is_jfk": "z", "quarter": "chisquare", "carrier": "chisquare", "origin": "chisquare"}
+    assert methods == {
+        "temp": "ks",
+        "is_jfk": "z",
+        "quarter": "chisquare",
+        "carrier": "chisquare",
+        "origin": "chisquare",
+    }
     scores, drifted, _ = _evidently_drift(reference, current, numeric, categorical)
     assert {c.column: c.score for c in result.features} == pytest.approx(scores, rel=1e-9)
     assert {c.column: c.drifted for c in result.features} == drifted
@@ -166,7 +172,7 @@ def test_reference_without_rows_is_a_clear_error(april: tuple[pd.DataFrame, pd.D
 def test_unreadable_reference_is_a_clear_error(tmp_path: Path, april: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     bad = tmp_path / "reference.parquet"
     bad.write_text("not parquet")
-    with pytest.raises(DataError, match="The reference '.*reference.parquet' could not be read as Parquet"):
+    with pytest.raises(DataError, match=r"The reference '.*reference.parquet' could not be read as Parquet"):
         compute_drift(str(bad), april[1], DriftSpec.from_mapping(FEATURES))
 
 
@@ -330,7 +336,9 @@ def test_prediction_drift_target_drift_and_quality_on_a_labelled_batch(
 
 def test_serving_log_without_labels_has_no_quality(scored: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     reference, labelled = scored
-    result = compute_drift(reference, labelled.drop(columns=["arr_delayed_15"]), DriftSpec.from_mapping({}, flights_drift.training_spec()))
+    result = compute_drift(
+        reference, labelled.drop(columns=["arr_delayed_15"]), DriftSpec.from_mapping({}, flights_drift.training_spec())
+    )
     assert result.target is None and result.quality is None and result.labelled_rows == 0
     assert result.schema_skew.any is False
 
@@ -358,15 +366,21 @@ def test_multiclass_quality() -> None:
     labels = np.array(["a", "b", "c"] * 400)
     reference = pd.DataFrame({"x": np.arange(1200) % 7, "y": labels, "prediction": labels})
     wrong = np.roll(labels, 1)
-    current = pd.DataFrame({"x": np.arange(1200) % 7, "y": labels, "prediction": np.where(np.arange(1200) % 2, labels, wrong)})
-    spec = DriftSpec.from_mapping({"task": "multiclass", "target": "y", "numeric_features": ["x"], "classes": ["a", "b", "c"]})
+    current = pd.DataFrame(
+        {"x": np.arange(1200) % 7, "y": labels, "prediction": np.where(np.arange(1200) % 2, labels, wrong)}
+    )
+    spec = DriftSpec.from_mapping(
+        {"task": "multiclass", "target": "y", "numeric_features": ["x"], "classes": ["a", "b", "c"]}
+    )
     quality = compute_drift(reference, current, spec).quality
     assert quality is not None and quality.metric == "f1_macro" and quality.baseline == 1.0
     assert quality.current_metrics["accuracy"] == pytest.approx(0.5)
 
 
 # -- reports and outputs ---------------------------------------------------------------------------
-def test_reports_and_summary_are_written_under_the_root(tmp_path: Path, scored: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+def test_reports_and_summary_are_written_under_the_root(
+    tmp_path: Path, scored: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
     reference, labelled = scored
     labelled = labelled.assign(visib=np.nan)  # an empty column must not reach Evidently (it would refuse it)
     root = StorageRoot(str(tmp_path))

@@ -83,12 +83,16 @@ def test_id_types_are_aligned() -> None:
 )
 def test_bad_joins_are_refused(predictions: dict[str, Any], truth: dict[str, Any], message: str) -> None:
     with pytest.raises(DataError, match=message):
-        join_labels(pd.DataFrame(predictions), pd.DataFrame(truth), LabelSpec.from_mapping({"id_columns": ["id"], "target": "y"}))
+        join_labels(
+            pd.DataFrame(predictions),
+            pd.DataFrame(truth),
+            LabelSpec.from_mapping({"id_columns": ["id"], "target": "y"}),
+        )
 
 
 def test_numeric_rule_on_text_is_refused() -> None:
     spec = LabelSpec.from_mapping({"id_columns": ["id"], "target": "y", "source": "s", "op": ">", "value": 1})
-    with pytest.raises(DataError, match="The label source 's' is object; y = s > 1.0 needs numbers"):
+    with pytest.raises(DataError, match=r"The label source 's' is object; y = s > 1.0 needs numbers"):
         join_labels(pd.DataFrame({"id": [1]}), pd.DataFrame({"id": [1], "s": ["late"]}), spec)
 
 
@@ -108,7 +112,7 @@ def test_bad_label_spec_is_refused(raw: dict[str, Any], message: str) -> None:
 
 
 def test_files_are_joined_and_written_atomically(tmp_path: Path, april: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    predictions, truth = april
+    predictions, _truth = april
     root = StorageRoot(str(tmp_path / "storage"))
     predictions_uri = root.layout("flights", "serving_log", "2013-04-01", "sample.parquet")
     root.write_bytes(predictions_uri, predictions.to_parquet(index=False))
@@ -119,6 +123,6 @@ def test_files_are_joined_and_written_atomically(tmp_path: Path, april: tuple[pd
     written = pd.read_parquet(output)
     assert len(written) == result.rows_labelled and result.uri == output and root.sha256(output) == result.sha256
     assert written["arr_delayed_15"].isna().sum() == 0
-    with pytest.raises(DataError, match="The ground truth .* lacks the column\\(s\\) \\['arr_delay'\\]"):
+    with pytest.raises(DataError, match=r"The ground truth .* lacks the column\(s\) \['arr_delay'\]"):
         join_label_files(root, predictions_uri, predictions_uri, LabelSpec.from_mapping(RULE), output)
     assert pd.read_parquet(output).equals(written)  # the failed rerun left the earlier batch intact

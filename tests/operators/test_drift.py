@@ -141,7 +141,7 @@ def test_no_event_when_the_policy_says_no(deployment: dict[str, Any]) -> None:
     assert receipt["retrain"] is False and receipt["decision"] == "ok" and receipt["asset_event"] is None
     assert alias_events(context, "quiet") == []
     assert receipt["partition"] == "2013-04-01T00:00:00+00:00"  # the logical date by default
-    assert receipt["report_uri"] is None and DriftReportLink.key not in context["ti"].xcom
+    assert receipt["report_uri"] is None and context["ti"].xcom[DriftReportLink.key] == {"url": ""}
 
 
 def test_cooldown_suppresses_the_next_trigger(deployment: dict[str, Any]) -> None:
@@ -165,7 +165,9 @@ def test_labelled_batch_adds_quality_and_counts_labels(deployment: dict[str, Any
     assert joined["rows_labelled"] + joined["rows_pending"] == 2500 and joined["rows_pending"] > 0
     policy = {"drift_share": None, "quality_drop": 0.0, "min_new_labels": 100000}
     receipt = check("labels", joined["uri"], policy=policy, partition="2013-07").execute(context_for("2013-07-01"))
-    assert receipt["batch_id"] == "2013-07:labelled" and receipt["summary_uri"].endswith("/2013-07/labelled/summary.json")
+    assert receipt["batch_id"] == "2013-07:labelled" and receipt["summary_uri"].endswith(
+        "/2013-07/labelled/summary.json"
+    )
     quality = receipt["quality"]
     assert quality["metric"] == "roc_auc" and quality["labelled_rows"] == joined["rows_labelled"]
     assert receipt["decision"] == "awaiting_labels" and "waiting for" in receipt["reasons"][-1]
@@ -193,19 +195,19 @@ def test_schema_skew_is_reported_and_can_fail_the_task(deployment: dict[str, Any
     receipt = check("skew", str(skewed)).execute(context)
     assert receipt["verdict"] == "schema_skew" and receipt["schema_skew"]["missing_in_current"] == ["temp", "dest"]
     context = context_for("2013-04-01")
-    with pytest.raises(DataValidationFailed, match="Schema skew in .*skewed.parquet"):
+    with pytest.raises(DataValidationFailed, match=r"Schema skew in .*skewed.parquet"):
         check("skew", str(skewed), fail_on_schema_skew=True).execute(context)
     assert context["ti"].xcom["return_value"]["verdict"] == "schema_skew"  # pushed before failing
 
 
 def test_bad_input_gives_clear_errors(deployment: dict[str, Any], tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match="needs 'model_name' .* or 'reference_uri'"):
+    with pytest.raises(SpecError, match=r"needs 'model_name' .* or 'reference_uri'"):
         check("bad", deployment["batches"][4], model_name=None).execute(context_for("2013-04-01"))
     with pytest.raises(SourceNotFoundError, match="'no_such_model' has no 'champion' alias"):
         check("bad", deployment["batches"][4], model_name="no_such_model").execute(context_for("2013-04-01"))
-    with pytest.raises(SourceNotFoundError, match="The current batch '.*missing.parquet' does not exist"):
+    with pytest.raises(SourceNotFoundError, match=r"The current batch '.*missing.parquet' does not exist"):
         check("bad", str(tmp_path / "missing.parquet")).execute(context_for("2013-04-01"))
-    with pytest.raises(SourceNotFoundError, match="The reference '.*nowhere.parquet' does not exist"):
+    with pytest.raises(SourceNotFoundError, match=r"The reference '.*nowhere.parquet' does not exist"):
         check("bad", deployment["batches"][4], model_name=None, reference_uri=str(tmp_path / "nowhere.parquet"),
               spec={"html_report": False}).execute(context_for("2013-04-01"))  # fmt: skip
     with pytest.raises(SpecError, match="Unknown DriftPolicy parameter"):
@@ -222,14 +224,18 @@ def test_champion_without_a_reference_artifact(deployment: dict[str, Any]) -> No
         check("bare", deployment["batches"][4], model_name="bare_model").execute(context_for("2013-04-01"))
 
 
-def test_storage_root_on_s3(deployment: dict[str, Any], s3_server: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_storage_root_on_s3(
+    deployment: dict[str, Any], s3_server: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_S3_TEST", s3_server.airflow_conn_uri())
     root_uri = f"s3://{s3_bucket}/mlops"
     client = s3_server.client()
     key = "mlops/flights/serving_log/2013-04/sample.parquet"
     client.put_object(Bucket=s3_bucket, Key=key, Body=Path(deployment["batches"][4]).read_bytes())
-    operator = check("ons3", f"s3://{s3_bucket}/{key}", storage_root=root_uri, aws_conn_id="s3_test",
-                     spec={"report_sample_size": 1000}, report_base_url="https://reports.example.com/mlops")  # fmt: skip
+    operator = check(
+        "ons3", f"s3://{s3_bucket}/{key}", storage_root=root_uri, aws_conn_id="s3_test",
+        spec={"report_sample_size": 1000}, report_base_url="https://reports.example.com/mlops",
+    )  # fmt: skip
     context = context_for("2013-04-01")
     receipt = operator.execute(context)
     assert receipt["report_uri"] == f"{root_uri}/ons3/drift/2013-04-01T00:00:00+00:00/report.html"
@@ -239,3 +245,57 @@ def test_storage_root_on_s3(deployment: dict[str, Any], s3_server: Any, s3_bucke
     assert context["ti"].xcom[DriftReportLink.key]["url"] == (
         "https://reports.example.com/mlops/ons3/drift/2013-04-01T00%3A00%3A00%2B00%3A00/report.html"
     )
+
+
+E2E_DAGS = """
+import pendulum
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow_mlops.operators.drift import CheckDriftOperator, drift_asset
+
+with DAG("mlops_drift_e2e_check", schedule=None, start_date=pendulum.datetime(2013, 1, 1)):
+    CheckDriftOperator(
+        task_id="check_drift", pipeline="e2e", current_uri={current!r}, reference_uri={reference!r},
+        spec={spec!r}, policy={{"drift_share": 0.3}}, log_to_mlflow=False,
+    )
+
+with DAG("mlops_drift_e2e_retrain", schedule=[drift_asset("e2e")], start_date=pendulum.datetime(2013, 1, 1)):
+    EmptyOperator(task_id="retrain")
+"""
+
+
+@pytest.mark.slow
+def test_dag_run_emits_the_drift_asset_event_and_queues_the_retraining_dag(
+    deployment: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real Airflow 3 run: the alias event lands on mlops://e2e/drift and queues the DAG scheduled on it."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent
+    from airflow.utils.db import initdb
+    from airflow.utils.session import create_session
+
+    monkeypatch.setenv("AIRFLOW__MLOPS__STORAGE_ROOT", str(tmp_path / "storage"))
+    reference = tmp_path / "reference.parquet"
+    deployment["reference"].to_parquet(reference, index=False)
+    spec = {**flights_drift.training_spec(), "html_report": False}
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "drift_e2e.py").write_text(
+        E2E_DAGS.format(current=deployment["batches"][7], reference=str(reference), spec=spec)
+    )
+    initdb()
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=str(folder))
+    assert bag.import_errors == {}
+    sync_bag_to_db(bag, "dags-folder", None)
+    run = bag.dags["mlops_drift_e2e_check"].test(logical_date=pendulum.datetime(2013, 7, 1))
+    assert run.state == "success"
+    with create_session() as session:
+        events = [e for e in session.query(AssetEvent).all() if e.asset.uri == "mlops://e2e/drift"]
+        queued = [q.target_dag_id for q in session.query(AssetDagRunQueue).all()]
+        (event,) = events
+        assert [a.name for a in event.source_aliases] == [drift_alias("e2e").name]
+        assert event.extra["reason"] == "drift share 0.545 >= 0.300" and event.extra["verdict"] == "drift"
+        assert event.extra["pipeline"] == "e2e" and "temp" in event.extra["drifted_columns"]
+    assert "mlops_drift_e2e_retrain" in queued

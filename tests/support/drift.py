@@ -96,4 +96,4 @@ def serving_log(model: FlightsModel, month: int, sample: int | None = 4000) -> p
 def ground_truth(month: int) -> pd.DataFrame:
     """What becomes known after the flights landed: ids and the actual arrival delay."""
     frame = flights([month])
-    return frame[IDS + ["arr_delay"]]
+    return frame[[*IDS, "arr_delay"]]
