@@ -6,9 +6,9 @@ The reference is January-March with out-of-fold predictions (5 folds), so its qu
 baseline. Each later month is scored by the model (a serving log), its ground truth joined when the
 flights have landed (``arr_delay > 15``, the shipped target's rule), and the labelled month checked
 against the reference: data drift per feature, prediction drift, target drift (Jensen-Shannon with a
-threshold of 0.05 for the label), ROC AUC against the baseline. The policy below sees the months in order, each at the first day of the next month (when
-its labels are known); the reference is never replaced, so the table shows what the policy would ask
-for, month after month.
+threshold of 0.05 for the label), ROC AUC against the baseline. The policy sees the months in order,
+each at the first day of the next month (when its labels are known); the reference is never
+replaced, so the table shows what the policy would ask for, month after month.
 
 Every month is also checked by Evidently's ``DataDriftPreset`` on the full frames (features and
 prediction columns): the per-column verdicts must be identical. A third column repeats our check with
