@@ -78,7 +78,7 @@ def run_child(method: str, url: str, table: str, chunk_rows: int) -> dict[str, f
     return dict(json.loads(line[len("RESULT ") :]))
 
 
-def load(url: str, rows_wanted: int) -> tuple[int, int]:
+def load(url: str, rows_wanted: int) -> int:
     import psycopg2
     import sqlalchemy as sa
 
@@ -100,7 +100,7 @@ def load(url: str, rows_wanted: int) -> tuple[int, int]:
         cur.execute("VACUUM ANALYZE flights")
         cur.execute("VACUUM ANALYZE flights_quarter")
     raw.close()
-    return copies * flights.num_rows, quarter
+    return copies * flights.num_rows
 
 
 def mib(kib: float) -> float:
@@ -121,17 +121,18 @@ def main() -> int:
             raise SystemExit("no PostgreSQL server reachable on 127.0.0.1:5432 and none can be started")
         with server.database() as url:
             start = time.perf_counter()
-            rows, quarter = load(url, args.rows)
+            rows = load(url, args.rows)
             print(f"loaded {rows:,} rows (flights x{rows // 336_776}) in {time.perf_counter() - start:.1f} s")
             results: dict[str, list[dict[str, float]]] = {"mlops": [], "pandas": []}
             for round_ in range(args.rounds):
                 for method in ("mlops", "pandas") if round_ % 2 == 0 else ("pandas", "mlops"):
                     result = run_child(method, url, "flights", args.chunk_rows)
                     results[method].append(result)
+                    speed = result["rows"] / result["seconds"]
                     print(
                         f"round {round_ + 1} {method:7s} {result['rows']:>10,.0f} rows {result['seconds']:7.1f} s "
-                        f"{result['rows'] / result['seconds']:>9,.0f} rows/s  peak RSS {mib(result['peak_kib']):7.0f} MiB "
-                        f"(after imports {mib(result['baseline_kib']):4.0f} MiB)  {result['bytes'] / 2**20:5.1f} MiB file",
+                        f"{speed:>9,.0f} rows/s  peak RSS {mib(result['peak_kib']):6.0f} MiB "
+                        f"(after imports {mib(result['baseline_kib']):4.0f} MiB) {result['bytes'] / 2**20:5.1f} MiB",
                         flush=True,
                     )
             small = run_child("mlops", url, "flights_quarter", args.chunk_rows)

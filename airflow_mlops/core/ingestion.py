@@ -58,7 +58,7 @@ DEFAULT_CHUNK_ROWS = 100_000
 MAX_CHUNK_ROWS = 10_000_000
 MAX_LISTED_ITEMS = 100
 TEMPLATE_BIND_PREFIX = "mlops_t"
-_RESERVED_BIND_PREFIX = "mlops_"
+_RESERVED_BINDS = ("mlops_since", "mlops_until")  # bounds on the watermark column
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _COMPRESSION = "zstd"
 
@@ -940,9 +940,11 @@ def _sql_error(exc: Exception, what: str, url: str) -> MlopsError:
     unknown_role = "role" in lowered and "does not exist" in lowered
     if code in ("42501", "28000", "28P01") or unknown_role or any(m in lowered for m in refused):
         return SourceAccessError(f"{what} at {url}: access refused, check the connection's credentials ({text}).")
+    if code == "25006":
+        return SpecError(f"{what} at {url} tried to change data; an ingestion query must only read: {text}")
     if "database" in lowered and "does not exist" in lowered:
         return SourceNotFoundError(f"{what} at {url}: the database does not exist ({text}).")
-    if code.startswith("42"):
+    if code.startswith("42") or code == "0A000":
         return SpecError(f"{what} at {url} is not valid SQL for this database: {text}")
     if code.startswith("22"):
         return DataError(f"{what} at {url}: the database rejected a value ({text}).")
@@ -969,9 +971,9 @@ def _check_params(query: str, params: Mapping[str, Any], provided: Iterable[str]
     unused = sorted(set(params) - wanted)
     if unused:
         raise SpecError(f"The 'params' {unused} have no ':name' placeholder in the SQL query; it has {sorted(wanted)}.")
-    reserved = sorted(k for k in params if k.startswith(_RESERVED_BIND_PREFIX))
+    reserved = sorted(set(params) & set(_RESERVED_BINDS))
     if reserved:
-        raise SpecError(f"SQL parameter names starting with {_RESERVED_BIND_PREFIX!r} are reserved. Got {reserved}.")
+        raise SpecError(f"The SQL parameter names {list(_RESERVED_BINDS)} are reserved. Got {reserved} in 'params'.")
 
 
 def _clean_query(query: str) -> str:
@@ -1317,7 +1319,7 @@ def ingest(
         source_watermark=_json_scalar(written.watermark),
         since=_json_scalar(since),
     )
-    body = json.dumps(receipt.to_dict(), indent=2, sort_keys=True).encode() + b"\n"
+    body = json.dumps(receipt.to_dict(), indent=2).encode() + b"\n"  # key order is fixed by to_dict()
     root.write_bytes(receipt_uri(root, pipeline, partition), body)
     return receipt
 

@@ -128,14 +128,16 @@ def _sql_type(arrow: pa.DataType) -> Any:
     raise SpecError(f"Cannot map the Arrow type {arrow} to a PostgreSQL column type.")
 
 
-def copy_into_postgres(engine: Engine, table: str, rows: pa.Table, *, delete_where: dict[str, Any] | None = None) -> int:
+def copy_into_postgres(
+    engine: Engine, table: str, rows: pa.Table, *, delete_where: dict[str, Any] | None = None
+) -> int:
     """Append ``rows`` to ``table`` with ``COPY`` (creating the table when missing), in one transaction.
 
     ``delete_where`` ({column: value}) first removes the rows it matches in the same transaction, so
     re-landing a slice replaces it. Returns the number of rows copied.
     """
-    import sqlalchemy as sa
     import pyarrow.csv as pacsv
+    import sqlalchemy as sa
 
     if not _TABLE.fullmatch(table):
         raise SpecError(f"The table name must be a plain identifier. Got {table!r} instead.")
@@ -160,17 +162,19 @@ def copy_into_postgres(engine: Engine, table: str, rows: pa.Table, *, delete_whe
         if delete_where:
             conditions = " AND ".join(f"{quote(k)} = %({k})s" for k in delete_where)
             cursor.execute(f"DELETE FROM {quote(target.name)} WHERE {conditions}", delete_where)
-        cursor.copy_expert(f"COPY {quote(target.name)} ({column_list}) FROM STDIN WITH (FORMAT csv)", buffer)  # type: ignore[attr-defined]
+        cursor.copy_expert(f"COPY {quote(target.name)} ({column_list}) FROM STDIN WITH (FORMAT csv)", buffer)
         raw.commit()
     except BaseException:
         raw.rollback()
         raise
     finally:
         raw.close()
-    return rows.num_rows
+    return int(rows.num_rows)
 
 
-def land_postgres(flights: pa.Table, months: Sequence[int], engine: Engine, table: str = DEFAULT_TABLE) -> Iterable[Landed]:
+def land_postgres(
+    flights: pa.Table, months: Sequence[int], engine: Engine, table: str = DEFAULT_TABLE
+) -> Iterable[Landed]:
     """Append each month's rows to ``table``; replaying a month replaces that month's rows."""
     for month in months:
         rows = month_rows(flights, month)
