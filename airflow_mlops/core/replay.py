@@ -199,7 +199,8 @@ def replay(
     if to.startswith(("postgresql://", "postgresql+", "postgres://")):
         import sqlalchemy as sa
 
-        url = "postgresql://" + to[len("postgres://") :] if to.startswith("postgres://") else to
+        # A bare postgres:// or postgresql:// URL means psycopg2, the driver this package depends on.
+        url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", to)
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         landing: Iterable[Landed] = land_postgres(flights, months, engine, table)
     else:

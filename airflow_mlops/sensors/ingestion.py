@@ -190,10 +190,10 @@ class DatasetAvailableSensor(BaseSensorOperator):
 
     def _timed_out(self, report: Availability | None) -> Exception:
         if report is None:
-            message = f"Timed out after {self.timeout:.0f} s waiting for {self.source} data."
+            message = f"Timed out after {self.timeout:g} s waiting for {self.source} data."
         else:
             message = (
-                f"Timed out after {self.timeout:.0f} s waiting for {report.source}: found {report.count}, "
+                f"Timed out after {self.timeout:g} s waiting for {report.source}: found {report.count}, "
                 f"expected at least {report.min_count}."
             )
         if self.on_timeout == "skip":
