@@ -323,6 +323,8 @@ class IngestSpec:
             self._check_files(owner)
 
     def _check_sql(self, owner: str) -> None:
+        for name in ("since", "until"):
+            object.__setattr__(self, name, _no_bound(getattr(self, name)))
         if (self.query is None) == (self.table is None):
             raise SpecError(f"{owner} with source 'sql' needs exactly one of 'query' or 'table'.")
         for name in ("path", "pattern", "format"):
@@ -353,6 +355,8 @@ class IngestSpec:
                 object.__setattr__(self, name, _bindable(value, name))
 
     def _check_files(self, owner: str) -> None:
+        for name in ("since", "until"):
+            object.__setattr__(self, name, _no_bound(getattr(self, name)))
         if self.path is None:
             raise SpecError(f"{owner} with source {self.source!r} needs 'path' (a folder, prefix or file).")
         for name in ("query", "table"):
@@ -389,6 +393,13 @@ class IngestSpec:
             return f"SQL table {self.table!r}" if self.table else "SQL query"
         where = str(self.path).rstrip("/") + "/" + self.pattern if self.pattern else str(self.path)
         return f"{self.format} files {where!r}"
+
+
+def _no_bound(value: Any) -> Any:
+    """A templated bound that rendered to nothing (``""``, ``"None"``) means no bound."""
+    if isinstance(value, str) and value.strip() in ("", "None"):
+        return None
+    return value
 
 
 def _schema_pairs(schema: Any) -> tuple[tuple[str, str], ...]:
@@ -740,12 +751,21 @@ class _Conformer:
         source_type = column.type
         if pa.types.is_dictionary(source_type):
             column = pc.cast(column, source_type.value_type)
-        # Decimal -> float64 and sub-microsecond timestamps are the only lossy conversions we accept.
+        declared = "declared " if target.name in self.declared else ""
+        numeric = (
+            pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_decimal(column.type)
+        )
+        if numeric and pa.types.is_temporal(target.type):
+            # Arrow would read numbers as offsets from 1970: a silent surprise, never what a schema means.
+            raise DataError(
+                f"The column {target.name!r} of {where} holds numbers ({source_type}); the {declared}type "
+                f"{target.type} expects dates or times (typed, or as ISO 8601 text)."
+            )
+        # Decimal -> float64 is the one lossy conversion accepted; anything else that would lose data fails.
         safe = not (pa.types.is_decimal(column.type) and pa.types.is_floating(target.type))
         try:
             return pc.cast(column, target.type, safe=safe)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            declared = "declared " if target.name in self.declared else ""
             raise DataError(
                 f"The column {target.name!r} of {where} ({source_type}) cannot be converted to the {declared}type "
                 f"{target.type}: {exc}"
@@ -1169,6 +1189,9 @@ def _file_format(spec: IngestSpec, declared: Mapping[str, pa.DataType]) -> Any:
 
     if spec.format == "parquet":
         return ds.ParquetFileFormat()
+    # Timestamps are parsed as found (with or without an offset) and converted afterwards, exactly as for
+    # Parquet: the CSV parser itself refuses a naive text for a tz-aware type and the other way round.
+    declared = {name: type_ for name, type_ in declared.items() if not pa.types.is_timestamp(type_)}
     return ds.CsvFileFormat(
         parse_options=pacsv.ParseOptions(delimiter=spec.csv_delimiter),
         convert_options=pacsv.ConvertOptions(column_types=dict(declared), strings_can_be_null=True, check_utf8=True),
@@ -1374,8 +1397,9 @@ class WatchSpec:
             raise SpecError(f"The 'source' parameter of {owner} must be 'sql', 's3' or 'local'. Got {self.source!r}.")
         for name in ("path", "pattern", "start_after", "table", "query", "watermark_column"):
             put(self, name, _opt_str(getattr(self, name), name, owner))
+        put(self, "since", _no_bound(self.since))
         if isinstance(self.since, str):
-            put(self, "since", self.since.strip() or None)
+            put(self, "since", self.since.strip())
         put(self, "min_count", _as_int(self.min_count, "min_count", owner, 1, 10**12))
         if self.source == "sql":
             if (self.table is None) == (self.query is None):

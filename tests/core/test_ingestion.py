@@ -150,6 +150,30 @@ def test_declared_schema_comes_first_with_its_types_and_extras_can_be_dropped(la
     assert pq.read_table(dropped.uri).column_names == ["arr_delay", "carrier", "sched_dep_ts"]
 
 
+def test_declared_timestamps_convert_alike_from_csv_and_parquet(landing: Path, root: StorageRoot) -> None:
+    declared = {"sched_dep_ts": "timestamptz", "time_hour": "timestamp", "month": "string"}
+    snapshots = [
+        ingest(
+            files_spec(landing, f"*.{fmt}", schema=declared), root=root, pipeline=fmt, partition="p", filesystem=LOCAL
+        )
+        for fmt in ("parquet", "csv")
+    ]
+    assert snapshots[0] is not None and snapshots[1] is not None
+    assert snapshots[0].sha256 == snapshots[1].sha256
+    first = pq.read_table(snapshots[0].uri).slice(0, 1).to_pylist()[0]
+    assert first["sched_dep_ts"] == dt.datetime(2013, 1, 1, 5, 15, tzinfo=dt.UTC)  # naive text read as UTC
+    assert first["time_hour"] == dt.datetime(2013, 1, 1, 10, 0)  # an instant, kept as its UTC wall time
+    assert first["month"] == "1"
+
+
+@pytest.mark.parametrize("pattern", ["*.parquet", "*.csv"])
+def test_numbers_are_not_silently_read_as_epoch_times(landing: Path, root: StorageRoot, pattern: str) -> None:
+    spec = files_spec(landing, pattern, schema={"dep_time": "timestamp"})
+    with pytest.raises(DataError, match=r"column 'dep_time' of .* holds numbers \(int\d+\); the declared type"):
+        ingest(spec, root=root, pipeline="f", partition="p", filesystem=LOCAL)
+    assert nothing_written(root)
+
+
 def test_hidden_and_temporary_files_never_match(tmp_path: Path, flights: pa.Table, root: StorageRoot) -> None:
     write_month(flights, 1, tmp_path / "flights_2013-01.parquet")
     write_month(flights, 2, tmp_path / ".tmp-flights_2013-02.parquet")
@@ -296,6 +320,14 @@ def test_templated_strings_are_coerced() -> None:
     mapping = {"source": "local", "path": "/land", "pattern": "*.csv", "chunk_rows": "5000"}
     spec = IngestSpec.from_mapping({**mapping, "keep_extra_columns": "False", "schema": {"a": "int"}, "order_by": None})
     assert (spec.chunk_rows, spec.keep_extra_columns, spec.format, spec.schema) == (5000, False, "csv", (("a", "int"),))
+
+
+def test_bounds_that_rendered_to_nothing_are_no_bounds() -> None:
+    spec = IngestSpec.from_mapping(
+        {"source": "sql", "table": "t", "watermark_column": "w", "since": "None", "until": ""}
+    )
+    assert (spec.since, spec.until) == (None, None)
+    assert WatchSpec.from_mapping({"source": "local", "path": "/x", "since": "None"}).since is None
 
 
 def test_partition_keys() -> None:
