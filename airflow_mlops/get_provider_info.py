@@ -12,13 +12,14 @@ from airflow_mlops import __version__
 
 INTEGRATION = "MLOps"
 
-HOOK_MODULES = ["airflow_mlops.hooks.mlflow", "airflow_mlops.hooks.storage"]
-OPERATOR_MODULES: list[str] = []
-SENSOR_MODULES: list[str] = []
-TRIGGER_MODULES: list[str] = []
+HOOK_MODULES = ["airflow_mlops.hooks.mlflow", "airflow_mlops.hooks.storage", "airflow_mlops.hooks.ingestion"]
+OPERATOR_MODULES: list[str] = ["airflow_mlops.operators.ingestion"]
+SENSOR_MODULES: list[str] = ["airflow_mlops.sensors.ingestion"]
+TRIGGER_MODULES: list[str] = ["airflow_mlops.triggers.ingestion"]
 EXTRA_LINKS: list[str] = []
 CONNECTION_TYPES = [
     {"hook-class-name": "airflow_mlops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
+    {"hook-class-name": "airflow_mlops.hooks.ingestion.SqlSourceHook", "connection-type": "mlops_sql"},
 ]
 
 
