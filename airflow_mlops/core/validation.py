@@ -407,6 +407,22 @@ def _compact(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def _gx() -> Any:
+    """Import great_expectations with its import-time INFO chatter kept out of task logs.
+
+    GX logs a line per decorated function while it imports; unless someone configured the
+    ``great_expectations`` logger, raise it to WARNING first.
+    """
+    import logging
+
+    logger = logging.getLogger("great_expectations")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+    import great_expectations
+
+    return great_expectations
+
+
 # -- suites: load, save, log ----------------------------------------------------------------------------------
 def _read_uri(uri: str, root: StorageRoot | None) -> bytes:
     """Bytes at ``uri``: through the storage root when it lies inside it, else from the local disk."""
@@ -432,7 +448,7 @@ def suite_from_dict(data: Mapping[str, Any], source: str = "(mapping)") -> Expec
     first bad one is named. Suites in the GX 0.x layout (``expectation_suite_name``, ``expectation_type``)
     are read too.
     """
-    import great_expectations as gx
+    gx = _gx()
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     if not isinstance(data, Mapping):
@@ -462,18 +478,13 @@ def suite_from_dict(data: Mapping[str, Any], source: str = "(mapping)") -> Expec
             ) from exc
         configs.append(config)
     meta = data.get("meta")
-    suite = gx.ExpectationSuite(
+    suite: ExpectationSuite = gx.ExpectationSuite(
         name=name,
         expectations=configs,
         meta=dict(meta) if isinstance(meta, Mapping) else None,
         notes=data.get("notes"),
         suite_parameters=data.get("suite_parameters") or data.get("evaluation_parameters") or None,
     )
-    if len(suite.expectations) != len(configs):  # GX dropped duplicates or invalid entries
-        raise SpecError(
-            f"The suite {source} lists {len(configs)} expectations but GX kept {len(suite.expectations)}: "
-            "remove duplicate entries."
-        )
     return suite
 
 
@@ -678,7 +689,7 @@ def infer_suite(
     Schema expectations carry GX severity ``critical``, value expectations ``warning``; both carry a
     ``meta.mlops_why`` sentence that the HTML report shows next to a failure.
     """
-    import great_expectations as gx
+    gx = _gx()
 
     spec = spec or InferenceSpec()
     what = f"The reference {source or 'frame'}"
@@ -773,7 +784,8 @@ def infer_suite(
             "spec": spec.to_dict(),
         }
     }
-    return gx.ExpectationSuite(name=name, expectations=schema + values, meta=jsonable(meta))
+    suite: ExpectationSuite = gx.ExpectationSuite(name=name, expectations=schema + values, meta=jsonable(meta))
+    return suite
 
 
 def infer_suite_from_snapshot(
@@ -905,7 +917,7 @@ def _classify(
 
 def _gx_batch(frame: pd.DataFrame) -> Any:
     """A GX batch over ``frame`` in a fresh ephemeral context (no project folder, no progress bars)."""
-    import great_expectations as gx
+    gx = _gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
@@ -929,7 +941,7 @@ def classify(
     suite_uri: str | None = None,
 ) -> ValidationResult:
     """Turn GX's result into a classified :class:`ValidationResult`."""
-    import great_expectations as gx
+    gx = _gx()
 
     present = set(frame.columns)
     empty = len(frame) == 0
@@ -1150,6 +1162,7 @@ def prepare_suite(
 
     Exactly one of the two must be given. Returns the suite and the URI it was read from or saved to.
     """
+    root.layout(pipeline, contracts.KIND_VALIDATION, partition)  # refuse bad names before any work
     if bool(suite_uri) == bool(reference_uri):
         raise SpecError(
             "Give exactly one of 'suite_uri' (a GX suite file) and 'reference_uri' (a snapshot to infer a suite "
