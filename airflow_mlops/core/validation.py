@@ -10,7 +10,8 @@ versioned and can be reviewed and edited like any hand-written suite.
 :func:`validate_frame` runs a suite with GX on a frame and sorts every failed expectation into one of
 four kinds:
 
-- ``schema``: a missing or unexpected column, a type change, or a column that holds no values at all;
+- ``schema``: a missing or unexpected column, a type change, or a column that holds no values at all
+  (a not-null check that finds only nulls: the column is there in name only);
 - ``empty``: the snapshot has no rows;
 - ``error``: GX could not evaluate the expectation (we cannot vouch for data we could not check);
 - ``value``: everything else: ranges, quantiles, domains, null rates, row counts.
@@ -408,18 +409,23 @@ def _compact(value: Any, depth: int = 0) -> Any:
 
 
 def _gx() -> Any:
-    """Import great_expectations with its import-time INFO chatter kept out of task logs.
+    """Import great_expectations with its INFO chatter kept out of task logs.
 
-    GX logs a line per decorated function while it imports; unless someone configured the
-    ``great_expectations`` logger, raise it to WARNING first.
+    GX logs a line per decorated function while it imports, and pins one module logger to INFO (a
+    line per context created). Unless someone configured the ``great_expectations`` logger, raise it to
+    WARNING and let that module logger inherit it.
     """
     import logging
 
     logger = logging.getLogger("great_expectations")
-    if logger.level == logging.NOTSET:
+    quiet = logger.level == logging.NOTSET
+    if quiet:
         logger.setLevel(logging.WARNING)
     import great_expectations
 
+    pinned = logging.getLogger("great_expectations.data_context.types.base")
+    if (quiet or logger.level >= logging.WARNING) and pinned.level == logging.INFO:
+        pinned.setLevel(logging.NOTSET)
     return great_expectations
 
 
@@ -731,15 +737,6 @@ def infer_suite(
         if typed is not None:
             schema.append(typed)
         null_rate = float(series.isna().mean())
-        if null_rate < 1:
-            schema.append(
-                gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
-                    column=column,
-                    min_value=0,
-                    strict_min=True,
-                    meta={META_SKEW: "schema", META_WHY: f"column {column!r} holds values (not only nulls)"},
-                )
-            )
         if null_rate == 0:
             values.append(
                 gxe.ExpectColumnValuesToNotBeNull(column=column, meta={META_WHY: "no nulls in the reference"})
@@ -867,10 +864,10 @@ def _reason(etype: str, column: str | None, kwargs: Mapping[str, Any], result: M
             return f"{col}: {count} values ({pct}) are not of type {wanted}, e.g. {sample}"
         return f"{col} has type {result.get('observed_value')!r}, expected {wanted}"
     if etype == "expect_column_proportion_of_non_null_values_to_be_between":
-        if kwargs.get("min_value") == 0 and kwargs.get("strict_min"):
-            return f"{col} holds no values: every row is null"
         bounds = f"[{kwargs.get('min_value')}, {kwargs.get('max_value')}]"
         return f"{col}: non-null share {result.get('observed_value')} outside {bounds}"
+    if _all_null(etype, result):
+        return f"{col} holds no values: all {result.get('element_count')} rows are null"
     if etype == "expect_column_values_to_not_be_null":
         allowed = 100.0 * (1.0 - float(kwargs.get("mostly") or 1.0))
         return f"{col}: {count} nulls ({pct}), at most {allowed:.2f}% allowed"
@@ -900,9 +897,18 @@ def _reason(etype: str, column: str | None, kwargs: Mapping[str, Any], result: M
     return f"{etype} failed on {col}" + (f": observed {observed}" if observed is not None else "")
 
 
+def _all_null(etype: str, result: Mapping[str, Any]) -> bool:
+    """A not-null check that found nothing but nulls: the column is there in name only."""
+    return (
+        etype == "expect_column_values_to_not_be_null"
+        and bool(result.get("element_count"))
+        and result.get("unexpected_count") == result.get("element_count")
+    )
+
+
 def _classify(
-    etype: str, meta: Mapping[str, Any], missing: list[str], exception: str | None, column: str | None,
-    retyped: set[str],
+    etype: str, meta: Mapping[str, Any], result: Mapping[str, Any], missing: list[str], exception: str | None,
+    column: str | None, retyped: set[str],
 ) -> Kind:  # fmt: skip
     if missing:
         return "schema"  # a column the suite names is gone
@@ -912,7 +918,9 @@ def _classify(
     override = meta.get(META_SKEW)
     if override in ("schema", "value"):
         return cast(Kind, override)
-    return "schema" if etype in SCHEMA_EXPECTATIONS else "value"
+    if etype in SCHEMA_EXPECTATIONS or _all_null(etype, result):
+        return "schema"
+    return "value"
 
 
 def _gx_batch(frame: pd.DataFrame) -> Any:
@@ -968,8 +976,8 @@ def classify(
     hidden = 0
     for etype, kwargs, meta, result, exception, missing in raw:
         column = next(iter(_columns_of(etype, kwargs)), None)
-        kind = _classify(etype, meta, missing, exception, column, retyped)
-        if empty and not (kind == "schema" and etype in SCHEMA_EXPECTATIONS):
+        kind = _classify(etype, meta, result, missing, exception, column, retyped)
+        if empty and etype not in SCHEMA_EXPECTATIONS and not missing:
             hidden += 1  # on zero rows every value check is vacuous or undefined: emptiness says it all
             continue
         counts[kind] += 1
