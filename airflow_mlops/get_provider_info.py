@@ -17,6 +17,11 @@ OPERATOR_MODULES: list[str] = ["airflow_mlops.operators.ingestion"]
 SENSOR_MODULES: list[str] = ["airflow_mlops.sensors.ingestion"]
 TRIGGER_MODULES: list[str] = ["airflow_mlops.triggers.ingestion"]
 EXTRA_LINKS: list[str] = []
+HOOK_MODULES = ["airflow_mlops.hooks.mlflow", "airflow_mlops.hooks.storage"]
+OPERATOR_MODULES: list[str] = ["airflow_mlops.operators.validation"]
+SENSOR_MODULES: list[str] = []
+TRIGGER_MODULES: list[str] = []
+EXTRA_LINKS: list[str] = ["airflow_mlops.links.validation.ValidationReportLink"]
 CONNECTION_TYPES = [
     {"hook-class-name": "airflow_mlops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
     {"hook-class-name": "airflow_mlops.hooks.ingestion.SqlSourceHook", "connection-type": "mlops_sql"},

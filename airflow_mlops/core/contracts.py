@@ -68,3 +68,9 @@ TAG_TEST_SPLIT_URI = "mlops.test_split_uri"
 ONNX_OUTPUT_LABEL = "label"
 ONNX_OUTPUT_PROBABILITIES = "probabilities"
 ONNX_OUTPUT_REGRESSION = "variable"
+
+# -- data validation (written by the validation stem) -------------------------------------------
+TAG_VALIDATION_SEVERITY = "mlops.validation_severity"  # "ok" | "warn" | "error"
+TAG_VALIDATION_REPORT_URI = "mlops.validation_report_uri"
+ARTIFACT_VALIDATION_SUMMARY = "validation/summary.json"
+ARTIFACT_VALIDATION_REPORT = "validation/report.html"
