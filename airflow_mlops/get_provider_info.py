@@ -22,6 +22,10 @@ OPERATOR_MODULES: list[str] = ["airflow_mlops.operators.validation"]
 SENSOR_MODULES: list[str] = []
 TRIGGER_MODULES: list[str] = []
 EXTRA_LINKS: list[str] = ["airflow_mlops.links.validation.ValidationReportLink"]
+OPERATOR_MODULES: list[str] = ["airflow_mlops.operators.drift"]
+SENSOR_MODULES: list[str] = []
+TRIGGER_MODULES: list[str] = []
+EXTRA_LINKS: list[str] = ["airflow_mlops.links.drift.DriftReportLink"]
 CONNECTION_TYPES = [
     {"hook-class-name": "airflow_mlops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
     {"hook-class-name": "airflow_mlops.hooks.ingestion.SqlSourceHook", "connection-type": "mlops_sql"},

@@ -1,0 +1,285 @@
+"""Drift monitoring operators: check a batch against the champion's reference, join delayed labels.
+
+``CheckDriftOperator`` emits the drift asset event ``mlops://<pipeline>/drift`` only when the drift
+policy says retrain. An ``Asset`` outlet would get an event after every successful run, so the
+operator's outlet is an ``AssetAlias`` and the event is attached through it when, and only when, the
+policy asks for it (Airflow 3 registers alias events on the asset, creating it if needed). A DAG
+scheduled on ``drift_asset(pipeline)`` runs once per retrain decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset, AssetAlias, BaseOperator
+
+from airflow_mlops.links.drift import DriftReportLink, report_url
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def drift_asset(pipeline: str) -> Asset:
+    """The asset a retrain decision updates: ``mlops://<pipeline>/drift`` (its name is its URI)."""
+    from airflow_mlops.core.contracts import asset_uri
+
+    uri = asset_uri(pipeline, "drift")
+    return Asset(name=uri, uri=uri)
+
+
+def drift_alias(pipeline: str) -> AssetAlias:
+    """The outlet of drift checks: events reach :func:`drift_asset` through it, only on retrain."""
+    return AssetAlias(name=f"mlops-drift-{pipeline}")
+
+
+def batch_time(context: Context) -> datetime:
+    """The time a run's batch stands for: data interval end, logical date, or when the run was due."""
+    for key in ("data_interval_end", "logical_date"):
+        if context.get(key) is not None:
+            return context[key]  # type: ignore[literal-required]
+    dag_run = context.get("dag_run")
+    return getattr(dag_run, "run_after", None) or datetime.now(UTC)
+
+
+def default_partition(context: Context) -> str:
+    moment = context.get("logical_date") or batch_time(context)
+    return moment.isoformat()
+
+
+class CheckDriftOperator(BaseOperator):
+    """Compare a batch with the champion's training reference; decide whether to retrain.
+
+    Writes Evidently's HTML report and a JSON summary under ``{root}/{pipeline}/drift/{partition}/``,
+    logs drift share and per-column scores to MLflow as a time series (one step per batch) on a
+    monitoring run of the champion, and updates the drift policy's state. When the policy says
+    retrain, emits the ``mlops://<pipeline>/drift`` asset event with the reasons and figures in its
+    extra. The receipt (XCom) carries the verdict, the decision and the figures.
+
+    :param pipeline: pipeline name; the storage layout and the asset use it (not templated: the
+        outlet is fixed when the DAG is parsed).
+    :param current_uri: Parquet batch to check: a serving log, scored output, or a labelled batch
+        (with the target, which adds target drift and quality). (templated)
+    :param model_name: registered model whose ``champion`` alias gives the reference and its training
+        spec. (templated)
+    :param reference_uri: a reference Parquet file instead of the champion's. (templated)
+    :param spec: :class:`~airflow_mlops.core.drift.DriftSpec` parameters; columns default to the
+        champion's training spec. (templated)
+    :param policy: :class:`~airflow_mlops.core.drift_policy.DriftPolicy` parameters. (templated)
+    :param partition: storage partition of the outputs; the run's logical date by default. (templated)
+    :param as_of: ISO time of the batch for the policy's clock and the MLflow step; the data interval
+        end by default. (templated)
+    :param storage_root: storage root URI; ``[mlops] storage_root`` when omitted.
+    :param aws_conn_id: AWS connection for an S3 storage root.
+    :param mlflow_conn_id: MLflow connection; ``[mlops] mlflow_conn_id`` when omitted.
+    :param log_to_mlflow: log the time series to MLflow.
+    :param fail_on_schema_skew: after pushing the receipt, fail (no retry) when the columns differ.
+    :param report_base_url: address that serves the storage root, for the report link. (templated)
+    """
+
+    template_fields: Sequence[str] = (
+        "current_uri", "model_name", "reference_uri", "spec", "policy", "partition", "as_of", "report_base_url",
+    )  # fmt: skip
+    template_fields_renderers = {"spec": "json", "policy": "json"}
+    operator_extra_links = (DriftReportLink(),)
+    ui_color = "#ede7f6"
+
+    def __init__(
+        self,
+        *,
+        pipeline: str,
+        current_uri: str,
+        model_name: str | None = None,
+        reference_uri: str | None = None,
+        spec: dict[str, Any] | None = None,
+        policy: dict[str, Any] | None = None,
+        partition: str | None = None,
+        as_of: str | None = None,
+        storage_root: str | None = None,
+        aws_conn_id: str | None = None,
+        mlflow_conn_id: str | None = None,
+        log_to_mlflow: bool = True,
+        fail_on_schema_skew: bool = False,
+        report_base_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("outlets", [drift_alias(pipeline)])
+        # The policy state is read-modify-write: checks of one pipeline run one at a time by default.
+        kwargs.setdefault("max_active_tis_per_dag", 1)
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+        self.current_uri = current_uri
+        self.model_name = model_name
+        self.reference_uri = reference_uri
+        self.spec = spec
+        self.policy = policy
+        self.partition = partition
+        self.as_of = as_of
+        self.storage_root = storage_root
+        self.aws_conn_id = aws_conn_id
+        self.mlflow_conn_id = mlflow_conn_id
+        self.log_to_mlflow = log_to_mlflow
+        self.fail_on_schema_skew = fail_on_schema_skew
+        self.report_base_url = report_base_url
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import drift, drift_policy
+        from airflow_mlops.core.errors import SpecError
+        from airflow_mlops.hooks.storage import StorageHook
+
+        if not self.model_name and not self.reference_uri:
+            raise SpecError("CheckDriftOperator needs 'model_name' (its champion's reference) or 'reference_uri'.")
+        policy = drift_policy.DriftPolicy.from_mapping(self.policy)
+        root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
+        partition = self.partition or default_partition(context)
+        as_of = self.as_of or batch_time(context).isoformat()
+        with tempfile.TemporaryDirectory(prefix="mlops-drift-") as folder:
+            ref = self._reference(folder)
+            spec = drift.DriftSpec.from_mapping(self.spec, ref["training_spec"])
+            meta = {"pipeline": self.pipeline, "current_uri": self.current_uri, "reference": ref["receipt"]}
+            outcome = drift.check_batch(root, ref["location"], self.current_uri, spec,
+                                        pipeline=self.pipeline, partition=partition, metadata=meta)  # fmt: skip
+        result = outcome.result
+        batch_id = partition + (":labelled" if result.target is not None else "")
+        observation = drift_policy.observe(result, batch_id, as_of, ref["receipt"]["id"])
+        state_uri = drift_policy.state_uri(root, self.pipeline, self.model_name or ref["receipt"]["id"])
+        decision = drift_policy.decide_and_save(root, state_uri, policy, observation)
+        receipt = drift_policy.receipt(result, decision, outcome.outputs, ref["receipt"], batch_id)
+        receipt.update(current_uri=self.current_uri, partition=partition, state_uri=state_uri)
+        if self.log_to_mlflow:
+            receipt["mlflow_run_id"] = self._log_to_mlflow(ref, result, decision, observation.as_of)
+        report = outcome.outputs.report_uri
+        DriftReportLink.persist(context, report_url(report, root.uri, self.report_base_url) if report else "")
+        if decision.retrain:
+            receipt["asset_event"] = self._emit(context, receipt)
+        self.log.info(
+            "Drift check of %s: verdict %s, drift share %s, drifted %s; policy: %s %s",
+            self.current_uri, result.verdict, result.drift_share, list(result.drifted_columns),
+            decision.status, list(decision.reasons),
+        )  # fmt: skip
+        if self.fail_on_schema_skew and result.schema_skew.any:
+            from airflow_mlops.exceptions import DataValidationFailed
+
+            context["ti"].xcom_push(key="return_value", value=receipt)
+            raise DataValidationFailed(f"Schema skew in {self.current_uri}: {result.schema_skew.to_dict()}")
+        return receipt
+
+    def _reference(self, folder: str) -> dict[str, Any]:
+        """Where the reference is, its training spec, and how the receipt names it."""
+        if self.reference_uri:
+            digest = hashlib.sha256(self.reference_uri.encode()).hexdigest()[:12]
+            receipt = {"id": f"reference-{digest}", "uri": self.reference_uri, "model_name": self.model_name}
+            return {"location": self.reference_uri, "training_spec": None, "receipt": receipt, "experiment": None}
+        from airflow_mlops.core.drift import fetch_champion_reference
+        from airflow_mlops.hooks.mlflow import MlflowHook
+
+        champion = fetch_champion_reference(MlflowHook(self.mlflow_conn_id).get_conn(), str(self.model_name), folder)
+        receipt = {
+            "id": champion.reference_id, "model_name": champion.model_name, "version": champion.version,
+            "run_id": champion.run_id,
+        }  # fmt: skip
+        return {
+            "location": champion.reference_path, "training_spec": champion.training_spec, "receipt": receipt,
+            "experiment": champion.experiment_id,
+        }  # fmt: skip
+
+    def _log_to_mlflow(self, ref: dict[str, Any], result: Any, decision: Any, as_of: str) -> str:
+        from airflow_mlops.core import contracts, drift
+        from airflow_mlops.hooks.mlflow import MlflowHook
+
+        hook = MlflowHook(self.mlflow_conn_id)
+        experiment = ref["experiment"] or hook.ensure_experiment(f"{self.pipeline}-monitoring")
+        tags = {contracts.TAG_PIPELINE: self.pipeline}
+        if ref["receipt"].get("run_id"):
+            tags[contracts.TAG_SOURCE_RUN_ID] = ref["receipt"]["run_id"]
+        client = hook.get_conn()
+        run_id = drift.monitoring_run(client, experiment, ref["receipt"]["id"], tags)
+        moment = datetime.fromisoformat(as_of)
+        extra = {"policy.alarm": float(decision.alarm), "policy.retrain": float(decision.retrain)}
+        drift.log_drift_metrics(client, run_id, result, int(moment.timestamp()), int(moment.timestamp() * 1000), extra)
+        return run_id
+
+    def _emit(self, context: Context, receipt: dict[str, Any]) -> dict[str, Any]:
+        asset = drift_asset(self.pipeline)
+        keys = ("reasons", "verdict", "drift_share", "drifted_columns", "quality", "batch_id", "as_of",
+                "report_uri", "summary_uri", "reference", "partition")  # fmt: skip
+        extra = {"reason": "; ".join(receipt["reasons"]), "pipeline": self.pipeline, **{k: receipt[k] for k in keys}}
+        context["outlet_events"][drift_alias(self.pipeline)].add(asset, extra=extra)
+        return {"uri": asset.uri, "extra": extra}
+
+
+class JoinLabelsOperator(BaseOperator):
+    """Join ground truth that became known later to past predictions; write the labelled batch.
+
+    The labelled batch (predictions with a known label, the label column added) goes to
+    ``{root}/{pipeline}/labels/{partition}/labelled.parquet``; a rerun after more labels arrived
+    replaces it. Feed it to :class:`CheckDriftOperator` to monitor quality, not only inputs.
+
+    :param pipeline: pipeline name (storage layout).
+    :param predictions_uri: Parquet predictions of a past partition (scored output or serving log). (templated)
+    :param labels_uri: Parquet ground truth keyed by the same ids. (templated)
+    :param id_columns: columns identifying a prediction in both tables. (templated)
+    :param target: label column name in the labelled batch (the model's target). (templated)
+    :param source: ground-truth column the label comes from; ``target`` by default. (templated)
+    :param op: optional comparison making a 0/1 label, e.g. ``>=``. (templated)
+    :param value: right-hand side of ``op``, e.g. ``15``. (templated)
+    :param partition: partition of the labelled batch; the run's logical date by default. (templated)
+    :param storage_root: storage root URI; ``[mlops] storage_root`` when omitted.
+    :param aws_conn_id: AWS connection for an S3 storage root.
+    """
+
+    template_fields: Sequence[str] = (
+        "predictions_uri", "labels_uri", "id_columns", "target", "source", "op", "value", "partition",
+    )  # fmt: skip
+    ui_color = "#ede7f6"
+
+    def __init__(
+        self,
+        *,
+        pipeline: str,
+        predictions_uri: str,
+        labels_uri: str,
+        id_columns: list[str] | str,
+        target: str,
+        source: str | None = None,
+        op: str | None = None,
+        value: float | str | None = None,
+        partition: str | None = None,
+        storage_root: str | None = None,
+        aws_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+        self.predictions_uri = predictions_uri
+        self.labels_uri = labels_uri
+        self.id_columns = id_columns
+        self.target = target
+        self.source = source
+        self.op = op
+        self.value = value
+        self.partition = partition
+        self.storage_root = storage_root
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import contracts
+        from airflow_mlops.core.drift_labels import LabelSpec, join_label_files
+        from airflow_mlops.hooks.storage import StorageHook
+
+        spec = LabelSpec.from_mapping(
+            {"id_columns": self.id_columns, "target": self.target, "source": self.source, "op": self.op,
+             "value": self.value}
+        )  # fmt: skip
+        root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
+        partition = self.partition or default_partition(context)
+        output = root.layout(self.pipeline, contracts.KIND_LABELS, partition, "labelled.parquet")
+        result = join_label_files(root, self.predictions_uri, self.labels_uri, spec, output)
+        self.log.info(
+            "Joined labels (%s) to %s: %d labelled, %d pending, %d ground-truth rows without a prediction -> %s",
+            spec.rule, self.predictions_uri, result.rows_labelled, result.rows_pending, result.labels_unmatched, output,
+        )  # fmt: skip
+        return {**result.to_dict(), "partition": partition}
