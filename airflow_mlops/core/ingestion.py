@@ -30,6 +30,7 @@ import math
 import queue
 import re
 import threading
+import types
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -303,8 +304,6 @@ class IngestSpec:
         put(self, "schema", _schema_pairs(self.schema))
         for name, type_name in self.schema:
             declared_type(type_name, name)
-        if self.watermark_column is not None and self.watermark_column in ("", None):
-            put(self, "watermark_column", None)
         if not self.keep_extra_columns and not self.schema:
             raise SpecError(
                 f"{owner}: keep_extra_columns=False needs a declared 'schema'; otherwise no column would be kept."
@@ -341,7 +340,8 @@ class IngestSpec:
         bad = sorted(k for k in self.params if not _IDENTIFIER.fullmatch(str(k)))
         if bad:
             raise SpecError(f"SQL parameter names must be identifiers. Got {bad} in 'params'.")
-        object.__setattr__(self, "params", {str(k): _bindable(v, str(k)) for k, v in self.params.items()})
+        bound = {str(k): _bindable(v, str(k)) for k, v in self.params.items()}
+        object.__setattr__(self, "params", types.MappingProxyType(bound))  # frozen all the way down
         bounded = self.since is not None or self.until is not None or self.incremental
         if bounded and self.watermark_column is None:
             raise SpecError(f"{owner}: 'since', 'until' and 'incremental' filter on 'watermark_column'; set it.")
@@ -362,6 +362,7 @@ class IngestSpec:
         for name in ("query", "table"):
             if getattr(self, name) is not None:
                 raise SpecError(f"The {name!r} parameter of {owner} applies to source 'sql', not {self.source!r}.")
+        object.__setattr__(self, "params", types.MappingProxyType(dict(self.params)))
         if self.params or self.order_by:
             raise SpecError(f"{owner}: 'params' and 'order_by' apply to source 'sql', not {self.source!r}.")
         if self.since is not None or self.until is not None or self.incremental:
@@ -852,6 +853,9 @@ def _write_snapshot(
 
     written = _Written()
     with contextlib.ExitStack() as stack:
+        close = getattr(chunks, "close", None)
+        if close is not None:  # on error too: stops the fetch thread and closes the source connection now
+            stack.callback(close)
         writer = None
         sink = None
         for table in _rechunk(chunks, chunk_rows):
@@ -1225,16 +1229,16 @@ def _file_tables(
             for batch in batches:
                 yield conformer.conform(batch, where)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            raise _file_error(exc, where) from exc
+            raise _file_error(exc, where, spec.format) from exc
         except OSError as exc:
             raise _storage_error(exc, item.uri) from exc
 
 
-def _file_error(exc: Exception, where: str) -> DataError:
+def _file_error(exc: Exception, where: str, fmt: str | None) -> DataError:
     text = str(exc)
     if "UTF8" in text or "UTF-8" in text:
         return DataError(f"{where} holds bytes that are not valid UTF-8; expected UTF-8 text: {text}")
-    if "magic bytes" in text or "Parquet" in text or "corrupt" in text.lower():
+    if fmt == "parquet" and ("magic bytes" in text or "Parquet" in text or "corrupt" in text.lower()):
         return DataError(f"{where} is not a readable Parquet file (corrupt or not Parquet): {text}")
     if "CSV parse error" in text:
         return DataError(f"{where} has a malformed row (expected the same number of fields on every row): {text}")
