@@ -627,6 +627,15 @@ def _python_values(values: Iterable[Any]) -> list[Any]:
     return sorted(out, key=lambda v: (type(v).__name__, v))
 
 
+def _out(value: float, up: bool) -> float:
+    """``value`` rounded away from the checked range to 6 significant digits: readable bounds, never tighter."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    step = 10.0 ** (math.floor(math.log10(abs(value))) - 5)
+    rounded = (math.ceil if up else math.floor)(value / step) * step
+    return float(f"{rounded:.10g}")
+
+
 def _pad(low: float, high: float, margin: float) -> float:
     span = high - low
     return margin * (span if span > 0 else max(abs(low), 1.0))
@@ -650,8 +659,8 @@ def _numeric_expectations(gx: Any, column: str, series: pd.Series, spec: Inferen
     out = [
         gxe.ExpectColumnValuesToBeBetween(
             column=column,
-            min_value=low - pad,
-            max_value=high + pad,
+            min_value=_out(low - pad, up=False),
+            max_value=_out(high + pad, up=True),
             meta={META_WHY: f"reference range [{low:g}, {high:g}] widened by {spec.range_margin:g} of its span"},
         )
     ]
@@ -663,8 +672,8 @@ def _numeric_expectations(gx: Any, column: str, series: pd.Series, spec: Inferen
         out.append(
             gxe.ExpectColumnMeanToBeBetween(
                 column=column,
-                min_value=low + lowest * (high - low),
-                max_value=low + highest * (high - low),
+                min_value=_out(low + lowest * (high - low), up=False),
+                max_value=_out(low + highest * (high - low), up=True),
                 meta={
                     META_WHY: f"share of {high:g} is {rate:.2%} in the reference, {lowest:.2%}..{highest:.2%} allowed"
                 },
@@ -680,7 +689,10 @@ def _numeric_expectations(gx: Any, column: str, series: pd.Series, spec: Inferen
         out.append(
             gxe.ExpectColumnQuantileValuesToBeBetween(
                 column=column,
-                quantile_ranges={"quantiles": qs, "value_ranges": [[v - tolerance, v + tolerance] for v in observed]},
+                quantile_ranges={
+                    "quantiles": qs,
+                    "value_ranges": [[_out(v - tolerance, up=False), _out(v + tolerance, up=True)] for v in observed],
+                },
                 meta={META_WHY: f"reference quantiles {shown}, each may move by {tolerance:.4g}"},
             )
         )
@@ -839,7 +851,13 @@ def _num(value: Any) -> str:
 
 
 def _pct(value: Any) -> str:
-    return f"{value:.2f}%" if isinstance(value, int | float) else "?"
+    if not isinstance(value, int | float):
+        return "?"
+    return f"{value:.2g}%" if 0 < value < 0.01 else f"{value:.2f}%"
+
+
+def _values(count: Any) -> str:
+    return "1 value" if count == 1 else f"{count} values"
 
 
 def _reason(etype: str, column: str | None, kwargs: Mapping[str, Any], result: Mapping[str, Any]) -> str:
@@ -861,7 +879,7 @@ def _reason(etype: str, column: str | None, kwargs: Mapping[str, Any], result: M
     if etype in {"expect_column_values_to_be_in_type_list", "expect_column_values_to_be_of_type"}:
         wanted = kwargs.get("type_list") or kwargs.get("type_")
         if count:
-            return f"{col}: {count} values ({pct}) are not of type {wanted}, e.g. {sample}"
+            return f"{col}: {_values(count)} ({pct}) not of type {wanted}, e.g. {sample}"
         return f"{col} has type {result.get('observed_value')!r}, expected {wanted}"
     if etype == "expect_column_proportion_of_non_null_values_to_be_between":
         bounds = f"[{kwargs.get('min_value')}, {kwargs.get('max_value')}]"
@@ -872,10 +890,10 @@ def _reason(etype: str, column: str | None, kwargs: Mapping[str, Any], result: M
         allowed = 100.0 * (1.0 - float(kwargs.get("mostly") or 1.0))
         return f"{col}: {count} nulls ({pct}), at most {allowed:.2f}% allowed"
     if etype == "expect_column_values_to_be_in_set":
-        return f"{col}: {count} values ({pct}) outside the known domain, e.g. {sample}"
+        return f"{col}: {_values(count)} ({pct}) outside the known domain, e.g. {sample}"
     if etype == "expect_column_values_to_be_between":
         bounds = f"[{_num(kwargs.get('min_value'))}, {_num(kwargs.get('max_value'))}]"
-        return f"{col}: {count} values ({pct}) outside {bounds}, e.g. {sample}"
+        return f"{col}: {_values(count)} ({pct}) outside {bounds}, e.g. {sample}"
     if etype == "expect_column_quantile_values_to_be_between":
         ranges = kwargs.get("quantile_ranges") or {}
         obs = (result.get("observed_value") or {}).get("values") or []
@@ -1066,7 +1084,7 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-we
 
 
 def _cell(value: Any) -> str:
-    text = json.dumps(jsonable(value), ensure_ascii=False, indent=1) if not isinstance(value, str) else value
+    text = value if isinstance(value, str) else json.dumps(jsonable(value), ensure_ascii=False)
     return f"<pre>{html.escape(text)}</pre>"
 
 

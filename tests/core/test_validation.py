@@ -319,7 +319,7 @@ BAD_INPUT: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame], str, str, str
     ("all-null-column", lambda f: f.assign(carrier=None), "error", "schema", "carrier", "holds no values"),
     ("nan-in-numeric", _with_nans, "warn", "value", TEMPERATURE, "nulls (30.00%), at most 0.00% allowed"),
     ("inf-in-numeric", _with_infinities, "warn", "value", TEMPERATURE, "3 values (0.75%) outside"),
-    ("mixed-type-object-column", _mixed_types, "error", "schema", "carrier", "5 values (1.25%) are not of type"),
+    ("mixed-type-object-column", _mixed_types, "error", "schema", "carrier", "5 values (1.25%) not of type"),
     ("new-categorical-value", _set("carrier", slice(0, 7), "ZZ"), "warn", "value", "carrier", "outside the known"),
     ("new-value-in-spaced-name", _set(SPACED, slice(0, 2), "gone"), "warn", "value", SPACED, "e.g. ['gone', 'gone']"),
     ("unicode-column-renamed", lambda f: f.rename(columns={TEMPERATURE: "Temperature C"}), "error", "schema", None,
@@ -327,7 +327,7 @@ BAD_INPUT: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame], str, str, str
     ("column-dropped", lambda f: f.drop(columns=["delay"]), "error", "schema", "delay", "column 'delay' is missing"),
     ("column-added", lambda f: f.assign(**{"new col": 1}), "error", "schema", None, "unexpected columns ['new col']"),
     ("numeric-became-text", lambda f: f.assign(distance=f["distance"].astype(str)), "error", "schema", "distance",
-     "are not of type"),
+     "not of type"),
     ("too-few-rows", lambda f: f.iloc[:150], "warn", "value", None, "150 rows, expected [200, 600]"),
 ]  # fmt: skip
 

@@ -68,16 +68,17 @@ def test_renaming_or_dropping_a_column_stops(suite: Any, change: dict[str, Any],
     assert words in result.failure_message()
 
 
-def _short(expectation_type: str) -> str:
-    return expectation_type.removeprefix("expect_column_").removeprefix("expect_table_")
+def _fired(failure: v.FailedExpectation) -> str:
+    check = failure.expectation_type.removeprefix("expect_column_").removeprefix("expect_table_")
+    detail = failure.reason.split(" (expected")[0]
+    detail = detail.split(": ", 1)[1] if detail.startswith("column '") else detail
+    return f"`{failure.column}` {check.removesuffix('_to_be_between').removesuffix('_values')}: {detail}"
 
 
 def markdown_table(results: dict[int, v.ValidationResult]) -> str:
-    lines = ["| month | rows | severity | what fired (value skew) |", "|---|---|---|---|"]
+    lines = ["| month | rows | severity | what fired (all value skew) |", "|---|---|---|---|"]
     for month, result in results.items():
-        fired = "; ".join(
-            f"`{f.column}` {_short(f.expectation_type)}: {f.reason.split(' (expected')[0]}" for f in result.failures
-        )
+        fired = "<br>".join(_fired(f) for f in result.failures)
         lines.append(f"| 2013-{month:02d} | {result.rows:,} | {result.severity} | {fired or '-'} |")
     return "\n".join(lines)
 
