@@ -13,10 +13,10 @@ from airflow_mlops import __version__
 INTEGRATION = "MLOps"
 
 HOOK_MODULES = ["airflow_mlops.hooks.mlflow", "airflow_mlops.hooks.storage"]
-OPERATOR_MODULES: list[str] = []
-SENSOR_MODULES: list[str] = []
-TRIGGER_MODULES: list[str] = []
-EXTRA_LINKS: list[str] = []
+OPERATOR_MODULES: list[str] = ["airflow_mlops.operators.registry"]
+SENSOR_MODULES: list[str] = ["airflow_mlops.sensors.registry"]
+TRIGGER_MODULES: list[str] = ["airflow_mlops.triggers.registry"]
+EXTRA_LINKS: list[str] = ["airflow_mlops.links.registry.MlflowModelVersionLink"]
 CONNECTION_TYPES = [
     {"hook-class-name": "airflow_mlops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
 ]

@@ -68,3 +68,12 @@ TAG_TEST_SPLIT_URI = "mlops.test_split_uri"
 ONNX_OUTPUT_LABEL = "label"
 ONNX_OUTPUT_PROBABILITIES = "probabilities"
 ONNX_OUTPUT_REGRESSION = "variable"
+
+# -- gate and registry (appended by the gating/registry stems) ------------------------------------
+TAG_GATE_VERDICT = "mlops.gate_verdict"  # "passed" | "rejected" | "forced"
+TAG_GATE_CHAMPION_VERSION = "mlops.gate_champion_version"  # the champion the gate compared against
+# Set last on a model version, once it is READY and carries every other tag: a version without it is
+# an interrupted registration that promotion refuses and a retry of the registration completes.
+TAG_REGISTRATION_COMPLETE = "mlops.registration_complete"
+TAG_LAST_PROMOTION = "mlops.last_promotion"  # on the registered model: JSON of the last alias move
+GATE_ARTIFACT_DIR = "gate"  # decision.json, model_card.md, model_card.html on the candidate run
