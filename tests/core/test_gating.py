@@ -247,7 +247,7 @@ def test_policy_coerces_rendered_strings() -> None:
         ({"floors": {"auc": 0.6}}, r"'auc' is not a metric the gate knows"),
         ({"floors": {"roc_auc": "high"}}, r"'floors.roc_auc' parameter of GatePolicy must be a number. Got 'high'"),
         ({"tolerance": -0.1}, r"'tolerance' parameter of GatePolicy must be a number >= 0. Got -0.1"),
-        ({"bootstrap": {"confidence": 1.3}}, r"'bootstrap.confidence' .* must be a number >= 0.5 and <= 0.999. Got 1.3"),
+        ({"bootstrap": {"confidence": 1.3}}, r"'bootstrap.confidence' .* must be a number >= 0.5 and <= 0.999"),
         ({"bootstrap": {"samples": 10.5}}, r"'bootstrap.samples' .* must be an integer >= 100"),
         ({"slices": {"colums": ["origin"]}}, r"Unknown key\(s\) \['colums'\] in the 'slices' section"),
         ({"slices": {"columns": 3}}, r"'slices.columns' parameter of GatePolicy must be a list of names"),
@@ -282,7 +282,8 @@ def test_evidence_is_written_atomically_and_is_self_contained(
     folder = evidence_location(storage, "flights", "2013-05-01", "cand")
     decision, evidence = write_evidence(storage, decision, folder)
     assert decision.evidence_uri == evidence.decision_uri == f"{folder}/decision.json"
-    assert sorted(Path(p).name for p in storage.list_files(folder)) == ["decision.json", "model_card.html", "model_card.md"]
+    names = sorted(Path(p).name for p in storage.list_files(folder))
+    assert names == ["decision.json", "model_card.html", "model_card.md"]
     record = json.loads(storage.read_bytes(evidence.decision_uri))
     assert record == json.loads(json.dumps(decision.to_dict()))
     assert record["passed"] is True and record["reasons"][0].keys() >= {"name", "passed", "observed", "threshold"}

@@ -60,7 +60,8 @@ def test_multiclass_and_regression_metrics_match_sklearn() -> None:
     truth = rng.normal(10, 3, 400)
     pred = truth + rng.normal(0, 1, 400)
     w = rng.integers(0, 3, 400).astype(float)
-    assert gm.compute("rmse", truth, pred, w) == pytest.approx(np.sqrt(skm.mean_squared_error(truth, pred, sample_weight=w)))
+    expected_rmse = np.sqrt(skm.mean_squared_error(truth, pred, sample_weight=w))
+    assert gm.compute("rmse", truth, pred, w) == pytest.approx(expected_rmse)
     assert gm.compute("mae", truth, pred, w) == pytest.approx(skm.mean_absolute_error(truth, pred, sample_weight=w))
     assert gm.compute("r2", truth, pred, w) == pytest.approx(skm.r2_score(truth, pred, sample_weight=w))
 
