@@ -13,10 +13,10 @@ from airflow_mlops import __version__
 INTEGRATION = "MLOps"
 
 HOOK_MODULES = ["airflow_mlops.hooks.mlflow", "airflow_mlops.hooks.storage"]
-OPERATOR_MODULES: list[str] = []
+OPERATOR_MODULES: list[str] = ["airflow_mlops.operators.training"]
 SENSOR_MODULES: list[str] = []
 TRIGGER_MODULES: list[str] = []
-EXTRA_LINKS: list[str] = []
+EXTRA_LINKS: list[str] = ["airflow_mlops.links.training.MlflowTrainingRunLink"]
 CONNECTION_TYPES = [
     {"hook-class-name": "airflow_mlops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
 ]

@@ -68,3 +68,11 @@ TAG_TEST_SPLIT_URI = "mlops.test_split_uri"
 ONNX_OUTPUT_LABEL = "label"
 ONNX_OUTPUT_PROBABILITIES = "probabilities"
 ONNX_OUTPUT_REGRESSION = "variable"
+
+# -- prediction columns ------------------------------------------------------------------------
+# Names of prediction columns in frames that carry model outputs next to features: the training
+# reference sample (ARTIFACT_REFERENCE) and, for prediction drift to line up, scored outputs.
+# Classifiers: PREDICTION_COLUMN holds the label, and one f"{PROBABILITY_COLUMN_PREFIX}{class}"
+# column per class (in the order of the spec's "classes"); regressors: PREDICTION_COLUMN only.
+PREDICTION_COLUMN = "prediction"
+PROBABILITY_COLUMN_PREFIX = "probability_"
