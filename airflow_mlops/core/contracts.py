@@ -69,6 +69,14 @@ ONNX_OUTPUT_LABEL = "label"
 ONNX_OUTPUT_PROBABILITIES = "probabilities"
 ONNX_OUTPUT_REGRESSION = "variable"
 
+# -- prediction columns ------------------------------------------------------------------------
+# Names of prediction columns in frames that carry model outputs next to features: the training
+# reference sample (ARTIFACT_REFERENCE) and, for prediction drift to line up, scored outputs.
+# Classifiers: PREDICTION_COLUMN holds the label, and one f"{PROBABILITY_COLUMN_PREFIX}{class}"
+# column per class (in the order of the spec's "classes"); regressors: PREDICTION_COLUMN only.
+PREDICTION_COLUMN = "prediction"
+PROBABILITY_COLUMN_PREFIX = "probability_"
+
 # -- gate and registry (appended by the gating/registry stems) ------------------------------------
 TAG_GATE_VERDICT = "mlops.gate_verdict"  # "passed" | "rejected" | "forced"
 TAG_GATE_CHAMPION_VERSION = "mlops.gate_champion_version"  # the champion the gate compared against
