@@ -13,7 +13,11 @@ from airflow_mlops import __version__
 INTEGRATION = "MLOps"
 
 HOOK_MODULES = ["airflow_mlops.hooks.mlflow", "airflow_mlops.hooks.storage"]
-OPERATOR_MODULES: list[str] = ["airflow_mlops.operators.training", "airflow_mlops.operators.registry"]
+OPERATOR_MODULES: list[str] = [
+    "airflow_mlops.operators.training",
+    "airflow_mlops.operators.gating",
+    "airflow_mlops.operators.registry",
+]
 SENSOR_MODULES: list[str] = ["airflow_mlops.sensors.registry"]
 TRIGGER_MODULES: list[str] = ["airflow_mlops.triggers.registry"]
 EXTRA_LINKS: list[str] = [

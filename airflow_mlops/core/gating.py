@@ -108,6 +108,21 @@ def _boolean(raw: Any, key: str, section: str | None) -> bool:
     raise SpecError(f"The {_where(section, key)} parameter of GatePolicy must be true or false. Got {raw!r} instead.")
 
 
+def parse_flag(raw: Any, name: str) -> bool:
+    """A yes/no argument that may arrive rendered as a string (``"true"``, ``"False"``, ``"1"`` ...).
+
+    :raises SpecError: anything else, naming the argument.
+    """
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", "", "none"):
+        return False
+    raise SpecError(f"The {name!r} argument must be true or false. Got {raw!r} instead.")
+
+
 def _choice(raw: Any, key: str, section: str | None, options: Sequence[str]) -> str:
     text = str(raw).strip()
     if text not in options:
@@ -224,18 +239,22 @@ class BaselinePolicy:
     :param metrics: metrics compared; the primary metric, plus ``log_loss`` for classifiers (a constant
         predictor has an AUC of exactly 0.5, so only a proper scoring rule tells it apart).
     :param margin: how far the baseline may be ahead before the candidate fails.
-    :param folds: the baseline is cross-fitted on the evaluation rows with this many folds, so every
-        row is predicted by a baseline that did not see it.
+    :param fit_on: ``train_sample`` (default): the baseline learns from the candidate run's training
+        sample (the reference artifact), the same rows the candidate learned from; ``evaluation``: it is
+        cross-fitted on the evaluation rows, which lets it know the evaluation period (stricter). Runs
+        without a training sample fall back to ``evaluation``, and the decision says so.
+    :param folds: folds of the cross-fitting on the evaluation rows.
     """
 
     enabled: bool = True
     kind: Literal["auto", "prior", "mean", "linear"] = "auto"
     metrics: tuple[str, ...] = ()
     margin: float = 0.0
+    fit_on: Literal["train_sample", "evaluation"] = "train_sample"
     folds: int = 5
     seed: int = 0
 
-    KEYS = ("enabled", "kind", "metrics", "margin", "folds", "seed")
+    KEYS = ("enabled", "kind", "metrics", "margin", "fit_on", "folds", "seed")
 
     @classmethod
     def from_mapping(cls, raw: Any) -> BaselinePolicy:
@@ -248,6 +267,10 @@ class BaselinePolicy:
                 _metric_name(m, "metrics", "baseline") for m in _names(values.get("metrics"), "metrics", "baseline")
             ),
             margin=_number(values.get("margin", 0.0), "margin", "baseline", minimum=0),
+            fit_on=cast(
+                Literal["train_sample", "evaluation"],
+                _choice(values.get("fit_on", "train_sample"), "fit_on", "baseline", ("train_sample", "evaluation")),
+            ),
             folds=int(_number(values.get("folds", 5), "folds", "baseline", minimum=2, maximum=20, integer=True)),
             seed=int(_number(values.get("seed", 0), "seed", "baseline", minimum=0, integer=True)),
         )
@@ -257,13 +280,16 @@ class BaselinePolicy:
 class GatePolicy:
     """How the gate decides. Build it with :meth:`from_mapping`; every value is coerced and checked.
 
-    :param primary_metric: the metric of record (``roc_auc`` for binary, ``log_loss`` for multiclass,
-        ``rmse`` for regression when omitted); used by slices and the baseline by default.
+    :param primary_metric: the metric of record; when omitted, the training spec's ``primary_metric``
+        (else ``roc_auc`` for binary, ``log_loss`` for multiclass, ``rmse`` for regression). Slices,
+        non-regression and the baseline use it by default.
     :param floors: ``{metric: bound}`` absolute bounds (a ceiling for lower-is-better metrics).
     :param compare_metrics: metrics checked for non-regression against the champion (primary when omitted).
     :param tolerance: how much worse than the champion the candidate may be, in metric units; one
         number for all compared metrics or ``{metric: tolerance}``.
-    :param max_parity_diff: largest allowed absolute difference between ONNX and native outputs.
+    :param max_parity_diff: largest allowed difference between ONNX and native outputs, in the training
+        stem's measure: absolute probability difference (classifiers), difference relative to
+        ``max(|native|, 1)`` (regressors).
     :param max_latency_ms_per_1k: budget for scoring 1,000 rows through ONNX Runtime (one thread).
     :param max_model_bytes: budget for the ONNX file size.
     :param first_run: ``floors_only`` (no champion: absolute checks only) or ``reject``.
@@ -368,8 +394,12 @@ class GatePolicy:
     def tolerance_for(self, metric: str) -> float:
         return self.tolerances.get(metric, self.tolerance)
 
-    def primary_for(self, task: gm.Task) -> str:
-        return self.primary_metric or gm.DEFAULT_PRIMARY[task]
+    def primary_for(self, task: gm.Task, trained: Any = None) -> str:
+        """The policy's primary metric; else the one the model was trained for, when the gate knows it."""
+        if self.primary_metric:
+            return self.primary_metric
+        known = gm.METRICS.get(str(trained))
+        return known.name if known is not None and task in known.tasks else gm.DEFAULT_PRIMARY[task]
 
     def check_task(self, task: gm.Task) -> None:
         """Every metric the policy names must apply to ``task``.
@@ -449,7 +479,9 @@ class ModelUnderTest:
     :param expected_sha256: the recorded sha256; the bytes are refused when they differ.
     :param native_predict: the native model's prediction function for the parity check (probabilities
         ``[n, n_classes]`` for classifiers, values for regressors), when the native model is available.
-    :param logged_parity: the ONNX parity (max absolute difference) the training run logged.
+    :param logged_parity: the ONNX parity the training run measured (in the training stem's measure).
+    :param training_sample: a sample of the rows the model was trained on, with the target (the run's
+        reference artifact); the baseline learns from it.
     """
 
     role: Literal["candidate", "champion"]
@@ -460,6 +492,7 @@ class ModelUnderTest:
     expected_sha256: str | None = None
     native_predict: NativePredict | None = field(default=None, compare=False, repr=False)
     logged_parity: float | None = None
+    training_sample: pd.DataFrame | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -697,55 +730,63 @@ def measure_latency(
 
 
 # -- baseline ---------------------------------------------------------------------------------------
+def _fit_predict(
+    kind: str, task: gm.Task, train_frame: pd.DataFrame, train_y: np.ndarray, test_frame: pd.DataFrame,
+    inputs: Sequence[OnnxInput], n_classes: int,
+) -> np.ndarray:  # fmt: skip
+    """Fit the baseline on one set of rows and predict another."""
+    import numpy as np
+
+    n = len(test_frame)
+    if kind in ("prior", "mean"):
+        if task == "regression":
+            return np.full(n, float(train_y.mean()))
+        prior = np.bincount(train_y, minlength=n_classes) / len(train_y)
+        return np.tile(prior, (n, 1))
+    model = _linear_baseline(task, inputs)
+    x_train, x_test = _baseline_features(train_frame, inputs), _baseline_features(test_frame, inputs)
+    if task == "regression":
+        model.fit(x_train, train_y)
+        return np.asarray(model.predict(x_test), dtype=np.float64)
+    out = np.zeros((n, n_classes), dtype=np.float64)
+    present = np.unique(train_y)
+    if len(present) == 1:
+        out[:, present[0]] = 1.0
+        return out
+    model.fit(x_train, train_y)
+    out[:, model.classes_] = model.predict_proba(x_test)
+    return out
+
+
 def baseline_predictions(
-    kind: str,
-    task: gm.Task,
-    frame: pd.DataFrame,
-    y: np.ndarray,
-    inputs: Sequence[OnnxInput],
-    n_classes: int,
-    *,
-    folds: int,
-    seed: int,
-) -> np.ndarray:
-    """Cross-fitted predictions of a simple model: every row predicted by a fit that did not see it."""
+    kind: str, task: gm.Task, data: EvaluationData, inputs: Sequence[OnnxInput], n_classes: int, *,
+    folds: int, seed: int, train: EvaluationData | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Predictions of a simple model for the evaluation rows.
+
+    With ``train`` (the candidate's training sample) the baseline learns from the same rows the
+    candidate learned from. Without it, it is cross-fitted on the evaluation rows: every row is
+    predicted by a fit that did not see it, but the fit knows the evaluation period, which makes the
+    check stricter than the candidate's own situation.
+    """
     import numpy as np
     from sklearn.model_selection import KFold, StratifiedKFold
 
+    if train is not None:
+        return _fit_predict(kind, task, train.frame, train.y, data.frame, inputs, n_classes)
+    y = data.y
     n = len(y)
     folds = max(2, min(folds, n))
-    if task == "regression":
-        splitter: Any = KFold(n_splits=folds, shuffle=True, random_state=seed)
-        out = np.empty(n, dtype=np.float64)
-    else:
-        smallest = int(np.bincount(y, minlength=n_classes)[np.bincount(y, minlength=n_classes) > 0].min())
-        splitter = (
-            StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-            if smallest >= folds
-            else KFold(n_splits=folds, shuffle=True, random_state=seed)
+    splitter: Any = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    if task != "regression":
+        counts = np.bincount(y, minlength=n_classes)
+        if int(counts[counts > 0].min()) >= folds:
+            splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    out = np.empty(n if task == "regression" else (n, n_classes), dtype=np.float64)
+    for fit_rows, predict_rows in splitter.split(np.zeros(n), y):
+        out[predict_rows] = _fit_predict(
+            kind, task, data.frame.iloc[fit_rows], y[fit_rows], data.frame.iloc[predict_rows], inputs, n_classes
         )
-        out = np.empty((n, n_classes), dtype=np.float64)
-    for train, test in splitter.split(np.zeros(n), y):
-        if kind in ("prior", "mean"):
-            if task == "regression":
-                out[test] = float(y[train].mean())
-            else:
-                prior = np.bincount(y[train], minlength=n_classes) / len(train)
-                out[test] = prior
-            continue
-        model = _linear_baseline(task, inputs)
-        x_train, x_test = _baseline_features(frame.iloc[train], inputs), _baseline_features(frame.iloc[test], inputs)
-        if task == "regression":
-            model.fit(x_train, y[train])
-            out[test] = model.predict(x_test)
-            continue
-        present = np.unique(y[train])
-        out[test] = 0.0
-        if len(present) == 1:
-            out[np.ix_(test, present)] = 1.0
-            continue
-        model.fit(x_train, y[train])
-        out[np.ix_(test, model.classes_)] = model.predict_proba(x_test)
     return out
 
 
@@ -887,39 +928,52 @@ def _slices(
     return tables, checks
 
 
+PARITY_MEASURES: dict[str, str] = {
+    "binary": "max_abs_probability_diff",
+    "multiclass": "max_abs_probability_diff",
+    "regression": "max_rel_diff",
+}
+
+
+def parity_difference(task: gm.Task, native: np.ndarray, onnx: np.ndarray) -> float:
+    """The training stem's parity measure: largest absolute probability difference for classifiers,
+    largest difference relative to ``max(|native|, 1)`` for regressors."""
+    import numpy as np
+
+    if len(native) == 0:
+        return 0.0
+    difference = np.abs(native - onnx)
+    if task == "regression":
+        difference = difference / np.maximum(np.abs(native), 1.0)
+    if np.isnan(difference).any():
+        return float("inf")
+    return float(difference.max())
+
+
 def _parity(
     candidate: ModelUnderTest, task: gm.Task, data: EvaluationData, onnx_prediction: np.ndarray, threshold: float
 ) -> tuple[dict[str, Any], Check]:
     import numpy as np
 
+    measure = PARITY_MEASURES[task]
     if candidate.native_predict is not None:
         rows = min(len(data.frame), 5000)
         native = np.asarray(candidate.native_predict(data.frame.head(rows)), dtype=np.float64)
         expected = onnx_prediction[:rows]
         if native.shape != expected.shape:
             native = native.reshape(expected.shape)
-        diff = float(np.max(np.abs(native - expected))) if rows else 0.0
+        value = parity_difference(task, native, expected)
         source, message = "native", f"ONNX against the native model on {rows} evaluation rows"
     elif candidate.logged_parity is not None:
-        diff, source, message = float(candidate.logged_parity), "logged", "parity logged by the training run"
+        value, source, rows = float(candidate.logged_parity), "logged", 0
+        message = "parity the training run measured on its test split"
     else:
-        info = {"source": "none", "max_abs_diff": None, "threshold": threshold}
-        return info, Check(
-            "parity",
-            "failed",
-            None,
-            threshold,
-            "no native model and no parity logged by the training run: ONNX parity is unproven",
-        )
-    ok = diff <= threshold
-    info = {"source": source, "max_abs_diff": diff, "threshold": threshold}
-    return info, Check(
-        "parity",
-        "passed" if ok else "failed",
-        diff,
-        threshold,
-        f"{message}: max |difference| {diff:.3g} (budget {threshold:g})",
-    )
+        info = {"source": "none", "measure": measure, "value": None, "threshold": threshold, "rows": 0}
+        message = "no native model and no parity logged by the training run: ONNX parity is unproven"
+        return info, Check("parity", "failed", None, threshold, message)
+    info = {"source": source, "measure": measure, "value": value, "threshold": threshold, "rows": rows}
+    status: Status = "passed" if value <= threshold else "failed"
+    return info, Check("parity", status, value, threshold, f"{message}: {measure} {value:.3g} (budget {threshold:g})")
 
 
 def evaluate(
@@ -942,7 +996,7 @@ def evaluate(
     """
     task, _target, classes = _task_of(candidate.spec)
     policy.check_task(task)
-    primary = gm.metric(policy.primary_for(task), task)
+    primary = gm.metric(policy.primary_for(task, candidate.spec.get("primary_metric")), task)
     data = prepare_data(
         frame, candidate.spec, max_rows=policy.max_rows, seed=policy.seed, uri=data_uri, sha256=data_sha256
     )
@@ -1075,8 +1129,12 @@ def evaluate(
         compared = policy.baseline.metrics or (
             (primary.name,) if task == "regression" else tuple(dict.fromkeys((primary.name, "log_loss")))
         )
+        train, fit_on = None, "evaluation"
+        if policy.baseline.fit_on == "train_sample" and candidate.training_sample is not None:
+            train = prepare_data(candidate.training_sample, candidate.spec, max_rows=policy.max_rows, seed=policy.seed)
+            fit_on = "train_sample"
         prediction = baseline_predictions(
-            kind, task, data.frame, data.y, inputs, n_classes, folds=policy.baseline.folds, seed=policy.baseline.seed
+            kind, task, data, inputs, n_classes, folds=policy.baseline.folds, seed=policy.baseline.seed, train=train
         )
         baseline_metrics = gm.compute_all(names, data.y, prediction)
         baseline_info = {
@@ -1085,6 +1143,8 @@ def evaluate(
             "metrics": baseline_metrics,
             "compared": list(compared),
             "margin": policy.baseline.margin,
+            "fit_on": fit_on,
+            "fit_rows": len(train.y) if train is not None else len(data.y),
         }
         for name in compared:
             spec = gm.METRICS[name]
@@ -1098,7 +1158,11 @@ def evaluate(
                     value,
                     bound,
                     f"candidate {name} {_fmt(value)} vs {kind} baseline {_fmt(baseline_metrics[name])} "
-                    f"cross-fitted on the same rows",
+                    + (
+                        "fitted on the candidate's training sample"
+                        if fit_on == "train_sample"
+                        else "cross-fitted on the evaluation rows"
+                    ),
                 )
             )
 

@@ -91,7 +91,7 @@ def _sections(decision: GateDecision) -> list[tuple[str, list[str | Table]]]:
         (
             ["measure", "candidate", "champion", "budget"],
             [
-                ["ONNX parity, max |difference|", _fmt(parity.get("max_abs_diff")), "", _fmt(parity.get("threshold"))],
+                [f"ONNX parity, {parity.get('measure')}", _fmt(parity.get("value")), "", _fmt(parity.get("threshold"))],
                 [
                     "latency, ms per 1,000 rows",
                     _fmt(latency.get("candidate_ms_per_1k")),
@@ -106,8 +106,8 @@ def _sections(decision: GateDecision) -> list[tuple[str, list[str | Table]]]:
                 ],
             ],
         ),
-        f"Parity source: {parity.get('source')}. Latency: median of {latency.get('repeats')} runs of "
-        f"{latency.get('rows')} rows, ONNX Runtime, {latency.get('threads')} thread.",
+        f"Parity source: {parity.get('source')} ({parity.get('rows')} rows). Latency: median of "
+        f"{latency.get('repeats')} runs of {latency.get('rows')} rows, ONNX Runtime, {latency.get('threads')} thread.",
     ]
     models = [
         (

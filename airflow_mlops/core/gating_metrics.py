@@ -1,10 +1,12 @@
 """Metrics the gate computes, all with row weights, and a paired bootstrap over them.
 
-Every metric takes ``(y, prediction, weights)``: for classifiers ``y`` holds class indices (positions in
-the spec's ``classes``) and ``prediction`` the probability matrix ``[n, n_classes]``; for regressors
-both are float vectors. Weights are row multiplicities: ``None`` means one each, and a bootstrap
-resample is a vector of counts. One implementation serves the point estimate and every resample, so
-the two can never disagree; a test holds each metric to scikit-learn's on real data.
+Names follow the training stem's metrics (``roc_auc``, ``pr_auc``, ``log_loss`` ...), so a policy reads
+like a training run's metrics. Every metric takes ``(y, prediction, weights)``: for classifiers ``y``
+holds class indices (positions in the spec's ``classes``) and ``prediction`` the probability matrix
+``[n, n_classes]``; for regressors both are float vectors. Weights are row multiplicities: ``None``
+means one each, and a bootstrap resample is a vector of counts. One implementation serves the point
+estimate and every resample, so the two can never disagree; a test holds each metric to
+scikit-learn's on real data.
 
 The bootstrap is paired: one resample of row counts is applied to the candidate and the champion at
 once, so the spread reflects how the *difference* between the two varies over plausible evaluation
@@ -53,10 +55,9 @@ class Metric:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric(
-            "roc_auc", True, ("binary", "multiclass"), "area under the ROC curve (one-vs-rest macro for multiclass)"
-        ),
-        Metric("average_precision", True, ("binary",), "area under the precision-recall curve"),
+        Metric("roc_auc", True, ("binary",), "area under the ROC curve"),
+        Metric("roc_auc_ovr", True, ("multiclass",), "area under the ROC curve, one-vs-rest, macro average"),
+        Metric("pr_auc", True, ("binary",), "area under the precision-recall curve (average precision)"),
         Metric("log_loss", False, ("binary", "multiclass"), "cross-entropy of the predicted probabilities"),
         Metric("brier", False, ("binary",), "mean squared error of the positive-class probability"),
         Metric("accuracy", True, ("binary", "multiclass"), "share of rows whose most likely class is right"),
@@ -129,7 +130,7 @@ def roc_auc(y: np.ndarray, proba: np.ndarray, weights: np.ndarray | None = None)
     return float(np.mean(present)) if present else float("nan")
 
 
-def average_precision(y: np.ndarray, proba: np.ndarray, weights: np.ndarray | None = None) -> float:
+def pr_auc(y: np.ndarray, proba: np.ndarray, weights: np.ndarray | None = None) -> float:
     """Step-wise area under the precision-recall curve, as scikit-learn defines it."""
     import numpy as np
 
@@ -238,7 +239,8 @@ def r2(y: np.ndarray, pred: np.ndarray, weights: np.ndarray | None = None) -> fl
 
 FUNCTIONS: dict[str, MetricFn] = {
     "roc_auc": roc_auc,
-    "average_precision": average_precision,
+    "roc_auc_ovr": roc_auc,
+    "pr_auc": pr_auc,
     "log_loss": log_loss,
     "brier": brier,
     "accuracy": accuracy,

@@ -162,11 +162,18 @@ def test_slice_floors_and_gap_name_the_worst_slice(good: Exported, evaluation: p
 
 def test_parity_uses_the_native_model_then_the_logged_figure(good: Exported, evaluation: pd.DataFrame) -> None:
     native = evaluate(candidate(good), None, evaluation, policy())
-    assert native.parity["source"] == "native" and 0 < native.parity["max_abs_diff"] < LOOSE_PARITY
+    assert native.parity["source"] == "native" and 0 < native.parity["value"] < LOOSE_PARITY
+    assert native.parity["measure"] == "max_abs_probability_diff"
     tight = evaluate(candidate(good), None, evaluation, policy(max_parity_diff=1e-7))
     assert "parity" in failed(tight)  # float32 trees really differ from float64 ones: the check sees it
     logged = evaluate(candidate(good, native_predict=None, logged_parity=1e-6), None, evaluation, policy())
-    assert logged.parity == {"source": "logged", "max_abs_diff": 1e-6, "threshold": LOOSE_PARITY}
+    assert logged.parity == {
+        "source": "logged",
+        "measure": "max_abs_probability_diff",
+        "value": 1e-6,
+        "threshold": LOOSE_PARITY,
+        "rows": 0,
+    }
     unknown = evaluate(candidate(good, native_predict=None), None, evaluation, policy())
     check = next(c for c in unknown.reasons if c.name == "parity")
     assert check.status == "failed" and "unproven" in check.message
@@ -184,6 +191,32 @@ def test_latency_and_size_budgets_are_measured_on_the_onnx_bytes(good: Exported,
 def test_a_changed_model_file_is_refused(good: Exported, evaluation: pd.DataFrame) -> None:
     with pytest.raises(IntegrityError, match="was changed"):
         evaluate(candidate(good, expected_sha256="0" * 64), None, evaluation, policy())
+
+
+def test_the_baseline_learns_from_the_candidates_training_rows_or_the_evaluation_rows(
+    good: Exported, shuffled: Exported, evaluation: pd.DataFrame
+) -> None:
+    sample = flights(months=[2, 3], sample=3000)
+    own = evaluate(candidate(good, training_sample=sample), None, evaluation, policy())
+    assert own.baseline is not None and own.baseline["fit_on"] == "train_sample"
+    assert own.baseline["fit_rows"] == len(labelled(sample))
+    prior = labelled(sample)["arr_delayed_15"].astype(int).mean()
+    assert own.baseline["metrics"]["brier"] == pytest.approx(
+        float(((evaluation_truth(evaluation) - prior) ** 2).mean()), rel=1e-9
+    )  # a constant prediction of the training rows' delay rate, scored on the evaluation rows
+    cross = evaluate(
+        candidate(good, training_sample=sample), None, evaluation, policy(baseline={"fit_on": "evaluation"})
+    )
+    assert cross.baseline is not None and cross.baseline["fit_on"] == "evaluation"
+    # a small linear model on the candidate's features, fitted on clean rows, beats a model of noise
+    linear = {"kind": "linear", "metrics": ["roc_auc"]}
+    beaten = evaluate(candidate(shuffled, training_sample=sample), None, evaluation, policy(baseline=linear))
+    assert "baseline:roc_auc" in failed(beaten)
+    assert beaten.baseline["metrics"]["roc_auc"] > beaten.candidate_metrics["roc_auc"]  # type: ignore[index]
+
+
+def evaluation_truth(frame: pd.DataFrame) -> pd.Series:
+    return labelled(frame)["arr_delayed_15"].astype(float)
 
 
 # -- data ---------------------------------------------------------------------------------------------

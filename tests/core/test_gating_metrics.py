@@ -30,7 +30,7 @@ def weights(binary: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
 
 SKLEARN_BINARY = {
     "roc_auc": lambda y, p, w: skm.roc_auc_score(y, p[:, 1], sample_weight=w),
-    "average_precision": lambda y, p, w: skm.average_precision_score(y, p[:, 1], sample_weight=w),
+    "pr_auc": lambda y, p, w: skm.average_precision_score(y, p[:, 1], sample_weight=w),
     "log_loss": lambda y, p, w: skm.log_loss(y, p, sample_weight=w),
     "brier": lambda y, p, w: skm.brier_score_loss(y, p[:, 1], sample_weight=w),
     "accuracy": lambda y, p, w: skm.accuracy_score(y, p.argmax(1), sample_weight=w),
@@ -56,7 +56,7 @@ def test_multiclass_and_regression_metrics_match_sklearn() -> None:
     assert gm.compute("log_loss", y, proba) == pytest.approx(skm.log_loss(y, proba), abs=1e-9)
     assert gm.compute("accuracy", y, proba) == pytest.approx(skm.accuracy_score(y, proba.argmax(1)))
     assert gm.compute("f1_macro", y, proba) == pytest.approx(skm.f1_score(y, proba.argmax(1), average="macro"))
-    assert gm.compute("roc_auc", y, proba) == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"))
+    assert gm.compute("roc_auc_ovr", y, proba) == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"))
     truth = rng.normal(10, 3, 400)
     pred = truth + rng.normal(0, 1, 400)
     w = rng.integers(0, 3, 400).astype(float)
