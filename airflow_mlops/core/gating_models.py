@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlops.core import contracts
-from airflow_mlops.core.errors import ArtifactError, SourceNotFoundError
+from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 from airflow_mlops.core.gating import PARITY_MEASURES, ModelUnderTest, NativePredict
 from airflow_mlops.core.onnx_model import feed, inputs_from_spec
 
@@ -123,13 +123,21 @@ def load_run_model(
 
     :param expected_sha256: the recorded sha256 (a champion's version tag); the run's
         ``mlops.onnx_sha256`` tag when omitted.
-    :raises ArtifactError: the run records no sha256 for its ONNX file (not made by the training stem).
-    :raises SourceNotFoundError: the ONNX file or the spec artifact is missing.
+    :raises SpecError: the run records no sha256 for its ONNX file (not made by the training stem), or
+        its spec artifact is not JSON.
+    :raises SourceNotFoundError: the run, its ONNX file or its spec artifact does not exist.
     """
-    run = client.get_run(run_id)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST":
+            raise SourceNotFoundError(f"There is no MLflow run {run_id!r} (the {role}).") from exc
+        raise
     recorded = expected_sha256 or run.data.tags.get(contracts.TAG_ONNX_SHA256)
     if not recorded:
-        raise ArtifactError(
+        raise SpecError(
             f"Run {run_id} has no {contracts.TAG_ONNX_SHA256!r} tag: it was not trained by TrainModelOperator, "
             "so there is no recorded checksum to hold its ONNX file to."
         )
@@ -137,7 +145,7 @@ def load_run_model(
     try:
         spec = json.loads(download_run_artifact(client, run_id, contracts.ARTIFACT_SPEC))
     except ValueError as exc:
-        raise ArtifactError(
+        raise SpecError(
             f"The spec artifact {contracts.ARTIFACT_SPEC!r} of run {run_id} is not JSON: {exc}"
         ) from exc
     return ModelUnderTest(

@@ -102,7 +102,7 @@ class EvaluateModelGateOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from airflow_mlops.core import gating
-        from airflow_mlops.core.errors import DataError, IntegrityError, SpecError
+        from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundError, SpecError
         from airflow_mlops.exceptions import ModelIntegrityFailure, ModelRejected
         from airflow_mlops.hooks.mlflow import MlflowHook
         from airflow_mlops.hooks.storage import StorageHook
@@ -125,7 +125,7 @@ class EvaluateModelGateOperator(BaseOperator):
             )  # fmt: skip
         except IntegrityError as exc:
             raise ModelIntegrityFailure(str(exc)) from exc
-        except (SpecError, DataError) as exc:
+        except (SpecError, DataError, SourceNotFoundError) as exc:
             raise AirflowFailException(str(exc)) from exc
         partition = self.partition or _partition(context)
         folder = gating.evidence_location(storage, self.pipeline, partition, str(candidate.run_id))

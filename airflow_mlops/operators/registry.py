@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
@@ -53,6 +54,34 @@ def parse_gate_receipt(value: Any, where: str) -> dict[str, Any] | None:
             f"a mapping with 'passed' and 'candidate_run_id'. Got {value!r} instead."
         )
     return dict(value)
+
+
+@contextlib.contextmanager
+def bad_input_fails() -> Iterator[None]:
+    """Turn errors a retry cannot fix (bad arguments, a run or artifact that does not exist) into a
+    failure without retries; everything else (a registry that does not answer) stays retryable."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_mlops.core.errors import SourceNotFoundError, SpecError
+
+    try:
+        yield
+    except (SpecError, SourceNotFoundError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def run_tags(client: Any, run_id: str) -> dict[str, str]:
+    """The tags of an MLflow run; a run that does not exist is a SourceNotFoundError."""
+    from mlflow.exceptions import MlflowException
+
+    from airflow_mlops.core.errors import SourceNotFoundError
+
+    try:
+        return dict(client.get_run(run_id).data.tags)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST":
+            raise SourceNotFoundError(f"There is no MLflow run {run_id!r}.") from exc
+        raise
 
 
 def _task_key(context: Context) -> str:
@@ -107,8 +136,12 @@ class RegisterModelOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        with bad_input_fails():
+            return self._register(context)
+
+    def _register(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import registry
-        from airflow_mlops.core.errors import ArtifactError, SpecError
+        from airflow_mlops.core.errors import SpecError
         from airflow_mlops.hooks.mlflow import MlflowHook
 
         gate = parse_gate_receipt(self.gate_receipt, "RegisterModelOperator")
@@ -129,9 +162,9 @@ class RegisterModelOperator(BaseOperator):
             raise SpecError("RegisterModelOperator does not set 'champion'; promote with PromoteModelOperator.")
         hook = MlflowHook(self.mlflow_conn_id)
         client = hook.get_conn()
-        run_tags = dict(client.get_run(run_id).data.tags)
-        if not run_tags.get(contracts.TAG_ONNX_SHA256):
-            raise ArtifactError(
+        tags = run_tags(client, run_id)
+        if not tags.get(contracts.TAG_ONNX_SHA256):
+            raise SpecError(
                 f"Run {run_id} has no {contracts.TAG_ONNX_SHA256!r} tag: it was not trained by TrainModelOperator."
             )
         result = registry.register_version(
@@ -139,7 +172,7 @@ class RegisterModelOperator(BaseOperator):
             self.model_name,
             run_id,
             source=f"runs:/{run_id}/{self.source_path.strip('/')}",
-            tags=registry.registration_tags(run_tags, run_id, gate),
+            tags=registry.registration_tags(tags, run_id, gate),
             description=registry.version_description(run_id, gate),
             ready_timeout=float(self.ready_timeout),
         )
@@ -231,6 +264,10 @@ class PromoteModelOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
+        with bad_input_fails():
+            return self._promote(context)
+
+    def _promote(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import registry
         from airflow_mlops.core.errors import SpecError
         from airflow_mlops.hooks.mlflow import MlflowHook

@@ -12,7 +12,6 @@ from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops.core import contracts
-from airflow_mlops.core.errors import ArtifactError, SpecError
 from airflow_mlops.exceptions import ModelRejected
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.links.registry import MlflowModelVersionLink
@@ -85,10 +84,10 @@ def test_register_accepts_a_receipt_rendered_into_a_string(client: Any, mlops_en
 @pytest.mark.parametrize(
     ("change", "error", "message"),
     [
-        ({"gate_receipt": "passed"}, SpecError, "must be the receipt of EvaluateModelGateOperator"),
-        ({"gate_receipt": None}, SpecError, r"needs the gate's receipt \(gate_receipt=gate.output\)"),
-        ({"run_id": "0" * 32}, SpecError, "refusing to register it"),
-        ({"alias": "champion"}, SpecError, "does not set 'champion'"),
+        ({"gate_receipt": "passed"}, AirflowFailException, "must be the receipt of EvaluateModelGateOperator"),
+        ({"gate_receipt": None}, AirflowFailException, r"needs the gate's receipt \(gate_receipt=gate.output\)"),
+        ({"run_id": "0" * 32}, AirflowFailException, "refusing to register it"),
+        ({"alias": "champion"}, AirflowFailException, "does not set 'champion'"),
     ],
     ids=["not-a-receipt", "no-receipt", "other-run", "champion-alias"],
 )
@@ -111,8 +110,10 @@ def test_register_refuses_a_rejected_candidate_and_an_untrained_run(client: Any,
         rejected.execute(task_context())
     assert issubclass(ModelRejected, AirflowFailException)  # no retry for a verdict
     bare = client.create_run(client.get_experiment_by_name("flights").experiment_id).info.run_id
-    with pytest.raises(ArtifactError, match=r"has no 'mlops\.onnx_sha256' tag"):
+    with pytest.raises(AirflowFailException, match=r"has no 'mlops\.onnx_sha256' tag"):
         register(bare).execute(task_context())
+    with pytest.raises(AirflowFailException, match=r"There is no MLflow run 'f+'"):
+        RegisterModelOperator(task_id="r", model_name=NAME, run_id="f" * 32, require_gate=False).execute(task_context())
     assert client.search_model_versions(f"name = '{NAME}'") == []
 
 
@@ -157,7 +158,7 @@ def test_a_stale_gate_receipt_fails_clearly_without_changing_anything(client: An
         promote("3", gate_receipt(runs[0], champion_version="2")).execute(task_context(run_id="d"))
     with pytest.raises(ModelRejected):
         promote("3", gate_receipt(runs[2], passed=False, champion_version="2")).execute(task_context(run_id="e"))
-    with pytest.raises(SpecError, match=r"needs the gate's receipt .* or expected_champion_version"):
+    with pytest.raises(AirflowFailException, match=r"needs the gate's receipt .* or expected_champion_version"):
         promote("3", None).execute(task_context(run_id="f"))
     manual = promote("3", None, expected_champion_version="any").execute(task_context(run_id="g"))
     assert manual["version"] == "3" and manual["previous_version"] == "2"
@@ -175,7 +176,7 @@ def test_rollback_mode_promotes_the_previous_champion(client: Any, mlops_env: Pa
     assert (receipt["version"], receipt["previous_version"], receipt["mode"]) == ("1", "2", "rollback")
     assert aliases(client) == {"champion": "1", "previous_champion": "2"}
     assert rollback.execute(context)["changed"] is False  # a retry does not swap back
-    with pytest.raises(SpecError, match="'mode' of PromoteModelOperator must be 'promote' or 'rollback'"):
+    with pytest.raises(AirflowFailException, match="'mode' of PromoteModelOperator must be 'promote' or 'rollback'"):
         PromoteModelOperator(task_id="x", model_name=NAME, pipeline="flights", mode="demote").execute(task_context())
 
 
