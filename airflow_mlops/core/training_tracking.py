@@ -106,8 +106,7 @@ class TrainingRun:
         import mlflow
         from mlflow.data.pandas_dataset import from_pandas
 
-        with self._timed(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # source-type guessing and int-column hints
+        with self._timed(), _no_user_warnings():
             dataset = from_pandas(
                 frame, source=uri, name=f"{pipeline}-snapshot", targets=spec.target, digest=sha256[:36]
             )
@@ -222,7 +221,8 @@ class TrainingRun:
         from airflow_mlops.core.training_data import feature_frame
 
         example = feature_frame(result.test_frame.head(EXAMPLE_ROWS), result.spec).reset_index(drop=True)
-        signature = infer_signature(example, result.pipeline.predict(example))
+        with _no_user_warnings():
+            signature = infer_signature(example, result.pipeline.predict(example))
         with _quiet("mlflow.sklearn"):  # the pickle caution is logged on every save
             info = mlflow.sklearn.log_model(
                 result.pipeline,
@@ -240,6 +240,15 @@ class TrainingRun:
 
         dataset = from_pandas(result.test_frame, source=test_split_uri, name="test-split", targets=result.spec.target)
         mlflow.log_input(dataset, context="test", tags={"uri": test_split_uri})
+
+
+@contextlib.contextmanager
+def _no_user_warnings() -> Iterator[None]:
+    """MLflow warns while guessing a dataset's source type and about integer columns in schemas;
+    neither is actionable here (sources are URIs we chose, integer features are fed as float)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        yield
 
 
 @contextlib.contextmanager
