@@ -145,9 +145,7 @@ def load_run_model(
     try:
         spec = json.loads(download_run_artifact(client, run_id, contracts.ARTIFACT_SPEC))
     except ValueError as exc:
-        raise SpecError(
-            f"The spec artifact {contracts.ARTIFACT_SPEC!r} of run {run_id} is not JSON: {exc}"
-        ) from exc
+        raise SpecError(f"The spec artifact {contracts.ARTIFACT_SPEC!r} of run {run_id} is not JSON: {exc}") from exc
     return ModelUnderTest(
         training_sample=training_sample(client, run_id) if role == "candidate" else None,
         role=role,
