@@ -1108,7 +1108,7 @@ def evaluate(
                     f"bootstrap:{name}",
                     "passed" if result.passed else "failed",
                     result.lower,
-                    -tolerance,
+                    -tolerance if tolerance else 0.0,  # never "-0"
                     f"with {policy.bootstrap.confidence:.0%} confidence the candidate's {name} improvement over the "
                     f"champion is >= {_fmt(result.lower)} (mean {_fmt(result.mean)}, "
                     f"{result.samples} paired resamples)",
