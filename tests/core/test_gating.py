@@ -331,3 +331,48 @@ def test_evidence_is_written_atomically_and_is_self_contained(
     write_evidence(storage, decision, folder)
     assert len(storage.list_files(folder)) == 3
     assert not [p for p in (tmp_path / "root").rglob("*") if p.name.startswith(".tmp")]
+
+
+def test_a_regressor_is_gated_on_rmse_with_a_mean_baseline_and_relative_parity() -> None:
+    """Bike sharing (hourly rentals): a ridge regression on hour-of-day one-hot beats the mean."""
+    import numpy as np
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from tests.support.data import bike_sharing
+
+    bikes = bike_sharing()
+    train_rows, test_rows = bikes.iloc[:8000], bikes.iloc[8000:11000]
+    numeric, categorical = ["temp", "hum"], ["hr", "workingday"]
+    x = train_rows[numeric + categorical].astype({c: "float32" for c in numeric}).astype({c: str for c in categorical})
+    model = Pipeline([
+        ("features", ColumnTransformer([("num", "passthrough", numeric), ("cat", OneHotEncoder(), categorical)])),
+        ("model", Ridge(alpha=1.0)),
+    ])  # fmt: skip
+    model.fit(x, train_rows["cnt"].astype(float))
+    types = [(c, FloatTensorType([None, 1])) for c in numeric] + [(c, StringTensorType([None, 1])) for c in categorical]
+    onnx_bytes = to_onnx(model, initial_types=types, target_opset=17).SerializeToString()
+    spec = {"task": "regression", "target": "cnt", "primary_metric": "rmse",
+            "onnx_inputs": [{"name": c, "column": c, "type": "float"} for c in numeric]
+            + [{"name": c, "column": c, "type": "string"} for c in categorical]}  # fmt: skip
+
+    def native(frame: pd.DataFrame) -> np.ndarray:
+        rows = (
+            frame[numeric + categorical].astype({c: "float32" for c in numeric}).astype({c: str for c in categorical})
+        )
+        return model.predict(rows)
+
+    model_under_test = ModelUnderTest("candidate", onnx_bytes, spec, run_id="bikes", native_predict=native,
+                                      training_sample=train_rows)  # fmt: skip
+    decision = evaluate(model_under_test, None, test_rows, policy(floors={"r2": 0.4}, max_parity_diff=1e-4))
+    assert decision.passed and decision.primary_metric == "rmse"
+    assert decision.baseline is not None and decision.baseline["kind"] == "mean"
+    assert decision.candidate_metrics["rmse"] < decision.baseline["metrics"]["rmse"]
+    assert decision.parity["measure"] == "max_rel_diff" and decision.parity["value"] < 1e-4
+    assert decision.data["target_mean"] == pytest.approx(float(test_rows["cnt"].mean()))
+    worse = evaluate(model_under_test, None, test_rows, policy(floors={"rmse": 10.0}))
+    assert [c.name for c in worse.failed_checks] == ["floor:rmse"]  # a ceiling for a lower-is-better metric
