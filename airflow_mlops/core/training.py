@@ -19,6 +19,7 @@ import io
 import os
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -215,14 +216,26 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
     lap("prepare")
     x = {name: data.x.iloc[getattr(splits, name)] for name in SPLITS}
     y = {name: data.y[getattr(splits, name)] for name in SPLITS}
-    fitted = fit_model(spec, x["train"], y["train"], x["validation"], y["validation"], data.classes)
+    # Train rows whose predictions are needed: the train-metric sample and the drift reference.
+    train_rows = _sample_positions(len(y["train"]), max(spec.train_metrics_rows, spec.reference_rows), spec.seed)
+    fitted = fit_model(spec, x["train"], y["train"], x["validation"], y["validation"], data.classes, train_rows)
     lap("fit")
     estimator = fitted.pipeline.named_steps["model"]
     test_matrix = fitted.pipeline.named_steps["features"].transform(x["test"])
-    train_rows = _sample_positions(len(y["train"]), max(spec.train_metrics_rows, spec.reference_rows), spec.seed)
-    matrices = {"train": fitted.train_matrix[train_rows], "validation": fitted.validation_matrix, "test": test_matrix}
+    inputs = onnx_inputs(spec)
+    # The converter is Python (holds the GIL); native prediction is C++ (releases it): run them side by side.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="native-test") as pool:
+        native_test = pool.submit(predict, estimator, test_matrix, spec, data.classes)
+        model_bytes = export_onnx(fitted.pipeline, spec, inputs, data.classes)
+        predictions = {"test": native_test.result()}
+    lap("export")
+    predictions["validation"] = fitted.validation_predictions or predict(
+        estimator, fitted.validation_matrix, spec, data.classes
+    )
+    predictions["train"] = fitted.train_sample_predictions or predict(
+        estimator, fitted.train_matrix[train_rows], spec, data.classes
+    )
     targets = {**y, "train": y["train"][train_rows]}
-    predictions = {name: predict(estimator, matrices[name], spec, data.classes) for name in SPLITS}
     metric_rows = _sample_positions(len(train_rows), spec.train_metrics_rows, spec.seed)
     metrics = {
         name: compute_metrics(
@@ -231,9 +244,6 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
         for name in SPLITS
     }
     lap("evaluate")
-    inputs = onnx_inputs(spec)
-    model_bytes = export_onnx(fitted.pipeline, spec, inputs, data.classes)
-    lap("export")
     test_frame = data.frame.iloc[splits.test].reset_index(drop=True)
     parity = check_parity(model_bytes, inputs, spec, test_frame, predictions["test"], data.classes)
     lap("parity")
@@ -432,7 +442,11 @@ def run_training(
         result = train_model(frame, spec)
         test_split_sha256 = write_frame(root, test_split_uri, result.test_frame)
         logged = run.log_result(
-            result, test_split_uri=test_split_uri, dataset_uri=snapshot_uri, dataset_sha256=dataset_sha256
+            result,
+            test_split_uri=test_split_uri,
+            test_split_sha256=test_split_sha256,
+            dataset_uri=snapshot_uri,
+            dataset_sha256=dataset_sha256,
         )
     return TrainingReceipt(
         run_id=logged.run_id,

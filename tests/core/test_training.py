@@ -311,3 +311,25 @@ def test_feature_frame_matches_what_onnx_is_fed(january: pd.DataFrame) -> None:
     spec = spec_of(FLIGHTS)
     frame = feature_frame(january.head(5).assign(carrier=[None, "AA", "UA", None, "B6"]), spec)
     assert frame["carrier"].tolist()[0] == "" and frame["distance"].dtype == np.float32
+
+
+def test_predictions_kept_from_the_fit_equal_fresh_predictions(january: pd.DataFrame) -> None:
+    from airflow_mlops.core.training_data import prepare, split_rows
+    from airflow_mlops.core.training_model import fit_model, predict
+
+    spec = spec_of(FLIGHTS, estimator={"params": {"n_estimators": 200, "learning_rate": 0.2}})
+    data = prepare(january, spec)
+    splits = split_rows(data, spec)
+    x_train, x_val = data.x.iloc[splits.train], data.x.iloc[splits.validation]
+    rows = np.arange(0, len(splits.train), 7)
+    fitted = fit_model(spec, x_train, data.y[splits.train], x_val, data.y[splits.validation], data.classes, rows)
+    estimator = fitted.pipeline.named_steps["model"]
+    assert fitted.best_iteration is not None and fitted.best_iteration < 200  # early stopping kicked in
+    assert fitted.validation_predictions is not None and fitted.train_sample_predictions is not None
+    fresh_validation = predict(estimator, fitted.validation_matrix, spec, data.classes)
+    fresh_train = predict(estimator, fitted.train_matrix[rows], spec, data.classes)
+    np.testing.assert_allclose(
+        fitted.validation_predictions.probabilities, fresh_validation.probabilities, rtol=0, atol=1e-12
+    )
+    np.testing.assert_allclose(fitted.train_sample_predictions.probabilities, fresh_train.probabilities, atol=1e-12)
+    assert (fitted.validation_predictions.labels == fresh_validation.labels).all()
