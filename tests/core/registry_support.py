@@ -1,0 +1,85 @@
+"""MLflow runs shaped like the training stem's, for registry tests that need no model training."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from airflow_mlops.core import contracts
+from airflow_mlops.core.storage import sha256_bytes
+
+_TEMPLATE: list[Path] = []
+
+
+def fresh_store(path: Path) -> str:
+    """Put an empty, already migrated MLflow SQLite store at ``path``; return its URI.
+
+    Creating a store runs MLflow's schema migrations, which takes seconds; they run once per test
+    session on a template that each test then copies.
+    """
+    import shutil
+
+    if not _TEMPLATE:
+        from mlflow import MlflowClient
+
+        template = Path(tempfile.mkdtemp(prefix="mlflow-template-")) / "mlflow.db"
+        MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+        _TEMPLATE.append(template)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_TEMPLATE[0], path)
+    return f"sqlite:///{path}"
+
+
+def client_for(tmp_path: Path) -> Any:
+    """An MlflowClient on a fresh SQLite store with artifacts under ``tmp_path``."""
+    from mlflow import MlflowClient
+
+    uri = fresh_store(tmp_path / "registry.db")
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def training_run(client: Any, artifact_root: Path | None = None, *, onnx: bytes = b"onnx-bytes",
+                 spec: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
+                 experiment: str = "flights") -> str:  # fmt: skip
+    """A finished run with the contract's ONNX and spec artifacts and lineage tags; returns its id."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        location = None if artifact_root is None else str(artifact_root / experiment)
+        experiment_id = client.create_experiment(experiment, artifact_location=location)
+    else:
+        experiment_id = found.experiment_id
+    run_tags = {
+        contracts.TAG_ONNX_SHA256: sha256_bytes(onnx),
+        contracts.TAG_DATASET_URI: "/data/flights/snapshots/2013-03/data.parquet",
+        contracts.TAG_DATASET_SHA256: "d" * 64,
+        contracts.TAG_PIPELINE: "flights",
+        "unrelated": "not copied",
+        **(tags or {}),
+    }
+    run = client.create_run(experiment_id, tags=run_tags)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / contracts.ARTIFACT_ONNX).parent.mkdir(parents=True)
+        (folder / contracts.ARTIFACT_ONNX).write_bytes(onnx)
+        (folder / contracts.ARTIFACT_SPEC).parent.mkdir(parents=True)
+        (folder / contracts.ARTIFACT_SPEC).write_text(json.dumps(spec or {"task": "binary"}))
+        client.log_artifacts(run.info.run_id, str(folder))
+    client.set_terminated(run.info.run_id)
+    return str(run.info.run_id)
+
+
+def gate_receipt(run_id: str, *, passed: bool = True, champion_version: str | None = None) -> dict[str, Any]:
+    return {
+        "passed": passed,
+        "verdict": "passed" if passed else "rejected",
+        "forced": False,
+        "candidate_run_id": run_id,
+        "champion_version": champion_version,
+        "primary_metric": "roc_auc",
+        "candidate_metrics": {"roc_auc": 0.71},
+        "champion_metrics": {"roc_auc": 0.69} if champion_version else None,
+        "reasons": [{"name": "floor:roc_auc", "passed": True, "observed": 0.71, "threshold": 0.6}],
+        "evidence_uri": f"/storage/flights/evidence/2013-04-01/gate/{run_id}/decision.json",
+    }
