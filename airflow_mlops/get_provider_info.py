@@ -13,7 +13,7 @@ from airflow_mlops import __version__
 INTEGRATION = "MLOps"
 
 HOOK_MODULES = ["airflow_mlops.hooks.mlflow", "airflow_mlops.hooks.storage"]
-OPERATOR_MODULES: list[str] = []
+OPERATOR_MODULES: list[str] = ["airflow_mlops.operators.scoring"]
 SENSOR_MODULES: list[str] = []
 TRIGGER_MODULES: list[str] = []
 EXTRA_LINKS: list[str] = []

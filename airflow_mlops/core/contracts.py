@@ -68,3 +68,18 @@ TAG_TEST_SPLIT_URI = "mlops.test_split_uri"
 ONNX_OUTPUT_LABEL = "label"
 ONNX_OUTPUT_PROBABILITIES = "probabilities"
 ONNX_OUTPUT_REGRESSION = "variable"
+
+# -- scoring outputs: predictions and the serving log, read by drift monitoring and the gate -------
+# {root}/{pipeline}/predictions/{partition}/predictions.parquet: passthrough columns, then
+# "prediction", for classifiers one "probability_<class>" per class in the spec's class order (binary:
+# "probability_1" is the positive class), then "model_name", "model_version", "scored_at" (the run's
+# logical date, UTC). The serving log sample has the same columns plus the model's feature columns.
+KIND_SHADOW = "shadow"  # {root}/{pipeline}/shadow/{partition}/report.json: champion vs challenger
+PREDICTIONS_FILE = "predictions.parquet"
+SERVING_LOG_FILE = "sample.parquet"
+SHADOW_REPORT_FILE = "report.json"
+COLUMN_PREDICTION = "prediction"
+COLUMN_PROBABILITY_PREFIX = "probability_"
+COLUMN_MODEL_NAME = "model_name"
+COLUMN_MODEL_VERSION = "model_version"
+COLUMN_SCORED_AT = "scored_at"
