@@ -77,6 +77,7 @@ def run_contender(kind: str, workdir: Path, input_path: str, threads: int, chunk
             chunk_rows=chunk_rows,
             threads=threads,
         )
+        loaded_rss = _peak_rss_mib()  # libraries and model loaded, nothing read yet
         started = time.perf_counter()
         result = score_partition(StorageRoot(str(workdir / "storage")), spec, model)
         seconds = time.perf_counter() - started
@@ -109,7 +110,10 @@ def run_contender(kind: str, workdir: Path, input_path: str, threads: int, chunk
         rows = len(out)
     else:
         raise SystemExit(f"unknown contender {kind!r}")
-    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "peak_rss_mib": _peak_rss_mib()}
+    result = {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "peak_rss_mib": _peak_rss_mib()}
+    if kind == "core":
+        result["loaded_rss_mib"] = loaded_rss
+    return result
 
 
 def _spawn(kind: str, workdir: Path, input_path: str, threads: int, chunk_rows: int) -> dict[str, float]:
@@ -136,7 +140,7 @@ def prepare_inputs(workdir: Path, sizes: list[int], trees: int, train_rows: int)
 
     started = time.perf_counter()
     trained = flights_classifier("lightgbm", months=tuple(range(1, 13)), sample=train_rows, n_estimators=trees)
-    print(f"trained LightGBM ({trees} trees, {train_rows} rows) in {time.perf_counter() - started:.1f} s")
+    print(f"trained LightGBM ({trees} trees, {train_rows} rows) in {time.perf_counter() - started:.1f} s", flush=True)
     (workdir / "model.onnx").write_bytes(trained.onnx_bytes)
     (workdir / "model.onnx.sha256").write_text(trained.sha256)
     (workdir / "spec.json").write_text(json.dumps(trained.spec))
@@ -160,7 +164,10 @@ def prepare_inputs(workdir: Path, sizes: list[int], trees: int, train_rows: int)
                 writer.write_table(part)
                 written += part.num_rows
         paths[size] = str(path)
-        print(f"input {path.name}: {size:,} rows x {table.num_columns} columns, {path.stat().st_size / 2**20:.0f} MiB")
+        print(
+            f"input {path.name}: {size:,} rows x {table.num_columns} columns, {path.stat().st_size / 2**20:.0f} MiB",
+            flush=True,
+        )
     return paths
 
 
@@ -172,6 +179,7 @@ def main() -> None:
     parser.add_argument("--trees", type=int, default=300)
     parser.add_argument("--train-rows", type=int, default=100_000)
     parser.add_argument("--chunk-rows", type=int, default=65_536)
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; the best round of each counts")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--contender", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--input", default=None, help=argparse.SUPPRESS)
@@ -187,16 +195,25 @@ def main() -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         paths = prepare_inputs(workdir, [args.small_rows, args.rows], args.trees, args.train_rows)
         print(f"threads: {args.threads} for every contender (ONNX Runtime intra-op / LightGBM num_threads)")
+        # The machine is shared: contenders run one after another within a round, rounds repeat the
+        # sequence, and each contender keeps its best round (the least disturbed one).
         results: dict[tuple[str, int], dict[str, float]] = {}
         plan = [("core", args.small_rows), ("core", args.rows), ("native", args.rows), ("booster", args.rows)]
         plan.append(("pyfunc", args.rows))
-        for kind, size in plan:
-            results[kind, size] = _spawn(kind, workdir, paths[size], args.threads, args.chunk_rows)
-            r = results[kind, size]
-            print(
-                f"{kind:8s} {size:>10,} rows  {r['seconds']:7.1f} s  {r['rows_per_s']:>10,.0f} rows/s  "
-                f"peak RSS {r['peak_rss_mib']:7.0f} MiB"
-            )
+        for round_number in range(1, args.rounds + 1):
+            for kind, size in plan:
+                r = _spawn(kind, workdir, paths[size], args.threads, args.chunk_rows)
+                loaded = f" (after imports + model load: {r['loaded_rss_mib']:.0f})" if "loaded_rss_mib" in r else ""
+                print(
+                    f"round {round_number}  {kind:8s} {size:>10,} rows  {r['seconds']:7.1f} s  "
+                    f"{r['rows_per_s']:>10,.0f} rows/s  peak RSS {r['peak_rss_mib']:7.0f} MiB{loaded}",
+                    flush=True,
+                )
+                best = results.get((kind, size))
+                if best is None or r["rows_per_s"] > best["rows_per_s"]:
+                    results[kind, size] = {**r, "peak_rss_mib": max(r["peak_rss_mib"], (best or r)["peak_rss_mib"])}
+                else:
+                    best["peak_rss_mib"] = max(best["peak_rss_mib"], r["peak_rss_mib"])
         core = results["core", args.rows]
         vs_native = core["rows_per_s"] / results["native", args.rows]["rows_per_s"]
         vs_booster = core["rows_per_s"] / results["booster", args.rows]["rows_per_s"]

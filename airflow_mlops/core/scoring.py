@@ -794,16 +794,16 @@ class _ShadowTracker:
         self._labels: dict[str, dict[str, int]] = {"champion": {}, "challenger": {}}
         self._sample = _Reservoir(SHADOW_SAMPLE_ROWS, seed + 1)
 
-    def update(self, feed_champion: Prediction, feed_challenger: Prediction) -> None:
+    def update(self, champion: Prediction, challenger: Prediction) -> None:
         import numpy as np
         import pyarrow as pa
 
         task = self.champion.spec.task
-        a = np.asarray(feed_champion.score(task), dtype=np.float64)
-        b = np.asarray(feed_challenger.score(self.challenger.spec.task), dtype=np.float64)
+        a = np.asarray(champion.score(task), dtype=np.float64)
+        b = np.asarray(challenger.score(self.challenger.spec.task), dtype=np.float64)
         if self.champion.spec.is_classifier:
-            agree = np.asarray(feed_champion.values).astype(str) == np.asarray(feed_challenger.values).astype(str)
-            for who, values in (("champion", feed_champion.values), ("challenger", feed_challenger.values)):
+            agree = np.asarray(champion.values).astype(str) == np.asarray(challenger.values).astype(str)
+            for who, values in (("champion", champion.values), ("challenger", challenger.values)):
                 labels, counts = np.unique(np.asarray(values).astype(str), return_counts=True)
                 for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
                     self._labels[who][label] = self._labels[who].get(label, 0) + int(count)
@@ -1131,9 +1131,13 @@ class _Scorer:
                 writer.write_batch(self.score(batch))
                 if progress is not None:
                     progress(self.rows_read, self.plan.rows)
-        finally:
+        except BaseException:
             reader.close()
-            writer.close()
+            with contextlib.suppress(Exception):  # the temporary output is discarded anyway
+                writer.close()
+            raise
+        reader.close()
+        writer.close()
         footer = getattr(getattr(writer, "writer", None), "metadata", None)
         return int(footer.num_rows) if footer is not None else self.rows_read
 

@@ -332,3 +332,77 @@ def test_lists_partitions_and_scores_input_and_storage_on_s3(
     ]
     body = s3.get_object(Bucket=s3_bucket, Key=keys[0])["Body"].read()
     assert pq.read_table(pa.BufferReader(body)).num_rows == receipts[0]["rows_in"] > 0
+
+
+_MAPPED_DAG = """
+import pendulum
+from airflow.sdk import dag
+
+from airflow_mlops.operators.scoring import ListPartitionsOperator, ResolveModelVersionOperator, ScoreBatchOperator
+
+
+@dag(dag_id="scoring_fan_out", schedule=None, start_date=pendulum.datetime(2013, 1, 1, tz="UTC"), catchup=False)
+def scoring_fan_out():
+    champion = ResolveModelVersionOperator(task_id="resolve_champion", model_name={name!r})
+    partitions = ListPartitionsOperator(task_id="list_partitions", input_uri={landing!r})
+    ScoreBatchOperator.partial(
+        task_id="score",
+        model_name={name!r},
+        model_version=champion.output["model_version"],
+        pipeline="flights",
+        passthrough_columns=["flight"],
+    ).expand_kwargs(partitions.output)
+
+
+fan_out = scoring_fan_out()
+"""
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    """The session's Airflow metadata database (SQLite under the test AIRFLOW_HOME), migrated once."""
+    from airflow.utils.db import initdb
+
+    initdb()
+
+
+@pytest.mark.slow
+def test_partitions_fan_out_with_dynamic_task_mapping(
+    airflow_db: None,
+    mlops_env: Path,
+    champion: models.RegisteredModel,
+    registry: tuple[Any, str],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+) -> None:
+    import importlib.util
+
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    landing = mlops_env / "landing"
+    months = (2, 3, 4)
+    for month in months:
+        folder = landing / f"month=2013-{month:02d}"
+        folder.mkdir(parents=True)
+        models.flights_frame((month,), 600).to_parquet(folder / "part-0.parquet", index=False)
+    dags = mlops_env / "dags"
+    dags.mkdir()
+    (dags / "scoring_fan_out.py").write_text(_MAPPED_DAG.format(name=name, landing=str(landing)))
+    bundles = [{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(dags)}}]  # fmt: skip
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
+    spec = importlib.util.spec_from_file_location("scoring_fan_out", dags / "scoring_fan_out.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+
+    run = module.fan_out.test(logical_date=LOGICAL_DATE)
+
+    assert run.state == DagRunState.SUCCESS
+    mapped = sorted((ti.map_index, ti.state) for ti in run.get_task_instances() if ti.task_id == "score")
+    assert mapped == [(i, TaskInstanceState.SUCCESS) for i in range(len(months))]
+    for month in months:
+        partition = f"month=2013-{month:02d}"
+        out = pq.read_table(mlops_env / "storage" / "flights" / "predictions" / partition / "predictions.parquet")
+        source = pd.read_parquet(landing / partition)
+        assert out.column("flight").to_pylist() == source["flight"].tolist()
+        assert set(out.column("model_version").to_pylist()) == {champion.version}
