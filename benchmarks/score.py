@@ -40,7 +40,16 @@ sys.path.insert(0, str(REPO))
 
 
 def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+    """Peak RSS of this process image. ``VmHWM`` resets at exec; ``ru_maxrss`` would carry over the
+    driver's peak from before the fork, so it is only the fallback where /proc is missing."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux, bytes on macOS
 
 
 def _features(path: str) -> object:

@@ -651,16 +651,22 @@ def _plan(
 def _batches(plan: _Plan, filesystem: Any, chunk_rows: int) -> Iterator[Any]:
     for file in plan.files:
         with _parquet(filesystem, file, plan.dictionary_columns[file.path]) as handle:
-            iterator = handle.iter_batches(batch_size=chunk_rows, columns=plan.columns, use_threads=True)
-            while True:
-                try:
-                    batch = next(iterator)
-                except StopIteration:
-                    break
-                except (OSError, ValueError, TypeError) as exc:
-                    raise _read_error(exc, file) from exc
-                if batch.num_rows:
-                    yield batch
+            # One row group at a time: the reader pre-buffers (coalesces) the byte ranges it will read,
+            # which saves round trips on S3, but keeps them until the reader is done. Per row group,
+            # that is one row group's compressed columns; per file, it would grow with the file.
+            for row_group in range(handle.num_row_groups):
+                iterator = handle.iter_batches(
+                    batch_size=chunk_rows, row_groups=[row_group], columns=plan.columns, use_threads=True
+                )
+                while True:
+                    try:
+                        batch = next(iterator)
+                    except StopIteration:
+                        break
+                    except (OSError, ValueError, TypeError) as exc:
+                        raise _read_error(exc, file) from exc
+                    if batch.num_rows:
+                        yield batch
 
 
 class _Prefetch:
