@@ -69,17 +69,23 @@ ONNX_OUTPUT_LABEL = "label"
 ONNX_OUTPUT_PROBABILITIES = "probabilities"
 ONNX_OUTPUT_REGRESSION = "variable"
 
+# -- prediction columns ------------------------------------------------------------------------
+# Names of prediction columns in frames that carry model outputs next to features: the training
+# reference sample (ARTIFACT_REFERENCE) and, for prediction drift to line up, scored outputs.
+# Classifiers: PREDICTION_COLUMN holds the label, and one f"{PROBABILITY_COLUMN_PREFIX}{class}"
+# column per class (in the order of the spec's "classes"); regressors: PREDICTION_COLUMN only.
+PREDICTION_COLUMN = "prediction"
+PROBABILITY_COLUMN_PREFIX = "probability_"
+
 # -- scoring outputs: predictions and the serving log, read by drift monitoring and the gate -------
 # {root}/{pipeline}/predictions/{partition}/predictions.parquet: passthrough columns, then
-# "prediction", for classifiers one "probability_<class>" per class in the spec's class order (binary:
-# "probability_1" is the positive class), then "model_name", "model_version", "scored_at" (the run's
-# logical date, UTC). The serving log sample has the same columns plus the model's feature columns.
+# PREDICTION_COLUMN and the probability columns (binary: "probability_1" is the positive class, the
+# second of the spec's classes), then MODEL_NAME_COLUMN, MODEL_VERSION_COLUMN, SCORED_AT_COLUMN (the
+# run's logical date, UTC). The serving log sample has the same columns plus the feature columns.
 KIND_SHADOW = "shadow"  # {root}/{pipeline}/shadow/{partition}/report.json: champion vs challenger
 PREDICTIONS_FILE = "predictions.parquet"
 SERVING_LOG_FILE = "sample.parquet"
 SHADOW_REPORT_FILE = "report.json"
-COLUMN_PREDICTION = "prediction"
-COLUMN_PROBABILITY_PREFIX = "probability_"
-COLUMN_MODEL_NAME = "model_name"
-COLUMN_MODEL_VERSION = "model_version"
-COLUMN_SCORED_AT = "scored_at"
+MODEL_NAME_COLUMN = "model_name"
+MODEL_VERSION_COLUMN = "model_version"
+SCORED_AT_COLUMN = "scored_at"

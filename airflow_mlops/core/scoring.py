@@ -114,7 +114,7 @@ class ModelSpec:
 
     @property
     def probability_columns(self) -> list[str]:
-        return [f"{contracts.COLUMN_PROBABILITY_PREFIX}{c}" for c in self.classes]
+        return [f"{contracts.PROBABILITY_COLUMN_PREFIX}{c}" for c in self.classes]
 
 
 @dataclass(frozen=True)
@@ -1018,15 +1018,15 @@ def output_schema(model: ServingModel, spec: ScoringSpec, input_schema: Any, exp
     import pyarrow as pa
 
     fields = [input_schema.field(c) for c in spec.passthrough_columns]
-    fields.append(pa.field(contracts.COLUMN_PREDICTION, model.prediction_type()))
+    fields.append(pa.field(contracts.PREDICTION_COLUMN, model.prediction_type()))
     fields += [pa.field(c, pa.float32()) for c in model.spec.probability_columns]
     for rank in range(1, explain_top_k + 1):
         fields.append(pa.field(CONTRIBUTION_FEATURE.format(rank=rank), pa.string()))
         fields.append(pa.field(CONTRIBUTION_VALUE.format(rank=rank), pa.float32()))
     fields += [
-        pa.field(contracts.COLUMN_MODEL_NAME, pa.string()),
-        pa.field(contracts.COLUMN_MODEL_VERSION, pa.string()),
-        pa.field(contracts.COLUMN_SCORED_AT, pa.timestamp("us", tz="UTC")),
+        pa.field(contracts.MODEL_NAME_COLUMN, pa.string()),
+        pa.field(contracts.MODEL_VERSION_COLUMN, pa.string()),
+        pa.field(contracts.SCORED_AT_COLUMN, pa.timestamp("us", tz="UTC")),
     ]
     names = [f.name for f in fields]
     clash = sorted({n for n in names if names.count(n) > 1})
@@ -1110,7 +1110,7 @@ class _Scorer:
         feed = feed_arrow(batch, self.model.spec.inputs)
         prediction = self.model.predict(feed, first_row=self.rows_read)
         arrays = _cast(batch, self.spec.passthrough_columns, self.plan.schema)
-        arrays.append(pa.array(prediction.values, type=self.schema.field(contracts.COLUMN_PREDICTION).type))
+        arrays.append(pa.array(prediction.values, type=self.schema.field(contracts.PREDICTION_COLUMN).type))
         if prediction.probabilities is not None:
             arrays += [pa.array(np.ascontiguousarray(column)) for column in prediction.probabilities.T]
         if self.explainer is not None:
