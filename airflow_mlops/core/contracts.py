@@ -90,3 +90,15 @@ TAG_GATE_CHAMPION_VERSION = "mlops.gate_champion_version"  # the champion the ga
 TAG_REGISTRATION_COMPLETE = "mlops.registration_complete"
 TAG_LAST_PROMOTION = "mlops.last_promotion"  # on the registered model: JSON of the last alias move
 GATE_ARTIFACT_DIR = "gate"  # decision.json, model_card.md, model_card.html on the candidate run
+# -- scoring outputs: predictions and the serving log, read by drift monitoring and the gate -------
+# {root}/{pipeline}/predictions/{partition}/predictions.parquet: passthrough columns, then
+# PREDICTION_COLUMN and the probability columns (binary: "probability_1" is the positive class, the
+# second of the spec's classes), then MODEL_NAME_COLUMN, MODEL_VERSION_COLUMN, SCORED_AT_COLUMN (the
+# run's logical date, UTC). The serving log sample has the same columns plus the feature columns.
+KIND_SHADOW = "shadow"  # {root}/{pipeline}/shadow/{partition}/report.json: champion vs challenger
+PREDICTIONS_FILE = "predictions.parquet"
+SERVING_LOG_FILE = "sample.parquet"
+SHADOW_REPORT_FILE = "report.json"
+MODEL_NAME_COLUMN = "model_name"
+MODEL_VERSION_COLUMN = "model_version"
+SCORED_AT_COLUMN = "scored_at"

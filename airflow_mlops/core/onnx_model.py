@@ -21,6 +21,7 @@ from airflow_mlops.core.storage import sha256_bytes
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
 MISSING_CATEGORY = ""
 
@@ -61,12 +62,7 @@ def feed(frame: pd.DataFrame, inputs: Sequence[OnnxInput]) -> dict[str, np.ndarr
     import numpy as np
     import pandas as pd
 
-    missing = [i.column for i in inputs if i.column not in frame.columns]
-    if missing:
-        raise DataError(
-            f"The input is missing feature column(s) {missing} that the model needs. "
-            f"Columns present: {sorted(map(str, frame.columns))}."
-        )
+    _check_columns(list(frame.columns), inputs)
     result: dict[str, np.ndarray] = {}
     for item in inputs:
         column = frame[item.column]
@@ -85,6 +81,78 @@ def feed(frame: pd.DataFrame, inputs: Sequence[OnnxInput]) -> dict[str, np.ndarr
             array = column.astype("object").where(column.notna(), MISSING_CATEGORY).astype(str).to_numpy()
         result[item.name] = array.reshape(-1, 1)
     return result
+
+
+def _check_columns(columns: Sequence[object], inputs: Sequence[OnnxInput]) -> None:
+    present = set(columns)
+    missing = [i.column for i in inputs if i.column not in present]
+    if missing:
+        raise DataError(
+            f"The input is missing feature column(s) {missing} that the model needs. "
+            f"Columns present: {sorted(map(str, columns))}."
+        )
+
+
+def feed_arrow(batch: pa.RecordBatch | pa.Table, inputs: Sequence[OnnxInput]) -> dict[str, np.ndarray]:
+    """Build the ONNX Runtime feed straight from Arrow data, without a pandas frame; extra columns are ignored.
+
+    Gives exactly what :func:`feed` gives for the same data (a test holds the two together): numeric
+    columns of integer, floating, boolean or decimal type are cast to float32 with nulls as NaN, string
+    and dictionary-of-string columns become strings with nulls as :data:`MISSING_CATEGORY`. Any other
+    type (numbers stored as text, timestamps, ...) goes through :func:`feed` column by column, so the
+    coercion rules stay those of the pandas path. Strings are decoded once per distinct value, which is
+    what makes this path several times faster than going through pandas.
+
+    :raises DataError: as :func:`feed`.
+    """
+    import pyarrow as pa
+
+    _check_columns(batch.schema.names, inputs)
+    result: dict[str, np.ndarray] = {}
+    for item in inputs:
+        column = batch.column(item.column)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        fast = _float_from_arrow(column) if item.type == "float" else _string_from_arrow(column)
+        if fast is None:  # a type only the pandas rules know how to coerce
+            frame = pa.table({item.column: column}).to_pandas()
+            fast = feed(frame, [item])[item.name].reshape(-1)
+        result[item.name] = fast.reshape(-1, 1)
+    return result
+
+
+def _float_from_arrow(column: pa.Array) -> np.ndarray | None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_null(kind):
+        return np.full(len(column), np.nan, dtype=np.float32)
+    if pa.types.is_decimal(kind):
+        column = pc.cast(column, pa.float64())  # pandas reads decimals as float64 first
+    elif not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        return None
+    values = pc.cast(column, pa.float32(), safe=False)
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float32)  # nulls become NaN
+
+
+def _string_from_arrow(column: pa.Array) -> np.ndarray | None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        column = column.dictionary_encode()
+    elif not (pa.types.is_dictionary(kind) and pa.types.is_string(kind.value_type)):
+        return None
+    values = pc.fill_null(column.dictionary, MISSING_CATEGORY).to_numpy(zero_copy_only=False)
+    lookup = np.empty(len(values) + 1, dtype=object)  # one more slot: the missing category
+    lookup[:-1] = values
+    lookup[-1] = MISSING_CATEGORY
+    indices = pc.fill_null(column.indices, len(values)).to_numpy(zero_copy_only=False)
+    return np.asarray(lookup[indices])
 
 
 class OnnxModel:
@@ -121,6 +189,10 @@ class OnnxModel:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # converters leave shape warnings that say nothing to a user
+        # Idle pool threads sleep instead of spinning: a worker runs several tasks at once, and spinning
+        # threads take the cores the others need (measured on a busy 2-core machine: 2 threads took 1.6
+        # times as long with spinning as without).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own non-Exception-hierarchy-specific errors
@@ -135,5 +207,13 @@ class OnnxModel:
 
     def run(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """All graph outputs for ``frame``, by output name."""
-        outputs = self.session.run(self.output_names, feed(frame, self.inputs))
+        return self.run_feed(feed(frame, self.inputs))
+
+    def run_arrow(self, batch: pa.RecordBatch | pa.Table) -> dict[str, np.ndarray]:
+        """All graph outputs for an Arrow batch or table, by output name (see :func:`feed_arrow`)."""
+        return self.run_feed(feed_arrow(batch, self.inputs))
+
+    def run_feed(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """All graph outputs for a prepared feed (graph input name -> array), by output name."""
+        outputs = self.session.run(self.output_names, dict(inputs))
         return dict(zip(self.output_names, outputs, strict=True))

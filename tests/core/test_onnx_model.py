@@ -98,3 +98,51 @@ def test_inputs_from_spec_validates() -> None:
         inputs_from_spec({})
     with pytest.raises(SpecError, match="'float' or 'string'"):
         inputs_from_spec({"onnx_inputs": [{"name": "x", "type": "int"}]})
+
+
+def test_feed_arrow_gives_what_feed_gives_for_every_column_type(january: pd.DataFrame) -> None:
+    import decimal
+
+    import pyarrow as pa
+
+    from airflow_mlops.core.onnx_model import feed_arrow
+
+    frame = january.head(50).copy()
+    frame.loc[3, "carrier"] = None
+    frame.loc[4, "distance"] = np.nan
+    columns = {
+        "int": frame["hour"].astype("int64"),
+        "nullable_int": frame["hour"].astype("Int32").where(frame.index != 7),
+        "float_nan": frame["distance"],
+        "text_numbers": frame["distance"].map(lambda v: None if np.isnan(v) else f"{v:.1f}"),
+        "bools": frame["hour"] > 12,
+        "decimals": frame["distance"].map(lambda v: None if np.isnan(v) else decimal.Decimal(f"{v:.2f}")),
+        "all_null": pd.Series([None] * len(frame), dtype="object"),
+        "text": frame["carrier"],
+        "category": frame["carrier"].astype("category"),
+        "int_category": frame["month"],  # an integer column declared categorical
+        "large_text": frame["origin"],
+    }
+    table = pa.table({k: pa.array(v, from_pandas=True) for k, v in columns.items()})
+    table = table.set_column(
+        table.schema.get_field_index("large_text"), "large_text", table.column("large_text").cast(pa.large_string())
+    )
+    numeric = ["int", "nullable_int", "float_nan", "text_numbers", "bools", "decimals", "all_null"]
+    inputs = [OnnxInput(c, c, "float") for c in numeric]
+    inputs += [OnnxInput(c, c, "string") for c in ("text", "category", "int_category", "large_text")]
+    from_pandas = feed(table.to_pandas(), inputs)
+    from_arrow = feed_arrow(table, inputs)
+    assert table.schema.field("category").type == pa.dictionary(pa.int8(), pa.string())
+    for item in inputs:
+        a, b = from_pandas[item.name], from_arrow[item.name]
+        assert a.shape == b.shape == (len(frame), 1), item.name
+        if item.type == "float":
+            assert b.dtype == np.float32
+            np.testing.assert_array_equal(a, b, err_msg=item.name)
+        else:
+            assert a.tolist() == b.tolist(), item.name
+    assert from_arrow["text"][3, 0] == MISSING_CATEGORY and np.isnan(from_arrow["float_nan"][4, 0])
+    for batch in table.to_batches(max_chunksize=17):  # record batches as well as tables
+        assert feed_arrow(batch, inputs)["text"].shape == (batch.num_rows, 1)
+    with pytest.raises(DataError, match=r"missing feature column\(s\) \['nowhere'\]"):
+        feed_arrow(table, [OnnxInput("nowhere", "nowhere", "float")])
