@@ -23,6 +23,7 @@ OPERATOR_MODULES = [
     "airflow_mlops.operators.gating",
     "airflow_mlops.operators.ingestion",
     "airflow_mlops.operators.registry",
+    "airflow_mlops.operators.scoring",
     "airflow_mlops.operators.training",
     "airflow_mlops.operators.validation",
 ]
@@ -40,11 +41,6 @@ EXTRA_LINKS = [
     "airflow_mlops.links.training.MlflowTrainingRunLink",
     "airflow_mlops.links.validation.ValidationReportLink",
 ]
-HOOK_MODULES = ["airflow_mlops.hooks.mlflow", "airflow_mlops.hooks.storage"]
-OPERATOR_MODULES: list[str] = ["airflow_mlops.operators.scoring"]
-SENSOR_MODULES: list[str] = []
-TRIGGER_MODULES: list[str] = []
-EXTRA_LINKS: list[str] = []
 CONNECTION_TYPES = [
     {"hook-class-name": "airflow_mlops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
     {"hook-class-name": "airflow_mlops.hooks.ingestion.SqlSourceHook", "connection-type": "mlops_sql"},
