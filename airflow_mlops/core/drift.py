@@ -57,8 +57,8 @@ Task = Literal["binary", "multiclass", "regression"]
 Verdict = Literal["ok", "drift", "schema_skew", "insufficient_data"]
 
 # Columns of the scored output / serving log contract that are never features.
-PREDICTION_COLUMN = "prediction"
-PROBABILITY_PREFIX = "probability_"
+PREDICTION_COLUMN = contracts.PREDICTION_COLUMN
+PROBABILITY_PREFIX = contracts.PROBABILITY_COLUMN_PREFIX
 SCORING_META_COLUMNS = frozenset({"model_name", "model_version", "scored_at"})
 
 # Evidently 0.7's registered stattests (evidently.legacy.calculations.stattests) and the column kinds
@@ -175,7 +175,9 @@ class DriftSpec:
     :param min_rows: a batch with fewer rows gets the verdict ``insufficient_data``.
     :param quality_metric: the metric whose drop the policy watches (default: ``roc_auc`` for binary,
         ``f1_macro`` for multiclass, ``rmse`` for regression).
-    :param quality_baseline: the baseline value of that metric; computed on the reference when omitted.
+    :param quality_baseline: the baseline value of that metric. When omitted it is the champion's
+        test-split value from its training spec (``metrics.test``), else computed on the reference
+        (whose predictions may be in-sample, hence optimistic).
     """
 
     numeric_features: tuple[str, ...] = ()
@@ -201,6 +203,7 @@ class DriftSpec:
     quality_metric: str | None = None
     quality_baseline: float | None = None
     html_report: bool = True
+    quality_baseline_from: Literal["spec", "training"] | None = None
 
     @classmethod
     def from_mapping(
@@ -237,6 +240,9 @@ class DriftSpec:
         sample = raw.get("sample_size", cls.sample_size)
         report_sample = raw.get("report_sample_size", cls.report_sample_size)
         quality_metric = raw.get("quality_metric") or None
+        trained_on = base.get("primary_metric")  # the champion's own primary metric, when drift can measure it
+        if quality_metric is None and task is not None and trained_on in set(QUALITY_METRICS[task]) - _NOT_PRIMARY:
+            quality_metric = trained_on
         if quality_metric is not None:
             allowed = {m for metrics in QUALITY_METRICS.values() for m in metrics} - _NOT_PRIMARY
             if task is not None:
@@ -251,6 +257,12 @@ class DriftSpec:
         html = raw.get("html_report", True)
         if isinstance(html, str):
             html = html.strip().lower() not in ("false", "0", "no", "")
+        baseline = _optional_float(raw.get("quality_baseline"), "quality_baseline")
+        baseline_from: Literal["spec", "training"] | None = "spec" if baseline is not None else None
+        metric = quality_metric or {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "rmse"}.get(task or "")
+        held_out = (base.get("metrics") or {}).get("test") if isinstance(base.get("metrics"), Mapping) else None
+        if baseline is None and isinstance(held_out, Mapping) and isinstance(held_out.get(metric), int | float):
+            baseline, baseline_from = float(held_out[metric]), "training"
         return cls(
             numeric_features=numeric,
             categorical_features=categorical,
@@ -275,8 +287,9 @@ class DriftSpec:
             min_rows=_int(raw.get("min_rows", cls.min_rows), "min_rows", 1),
             seed=_int(raw.get("seed", cls.seed), "seed", 0),
             quality_metric=quality_metric,
-            quality_baseline=_optional_float(raw.get("quality_baseline"), "quality_baseline"),
+            quality_baseline=baseline,
             html_report=bool(html),
+            quality_baseline_from=baseline_from,
         )
 
     def method_for(self, column: str, kind: Kind) -> str | None:
@@ -304,7 +317,7 @@ class DriftSpec:
         return {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "rmse"}.get(self.task or "")
 
     def to_dict(self) -> dict[str, Any]:
-        out = {key: getattr(self, key) for key in _SPEC_KEYS}
+        out = {key: getattr(self, key) for key in (*_SPEC_KEYS, "quality_baseline_from")}
         for key, value in out.items():
             if isinstance(value, tuple):
                 out[key] = list(value)
@@ -648,7 +661,7 @@ class QualityResult:
     higher_is_better: bool
     current: float | None
     baseline: float | None
-    baseline_source: Literal["reference", "spec"] | None
+    baseline_source: Literal["reference", "spec", "training"] | None
     drop: float | None
     labelled_rows: int
     current_metrics: dict[str, float | None]
@@ -973,9 +986,12 @@ def _quality(
     current = measure(cur_table, cur_rows, cur_target)
     reference = measure(ref_table, ref_rows, ref_table.column(plan.target[0], ref_rows))
     higher = QUALITY_METRICS[task][metric]
-    baseline, source = (
-        (spec.quality_baseline, "spec") if spec.quality_baseline is not None else (reference[metric], "reference")
-    )
+    baseline: float | None
+    source: Literal["reference", "spec", "training"]
+    if spec.quality_baseline is not None:
+        baseline, source = spec.quality_baseline, spec.quality_baseline_from or "spec"
+    else:
+        baseline, source = reference[metric], "reference"
     value = current[metric]
     drop = None
     if value is not None and baseline is not None:
@@ -983,7 +999,7 @@ def _quality(
     labelled = int((cur_target.notna() & cur_table.column(PREDICTION_COLUMN, cur_rows).notna()).sum())
     return QualityResult(
         task=task, metric=metric, higher_is_better=higher, current=value, baseline=baseline,
-        baseline_source=source if baseline is not None else None, drop=drop,  # type: ignore[arg-type]
+        baseline_source=source if baseline is not None else None, drop=drop,
         labelled_rows=labelled, current_metrics=current, reference_metrics=reference,
     )  # fmt: skip
 

@@ -64,15 +64,31 @@ def logged_parity(spec: dict[str, Any], run_metrics: dict[str, float]) -> float 
     return None if value is None else float(value)
 
 
-def native_predictor(run_id: str, spec: dict[str, Any]) -> NativePredict | None:
-    """The run's native model (``runs:/<run_id>/model``) as a prediction function, or None when it
-    cannot be loaded (not logged, a flavor or library missing here): the gate then relies on the parity
-    the training run logged. Uses the active tracking URI (the MLflow hook's ``activate()``)."""
+def native_predictor(client: Any, run: Any, spec: dict[str, Any]) -> NativePredict | None:
+    """The run's native model as a prediction function, or None when it cannot be loaded (not logged,
+    a flavor or library missing here): the gate then relies on the parity the training run logged.
+
+    The training stem logs it as the run's MLflow model named ``model``; it is found through this
+    client (never MLflow's process-wide tracking URI) and loaded with the sklearn flavor.
+    """
+    import mlflow.artifacts
     import mlflow.sklearn
     from mlflow.exceptions import MlflowException
 
+    run_id = str(run.info.run_id)
     try:
-        model = mlflow.sklearn.load_model(f"runs:/{run_id}/{contracts.ARTIFACT_NATIVE_MODEL}")
+        found = client.search_logged_models(
+            experiment_ids=[str(run.info.experiment_id)],
+            filter_string=f"source_run_id = '{run_id}' AND name = '{contracts.ARTIFACT_NATIVE_MODEL}'",
+        )
+        with tempfile.TemporaryDirectory(prefix="mlops-native-") as tmp:
+            if found:
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=found[0].artifact_location, tracking_uri=client.tracking_uri, dst_path=tmp
+                )
+            else:  # a model logged as plain run artifacts
+                local = client.download_artifacts(run_id, contracts.ARTIFACT_NATIVE_MODEL, tmp)
+            model = mlflow.sklearn.load_model(local)
     except (MlflowException, OSError, ImportError, ValueError) as exc:
         log.warning("The native model of run %s could not be loaded (%s); using the logged parity", run_id, exc)
         return None
@@ -80,12 +96,11 @@ def native_predictor(run_id: str, spec: dict[str, Any]) -> NativePredict | None:
     classifier = spec.get("task") != "regression"
 
     def predict(frame: pd.DataFrame) -> np.ndarray:
+        import numpy as np
         import pandas as pd
 
         arrays = feed(frame, inputs)  # exactly what the ONNX graph is fed, as training feeds its pipeline
         x = pd.DataFrame({i.name: arrays[i.name][:, 0] for i in inputs}, index=frame.index)
-        import numpy as np
-
         return np.asarray(model.predict_proba(x) if classifier else model.predict(x))
 
     return predict
@@ -154,6 +169,6 @@ def load_run_model(
         run_id=run_id,
         version=version,
         expected_sha256=recorded,
-        native_predict=native_predictor(run_id, spec) if native else None,
+        native_predict=native_predictor(client, run, spec) if native else None,
         logged_parity=logged_parity(spec, dict(run.data.metrics)),
     )

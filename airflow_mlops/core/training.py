@@ -218,7 +218,7 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
     y = {name: data.y[getattr(splits, name)] for name in SPLITS}
     # Train rows whose predictions are needed: the train-metric sample and the drift reference.
     train_rows = _sample_positions(len(y["train"]), max(spec.train_metrics_rows, spec.reference_rows), spec.seed)
-    fitted = fit_model(spec, x["train"], y["train"], x["validation"], y["validation"], data.classes, train_rows)
+    fitted = fit_model(spec, x["train"], y["train"], x["validation"], y["validation"], data.classes)
     lap("fit")
     estimator = fitted.pipeline.named_steps["model"]
     test_matrix = fitted.pipeline.named_steps["features"].transform(x["test"])
@@ -232,9 +232,7 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
     predictions["validation"] = fitted.validation_predictions or predict(
         estimator, fitted.validation_matrix, spec, data.classes
     )
-    predictions["train"] = fitted.train_sample_predictions or predict(
-        estimator, fitted.train_matrix[train_rows], spec, data.classes
-    )
+    predictions["train"] = predict(estimator, fitted.train_matrix[train_rows], spec, data.classes)
     targets = {**y, "train": y["train"][train_rows]}
     metric_rows = _sample_positions(len(train_rows), spec.train_metrics_rows, spec.seed)
     metrics = {

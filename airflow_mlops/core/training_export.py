@@ -207,6 +207,11 @@ def export_onnx(pipeline: Pipeline, spec: TrainingSpec, inputs: list[OnnxInput],
         "mlops.onnx_inputs": json.dumps([i.to_dict() for i in inputs]),
     }
     onnx.helper.set_model_props(model, metadata)
+    # skl2onnx lists opsets in set order, which follows the process's string-hash seed: sort them so
+    # the same model gives the same bytes (and sha256) on every worker.
+    opsets = sorted(model.opset_import, key=lambda o: (o.domain, o.version))
+    del model.opset_import[:]
+    model.opset_import.extend(opsets)
     return bytes(model.SerializeToString())
 
 

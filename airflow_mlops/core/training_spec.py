@@ -331,7 +331,7 @@ class TrainingSpec:
     categories: CategorySpec = field(default_factory=CategorySpec)
     seed: int = 0
     reference_rows: int = 5000
-    train_metrics_rows: int = 20_000
+    train_metrics_rows: int = 10_000
     leakage_check: bool = True
     parity_tolerance: float = 1e-5
 
@@ -476,7 +476,7 @@ class TrainingSpec:
             categories=categories,
             seed=_integer(raw.get("seed", 0), "seed", 0, 2**31 - 1),
             reference_rows=_integer(raw.get("reference_rows", 5000), "reference_rows", 1, 1_000_000),
-            train_metrics_rows=_integer(raw.get("train_metrics_rows", 20_000), "train_metrics_rows", 1),
+            train_metrics_rows=_integer(raw.get("train_metrics_rows", 10_000), "train_metrics_rows", 1),
             leakage_check=_boolean(raw.get("leakage_check", True), "leakage_check"),
             parity_tolerance=_tolerance(raw.get("parity_tolerance", 1e-5)),
         )

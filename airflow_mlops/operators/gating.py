@@ -107,9 +107,7 @@ class EvaluateModelGateOperator(BaseOperator):
         from airflow_mlops.hooks.mlflow import MlflowHook
         from airflow_mlops.hooks.storage import StorageHook
 
-        hook = MlflowHook(self.mlflow_conn_id)
-        client = hook.get_conn()
-        hook.activate()  # the native model loads through MLflow's fluent API
+        client = MlflowHook(self.mlflow_conn_id).get_conn()
         storage = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
         try:
             if self.on_reject not in ("fail", "skip"):

@@ -40,12 +40,20 @@ def client_for(tmp_path: Path) -> Any:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def tracking_folder(client: Any) -> str:
+    """The folder of a SQLite tracking store."""
+    return str(Path(str(client.tracking_uri).removeprefix("sqlite:///")).parent)
+
+
 def training_run(client: Any, artifact_root: Path | None = None, *, onnx: bytes = b"onnx-bytes",
                  spec: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
                  experiment: str = "flights") -> str:  # fmt: skip
     """A finished run with the contract's ONNX and spec artifacts and lineage tags; returns its id."""
     found = client.get_experiment_by_name(experiment)
     if found is None:
+        if artifact_root is None and not str(client.tracking_uri).startswith("http"):
+            # never MLflow's default ./mlruns in whatever folder the tests run from
+            artifact_root = Path(tracking_folder(client)) / "mlartifacts"
         location = None if artifact_root is None else str(artifact_root / experiment)
         experiment_id = client.create_experiment(experiment, artifact_location=location)
     else:

@@ -397,3 +397,36 @@ def test_reports_and_summary_are_written_under_the_root(
     assert summary["result"] == json.loads(json.dumps(outcome.result.to_dict()))
     assert summary["report_uri"] == outputs.report_uri and summary["spec"]["report_sample_size"] == 2000
     assert [p.name for p in Path(outputs.summary_uri).parent.iterdir() if p.name.startswith(".tmp")] == []
+
+
+# -- the champion's artifacts as the training stem writes them ------------------------------------------
+def test_training_artifacts_plug_into_the_drift_check() -> None:
+    """Reference and spec artifact from ``train_model``; a serving log scored through the ONNX contract."""
+    from airflow_mlops.core.onnx_model import OnnxModel, inputs_from_spec
+    from airflow_mlops.core.training import train_model
+    from airflow_mlops.core.training_spec import TrainingSpec
+
+    training = {
+        "task": "binary", "target": "arr_delayed_15",
+        "features": {"numeric": ["hour", "distance"], "categorical": ["carrier", "origin"]},
+        "estimator": {"params": {"n_estimators": 30, "num_leaves": 15}},
+        "split": {"method": "time", "column": "sched_dep_ts"}, "reference_rows": 2000, "seed": 1,
+    }  # fmt: skip
+    trained = train_model(flights([1], sample=5000), TrainingSpec.from_mapping(training))
+    artifact = trained.spec_artifact()
+    july = flights([7], sample=3000)
+    model = OnnxModel(trained.onnx_bytes, inputs_from_spec(artifact), expected_sha256=trained.onnx_sha256)
+    outputs = model.run(july)
+    scored = july.assign(prediction=outputs["label"], **{
+        f"probability_{c}": outputs["probabilities"][:, i] for i, c in enumerate(artifact["classes"])
+    })  # fmt: skip
+    spec = DriftSpec.from_mapping({}, json.loads(json.dumps(artifact)))
+    assert spec.quality_metric == "roc_auc" and spec.quality_baseline_from == "training"
+    assert spec.quality_baseline == pytest.approx(artifact["metrics"]["test"]["roc_auc"])
+    serving = compute_drift(trained.reference, scored.drop(columns=["arr_delayed_15"]), spec)
+    assert [c.column for c in serving.features] == ["hour", "distance", "carrier", "origin"]
+    assert [c.column for c in serving.predictions] == ["prediction", "probability_1"]
+    assert serving.schema_skew.any is False and serving.quality is None
+    labelled = compute_drift(trained.reference, scored, spec)
+    assert labelled.quality is not None and labelled.quality.baseline_source == "training"
+    assert labelled.quality.labelled_rows == int(scored["arr_delayed_15"].notna().sum())

@@ -313,23 +313,56 @@ def test_feature_frame_matches_what_onnx_is_fed(january: pd.DataFrame) -> None:
     assert frame["carrier"].tolist()[0] == "" and frame["distance"].dtype == np.float32
 
 
-def test_predictions_kept_from_the_fit_equal_fresh_predictions(january: pd.DataFrame) -> None:
+def test_validation_scores_kept_from_the_fit_equal_fresh_predictions(january: pd.DataFrame) -> None:
     from airflow_mlops.core.training_data import prepare, split_rows
     from airflow_mlops.core.training_model import fit_model, predict
 
-    spec = spec_of(FLIGHTS, estimator={"params": {"n_estimators": 200, "learning_rate": 0.2}})
+    spec = spec_of(FLIGHTS, estimator={"params": {"n_estimators": 200, "learning_rate": 0.3}})
     data = prepare(january, spec)
     splits = split_rows(data, spec)
     x_train, x_val = data.x.iloc[splits.train], data.x.iloc[splits.validation]
-    rows = np.arange(0, len(splits.train), 7)
-    fitted = fit_model(spec, x_train, data.y[splits.train], x_val, data.y[splits.validation], data.classes, rows)
-    estimator = fitted.pipeline.named_steps["model"]
+    fitted = fit_model(spec, x_train, data.y[splits.train], x_val, data.y[splits.validation], data.classes)
     assert fitted.best_iteration is not None and fitted.best_iteration < 200  # early stopping kicked in
-    assert fitted.validation_predictions is not None and fitted.train_sample_predictions is not None
-    fresh_validation = predict(estimator, fitted.validation_matrix, spec, data.classes)
-    fresh_train = predict(estimator, fitted.train_matrix[rows], spec, data.classes)
-    np.testing.assert_allclose(
-        fitted.validation_predictions.probabilities, fresh_validation.probabilities, rtol=0, atol=1e-12
-    )
-    np.testing.assert_allclose(fitted.train_sample_predictions.probabilities, fresh_train.probabilities, atol=1e-12)
-    assert (fitted.validation_predictions.labels == fresh_validation.labels).all()
+    assert fitted.validation_predictions is not None
+    fresh = predict(fitted.pipeline.named_steps["model"], fitted.validation_matrix, spec, data.classes)
+    np.testing.assert_allclose(fitted.validation_predictions.probabilities, fresh.probabilities, rtol=0, atol=1e-12)
+    assert (fitted.validation_predictions.labels == fresh.labels).all()
+
+
+_TRAIN_IN_A_FRESH_PROCESS = """
+import json, sys
+from airflow_mlops.core.training import TrainingSpec, train_model
+from tests.support.data import flights
+spec = TrainingSpec.from_mapping(json.loads(sys.argv[1]))
+result = train_model(flights(months=[1], sample=3000), spec)
+print("RESULT " + json.dumps({"sha256": result.onnx_sha256, "metrics": result.metrics}, sort_keys=True))
+"""
+
+
+def test_identical_onnx_across_processes_with_different_hash_seeds() -> None:
+    """A retry lands on another worker: string hashing differs per process, the model bytes must not."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    spec = json.dumps({**FLIGHTS, "estimator": {"params": {"n_estimators": 20}}})
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _TRAIN_IN_A_FRESH_PROCESS, spec],
+            cwd=repo,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in ("0", "1")  # these two seeds order skl2onnx's opset set differently
+    ]
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+        results.append(next(line for line in out.splitlines() if line.startswith("RESULT ")))
+    assert results[0] == results[1]

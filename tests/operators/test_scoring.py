@@ -406,3 +406,24 @@ def test_partitions_fan_out_with_dynamic_task_mapping(
         source = pd.read_parquet(landing / partition)
         assert out.column("flight").to_pylist() == source["flight"].tolist()
         assert set(out.column("model_version").to_pylist()) == {champion.version}
+
+
+def test_scores_through_an_mlflow_tracking_server(
+    mlflow_server: Any, mlops_env: Path, february_file: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Resolution and artifact download over HTTP (the server proxies artifacts), as in production."""
+    from mlflow import MlflowClient
+
+    host, port = urlparse(mlflow_server.url).hostname, urlparse(mlflow_server.url).port
+    connection = {"conn_type": "mlflow", "host": host, "port": port, "schema": "http"}
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_SERVER", json.dumps(connection))
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    experiment_id = MlflowHook("mlflow_server").ensure_experiment("scoring-server")
+    registered = models.register(client, models.flights_classifier("lightgbm"), name, experiment_id=experiment_id)
+    resolved = ResolveModelVersionOperator(task_id="r", model_name=name, mlflow_conn_id="mlflow_server").execute(
+        context()
+    )
+    operator = score(february_file, name, model_version=resolved["model_version"], mlflow_conn_id="mlflow_server")
+    result = operator.execute(context())
+    assert result["model_version"] == registered.version and result["onnx_sha256"] == registered.onnx_sha256
+    assert result["rows_out"] == len(pd.read_parquet(february_file))
