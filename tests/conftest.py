@@ -23,6 +23,22 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _forget_mlflow_globals() -> Iterator[None]:
+    """A task process activates MLflow once (``MlflowHook.activate``) and exits; tests share one process,
+    so the URIs one test activated must not become the next test's defaults."""
+    yield
+    import sys
+
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None restores MLflow's own resolution
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def mlops_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the [mlops] settings at a fresh embedded deployment under tmp_path."""

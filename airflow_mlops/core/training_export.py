@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 _registered = threading.Lock()
-_done = False
 
 
 class ParityError(ArtifactError):
@@ -131,11 +130,12 @@ def register_lightgbm_converters() -> None:
     onnxmltools' converter deep-copies every per-node attribute list (hundreds of thousands of ints
     for a few hundred trees), which is about half of its run time; the module's ``copy`` is pointed at
     a namespace whose ``deepcopy`` copies flat lists of numbers directly. Nothing else changes.
+
+    The registration is renewed on every call rather than once per process: skl2onnx keeps one global
+    converter per model type, and any other code in the process (a user's own export, a library) may
+    register onnxmltools' plain converter, whose float32 trees miss the parity tolerance.
     """
-    global _done
     with _registered:
-        if _done:
-            return
         import types
 
         import lightgbm
@@ -161,7 +161,6 @@ def register_lightgbm_converters() -> None:
             calculate_linear_regressor_output_shapes,
             _convert_lightgbm,
         )
-        _done = True
 
 
 def expected_outputs(spec: TrainingSpec) -> list[str]:

@@ -366,3 +366,23 @@ def test_identical_onnx_across_processes_with_different_hash_seeds() -> None:
         assert process.returncode == 0, err[-3000:]
         results.append(next(line for line in out.splitlines() if line.startswith("RESULT ")))
     assert results[0] == results[1]
+
+
+def test_export_keeps_double_precision_trees_after_another_converter_registration(bikes: pd.DataFrame) -> None:
+    """Other code in the process may register onnxmltools' plain (float32) LightGBM converter."""
+    from lightgbm import LGBMRegressor
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
+
+    update_registered_converter(
+        LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes, convert_lightgbm
+    )
+    result = train_model(bikes, spec_of(BIKE))
+    doubles = [
+        node for node in onnx.load_from_string(result.onnx_bytes).graph.node if node.op_type == "TreeEnsembleRegressor"
+    ]
+    assert doubles and all(any(a.name == "nodes_values_as_tensor" for a in node.attribute) for node in doubles), (
+        "the tree ensemble was exported with float32 thresholds"
+    )
+    assert result.parity.passed and result.parity.value <= 1e-6

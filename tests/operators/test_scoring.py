@@ -417,7 +417,7 @@ def test_scores_through_an_mlflow_tracking_server(
     host, port = urlparse(mlflow_server.url).hostname, urlparse(mlflow_server.url).port
     connection = {"conn_type": "mlflow", "host": host, "port": port, "schema": "http"}
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_SERVER", json.dumps(connection))
-    client = MlflowClient(tracking_uri=mlflow_server.url)
+    client = MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
     experiment_id = MlflowHook("mlflow_server").ensure_experiment("scoring-server")
     registered = models.register(client, models.flights_classifier("lightgbm"), name, experiment_id=experiment_id)
     resolved = ResolveModelVersionOperator(task_id="r", model_name=name, mlflow_conn_id="mlflow_server").execute(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.onnx_model import MISSING_CATEGORY
+from airflow_mlops.core.training_export import register_lightgbm_converters
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,33 +92,12 @@ def _spec(task: str, target: str, numeric: list[str], categorical: list[str], cl
     }
 
 
-def _register_lightgbm_converter() -> None:
-    from lightgbm import LGBMClassifier, LGBMRegressor
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-    from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import (
-        calculate_linear_classifier_output_shapes,
-        calculate_linear_regressor_output_shapes,
-    )
-
-    update_registered_converter(
-        LGBMClassifier,
-        "LightGbmLGBMClassifier",
-        calculate_linear_classifier_output_shapes,
-        convert_lightgbm,
-        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
-    )
-    update_registered_converter(
-        LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes, convert_lightgbm
-    )
-
-
 def export(native: Any, numeric: list[str], categorical: list[str], classifier: bool) -> bytes:
     """One ONNX graph for the whole pipeline, per the contract (no ZipMap, inputs named like columns)."""
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    _register_lightgbm_converter()
+    register_lightgbm_converters()  # the project's converter: double-precision trees, as training exports
     types = [(c, FloatTensorType([None, 1])) for c in numeric] + [(c, StringTensorType([None, 1])) for c in categorical]
     options = {id(native.steps[-1][1]): {"zipmap": False}} if classifier else None
     onx = to_onnx(native, initial_types=types, options=options, target_opset={"": 17, "ai.onnx.ml": 3})
