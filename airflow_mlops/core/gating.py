@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from airflow_mlops.core import gating_metrics as gm
+from airflow_mlops.core import params
 from airflow_mlops.core.contracts import KIND_EVIDENCE
 from airflow_mlops.core.errors import DataError, SpecError
 from airflow_mlops.core.onnx_model import OnnxInput, OnnxModel, inputs_from_spec
@@ -98,29 +99,7 @@ def _optional_number(raw: Any, key: str, section: str | None, **bounds: Any) -> 
 
 
 def _boolean(raw: Any, key: str, section: str | None) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", ""):
-        return False
-    raise SpecError(f"The {_where(section, key)} parameter of GatePolicy must be true or false. Got {raw!r} instead.")
-
-
-def parse_flag(raw: Any, name: str) -> bool:
-    """A yes/no argument that may arrive rendered as a string (``"true"``, ``"False"``, ``"1"`` ...).
-
-    :raises SpecError: anything else, naming the argument.
-    """
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", "", "none"):
-        return False
-    raise SpecError(f"The {name!r} argument must be true or false. Got {raw!r} instead.")
+    return params.parse_flag(raw, f"The {_where(section, key)} parameter of GatePolicy")
 
 
 def _choice(raw: Any, key: str, section: str | None, options: Sequence[str]) -> str:

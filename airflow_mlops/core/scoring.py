@@ -409,18 +409,6 @@ def _as_int(raw: Any, name: str, low: int, high: int, *, strict: bool = False) -
     return value
 
 
-def as_flag(raw: Any, name: str) -> bool:
-    """A boolean parameter that may arrive as a rendered template string (``"true"``, ``"False"``, ``"1"``)."""
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", "", "none"):
-        return False
-    raise SpecError(f"The {name!r} parameter must be true or false. Got {raw!r} instead.")
-
-
 def _as_columns(raw: Any) -> tuple[str, ...]:
     if raw is None or raw == "":
         return ()

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
+from airflow_mlops.core.params import parse_flag
 
 Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
@@ -136,11 +137,7 @@ def _integer(value: Any, path: str, minimum: int, maximum: int | None = None) ->
 
 
 def _boolean(value: Any, path: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-        return value.strip().lower() == "true"
-    raise SpecError(f"{_where(path)} must be true or false. Got {value!r} instead.")
+    return parse_flag(value, _where(path))
 
 
 def import_estimator(path: str) -> type:

@@ -103,6 +103,7 @@ class EvaluateModelGateOperator(BaseOperator):
 
         from airflow_mlops.core import gating
         from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundError, SpecError
+        from airflow_mlops.core.params import parse_flag
         from airflow_mlops.exceptions import ModelIntegrityFailure, ModelRejected
         from airflow_mlops.hooks.mlflow import MlflowHook
         from airflow_mlops.hooks.storage import StorageHook
@@ -113,7 +114,7 @@ class EvaluateModelGateOperator(BaseOperator):
             if self.on_reject not in ("fail", "skip"):
                 raise SpecError(f"'on_reject' must be 'fail' or 'skip'. Got {self.on_reject!r} instead.")
             policy = gating.GatePolicy.from_mapping(self.policy)
-            force = gating.parse_flag(self.force, "force")
+            force = parse_flag(self.force, "The 'force' argument")
             candidate, champion = self._models(client)
             uri = self._evaluation_uri(client)
             frame, sha256 = gating.read_evaluation_frame(storage, uri)

@@ -245,8 +245,8 @@ class ScoreBatchOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.errors import DataError, IntegrityError
+        from airflow_mlops.core.params import parse_flag
         from airflow_mlops.core.scoring import (
-            as_flag,
             load_challenger,
             load_serving_model,
             resolve_model_version,
@@ -257,7 +257,7 @@ class ScoreBatchOperator(BaseOperator):
         from airflow_mlops.hooks.storage import StorageHook
 
         spec = self._spec(context)
-        shadow = as_flag(self.shadow, "shadow")
+        shadow = parse_flag(self.shadow, "The 'shadow' parameter")
         root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
         client = MlflowHook(self.mlflow_conn_id).get_conn()
         try:

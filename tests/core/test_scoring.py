@@ -26,7 +26,6 @@ from airflow_mlops.core.scoring import (
     ScoringSpec,
     ServingModel,
     _Reservoir,
-    as_flag,
     baseline_from_reference,
     list_partitions,
     resolve_input,
@@ -582,9 +581,6 @@ def test_scoring_spec_from_rendered_templates() -> None:
     ]:
         with pytest.raises(SpecError, match=message):
             ScoringSpec.from_mapping({**base, **bad})
-    assert as_flag("True", "shadow") and not as_flag("false", "shadow") and not as_flag(False, "shadow")
-    with pytest.raises(SpecError, match="'shadow' parameter must be true or false"):
-        as_flag("maybe", "shadow")
 
 
 def test_rows_in_equals_rows_out_across_many_row_groups_and_files(root: StorageRoot, tmp_path: Path) -> None:
