@@ -97,3 +97,22 @@ class TcpProxy:
                 sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
+
+
+def embedded_registry_client(mlops_env: Path) -> Any:
+    """An MLflow client on the deployment's embedded store, prepared for registry tests."""
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+    prepare_embedded_store(mlops_env)
+    return MlflowHook().get_conn()
+
+
+def register_gated_version(client: Any, name: str) -> str:
+    """Register a passed-gate version of a fresh training run the way RegisterModelOperator does; its number."""
+    from airflow_mlops.core import registry
+    from tests.core.registry_support import gate_receipt, training_run
+
+    run_id = training_run(client)
+    tags = registry.registration_tags(dict(client.get_run(run_id).data.tags), run_id, gate_receipt(run_id))
+    version = registry.register_version(client, name, run_id, source=f"runs:/{run_id}/onnx", tags=tags, description="")
+    return str(version.version)

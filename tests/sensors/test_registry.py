@@ -11,28 +11,21 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_mlops.core import contracts, registry
 from airflow_mlops.core.errors import MlopsError, SpecError
-from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.links.registry import MlflowModelVersionLink
 from airflow_mlops.sensors.registry import ModelVersionFailed, ModelVersionSensor
 from airflow_mlops.triggers.registry import ModelVersionReadyTrigger
-from tests.core.registry_support import gate_receipt, training_run
-from tests.operators.registry_support import prepare_embedded_store, task_context
+from tests.operators.registry_support import embedded_registry_client, register_gated_version, task_context
 
 NAME = "flights_delay"
 
 
 @pytest.fixture
 def client(mlops_env: Path) -> Any:
-    prepare_embedded_store(mlops_env)
-    return MlflowHook().get_conn()
+    return embedded_registry_client(mlops_env)
 
 
 def _register(client: Any) -> str:
-    run_id = training_run(client)
-    tags = registry.registration_tags(dict(client.get_run(run_id).data.tags), run_id, gate_receipt(run_id))
-    return registry.register_version(
-        client, NAME, run_id, source=f"runs:/{run_id}/onnx", tags=tags, description=""
-    ).version
+    return register_gated_version(client, NAME)
 
 
 def test_poke_waits_for_a_complete_version(client: Any) -> None:

@@ -12,11 +12,9 @@ from typing import Any
 import pytest
 
 from airflow_mlops.core import contracts, registry
-from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.triggers import registry as triggers
 from airflow_mlops.triggers.registry import ModelVersionReadyTrigger
-from tests.core.registry_support import gate_receipt, training_run
-from tests.operators.registry_support import prepare_embedded_store
+from tests.operators.registry_support import embedded_registry_client, register_gated_version
 
 NAME = "flights_delay"
 
@@ -44,16 +42,11 @@ async def _events(trigger: ModelVersionReadyTrigger, timeout: float = 60) -> lis
 
 @pytest.fixture
 def client(mlops_env: Path) -> Any:
-    prepare_embedded_store(mlops_env)
-    return MlflowHook().get_conn()
+    return embedded_registry_client(mlops_env)
 
 
 def _register(client: Any) -> str:
-    run_id = training_run(client)
-    tags = registry.registration_tags(dict(client.get_run(run_id).data.tags), run_id, gate_receipt(run_id))
-    return registry.register_version(
-        client, NAME, run_id, source=f"runs:/{run_id}/onnx", tags=tags, description=""
-    ).version
+    return register_gated_version(client, NAME)
 
 
 def test_waits_for_the_registration_to_complete_then_yields_once(client: Any) -> None:
