@@ -41,7 +41,7 @@ class EvaluateModelGateOperator(BaseOperator):
     :param model_name: registered model whose champion is the reference. (templated)
     :param candidate_run_id: MLflow run of the candidate (``train.output["run_id"]``). (templated)
     :param pipeline: pipeline name, for evidence paths. (templated)
-    :param policy: the gate policy, a mapping (see :class:`~airflow_mlops.core.gating.GatePolicy`). (templated)
+    :param policy: the gate policy, a mapping (see :class:`~airflow_mlops.core.gating_policy.GatePolicy`). (templated)
     :param evaluation_uri: named evaluation snapshot (Parquet or CSV under the storage root) instead of
         the candidate's test split. (templated)
     :param partition: evidence partition; the run's logical date, else its run id. (templated)
@@ -103,6 +103,7 @@ class EvaluateModelGateOperator(BaseOperator):
 
         from airflow_mlops.core import gating
         from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundError, SpecError
+        from airflow_mlops.core.gating_policy import GatePolicy
         from airflow_mlops.core.params import parse_flag
         from airflow_mlops.exceptions import ModelIntegrityFailure, ModelRejected
         from airflow_mlops.hooks.mlflow import MlflowHook
@@ -113,7 +114,7 @@ class EvaluateModelGateOperator(BaseOperator):
         try:
             if self.on_reject not in ("fail", "skip"):
                 raise SpecError(f"'on_reject' must be 'fail' or 'skip'. Got {self.on_reject!r} instead.")
-            policy = gating.GatePolicy.from_mapping(self.policy)
+            policy = GatePolicy.from_mapping(self.policy)
             force = parse_flag(self.force, "The 'force' argument")
             candidate, champion = self._models(client)
             uri = self._evaluation_uri(client)

@@ -11,7 +11,6 @@ import pytest
 
 from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundError, SpecError
 from airflow_mlops.core.gating import (
-    GatePolicy,
     ModelUnderTest,
     evaluate,
     evidence_location,
@@ -19,6 +18,7 @@ from airflow_mlops.core.gating import (
     read_evaluation_frame,
     write_evidence,
 )
+from airflow_mlops.core.gating_policy import GatePolicy
 from airflow_mlops.core.storage import StorageRoot
 from tests.core.gating_support import Exported, labelled, train
 from tests.support.data import flights
