@@ -84,7 +84,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         patch.setenv("AIRFLOW__MLOPS__STORAGE_ROOT", str(home / "storage"))
         patch.setenv("AIRFLOW__MLOPS__MLFLOW_TRACKING_URI", fresh_store(home / "mlflow.db"))
         patch.setenv("AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT", str(home / "mlartifacts"))
-        patch.setenv("AIRFLOW_CONN_CATALOGUE_SQL", json.dumps({"conn_type": "sqlite", "host": str(home / "src.db")}))
+        patch.setenv("AIRFLOW_CONN_CATALOGUE_SQL", f"sqlite:///{home / 'src.db'}")
         root = StorageRoot(str(home / "storage"))
         frame = flights(months=[1], sample=3000)
         snapshot = root.layout("flights", contracts.KIND_SNAPSHOT, "2013-01", "data.parquet")

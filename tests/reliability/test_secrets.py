@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sqlite3
+import traceback
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 import yaml
 
 from tests.support import models
+from tests.support.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CANARIES = {
@@ -100,22 +102,34 @@ def test_a_full_flow_leaks_no_credential(  # type: ignore[no-untyped-def]
         "extra": {"endpoint_url": s3_server.endpoint_url, "region_name": "us-east-1"},
     }  # fmt: skip
     connections = {
-        "AIRFLOW_CONN_SECRET_SQL": {
-            "conn_type": "sqlite", "host": str(tmp_path / "source.db"), "login": "analyst",
-            "password": CANARIES["sql password"],
+        # SQLite has no credentials: the SQL password travels to a PostgreSQL server that refuses it.
+        "AIRFLOW_CONN_SECRET_PG": {
+            "conn_type": "postgres", "host": "127.0.0.1", "port": free_port(), "schema": "flights",
+            "login": "analyst", "password": CANARIES["sql password"],
         },  # fmt: skip
         "AIRFLOW_CONN_MLFLOW_DEFAULT": {"conn_type": "mlflow", "host": mlflow_server.url, "password": CANARIES["mlflow token"]},
         "AIRFLOW_CONN_AWS_SECRET": aws,
     }
     for key, value in connections.items():
         monkeypatch.setenv(key, json.dumps(value))
+    monkeypatch.setenv("AIRFLOW_CONN_SECRET_SQL", f"sqlite:///{tmp_path / 'source.db'}")
     monkeypatch.setenv("AIRFLOW__MLOPS__STORAGE_ROOT", f"s3://{s3_bucket}/mlops")
     monkeypatch.setenv("AIRFLOW__MLOPS__STORAGE_CONN_ID", "aws_secret")
     caplog.set_level(logging.DEBUG)
     xcom: list[Any] = []
     name = f"secrets_{s3_bucket}".replace("-", "_")
     storage = {"storage_root": f"s3://{s3_bucket}/mlops"}
+    failures = []
     try:
+        with pytest.raises(Exception) as refused:  # the error path is where a DSN with its password leaks
+            _run(
+                IngestDatasetOperator(
+                    task_id="ingest_pg", pipeline="flights", source="sql", sql_conn_id="secret_pg", table="flights",
+                    storage_conn_id="aws_secret", **storage,
+                ),
+                xcom,
+            )  # fmt: skip
+        failures.append("".join(traceback.format_exception(refused.value)))
         snapshot = _run(
             IngestDatasetOperator(
                 task_id="ingest", pipeline="flights", source="sql", sql_conn_id="secret_sql", table="flights",
@@ -169,7 +183,9 @@ def test_a_full_flow_leaks_no_credential(  # type: ignore[no-untyped-def]
     # Task logs: every record at any level, and everything written to stdout/stderr.
     out, err = capfd.readouterr()
     records = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
-    assert caplog.records and _leaks(records + out + err) == []
+    assert "Connection refused" in failures[0] or "could not connect" in failures[0], failures[0][-2000:]
+    logs = records + out + err
+    assert "Ingested" in logs and _leaks(logs + "".join(failures)) == []
 
     # XCom: return values, pushed values, asset event extras.
     assert len(xcom) >= 7 and _leaks(json.dumps(xcom, default=str)) == []
