@@ -229,7 +229,9 @@ def test_a_held_lease_blocks_and_an_expired_one_is_taken_over(client: Any, three
 def test_a_retry_of_the_same_task_reclaims_the_lease_its_dead_try_left(client: Any, three: list[str]) -> None:
     lock = NAME + registry.LOCK_SUFFIX
     key = "flights_ct/manual__1/promote/-1"
-    client.create_registered_model(lock, tags={registry.TAG_LOCK_OWNER: f"{key}#dead", registry.TAG_LOCK_EXPIRES: "9e12"})
+    client.create_registered_model(
+        lock, tags={registry.TAG_LOCK_OWNER: f"{key}#dead", registry.TAG_LOCK_EXPIRES: "9e12"}
+    )
     with pytest.raises(registry.RegistryLockTimeout, match=f"held by {key}#dead"):  # another task still waits
         registry.promote(client, NAME, "1", expected=None, key="flights_ct/manual__2/promote/-1", lock_timeout=0.3,
                          sleep=lambda s: None)  # fmt: skip

@@ -8,7 +8,6 @@ files (temporaries included) before and after.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -97,7 +96,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         (landing / "flights_2013-02.parquet").write_bytes(b"PAR1 this is not parquet PAR1")
         hook = MlflowHook()
         registered = models.register(
-            hook.get_conn(), models.flights_classifier("sklearn"), MODEL, experiment_id=hook.ensure_experiment("flights")
+            hook.get_conn(),
+            models.flights_classifier("sklearn"),
+            MODEL,
+            experiment_id=hook.ensure_experiment("flights"),
         )
         yield World(home, root, landing, snapshot, sha, current, registered.run_id)
 
@@ -209,19 +211,19 @@ CASES: dict[str, Case] = {
         lambda w: ingest_sql(w, table="flights", watermark_column="ts) OR 1=1 --"), SpecError, "OR 1=1"
     ),
     "ingest-quoted-template": Case(
-        lambda w: ingest_sql(w, query="SELECT * FROM flights WHERE day = '{{ ds }}'"), SpecError,
+        lambda w: ingest_sql(w, query="SELECT * FROM flights WHERE day = '{{ ds }}'"),
+        SpecError,
         "quoted SQL literal",
-    ),  # fmt: skip
+    ),
     "ingest-on-empty": Case(lambda w: ingest(w, on_empty="ignore"), SpecError, "'ignore'"),
     # validate
     "validate-no-suite-nor-reference": Case(lambda w: validate(w, reference_uri=None), SpecError, "suite_uri"),
-    "validate-snapshot-altered": Case(
-        lambda w: validate(w, snapshot_sha256="0" * 64), DataValidationFailed, "0" * 64
-    ),
+    "validate-snapshot-altered": Case(lambda w: validate(w, snapshot_sha256="0" * 64), DataValidationFailed, "0" * 64),
     "validate-snapshot-missing": Case(
         lambda w: validate(w, snapshot_uri=w.root.layout("flights", "snapshots", "1999-01", "data.parquet")),
-        SourceNotFoundError, "1999-01",
-    ),  # fmt: skip
+        SourceNotFoundError,
+        "1999-01",
+    ),
     "validate-unknown-inference-setting": Case(
         lambda w: validate(w, inference={"colums": ["carrier"]}), SpecError, "colums"
     ),
@@ -232,8 +234,10 @@ CASES: dict[str, Case] = {
     ),
     "train-unknown-estimator": Case(
         lambda w: train(w, spec=train_spec(estimator={"type": "deep_forest"}, early_stopping_rounds=0)),
-        AirflowFailException, "deep_forest", SpecError,
-    ),  # fmt: skip
+        AirflowFailException,
+        "deep_forest",
+        SpecError,
+    ),
     "train-snapshot-altered": Case(
         lambda w: train(w, snapshot_sha256="f" * 64), DataValidationFailed, "f" * 64, IntegrityError
     ),

@@ -158,7 +158,9 @@ def test_ingestion_killed_mid_write_then_rerun_gives_the_clean_bytes(landing: Pa
     assert sorted(Path(u).name for u in _visible(killed)) == ["data.parquet", "receipt.json"]
 
 
-def test_scoring_killed_mid_write_then_rerun_gives_the_clean_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scoring_killed_mid_write_then_rerun_gives_the_clean_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from datetime import UTC, datetime
     from types import SimpleNamespace
 
@@ -171,7 +173,9 @@ def test_scoring_killed_mid_write_then_rerun_gives_the_clean_bytes(tmp_path: Pat
     monkeypatch.setenv("AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT", str(tmp_path / "mlartifacts"))
     hook = MlflowHook()
     name = "kill_scoring"
-    models.register(hook.get_conn(), models.flights_classifier("sklearn"), name, experiment_id=hook.ensure_experiment("flights"))
+    models.register(
+        hook.get_conn(), models.flights_classifier("sklearn"), name, experiment_id=hook.ensure_experiment("flights")
+    )
     landing = tmp_path / "in.parquet"
     models.flights_frame((2,), 12000).to_parquet(landing, index=False)
 

@@ -27,7 +27,9 @@ from airflow_mlops.core.errors import ArtifactError
 from tests.support import services
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
-_UNAVAILABLE = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ServiceUnavailable</Code><Message>injected</Message></Error>"  # noqa: E501
+_UNAVAILABLE = (
+    b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ServiceUnavailable</Code><Message>injected</Message></Error>"
+)
 
 
 class S3FaultProxy:

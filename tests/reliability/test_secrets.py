@@ -67,7 +67,9 @@ def _run(operator: Any, xcom: list[Any]) -> dict[str, Any]:
     context = _context(operator.task_id, xcom)
     result = operator.execute(context)
     xcom.append(result)
-    xcom.extend({"asset": str(key), "extra": dict(value.extra)} for key, value in context["outlet_events"]._dict.items())
+    xcom.extend(
+        {"asset": str(key), "extra": dict(value.extra)} for key, value in context["outlet_events"]._dict.items()
+    )
     return result
 
 
@@ -104,10 +106,18 @@ def test_a_full_flow_leaks_no_credential(  # type: ignore[no-untyped-def]
     connections = {
         # SQLite has no credentials: the SQL password travels to a PostgreSQL server that refuses it.
         "AIRFLOW_CONN_SECRET_PG": {
-            "conn_type": "postgres", "host": "127.0.0.1", "port": free_port(), "schema": "flights",
-            "login": "analyst", "password": CANARIES["sql password"],
-        },  # fmt: skip
-        "AIRFLOW_CONN_MLFLOW_DEFAULT": {"conn_type": "mlflow", "host": mlflow_server.url, "password": CANARIES["mlflow token"]},
+            "conn_type": "postgres",
+            "host": "127.0.0.1",
+            "port": free_port(),
+            "schema": "flights",
+            "login": "analyst",
+            "password": CANARIES["sql password"],
+        },
+        "AIRFLOW_CONN_MLFLOW_DEFAULT": {
+            "conn_type": "mlflow",
+            "host": mlflow_server.url,
+            "password": CANARIES["mlflow token"],
+        },
         "AIRFLOW_CONN_AWS_SECRET": aws,
     }
     for key, value in connections.items():
