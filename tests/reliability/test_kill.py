@@ -156,6 +156,7 @@ def test_ingestion_killed_mid_write_then_rerun_gives_the_clean_bytes(landing: Pa
     table = pq.read_table(rerun["uri"], columns=["sched_dep_ts", "carrier", "flight", "origin"])
     assert table.num_rows == clean["rows"] == len(set(zip(*table.to_pydict().values(), strict=True)))
     assert sorted(Path(u).name for u in _visible(killed)) == ["data.parquet", "receipt.json"]
+    assert not list(killed.rglob(".tmp-*"))  # the rerun cleared what the killed attempt left
 
 
 def test_scoring_killed_mid_write_then_rerun_gives_the_clean_bytes(
