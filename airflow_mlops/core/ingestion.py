@@ -1348,6 +1348,7 @@ def ingest(
     )
     body = json.dumps(receipt.to_dict(), indent=2).encode() + b"\n"  # key order is fixed by to_dict()
     root.write_bytes(receipt_uri(root, pipeline, partition), body)
+    root.remove_stale_temporaries(uri)  # what a killed earlier attempt of this partition left
     return receipt
 
 

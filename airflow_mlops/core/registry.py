@@ -384,7 +384,9 @@ def promote(
     """
     validate_model_name(name)
     version = str(version)
-    with registry_lock(client, name, owner=key or mode, timeout=lock_timeout, ttl=lock_ttl, sleep=sleep):
+    with registry_lock(
+        client, name, owner=key or mode, timeout=lock_timeout, ttl=lock_ttl, sleep=sleep, reclaim_own=bool(key)
+    ):
         found = _check_promotable(client, name, version)
         if expected_run_id is not None and str(found.run_id) != str(expected_run_id):
             raise VersionNotPromotable(
@@ -423,7 +425,9 @@ def rollback(
     :raises ChampionMoved: ``expected`` was given and the alias points elsewhere.
     """
     validate_model_name(name)
-    with registry_lock(client, name, owner=key or "rollback", timeout=lock_timeout, ttl=lock_ttl, sleep=sleep):
+    with registry_lock(
+        client, name, owner=key or "rollback", timeout=lock_timeout, ttl=lock_ttl, sleep=sleep, reclaim_own=bool(key)
+    ):
         current = alias_version(client, name, alias)
         done = _last_promotion(client, name)
         if key and done.get("key") == key and done.get("to") == current:
@@ -503,12 +507,17 @@ def registry_lock(
     ttl: float = 120.0,
     poll: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
+    reclaim_own: bool = False,
 ) -> Iterator[str]:
     """Hold the promotion lease of model ``name`` for the duration of the block.
 
     The lease is a registered model ``<name>.mlops-lock``: creating it succeeds for exactly one caller.
     Its tags say who holds it and until when (wall clock, ``ttl`` seconds); a holder that died is
     replaced once the lease expires. Released on exit, only by its holder.
+
+    :param reclaim_own: ``owner`` names one task instance, whose tries never run at the same time; a
+        lease left by an earlier try of it (killed, or cut off from the registry before it could
+        release) is taken over at once instead of blocking the retry until the lease expires.
 
     :raises RegistryLockTimeout: the lease stayed held by someone else for ``timeout`` seconds.
     """
@@ -529,6 +538,10 @@ def registry_lock(
         holder = _lock_holder(client, lock_name)
         if holder is not None and time.time() > holder[1]:
             log.warning("Taking over the expired promotion lease of %s from %s", name, holder[0])
+            _release(client, lock_name, holder[0])
+            continue
+        if holder is not None and reclaim_own and holder[0].rpartition("#")[0] == owner:
+            log.warning("Taking over the promotion lease of %s left by an earlier try %s", name, holder[0])
             _release(client, lock_name, holder[0])
             continue
         if time.monotonic() >= waited_until:

@@ -1040,23 +1040,6 @@ def _cast(batch: Any, columns: Sequence[str], schema: Any) -> list[Any]:
     return [batch.column(c).cast(schema.field(c).type) for c in columns]
 
 
-def _remove_stale_temporaries(root: StorageRoot, uri: str) -> None:
-    """Delete temporaries a killed earlier attempt left beside ``uri`` (local roots; on S3 an unfinished
-    upload never becomes an object). They were never visible as output, only as disk use."""
-    if root.is_s3:
-        return
-    import pyarrow.fs as pafs
-
-    folder, _, name = root.fs_path(uri).rpartition("/")
-    selector = pafs.FileSelector(folder, recursive=False, allow_not_found=True)
-    for info in root.filesystem.get_file_info(selector):
-        if info.base_name.startswith(f".tmp-{name}-"):
-            try:
-                root.filesystem.delete_file(info.path)
-            except OSError:
-                continue  # another attempt may be finishing with it; harmless to leave
-
-
 class _Abandoned(Exception):
     """Carries an ``OSError`` out of ``atomic_output`` unchanged (it would wrap it as a write error)."""
 
@@ -1207,7 +1190,7 @@ def score_partition(
         abandoned.error.__suppress_context__ = True
         raise abandoned.error  # noqa: B904 - the original error, not the carrier, is what the caller needs
     for uri in (output_uri, log_uri, shadow_uri):
-        _remove_stale_temporaries(root, uri)
+        root.remove_stale_temporaries(uri)
     return ScoringResult(
         output_uri=output_uri,
         rows_in=plan.rows,

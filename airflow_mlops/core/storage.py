@@ -233,6 +233,25 @@ class StorageRoot:
             stream.write(data)
         return sha256_bytes(data)
 
+    def remove_stale_temporaries(self, uri: str) -> None:
+        """Delete temporaries a killed earlier attempt left beside ``uri``.
+
+        Call it after ``uri`` was written: its own temporary is gone by then. Local roots only: on S3 a
+        killed upload never becomes an object. They were never visible as output, only as disk use.
+        """
+        if self.is_s3:
+            return
+        import pyarrow.fs as pafs
+
+        folder, _, name = self.fs_path(uri).rpartition("/")
+        selector = pafs.FileSelector(folder, recursive=False, allow_not_found=True)
+        for info in self.filesystem.get_file_info(selector):
+            if info.base_name.startswith(f".tmp-{name}-"):
+                try:
+                    self.filesystem.delete_file(info.path)
+                except OSError:
+                    continue  # another attempt may be finishing with it; harmless to leave
+
     def list_files(self, uri: str, *, recursive: bool = True) -> list[str]:
         """URIs of the files under ``uri`` (temporary names excluded), sorted."""
         import pyarrow.fs as pafs

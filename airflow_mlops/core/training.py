@@ -28,7 +28,7 @@ from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import DataError, SpecError
 from airflow_mlops.core.onnx_model import OnnxInput
 from airflow_mlops.core.storage import StorageRoot, sha256_bytes
-from airflow_mlops.core.training_data import PreparedData, onnx_inputs, prepare, split_rows
+from airflow_mlops.core.training_data import PreparedData, check_columns, onnx_inputs, prepare, split_rows
 from airflow_mlops.core.training_export import ParityError, ParityReport, check_parity, expected_outputs, export_onnx
 from airflow_mlops.core.training_metrics import Predictions, compute_metrics
 from airflow_mlops.core.training_model import CategoryReport, TrialResult, feature_importance, fit_model, predict
@@ -424,6 +424,8 @@ def run_training(
 
     test_split_uri = root.layout(pipeline, contracts.KIND_EVALUATION, partition, "test.parquet")
     frame, dataset_sha256 = read_snapshot(root, snapshot_uri, snapshot_sha256)
+    # A spec that names columns the data lacks fails here, before a run is opened or anything logged.
+    check_columns(frame, spec)
     lineage = {
         **dict(tags or {}),
         contracts.TAG_PIPELINE: pipeline,

@@ -72,7 +72,8 @@ class Splits:
         return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
 
 
-def _missing_columns(frame: pd.DataFrame, spec: TrainingSpec) -> None:
+def check_columns(frame: pd.DataFrame, spec: TrainingSpec) -> None:
+    """Raise ``DataError`` naming the target, feature or split column of ``spec`` that ``frame`` lacks."""
     present = set(map(str, frame.columns))
     if spec.target not in present:
         raise DataError(f"The target column {spec.target!r} is not in the data. Columns present: {sorted(present)}.")
@@ -145,7 +146,7 @@ def prepare(frame: pd.DataFrame, spec: TrainingSpec) -> PreparedData:
     """
     import numpy as np
 
-    _missing_columns(frame, spec)
+    check_columns(frame, spec)
     rows_in = len(frame)
     has_target = frame[spec.target].notna().to_numpy()
     kept = frame.loc[has_target].reset_index(drop=True) if not has_target.all() else frame.reset_index(drop=True)

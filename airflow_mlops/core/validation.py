@@ -1183,10 +1183,13 @@ def prepare_suite(
     suite_uri: str | None = None,
     reference_uri: str | None = None,
     inference: Mapping[str, Any] | None = None,
+    save: bool = True,
 ) -> tuple[ExpectationSuite, str]:
     """Resolve the suite for a run: load ``suite_uri``, or infer one from ``reference_uri`` and save it.
 
     Exactly one of the two must be given. Returns the suite and the URI it was read from or saved to.
+    With ``save=False`` an inferred suite is not written yet and the URI is where :func:`save_suite`
+    will put it: a caller that still has to check the snapshot then writes nothing for a bad one.
     """
     root.layout(pipeline, contracts.KIND_VALIDATION, partition)  # refuse bad names before any work
     if bool(suite_uri) == bool(reference_uri):
@@ -1200,6 +1203,8 @@ def prepare_suite(
         return load_suite(suite_uri, root), suite_uri
     spec = InferenceSpec.from_mapping(inference)
     suite = infer_suite_from_snapshot(str(reference_uri), root, spec, name=f"{pipeline}.inferred")
+    if not save:
+        return suite, root.layout(pipeline, contracts.KIND_VALIDATION, partition, SUITE_FILE)
     return suite, save_suite(root, suite, pipeline, partition)
 
 

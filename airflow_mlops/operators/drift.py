@@ -127,6 +127,7 @@ class CheckDriftOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import drift, drift_policy
+        from airflow_mlops.core.contracts import KIND_DRIFT
         from airflow_mlops.core.errors import SpecError
         from airflow_mlops.hooks.storage import StorageHook
 
@@ -135,6 +136,7 @@ class CheckDriftOperator(BaseOperator):
         policy = drift_policy.DriftPolicy.from_mapping(self.policy)
         root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
         partition = self.partition or default_partition(context)
+        root.layout(self.pipeline, KIND_DRIFT, partition)  # refuse bad names before any work
         as_of = self.as_of or batch_time(context).isoformat()
         with tempfile.TemporaryDirectory(prefix="mlops-drift-") as folder:
             ref = self._reference(folder)

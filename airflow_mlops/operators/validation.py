@@ -110,7 +110,10 @@ class ValidateDatasetOperator(BaseOperator):
                 suite_uri=self.suite_uri or None,
                 reference_uri=self.reference_uri or None,
                 inference=self.inference or None,
+                save=False,
             )
+            # Check the snapshot before writing anything: an altered or unreadable snapshot leaves no
+            # suite or report behind that would look like the evidence of a validation.
             if self.snapshot_sha256:
                 root.verify_sha256(self.snapshot_uri, self.snapshot_sha256)
             result, page = core.validate_snapshot(
@@ -122,6 +125,8 @@ class ValidateDatasetOperator(BaseOperator):
                 suite_uri=suite_uri,
                 max_failures=int(self.max_failures),
             )
+            if not self.suite_uri:
+                core.save_suite(root, suite, self.pipeline, self.partition)
         except (DataError, IntegrityError) as exc:  # unreadable or altered data: retrying cannot help
             raise DataValidationFailed(str(exc)) from exc
         receipt = result.to_dict()
