@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--months",
-        default="4-6",
-        help="months of 2013 replayed through batch serving after it, one run each (default 4-6: the June "
-        "delay surge drifts the label and retrains the model)",
+        default="4-7",
+        help="months of 2013 replayed through batch serving after it, one run each (default 4-7: the June "
+        "delay surge drifts the label and retrains the model, and July is scored by the new champion)",
     )
     args = parser.parse_args(argv)
 
@@ -211,18 +211,26 @@ def main(argv: list[str] | None = None) -> int:
     for month in serve_months:
         print(f"\n== month {YEAR}-{month:02d} lands; batch_serving scores it", flush=True)
         replay([month], str(landing))
+        serving = view.champion()
+        scored_by = f"scored by champion v{serving['version'] if serving else '?'}"
         # A manual run of a data-interval timetable serves the last interval complete at its date.
         run([airflow, "dags", "test", "batch_serving", month_date(month + 1)], env, quiet=True)
         events = view.drift_events_after(last_event)
         summary = drift_summaries(storage)
         latest = [s for p, s in summary if f"flights_{YEAR}-{month:02d}" in p]
         if latest:
-            s = latest[-1]
-            print(f"   drift: verdict {s.get('verdict')}, drift share {s.get('drift_share')}, "
-                  f"drifted {s.get('drifted_columns')}", flush=True)  # fmt: skip
+            result = latest[-1].get("result", {})
+            target, quality = result.get("target") or {}, result.get("quality") or {}
+            print(
+                f"   drift check: verdict {result.get('verdict')}, drift share {result.get('drift_share')}, "
+                f"label drift {target.get('score', float('nan')):.3f} (threshold {target.get('threshold')}), "
+                f"{quality.get('metric')} {quality.get('current', float('nan')):.3f} "
+                f"(drop {quality.get('drop', float('nan')):.3f} vs training)",
+                flush=True,
+            )
         if not events:
             print("   no drift asset event: the policy did not ask for a retrain.", flush=True)
-            story.append(f"{YEAR}-{month:02d}  batch_serving: scored by the champion, no retrain asked")
+            story.append(f"{YEAR}-{month:02d}  batch_serving: {scored_by}, no retrain asked")
             continue
         last_event = events[-1]["id"]
         reason = events[-1]["extra"].get("reason", "")
@@ -233,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             "so the demo runs it now.",
             flush=True,
         )
-        story.append(f"{YEAR}-{month:02d}  batch_serving: scored by the champion; drift event ({reason})")
+        story.append(f"{YEAR}-{month:02d}  batch_serving: {scored_by}; drift event ({reason})")
         train(month_date(month + 1), f"drift event {last_event}: {reason}")
 
     champion = view.champion()
