@@ -84,8 +84,10 @@ class PipelineFile:
         path = Path(path)
         if not path.is_file():
             raise SourceNotFoundError(f"The pipeline file {str(path)!r} does not exist.")
+        # libyaml's loader when PyYAML was built with it: DAG files parse these files at every parse.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = yaml.load(path.read_text(), Loader=loader)
         except yaml.YAMLError as exc:
             raise SpecError(f"The pipeline file {str(path)!r} is not valid YAML: {exc}") from exc
         anchor = Path(project) if project is not None else path.resolve().parents[2]
