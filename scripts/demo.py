@@ -147,6 +147,17 @@ def drift_summaries(storage: Path) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
+def policy_status(storage: Path, partition: str) -> str:
+    """The drift policy's decision for a partition's batch(es): ok, cooldown, awaiting_labels, ..."""
+    path = storage / PIPELINE / "drift" / "_policy" / f"{MODEL}.json"
+    try:
+        decisions = json.loads(path.read_text()).get("decisions", {})
+    except (OSError, ValueError):
+        return "unknown"
+    found = [d.get("status", "?") for batch, d in decisions.items() if batch.split(":")[0] == partition]
+    return ", ".join(found) or "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -229,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         if not events:
-            print("   no drift asset event: the policy did not ask for a retrain.", flush=True)
-            story.append(f"{YEAR}-{month:02d}  batch_serving: {scored_by}, no retrain asked")
+            status = policy_status(storage, f"flights_{YEAR}-{month:02d}")
+            print(f"   no drift asset event: the drift policy answered {status!r}, not 'retrain'.", flush=True)
+            story.append(f"{YEAR}-{month:02d}  batch_serving: {scored_by}; drift policy: {status}")
             continue
         last_event = events[-1]["id"]
         reason = events[-1]["extra"].get("reason", "")
