@@ -216,3 +216,31 @@ def test_the_single_operator_example_in_the_docs_is_a_valid_dag(tmp_path: Path) 
     assert bag.import_errors == {}
     dag = bag.dags["flights_export"]
     assert dag.get_task("validate_extract").downstream_task_ids == {"drift_vs_reference", "publish"}
+
+
+@pytest.mark.parametrize(("approval", "expected"), [(True, "p.approve_promotion"), (False, "p.register")])
+def test_the_approval_switch_routes_through_the_human_step(approval: bool, expected: str) -> None:
+    import runpy
+
+    route = runpy.run_path(str(DAGS / "continuous_training.py"))["approval_route"]
+    assert route({"approval": approval}, group="p") == expected
+
+
+@pytest.mark.parametrize(
+    ("run_type", "pipeline", "expected"),
+    [
+        ("scheduled", "flights_delay", ["flights_delay.wait_for_batch"]),
+        ("manual", "flights_delay", ["flights_delay.wait_for_batch"]),
+        ("manual", "all", ["flights_delay.wait_for_batch"]),
+        ("manual", "nope", []),
+    ],
+    ids=["scheduled", "manual", "manual-all", "unknown"],
+)
+def test_batch_serving_serves_the_chosen_pipelines(run_type: str, pipeline: str, expected: list[str]) -> None:
+    import runpy
+
+    from airflow.utils.types import DagRunType
+
+    choose = runpy.run_path(str(DAGS / "batch_serving.py"))["choose_pipelines"]
+    dag_run = SimpleNamespace(run_type=DagRunType(run_type))
+    assert choose({"pipeline": pipeline}, dag_run) == expected
