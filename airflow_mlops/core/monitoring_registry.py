@@ -38,6 +38,7 @@ class ModelVersionFacts:
     run_tags: dict[str, str]
     run_metrics: dict[str, float]
     spec: dict[str, Any]
+    run_params: dict[str, str]
 
     @property
     def dataset_uri(self) -> str | None:
@@ -84,6 +85,7 @@ def model_version_facts(
         run_tags=dict(run.data.tags),
         run_metrics={k: float(v) for k, v in run.data.metrics.items()},
         spec=spec,
+        run_params=dict(run.data.params),
     )
 
 

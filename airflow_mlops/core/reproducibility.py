@@ -70,12 +70,13 @@ def check_training_serving_skew(
     if rows.empty:
         raise DataError(f"The reference sample of model {model.name!r} v{model.version} has no rows.")
     from airflow_mlops.core.scoring import ScoringSpec, score_partition
+    from airflow_mlops.core.training import parquet_bytes
 
     with tempfile.TemporaryDirectory(prefix="mlops-skew-") as folder:
         root = StorageRoot(folder)
-        source = f"{folder}/input/reference.parquet"
+        source = root.join("input", "reference.parquet")
         # Only the raw feature columns, as an upstream batch would deliver them.
-        rows[model.spec.feature_columns].to_parquet(root.join("input", "reference.parquet"), index=False)
+        root.write_bytes(source, parquet_bytes(rows[model.spec.feature_columns]))
         spec = ScoringSpec(
             pipeline="skew",
             partition=_SKEW_PARTITION,
@@ -138,9 +139,31 @@ def read_reference(client: Any, run_id: str) -> pd.DataFrame:
 
 
 # -- reproducibility ---------------------------------------------------------------------------------
-def spec_from_artifact(document: Mapping[str, Any]) -> Any:
-    """The :class:`TrainingSpec` inside a training spec artifact (which adds classes, metrics, ... to it)."""
+def spec_from_artifact(document: Mapping[str, Any], params: Mapping[str, str] | None = None) -> Any:
+    """The :class:`TrainingSpec` inside a training spec artifact (which adds classes, metrics, ... to it).
+
+    The artifact's ``categories`` holds the kept vocabulary, which replaced the spec's ``categories``
+    settings (``max``, ``min_frequency``); those are read back from the run's params
+    (``categories.max``, ``categories.min_frequency``), which training logs.
+
+    :raises SpecError: the settings are in neither place.
+    """
     from airflow_mlops.core.training_spec import TrainingSpec
+
+    document = dict(document)
+    categories = document.get("categories")
+    if isinstance(categories, Mapping) and not {"max", "min_frequency"} <= set(categories):
+        params = params or {}
+        try:
+            document["categories"] = {
+                "max": int(params["categories.max"]),
+                "min_frequency": int(params["categories.min_frequency"]),
+            }
+        except (KeyError, ValueError) as exc:
+            raise SpecError(
+                "The training spec artifact holds the kept categories, not the 'categories' settings, and the run "
+                f"has no usable 'categories.max'/'categories.min_frequency' params ({exc!r}): cannot rebuild the spec."
+            ) from exc
 
     fields = {
         "task", "target", "numeric_features", "categorical_features", "estimator", "split", "class_weight",
@@ -196,7 +219,7 @@ def check_reproducibility(
     recorded = facts.spec.get("metrics")
     if not isinstance(recorded, Mapping) or not recorded:
         raise SpecError(f"The training spec artifact of run {facts.run_id} records no metrics to compare with.")
-    spec = spec_from_artifact(facts.spec)
+    spec = spec_from_artifact(facts.spec, facts.run_params)
     frame, _ = read_snapshot(root, facts.dataset_uri, facts.dataset_sha256)
     result = train_model(frame, spec)
     rows = compare_metrics(recorded, result.metrics, tolerance)

@@ -93,9 +93,13 @@ def test_performance_against_the_trailing_median() -> None:
     assert ok.severity == "ok" and ok.details["trailing_median"] == 1000.0
     drop = m.check_performance(history, 400.0, metric="throughput", higher_is_better=True, max_drop=0.5)
     assert drop.is_alert and drop.details["drop"] == 0.6
-    slower = m.check_performance([10.0, 12.0, 11.0], 30.0, metric="training_seconds", higher_is_better=False, max_drop=1.0)
+    slower = m.check_performance(
+        [10.0, 12.0, 11.0], 30.0, metric="training_seconds", higher_is_better=False, max_drop=1.0
+    )
     assert slower.is_alert and "above" in slower.message
-    window = m.check_performance([1.0] * 20 + [100.0] * 3, 100.0, metric="x", higher_is_better=True, max_drop=0.1, window=3)
+    window = m.check_performance(
+        [1.0] * 20 + [100.0] * 3, 100.0, metric="x", higher_is_better=True, max_drop=0.1, window=3
+    )
     assert window.severity == "ok" and window.details["history_points"] == 3
 
 
@@ -111,10 +115,16 @@ def test_dependencies_name_what_changed() -> None:
     assert same.severity == "ok"
     changed = m.check_dependencies(recorded, {**recorded, "onnxruntime": "1.19.1", "scikit-learn": None})
     assert changed.severity == "warn"
-    assert changed.details["changed"]["onnxruntime"] == {"recorded": "1.18.0", "serving": "1.19.1", "release_changed": True}
+    assert changed.details["changed"]["onnxruntime"] == {
+        "recorded": "1.18.0",
+        "serving": "1.19.1",
+        "release_changed": True,
+    }
     assert "scikit-learn 1.5.2 -> not installed" in changed.message
     patch = m.check_dependencies(recorded, {**recorded, "onnxruntime": "1.18.1"}, packages=["onnxruntime", "pandas"])
-    assert not patch.details["changed"]["onnxruntime"]["release_changed"] and patch.details["not_recorded"] == ["pandas"]
+    assert not patch.details["changed"]["onnxruntime"]["release_changed"] and patch.details["not_recorded"] == [
+        "pandas"
+    ]
 
 
 def test_installed_versions_reads_this_environment() -> None:
