@@ -16,8 +16,8 @@ NOW = datetime(2013, 6, 1, tzinfo=UTC)
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("36h", timedelta(hours=36)), ("7d", timedelta(days=7)), (90, timedelta(seconds=90)), ("1.5w", timedelta(weeks=1.5)),
-     (None, None), ("", None)],
+    [("36h", timedelta(hours=36)), ("7d", timedelta(days=7)), (90, timedelta(seconds=90)),
+     ("1.5w", timedelta(weeks=1.5)), (None, None), ("", None)],
     ids=["hours", "days", "seconds", "weeks", "none", "empty"],
 )  # fmt: skip
 def test_parse_duration(raw: object, expected: timedelta | None) -> None:

@@ -138,8 +138,8 @@ def test_performance_series_alerts_on_a_throughput_drop(env: Champion, alerts: R
     assert [p["check"] for p in received(alerts)] == ["performance"]
     # Training time from a training receipt: the seconds of every phase are summed
     seconds = CheckPerformanceOperator(
-        task_id="training_time", pipeline="flights", metric="training_seconds", receipt=json.dumps(env.training.to_dict()),
-        value_path="seconds", higher_is_better="false",
+        task_id="training_time", pipeline="flights", metric="training_seconds",
+        receipt=json.dumps(env.training.to_dict()), value_path="seconds", higher_is_better="false",
     ).execute(task_context(NOW))  # fmt: skip
     assert seconds["details"]["current"] == pytest.approx(sum(env.training.result["seconds"].values()))
 
