@@ -3,11 +3,16 @@ snapshot, logged to an embedded MLflow store, registered and promoted with the r
 
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import yaml
 
 from airflow_mlops.core import contracts
@@ -75,6 +80,25 @@ def train_champion(base: Path) -> Champion:
     )
     promote(client, MODEL, registration.version)
     return Champion(base, root, snapshot_uri, receipt, registration.version)
+
+
+@functools.lru_cache(maxsize=1)
+def shared_champion() -> Champion:
+    """One champion per test process for the modules that only read it (training costs ~20 s)."""
+    base = Path(tempfile.mkdtemp(prefix="mlops-monitoring-"))
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env_for(base).items():
+            patch.setenv(key, value)
+        return train_champion(base)
+
+
+def use_shared_champion(monkeypatch: pytest.MonkeyPatch) -> Champion:
+    """The shared champion, with the [mlops] settings pointing at its deployment for this test."""
+    champion = shared_champion()
+    for key, value in env_for(champion.base).items():
+        monkeypatch.setenv(key, value)
+    return champion
 
 
 class RecordingTI:

@@ -28,26 +28,15 @@ from airflow_mlops.operators.monitoring import (
 from airflow_mlops.operators.reproducibility import CheckReproducibilityOperator, CheckTrainingServingSkewOperator
 from airflow_mlops.operators.scoring import ScoreBatchOperator
 from tests.notifiers.test_webhook import Receiver
-from tests.operators.monitoring_support import MODEL, Champion, env_for, task_context, train_champion
+from tests.operators.monitoring_support import MODEL, Champion, task_context, use_shared_champion
 from tests.support.data import flights
 
 NOW = datetime(2013, 3, 2, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def champion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Champion]:
-    base = tmp_path_factory.mktemp("monitoring")
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env_for(base).items():
-            patch.setenv(key, value)
-        yield train_champion(base)
-
-
 @pytest.fixture
-def env(champion: Champion, monkeypatch: pytest.MonkeyPatch) -> Champion:
-    for key, value in env_for(champion.base).items():
-        monkeypatch.setenv(key, value)
-    return champion
+def env(monkeypatch: pytest.MonkeyPatch) -> Champion:
+    return use_shared_champion(monkeypatch)
 
 
 @pytest.fixture
