@@ -102,6 +102,21 @@ def locate(root: StorageRoot, uri: str) -> tuple[StorageRoot, str]:
     return StorageRoot(os.path.dirname(path)), path
 
 
+def snapshot_watermark(root: StorageRoot, snapshot_uri: str) -> Any:
+    """The ``source_watermark`` of the ingestion receipt beside a snapshot (``receipt.json``), or None
+    when there is no receipt or it records no watermark (a snapshot made outside the pipeline)."""
+    from airflow_mlops.core.ingestion import RECEIPT_FILE
+
+    if not root.contains(snapshot_uri):
+        return None
+    receipt_uri = snapshot_uri.rpartition("/")[0] + "/" + RECEIPT_FILE
+    try:
+        receipt = json.loads(root.read_bytes(receipt_uri))
+    except (SourceNotFoundError, ValueError):
+        return None
+    return receipt.get("source_watermark") if isinstance(receipt, dict) else None
+
+
 def parquet_schema(root: StorageRoot, uri: str) -> dict[str, str]:
     """``{column: arrow type}`` of a Parquet file (footer only), as ingestion receipts record it.
 

@@ -74,18 +74,20 @@ class CheckModelStalenessOperator(MonitoringOperator):
     :param alias: the alias checked, ``champion`` by default. (templated)
     :param max_model_age: e.g. ``30d``, ``36h`` or seconds. (templated)
     :param max_data_age: limit on the age of ``data_timestamp``. (templated)
-    :param data_timestamp: the newest data the model learned from (ISO 8601 or epoch seconds), e.g. the
-        ingestion receipt's ``source_watermark``. (templated)
+    :param data_timestamp: the newest data the model learned from (ISO 8601 or epoch seconds); by
+        default the ``source_watermark`` of the ingestion receipt beside the champion's snapshot. (templated)
     :param trigger_retraining: on a stale model, emit the ``mlops://<pipeline>/drift`` event that the
         continuous-training DAG is scheduled on. (templated)
+    :param storage_root: storage root of the snapshot's receipt; ``[mlops] storage_root`` when omitted. (templated)
     :param mlflow_conn_id: MLflow connection. (templated)
+    :param aws_conn_id: AWS connection for an S3 storage root. (templated)
 
     A stale model notifies but does not fail the task unless ``fail_on`` says so (``never`` by default).
     """
 
     template_fields: Sequence[str] = (
         "model_name", "pipeline", "alias", "max_model_age", "max_data_age", "data_timestamp", "trigger_retraining",
-        "mlflow_conn_id"
+        "storage_root", "mlflow_conn_id", "aws_conn_id"
     )  # fmt: skip
     default_fail_on = "never"
 
@@ -99,7 +101,9 @@ class CheckModelStalenessOperator(MonitoringOperator):
         max_data_age: str | float | None = None,
         data_timestamp: str | float | None = None,
         trigger_retraining: bool | str = False,
+        storage_root: str | None = None,
         mlflow_conn_id: str | None = None,
+        aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [drift_alias(pipeline)])
@@ -111,19 +115,27 @@ class CheckModelStalenessOperator(MonitoringOperator):
         self.max_data_age = max_data_age
         self.data_timestamp = data_timestamp
         self.trigger_retraining = trigger_retraining
+        self.storage_root = storage_root
         self.mlflow_conn_id = mlflow_conn_id
+        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import monitoring as m
-        from airflow_mlops.core.monitoring_registry import model_version_facts
+        from airflow_mlops.core.monitoring_registry import model_version_facts, snapshot_watermark
         from airflow_mlops.core.scoring import as_flag
+        from airflow_mlops.hooks.storage import StorageHook
 
         facts = model_version_facts(_client(self.mlflow_conn_id), self.model_name, alias=self.alias)
+        data_timestamp = self.data_timestamp
+        if data_timestamp in (None, "") and facts.dataset_uri:
+            # The newest row of the champion's snapshot, from the ingestion receipt beside it.
+            root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
+            data_timestamp = snapshot_watermark(root, facts.dataset_uri)
         finding = m.check_staleness(
             model_created_at=facts.created_at,
             now=batch_time(context).astimezone(UTC),
             max_model_age=m.parse_duration(self.max_model_age, "max_model_age"),
-            data_at=m.parse_timestamp(self.data_timestamp, "data_timestamp"),
+            data_at=m.parse_timestamp(data_timestamp, "data_timestamp"),
             max_data_age=m.parse_duration(self.max_data_age, "max_data_age"),
         )
         extra: dict[str, Any] = facts.identity()

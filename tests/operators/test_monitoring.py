@@ -59,15 +59,20 @@ def test_staleness_notifies_and_asks_for_retraining(env: Champion, alerts: Recei
     now = datetime.now(UTC)
     assert fresh.execute(task_context(now))["severity"] == "ok" and alerts.requests == []
 
+    # The data age comes from the ingestion receipt beside the champion's snapshot.
+    receipt_uri = env.snapshot_uri.rpartition("/")[0] + "/receipt.json"
+    newest = flights(months=[1, 2])["sched_dep_ts"].max()
+    env.root.write_bytes(receipt_uri, json.dumps({"source_watermark": newest.isoformat()}).encode())
     stale = CheckModelStalenessOperator(
         task_id="staleness", model_name=MODEL, pipeline="flights", max_model_age="30d", max_data_age="7d",
-        data_timestamp="2013-02-28T23:59:00", trigger_retraining="true",
-        notifiers=[WebhookNotifier(webhook_conn_id="alerts")],
+        trigger_retraining="true", notifiers=[WebhookNotifier(webhook_conn_id="alerts")],
     )  # fmt: skip
     context = task_context(now + timedelta(days=45))
     receipt = stale.execute(context)
     assert receipt["severity"] == "alert" and receipt["model_version"] == env.version
-    assert receipt["details"]["stale"] and receipt["asset_event"]["uri"] == "mlops://flights/drift"
+    assert receipt["details"]["data_at"].startswith("2013-02-28") and receipt["details"]["stale"]
+    assert "training data is" in receipt["message"] and "model is" in receipt["message"]
+    assert receipt["asset_event"]["uri"] == "mlops://flights/drift"
     (payload,) = received(alerts)
     assert payload["check"] == "staleness" and payload["severity"] == "alert" and "Stale model" in payload["text"]
 
