@@ -346,3 +346,27 @@ def check_schema_change(
     if breaking:
         return Finding("source_schema", "alert", message + f" Model feature(s) affected: {breaking}.", details)
     return Finding("source_schema", "warn", message, details)
+
+
+# -- features earn their place ---------------------------------------------------------------------------
+def check_feature_importance(importance: Mapping[str, float], *, min_share: float) -> Finding:
+    """Warn about features whose share of the model's total importance (LightGBM split gain, or the
+    estimator's own importances, normalised to sum 1 by training) is below ``min_share``: they cost
+    an input column, validation and drift checks, and buy (almost) nothing. A review decides whether to
+    drop them; the check makes sure the question is asked at every training.
+
+    :raises SpecError: the importance is empty (the estimator exposes none).
+    """
+    if not importance:
+        raise SpecError("The run records no feature importance: this estimator exposes none.")
+    weak = {name: round(float(share), 6) for name, share in importance.items() if float(share) < min_share}
+    details = {"min_share": min_share, "importance": dict(importance), "weak": weak}
+    if weak:
+        listed = ", ".join(f"{name} ({share:.2%})" for name, share in sorted(weak.items(), key=lambda kv: kv[1]))
+        message = (
+            f"{len(weak)} of {len(importance)} feature(s) carry under {min_share:.1%} of the importance: {listed}."
+        )
+        return Finding("feature_importance", "warn", message, details)
+    return Finding(
+        "feature_importance", "ok", f"All {len(importance)} features carry at least {min_share:.1%}.", details
+    )

@@ -1,4 +1,5 @@
-"""Monitoring operators: staleness, numerical stability, performance, dependencies, upstream schema.
+"""Monitoring operators: staleness, numerical stability, performance, dependencies, upstream schema,
+feature importance.
 
 Each runs one check of :mod:`airflow_mlops.core.monitoring` and returns its finding
 (``{"check", "severity", "message", "details"}``). A finding that is not ``ok`` is sent to every
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseNotifier, Context
 
 ALERT_CONTEXT_KEY = "mlops_alert"  # the same key as airflow_mlops.notifiers.webhook.ALERT_CONTEXT_KEY
+IMPORTANCE_ARTIFACT = "importance/feature_importance.json"  # written by training (core/training_tracking.py)
 
 
 class MonitoringOperator(BaseOperator):
@@ -410,3 +412,37 @@ class CheckSourceSchemaOperator(MonitoringOperator):
         return self.conclude(
             context, finding, **facts.identity(), training_snapshot=facts.dataset_uri, snapshot_uri=self.snapshot_uri
         )
+
+
+class CheckFeatureImportanceOperator(MonitoringOperator):
+    """Warn when a feature of a training run carries under ``min_share`` of the model's importance.
+
+    Reads the run's ``importance/feature_importance.json`` (written by training).
+
+    :param run_id: the training run (``TrainModelOperator``'s ``run_id``). (templated)
+    :param min_share: smallest share of the total importance a feature must carry, 0.01. (templated)
+    :param mlflow_conn_id: MLflow connection. (templated)
+    """
+
+    template_fields: Sequence[str] = ("run_id", "min_share", "mlflow_conn_id")
+    default_fail_on = "never"
+
+    def __init__(
+        self, *, run_id: str, min_share: float | str = 0.01, mlflow_conn_id: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.run_id = run_id
+        self.min_share = min_share
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import json
+
+        from airflow_mlops.core import monitoring as m
+        from airflow_mlops.core.gating_models import download_run_artifact
+
+        content = download_run_artifact(_client(self.mlflow_conn_id), self.run_id, IMPORTANCE_ARTIFACT)
+        finding = m.check_feature_importance(
+            json.loads(content), min_share=m.parse_fraction(self.min_share, "min_share", default=0.01)
+        )
+        return self.conclude(context, finding, run_id=self.run_id)

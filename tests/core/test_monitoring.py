@@ -148,3 +148,12 @@ def test_schema_change_alerts_only_when_a_feature_breaks() -> None:
 def test_worst_orders_severities() -> None:
     findings = [m.Finding("a", "ok", ""), m.Finding("b", "alert", ""), m.Finding("c", "warn", "")]
     assert m.worst(findings) == "alert" and m.worst([]) == "ok"
+
+
+def test_feature_importance_names_the_weak_features() -> None:
+    importance = {"distance": 0.5, "carrier": 0.495, "minute": 0.005}
+    weak = m.check_feature_importance(importance, min_share=0.01)
+    assert weak.severity == "warn" and weak.details["weak"] == {"minute": 0.005} and "minute (0.50%)" in weak.message
+    assert m.check_feature_importance(importance, min_share=0.001).severity == "ok"
+    with pytest.raises(SpecError, match="no feature importance"):
+        m.check_feature_importance({}, min_share=0.01)

@@ -19,6 +19,7 @@ from airflow_mlops.exceptions import MlopsVerdictFailure
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.explain import ExplainPredictionOperator
 from airflow_mlops.operators.monitoring import (
+    CheckFeatureImportanceOperator,
     CheckModelDependenciesOperator,
     CheckModelStalenessOperator,
     CheckNumericalStabilityOperator,
@@ -182,3 +183,14 @@ def test_explain_operator_writes_the_explanation(env: Champion, tmp_path: Path) 
     assert json.loads(Path(receipt["uri"]).read_text())["contributions"] == receipt["contributions"]
     served = pd.read_parquet(scored["serving_log_uri"]).iloc[4]
     assert receipt["onnx"]["probabilities"]["1"] == pytest.approx(float(served["probability_1"]), abs=1e-6)
+
+
+def test_feature_importance_of_the_training_run(env: Champion) -> None:
+    operator = CheckFeatureImportanceOperator(task_id="importance", run_id=env.training.run_id, min_share="0.0")
+    receipt = operator.execute(task_context(NOW))
+    assert receipt["severity"] == "ok" and set(receipt["details"]["importance"]) == {
+        "hour", "minute", "sched_dep_time", "sched_arr_time", "distance", "carrier", "origin", "dest",
+    }  # fmt: skip
+    assert sum(receipt["details"]["importance"].values()) == pytest.approx(1.0)
+    strict = CheckFeatureImportanceOperator(task_id="importance", run_id=env.training.run_id, min_share="0.5")
+    assert strict.execute(task_context(NOW))["severity"] == "warn"
