@@ -7,6 +7,7 @@ Kept apart from :mod:`airflow_mlops.core.monitoring` so that the rules there sta
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 TAG_MONITORING_OF = "mlops.monitoring_of"
 TAG_MONITORING = "mlops.monitoring"
+_METRIC_KEY = re.compile(r"[^A-Za-z0-9_\-./ ]")
 
 
 @dataclass(frozen=True)
@@ -180,9 +182,16 @@ def performance_run(client: Any, experiment_id: str, subject: str) -> str:
     return str(run.info.run_id)
 
 
+def metric_key(name: str) -> str:
+    """``name`` with every character MLflow refuses in a metric key replaced by ``_``."""
+    return _METRIC_KEY.sub("_", name)
+
+
 def record_metric(client: Any, run_id: str, metric: str, value: float, step: int) -> list[float]:
     """Log ``value`` at ``step`` (once: a rerun of the same step logs nothing) and return the values of
-    the earlier steps, oldest first: the history to compare it with."""
+    the earlier steps, oldest first: the history to compare it with. ``metric`` is passed through
+    :func:`metric_key` (a partition key may hold ``:`` or ``+``)."""
+    metric = metric_key(metric)
     history = sorted(client.get_metric_history(run_id, metric), key=lambda m: (m.step, m.timestamp))
     earlier = [float(m.value) for m in history if m.step < step]
     if not any(m.step == step for m in history):

@@ -370,7 +370,7 @@ class CheckSourceSchemaOperator(MonitoringOperator):
     :param aws_conn_id: AWS connection for an S3 storage root. (templated)
 
     A removed or retyped model feature is an alert and fails the task (``fail_on="alert"``); other
-    changes notify.
+    changes notify. Before the first promotion (no ``alias`` yet) the finding is ``ok``: nothing to compare.
     """
 
     template_fields: Sequence[str] = (
@@ -398,12 +398,20 @@ class CheckSourceSchemaOperator(MonitoringOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import monitoring as m
+        from airflow_mlops.core import registry
         from airflow_mlops.core.errors import SourceNotFoundError
         from airflow_mlops.core.monitoring_registry import model_version_facts, parquet_schema
         from airflow_mlops.hooks.storage import StorageHook
 
         root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
-        facts = model_version_facts(_client(self.mlflow_conn_id), self.model_name, alias=self.alias)
+        client = _client(self.mlflow_conn_id)
+        if registry.alias_version(client, self.model_name, self.alias) is None:
+            # The first training of a model: there is no earlier schema to compare with.
+            first = m.Finding(
+                "source_schema", "ok", f"{self.model_name!r} has no {self.alias!r} yet: nothing to compare."
+            )
+            return self.conclude(context, first, snapshot_uri=self.snapshot_uri)
+        facts = model_version_facts(client, self.model_name, alias=self.alias)
         if not facts.dataset_uri:
             raise SourceNotFoundError(f"Model {self.model_name!r} v{facts.version} records no training snapshot.")
         before = parquet_schema(root, facts.dataset_uri)

@@ -117,15 +117,16 @@ def test_numerical_stability_passes_real_scores_and_fails_the_batch_on_infinity(
 
 
 def test_performance_series_alerts_on_a_throughput_drop(env: Champion, alerts: Receiver) -> None:
-    def run(day: int, throughput: float) -> dict[str, Any]:
+    def run(day: int, throughput: float, metric: str = "scoring_throughput_rows_per_s") -> dict[str, Any]:
         operator = CheckPerformanceOperator(
-            task_id="performance", pipeline="flights", metric="scoring_throughput_rows_per_s",
+            task_id="performance", pipeline="flights", metric=metric,
             receipt={"throughput_rows_per_s": throughput}, value_path="throughput_rows_per_s", max_drop="0.5",
             notifiers=[WebhookNotifier(webhook_conn_id="alerts")],
         )  # fmt: skip
         return operator.execute(task_context(NOW + timedelta(days=day)))
 
     assert [run(day, value)["severity"] for day, value in enumerate([9000.0, 11000.0, 10000.0, 9500.0])] == ["ok"] * 4
+    assert run(0, 9000.0, metric="scoring_throughput_rows_per_s.2013-02-01T00:00:00+00:00")["severity"] == "ok"
     rerun = run(3, 9400.0)  # a rerun of day 3 logs nothing new: the history is still days 0-2
     assert rerun["details"]["history_points"] == 3 and rerun["severity"] == "ok"
     dropped = run(4, 3000.0)
@@ -159,6 +160,8 @@ def test_source_schema_change_warns_and_a_broken_feature_fails(env: Champion, al
     with pytest.raises(MlopsVerdictFailure, match="distance"):
         check(march.assign(distance=march["distance"].astype(str)), "2013-04-03").execute(task_context(NOW))
     assert [p["severity"] for p in received(alerts)] == ["warn", "alert"]
+    first = CheckSourceSchemaOperator(task_id="schema", model_name="never_promoted", snapshot_uri=env.snapshot_uri)
+    assert first.execute(task_context(NOW))["severity"] == "ok"
 
 
 def test_training_serving_skew_is_nil_for_the_registered_model(env: Champion) -> None:
