@@ -11,6 +11,7 @@ reached through the ``[mlops]`` settings and the ``mlflow`` connection, as the o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -33,25 +34,28 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from airflow_mlops.core.errors import MlopsError
-    from airflow_mlops.core.explain import explain_row, read_row
-    from airflow_mlops.core.scoring import resolve_model_version
-    from airflow_mlops.core.storage import StorageRoot
-    from airflow_mlops.hooks.mlflow import MlflowHook
+    out = sys.stdout
+    # Airflow and MLflow log to stdout; only the explanation goes there, so that --json can be piped.
+    with contextlib.redirect_stdout(sys.stderr):
+        from airflow_mlops.core.errors import MlopsError
+        from airflow_mlops.core.explain import explain_row, read_row
+        from airflow_mlops.core.scoring import resolve_model_version
+        from airflow_mlops.core.storage import StorageRoot
+        from airflow_mlops.hooks.mlflow import MlflowHook
 
-    try:
-        row, _ = read_row(StorageRoot("."), args.row, args.input, args.index)
-        client = MlflowHook(args.mlflow_conn_id).get_conn()
-        alias = args.alias or (None if args.version else "champion")
-        ref = resolve_model_version(client, args.model, alias=alias, version=args.version)
-        explanation = explain_row(client, ref, row)
-    except MlopsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        try:
+            row, _ = read_row(StorageRoot("."), args.row, args.input, args.index)
+            client = MlflowHook(args.mlflow_conn_id).get_conn()
+            alias = args.alias or (None if args.version else "champion")
+            ref = resolve_model_version(client, args.model, alias=alias, version=args.version)
+            explanation = explain_row(client, ref, row)
+        except MlopsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if not args.json:
-        print(explanation.render())
-        print()
-    print(json.dumps(explanation.to_dict(), indent=2, default=str))
+        print(explanation.render(), file=out)
+        print(file=out)
+    print(json.dumps(explanation.to_dict(), indent=2, default=str), file=out)
     return 0
 
 

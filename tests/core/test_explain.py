@@ -81,3 +81,21 @@ def test_read_row_takes_a_mapping_json_or_a_parquet_row(tmp_path) -> None:  # ty
         read_row(root, None, str(path), 20)
     with pytest.raises(SpecError, match="either 'row'"):
         read_row(root, {"a": 1}, str(path))
+
+
+def test_python_dash_m_in_a_fresh_process(champion_env: Champion, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    rows = tmp_path / "rows.parquet"
+    flights(months=[3], sample=20).to_parquet(rows, index=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow_mlops.explain", "--model", MODEL, "--input", str(rows), "--index", "5",
+         "--json"],
+        capture_output=True, text=True, timeout=180, env=dict(os.environ), check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    document = json.loads(done.stdout)
+    assert document["inputs"]["dest"] == flights(months=[3], sample=20).iloc[5]["dest"]
+    assert document["model"]["version"] == champion_env.version
