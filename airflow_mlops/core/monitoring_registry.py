@@ -221,3 +221,22 @@ def receipt_value(receipt: Mapping[str, Any], path: str) -> float:
         return float(value)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"{path!r} of the receipt is not a number: {value!r}.") from exc
+
+
+def quality_by_age(client: Any, facts: ModelVersionFacts, metric: str, data_at: datetime) -> list[tuple[float, float]]:
+    """``(age_days, quality)`` per labelled batch the drift checks logged for ``facts``' version.
+
+    The drift stem logs ``quality.<metric>`` on the version's monitoring run (tag
+    ``mlops.monitoring_of = <name>/v<version>``) at step = the batch time in epoch seconds; the age is
+    that time minus ``data_at``, the newest data the version learned from.
+    """
+    subject = f"{facts.name}/v{facts.version}"
+    found = client.search_runs(
+        [facts.experiment_id], filter_string=f"tags.`{TAG_MONITORING_OF}` = '{subject}'", max_results=5
+    )
+    points: dict[int, float] = {}
+    for run in found:
+        for m in client.get_metric_history(run.info.run_id, metric_key(f"quality.{metric}")):
+            points[int(m.step)] = float(m.value)
+    origin = data_at.timestamp()
+    return [((step - origin) / 86400.0, value) for step, value in sorted(points.items())]

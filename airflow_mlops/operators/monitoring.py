@@ -454,3 +454,71 @@ class CheckFeatureImportanceOperator(MonitoringOperator):
             json.loads(content), min_share=m.parse_fraction(self.min_share, "min_share", default=0.01)
         )
         return self.conclude(context, finding, run_id=self.run_id)
+
+
+class MeasureStalenessImpactOperator(MonitoringOperator):
+    """Measure how the champion's served quality decays with the age of its training data, from the
+    quality the drift checks logged on labelled batches, and alert when it decays faster than allowed.
+
+    :param model_name: registered model name. (templated)
+    :param alias: alias measured, ``champion`` by default. (templated)
+    :param metric: quality metric, the training spec's primary metric by default. (templated)
+    :param max_loss_per_30_days: quality lost per 30 days of staleness that alerts, 0.01. (templated)
+    :param data_timestamp: the newest data the model learned from; by default the watermark of the
+        ingestion receipt beside its snapshot, else its registration time. (templated)
+    :param storage_root: storage root of the snapshot's receipt. (templated)
+    :param mlflow_conn_id: MLflow connection. (templated)
+    :param aws_conn_id: AWS connection for an S3 storage root. (templated)
+    """
+
+    template_fields: Sequence[str] = (
+        "model_name", "alias", "metric", "max_loss_per_30_days", "data_timestamp", "storage_root",
+        "mlflow_conn_id", "aws_conn_id",
+    )  # fmt: skip
+    default_fail_on = "never"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        alias: str = "champion",
+        metric: str | None = None,
+        max_loss_per_30_days: float | str = 0.01,
+        data_timestamp: str | None = None,
+        storage_root: str | None = None,
+        mlflow_conn_id: str | None = None,
+        aws_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.alias = alias
+        self.metric = metric
+        self.max_loss_per_30_days = max_loss_per_30_days
+        self.data_timestamp = data_timestamp
+        self.storage_root = storage_root
+        self.mlflow_conn_id = mlflow_conn_id
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import monitoring as m
+        from airflow_mlops.core import monitoring_registry as reg
+        from airflow_mlops.core.training_spec import METRIC_DIRECTIONS
+        from airflow_mlops.hooks.storage import StorageHook
+
+        client = _client(self.mlflow_conn_id)
+        facts = reg.model_version_facts(client, self.model_name, alias=self.alias)
+        data_at = m.parse_timestamp(self.data_timestamp, "data_timestamp")
+        if data_at is None and facts.dataset_uri:
+            root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
+            data_at = m.parse_timestamp(reg.snapshot_watermark(root, facts.dataset_uri), "source_watermark")
+        data_at = data_at or facts.created_at
+        task = str(facts.spec.get("task", "binary"))
+        metric = self.metric or str(facts.spec.get("primary_metric") or "roc_auc")
+        finding = m.staleness_impact(
+            reg.quality_by_age(client, facts, metric, data_at),
+            metric=metric,
+            higher_is_better=bool(METRIC_DIRECTIONS[task].get(metric, True)),
+            max_loss_per_30_days=float(self.max_loss_per_30_days),
+        )
+        return self.conclude(context, finding, **facts.identity(), data_at=data_at.isoformat())
