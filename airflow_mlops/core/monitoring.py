@@ -116,6 +116,19 @@ def parse_fraction(raw: Any, name: str, *, default: float) -> float:
     return value
 
 
+def parse_number(raw: Any, name: str, *, low: float = 0.0, high: float = math.inf, integer: bool = False) -> float:
+    """A number in ``[low, high]`` from a rendered argument (strings included); integral with ``integer``."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    kind = "an integer" if integer else "a number"
+    if isinstance(raw, bool) or not low <= value <= high or (integer and not value.is_integer()):
+        bounds = f">= {low:g}" + (f" and <= {high:g}" if math.isfinite(high) else "")
+        raise SpecError(f"The {name!r} parameter must be {kind} {bounds}. Got {raw!r} instead.")
+    return value
+
+
 def _hours(delta: timedelta) -> float:
     return round(delta.total_seconds() / 3600.0, 3)
 

@@ -40,6 +40,19 @@ class MonitoringOperator(BaseOperator):
         self.notifiers = notifiers
         self.fail_on = fail_on
 
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core.errors import SpecError
+        from airflow_mlops.exceptions import MlopsVerdictFailure
+
+        try:
+            return self.run_check(context)
+        except SpecError as exc:  # a bad argument gives the same answer on every retry
+            raise MlopsVerdictFailure(str(exc)) from exc
+
+    def run_check(self, context: Context) -> dict[str, Any]:
+        """Run the check and return :meth:`conclude`'s receipt."""
+        raise NotImplementedError
+
     def conclude(self, context: Context, finding: Any, **extra: Any) -> dict[str, Any]:
         """Log, notify, push and (when blocking) fail, for a core ``Finding``; return the receipt."""
         from airflow_mlops.core.errors import SpecError
@@ -121,7 +134,7 @@ class CheckModelStalenessOperator(MonitoringOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import monitoring as m
         from airflow_mlops.core.monitoring_registry import model_version_facts, snapshot_watermark
         from airflow_mlops.core.scoring import as_flag
@@ -188,7 +201,7 @@ class CheckNumericalStabilityOperator(MonitoringOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import contracts
         from airflow_mlops.core import monitoring as m
         from airflow_mlops.core.errors import SpecError
@@ -280,7 +293,7 @@ class CheckPerformanceOperator(MonitoringOperator):
         self.window = window
         self.mlflow_conn_id = mlflow_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_check(self, context: Context) -> dict[str, Any]:
         import json
 
         from airflow_mlops.core import monitoring as m
@@ -300,8 +313,8 @@ class CheckPerformanceOperator(MonitoringOperator):
             value,
             metric=self.metric,
             higher_is_better=as_flag(self.higher_is_better, "higher_is_better"),
-            max_drop=float(self.max_drop),
-            window=int(self.window),
+            max_drop=m.parse_number(self.max_drop, "max_drop"),
+            window=int(m.parse_number(self.window, "window", low=1, integer=True)),
         )
         return self.conclude(context, finding, mlflow_run_id=run_id, step=step)
 
@@ -337,7 +350,7 @@ class CheckModelDependenciesOperator(MonitoringOperator):
         self.packages = packages
         self.mlflow_conn_id = mlflow_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import monitoring as m
         from airflow_mlops.core.errors import ArtifactError
         from airflow_mlops.core.monitoring_registry import model_version_facts
@@ -396,7 +409,7 @@ class CheckSourceSchemaOperator(MonitoringOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import monitoring as m
         from airflow_mlops.core import registry
         from airflow_mlops.core.errors import SourceNotFoundError
@@ -443,7 +456,7 @@ class CheckFeatureImportanceOperator(MonitoringOperator):
         self.min_share = min_share
         self.mlflow_conn_id = mlflow_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_check(self, context: Context) -> dict[str, Any]:
         import json
 
         from airflow_mlops.core import monitoring as m
@@ -500,7 +513,7 @@ class MeasureStalenessImpactOperator(MonitoringOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import monitoring as m
         from airflow_mlops.core import monitoring_registry as reg
         from airflow_mlops.core.training_spec import METRIC_DIRECTIONS
@@ -519,6 +532,6 @@ class MeasureStalenessImpactOperator(MonitoringOperator):
             reg.quality_by_age(client, facts, metric, data_at),
             metric=metric,
             higher_is_better=bool(METRIC_DIRECTIONS[task].get(metric, True)),
-            max_loss_per_30_days=float(self.max_loss_per_30_days),
+            max_loss_per_30_days=m.parse_number(self.max_loss_per_30_days, "max_loss_per_30_days"),
         )
         return self.conclude(context, finding, **facts.identity(), data_at=data_at.isoformat())

@@ -49,8 +49,9 @@ class CheckTrainingServingSkewOperator(MonitoringOperator):
         self.max_rows = max_rows
         self.mlflow_conn_id = mlflow_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.errors import IntegrityError
+        from airflow_mlops.core.monitoring import parse_number
         from airflow_mlops.core.reproducibility import check_training_serving_skew, read_reference
         from airflow_mlops.core.scoring import load_serving_model, resolve_model_version
         from airflow_mlops.exceptions import ModelIntegrityFailure
@@ -62,11 +63,14 @@ class CheckTrainingServingSkewOperator(MonitoringOperator):
             model = load_serving_model(client, ref)
         except IntegrityError as exc:
             raise ModelIntegrityFailure(str(exc)) from exc
+        max_rows = self.max_rows
         finding = check_training_serving_skew(
             read_reference(client, ref.run_id),
             model,
-            tolerance=float(self.tolerance),
-            max_rows=int(self.max_rows) if self.max_rows not in (None, "") else None,
+            tolerance=parse_number(self.tolerance, "tolerance"),
+            max_rows=int(parse_number(max_rows, "max_rows", low=1, integer=True))
+            if max_rows not in (None, "")
+            else None,
         )
         return self.conclude(context, finding, run_id=ref.run_id, alias=ref.alias)
 
@@ -113,8 +117,9 @@ class CheckReproducibilityOperator(MonitoringOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.errors import IntegrityError
+        from airflow_mlops.core.monitoring import parse_number
         from airflow_mlops.core.monitoring_registry import model_version_facts
         from airflow_mlops.core.reproducibility import check_reproducibility
         from airflow_mlops.core.scoring import as_flag
@@ -129,7 +134,7 @@ class CheckReproducibilityOperator(MonitoringOperator):
             finding = check_reproducibility(
                 facts,
                 root,
-                tolerance=float(self.tolerance),
+                tolerance=parse_number(self.tolerance, "tolerance"),
                 require_identical_onnx=as_flag(self.require_identical_onnx, "require_identical_onnx"),
             )
         except IntegrityError as exc:  # the snapshot changed since training: nothing to reproduce from

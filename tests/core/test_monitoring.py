@@ -174,3 +174,10 @@ def test_staleness_impact_fits_the_decay_of_quality_with_age() -> None:
     assert m.staleness_impact(errors, metric="rmse", higher_is_better=False, max_loss_per_30_days=1.0).is_alert
     few = m.staleness_impact(points[:2], metric="roc_auc", higher_is_better=True, max_loss_per_30_days=0.01)
     assert few.severity == "ok" and "too few" in few.message
+
+
+@pytest.mark.parametrize("raw", ["-1", "many", True, None, "2.5"], ids=["negative", "word", "bool", "none", "fraction"])
+def test_parse_number_names_the_parameter(raw: object) -> None:
+    with pytest.raises(SpecError, match="'window' parameter must be an integer >= 1"):
+        m.parse_number(raw, "window", low=1, integer=True)
+    assert m.parse_number("0.5", "max_drop") == 0.5 and m.parse_number(10, "window", low=1, integer=True) == 10

@@ -218,3 +218,15 @@ def test_staleness_impact_from_the_quality_the_drift_checks_logged(env: Champion
     assert receipt["severity"] == "alert" and receipt["details"]["metric"] == "roc_auc"
     assert [p["age_days"] for p in receipt["details"]["points"]] == [32.0, 62.0, 93.0, 123.0]
     assert receipt["details"]["loss_per_30_days"] == pytest.approx(0.0198, abs=0.001)
+
+
+def test_a_bad_argument_fails_without_retry_naming_it(env: Champion) -> None:
+    operator = CheckPerformanceOperator(
+        task_id="performance", pipeline="flights", metric="m", receipt={"x": 1.0}, value_path="x", window="ten"
+    )
+    with pytest.raises(MlopsVerdictFailure, match="'window' parameter must be an integer"):
+        operator.execute(task_context(NOW))
+    with pytest.raises(MlopsVerdictFailure, match="'max_model_age'"):
+        CheckModelStalenessOperator(
+            task_id="staleness", model_name=MODEL, pipeline="flights", max_model_age="soon"
+        ).execute(task_context(NOW))
