@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -138,10 +138,11 @@ def parquet_schema(root: StorageRoot, uri: str) -> dict[str, str]:
     return {f.name: str(f.type) for f in schema}
 
 
-def read_columns(root: StorageRoot, uri: str, columns: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Numeric columns of a Parquet file as numpy arrays (all numeric columns when ``columns`` is None).
+def read_columns(root: StorageRoot, uri: str, select: Callable[[str], bool] | None = None) -> dict[str, np.ndarray]:
+    """The numeric columns of a Parquet file (those whose name ``select`` accepts, when given) as
+    float64 numpy arrays. Only those columns are read, so a wide file costs what the check needs.
 
-    :raises DataError: a requested column is missing, or the file is not Parquet.
+    :raises DataError: the file is not Parquet.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -151,16 +152,18 @@ def read_columns(root: StorageRoot, uri: str, columns: Sequence[str] | None = No
         raise SourceNotFoundError(f"The Parquet file {uri!r} does not exist.")
     try:
         with root.filesystem.open_input_file(root.fs_path(uri)) as handle:
-            table = pq.read_table(handle, columns=list(columns) if columns is not None else None)
-    except (pa.ArrowInvalid, OSError, KeyError) as exc:
-        raise DataError(f"Cannot read columns {columns} of {uri!r}: {exc}") from exc
-    arrays = {}
-    for name in table.column_names:
-        column = table.column(name)
-        if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
-            # nulls become NaN here on purpose: a null prediction is as unusable as a NaN one
-            arrays[name] = column.to_numpy(zero_copy_only=False).astype("float64")
-    return arrays
+            schema = pq.read_schema(handle)
+            wanted = [
+                f.name
+                for f in schema
+                if (pa.types.is_floating(f.type) or pa.types.is_integer(f.type)) and (select is None or select(f.name))
+            ]
+            handle.seek(0)
+            table = pq.read_table(handle, columns=wanted)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"Cannot read {uri!r} as Parquet: {exc}") from exc
+    # nulls become NaN on purpose: a null prediction is as unusable as a NaN one
+    return {name: table.column(name).to_numpy(zero_copy_only=False).astype("float64") for name in wanted}
 
 
 # -- a metric's history on a monitoring run -------------------------------------------------------------

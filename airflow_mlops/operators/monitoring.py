@@ -215,12 +215,13 @@ class CheckNumericalStabilityOperator(MonitoringOperator):
         root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
         findings = []
         if self.predictions_uri:
-            columns = read_columns(root, self.predictions_uri)
-            outputs = {
-                k: v
-                for k, v in columns.items()
-                if k == contracts.PREDICTION_COLUMN or k.startswith(contracts.PROBABILITY_COLUMN_PREFIX)
-            }
+            outputs = read_columns(
+                root,
+                self.predictions_uri,
+                lambda name: (
+                    name == contracts.PREDICTION_COLUMN or name.startswith(contracts.PROBABILITY_COLUMN_PREFIX)
+                ),
+            )
             if not outputs:
                 raise SpecError(f"{self.predictions_uri!r} has no numeric prediction or probability column.")
             findings.append(m.check_finite(outputs, what="predictions", rows=len(next(iter(outputs.values())))))
