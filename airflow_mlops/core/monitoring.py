@@ -426,3 +426,51 @@ def staleness_impact(
     if loss > max_loss_per_30_days:
         return Finding("staleness_impact", "alert", f"{text}: more than {max_loss_per_30_days:g} lost.", details)
     return Finding("staleness_impact", "ok", text + ".", details)
+
+
+# -- personal data in a snapshot ----------------------------------------------------------------------------
+_PII_PATTERNS: dict[str, re.Pattern[str]] = {
+    "email": re.compile(r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$"),
+    "phone": re.compile(r"^\+?\d{1,3}?[\s.-]?\(?\d{2,4}\)?[\s.-]\d{3,4}[\s.-]\d{3,4}$"),
+    "payment_card": re.compile(r"^\d{4}[\s-]?\d{4}[\s-]?\d{4}[\s-]?\d{1,7}$"),
+    "us_ssn": re.compile(r"^\d{3}-\d{2}-\d{4}$"),
+    "ipv4": re.compile(r"^(?:\d{1,3}\.){3}\d{1,3}$"),
+}
+_PII_NAMES = re.compile(
+    r"(^|_)(e?mail|phone|mobile|ssn|passport|birth|dob|address|"
+    r"(first|last|full|given|family|passenger|customer|user|person|patient)_?name)($|_)"
+)
+
+
+def _luhn(text: str) -> bool:
+    digits = [int(c) for c in text if c.isdigit()]
+    total = sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(reversed(digits)))
+    return len(digits) >= 13 and total % 10 == 0
+
+
+def check_personal_data(
+    columns: Mapping[str, Sequence[Any]], *, allow: Collection[str] = (), min_share: float = 0.05
+) -> Finding:
+    """Alert when a text column looks like personal data: its name (``email``, ``phone``, ``first_name``
+    ...) or the share of its values matching an email, phone, payment card (Luhn-checked), US SSN or
+    IPv4 pattern (at least ``min_share`` of the non-empty values). Columns in ``allow`` were reviewed
+    and are skipped. A detector, not an access control: it keeps such columns from flowing into
+    training snapshots and serving logs unnoticed.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for name, values in columns.items():
+        if name in allow:
+            continue
+        texts = [str(v).strip() for v in values if v is not None and str(v).strip() not in ("", "nan", "None")]
+        hits: dict[str, float] = {}
+        for kind, pattern in _PII_PATTERNS.items():
+            matched = [t for t in texts if pattern.match(t) and (kind != "payment_card" or _luhn(t))]
+            if texts and len(matched) / len(texts) >= min_share:
+                hits[kind] = round(len(matched) / len(texts), 4)
+        if hits or _PII_NAMES.search(name.lower()):
+            found[name] = {"patterns": hits, "name_suggests_personal_data": bool(_PII_NAMES.search(name.lower()))}
+    details = {"columns_checked": len(columns), "allowed": sorted(allow), "suspect": found, "min_share": min_share}
+    if found:
+        listed = ", ".join(f"{n} ({', '.join(c['patterns']) or 'by name'})" for n, c in sorted(found.items()))
+        return Finding("personal_data", "alert", f"Column(s) that look like personal data: {listed}.", details)
+    return Finding("personal_data", "ok", f"No personal data pattern in {len(columns)} text column(s).", details)

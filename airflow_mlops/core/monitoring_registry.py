@@ -166,6 +166,32 @@ def read_columns(root: StorageRoot, uri: str, select: Callable[[str], bool] | No
     return {name: table.column(name).to_numpy(zero_copy_only=False).astype("float64") for name in wanted}
 
 
+def read_text_columns(root: StorageRoot, uri: str, rows: int) -> dict[str, list[Any]]:
+    """The string columns of the first ``rows`` rows of a Parquet file, as Python lists."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root, uri = locate(root, uri)
+    if not root.exists(uri):
+        raise SourceNotFoundError(f"The Parquet file {uri!r} does not exist.")
+    try:
+        with root.filesystem.open_input_file(root.fs_path(uri)) as handle:
+            parquet = pq.ParquetFile(handle)
+            wanted = [
+                f.name
+                for f in parquet.schema_arrow
+                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)
+            ]
+            if not wanted:
+                return {}
+            batch = next(parquet.iter_batches(batch_size=rows, columns=wanted), None)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"Cannot read {uri!r} as Parquet: {exc}") from exc
+    if batch is None:
+        return {name: [] for name in wanted}
+    return {name: batch.column(name).to_pylist() for name in wanted}
+
+
 # -- a metric's history on a monitoring run -------------------------------------------------------------
 def performance_run(client: Any, experiment_id: str, subject: str) -> str:
     """The id of the run that keeps the performance series of ``subject``, created on first use."""

@@ -536,3 +536,45 @@ class MeasureStalenessImpactOperator(MonitoringOperator):
             max_loss_per_30_days=m.parse_number(self.max_loss_per_30_days, "max_loss_per_30_days"),
         )
         return self.conclude(context, finding, **facts.identity(), data_at=data_at.isoformat())
+
+
+class CheckPersonalDataOperator(MonitoringOperator):
+    """Fail when a snapshot's text columns look like personal data (see ``check_personal_data``).
+
+    :param snapshot_uri: the snapshot (the ingestion receipt's ``uri``). (templated)
+    :param allow_columns: columns reviewed and allowed (a list or a comma-separated string). (templated)
+    :param sample_rows: rows inspected (the first ones), 10000. (templated)
+    :param storage_root: storage root; ``[mlops] storage_root`` when omitted. (templated)
+    :param aws_conn_id: AWS connection for an S3 storage root. (templated)
+    """
+
+    template_fields: Sequence[str] = ("snapshot_uri", "allow_columns", "sample_rows", "storage_root", "aws_conn_id")
+
+    def __init__(
+        self,
+        *,
+        snapshot_uri: str,
+        allow_columns: Sequence[str] | str = (),
+        sample_rows: int | str = 10_000,
+        storage_root: str | None = None,
+        aws_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.snapshot_uri = snapshot_uri
+        self.allow_columns = allow_columns
+        self.sample_rows = sample_rows
+        self.storage_root = storage_root
+        self.aws_conn_id = aws_conn_id
+
+    def run_check(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import monitoring as m
+        from airflow_mlops.core.monitoring_registry import read_text_columns
+        from airflow_mlops.hooks.storage import StorageHook
+
+        root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
+        rows = int(m.parse_number(self.sample_rows, "sample_rows", low=1, integer=True))
+        allowed = self.allow_columns
+        allow = [c.strip() for c in allowed.split(",") if c.strip()] if isinstance(allowed, str) else list(allowed)
+        finding = m.check_personal_data(read_text_columns(root, self.snapshot_uri, rows), allow=allow)
+        return self.conclude(context, finding, snapshot_uri=self.snapshot_uri)

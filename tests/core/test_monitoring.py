@@ -181,3 +181,24 @@ def test_parse_number_names_the_parameter(raw: object) -> None:
     with pytest.raises(SpecError, match="'window' parameter must be an integer >= 1"):
         m.parse_number(raw, "window", low=1, integer=True)
     assert m.parse_number("0.5", "max_drop") == 0.5 and m.parse_number(10, "window", low=1, integer=True) == 10
+
+
+def test_personal_data_is_found_in_real_text_columns_only_when_present() -> None:
+    frame = flights(months=[1], sample=2000)
+    text = {c: frame[c].tolist() for c in ("carrier", "tailnum", "origin", "dest")}
+    assert m.check_personal_data(text).severity == "ok"  # codes and tail numbers are not personal data
+    rng = np.random.default_rng(0)
+    contacts = {
+        "contact": [f"user{i}@example.org" for i in range(100)],
+        "card": ["4111 1111 1111 1111"] * 50 + ["1234 5678 9012 3456"] * 50,  # Luhn-valid, then not
+        "passenger_name": ["x"] * 100,
+        "misc": [f"{rng.integers(100, 999)}-{rng.integers(10, 99)}-{rng.integers(1000, 9999)}" for _ in range(100)],
+    }
+    found = m.check_personal_data({**text, **contacts})
+    assert found.is_alert
+    suspect = found.details["suspect"]
+    assert suspect["contact"]["patterns"] == {"email": 1.0} and suspect["card"]["patterns"] == {"payment_card": 0.5}
+    assert suspect["passenger_name"]["name_suggests_personal_data"] and suspect["misc"]["patterns"] == {"us_ssn": 1.0}
+    assert set(suspect) == {"contact", "card", "passenger_name", "misc"}
+    reviewed = m.check_personal_data({**text, **contacts}, allow=["contact", "card", "passenger_name", "misc"])
+    assert reviewed.severity == "ok"

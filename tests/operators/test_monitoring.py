@@ -24,6 +24,7 @@ from airflow_mlops.operators.monitoring import (
     CheckModelStalenessOperator,
     CheckNumericalStabilityOperator,
     CheckPerformanceOperator,
+    CheckPersonalDataOperator,
     CheckSourceSchemaOperator,
     MeasureStalenessImpactOperator,
 )
@@ -230,3 +231,17 @@ def test_a_bad_argument_fails_without_retry_naming_it(env: Champion) -> None:
         CheckModelStalenessOperator(
             task_id="staleness", model_name=MODEL, pipeline="flights", max_model_age="soon"
         ).execute(task_context(NOW))
+
+
+def test_personal_data_in_a_snapshot_fails_the_task(env: Champion) -> None:
+    clean = CheckPersonalDataOperator(task_id="privacy", snapshot_uri=env.snapshot_uri, sample_rows="2000")
+    receipt = clean.execute(task_context(NOW))
+    assert receipt["severity"] == "ok" and receipt["details"]["columns_checked"] >= 4
+    march = flights(months=[3], sample=300)
+    leaky = march.assign(booking_email=[f"traveller{i}@example.com" for i in range(len(march))])
+    uri = env.root.layout("flights", contracts.KIND_SNAPSHOT, "2013-04-09", "snapshot.parquet")
+    env.root.write_bytes(uri, parquet_bytes(leaky))
+    with pytest.raises(MlopsVerdictFailure, match="booking_email"):
+        CheckPersonalDataOperator(task_id="privacy", snapshot_uri=uri).execute(task_context(NOW))
+    allowed = CheckPersonalDataOperator(task_id="privacy", snapshot_uri=uri, allow_columns="booking_email")
+    assert allowed.execute(task_context(NOW))["severity"] == "ok"
