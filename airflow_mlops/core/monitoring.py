@@ -12,6 +12,9 @@ testable without a registry.
 - :func:`check_performance`: a run's throughput or duration against the trailing median of earlier runs.
 - :func:`check_dependencies`: package versions recorded with a model against the serving environment.
 - :func:`check_schema_change`: a source's columns and types against those the champion was trained on.
+- :func:`check_feature_importance`: features that carry (almost) none of the model's importance.
+- :func:`staleness_impact`: how fast served quality decays with the age of the training data.
+- :func:`check_personal_data`: text columns that look like personal data.
 """
 
 from __future__ import annotations

@@ -18,16 +18,14 @@ from airflow_mlops.core.training import parquet_bytes
 from airflow_mlops.exceptions import MlopsVerdictFailure
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.explain import ExplainPredictionOperator
-from airflow_mlops.operators.monitoring import (
+from airflow_mlops.operators.monitoring import CheckNumericalStabilityOperator, CheckPerformanceOperator
+from airflow_mlops.operators.monitoring_data import (
     CheckFeatureImportanceOperator,
     CheckModelDependenciesOperator,
-    CheckModelStalenessOperator,
-    CheckNumericalStabilityOperator,
-    CheckPerformanceOperator,
     CheckPersonalDataOperator,
     CheckSourceSchemaOperator,
-    MeasureStalenessImpactOperator,
 )
+from airflow_mlops.operators.monitoring_staleness import CheckModelStalenessOperator, MeasureStalenessImpactOperator
 from airflow_mlops.operators.reproducibility import CheckReproducibilityOperator, CheckTrainingServingSkewOperator
 from airflow_mlops.operators.scoring import ScoreBatchOperator
 from tests.notifiers.test_webhook import Receiver

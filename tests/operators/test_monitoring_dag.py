@@ -21,12 +21,9 @@ from airflow.sdk import dag
 
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.explain import ExplainPredictionOperator
-from airflow_mlops.operators.monitoring import (
-    CheckModelDependenciesOperator,
-    CheckModelStalenessOperator,
-    CheckNumericalStabilityOperator,
-    CheckPerformanceOperator,
-)
+from airflow_mlops.operators.monitoring import CheckNumericalStabilityOperator, CheckPerformanceOperator
+from airflow_mlops.operators.monitoring_data import CheckModelDependenciesOperator
+from airflow_mlops.operators.monitoring_staleness import CheckModelStalenessOperator
 from airflow_mlops.operators.scoring import ListPartitionsOperator, ResolveModelVersionOperator, ScoreBatchOperator
 
 
