@@ -87,12 +87,14 @@ class WebhookNotifier(BaseNotifier):
         self.raise_on_error = raise_on_error
 
     def notify(self, context: Context) -> None:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
         from airflow_mlops.hooks.webhook import WebhookHook
 
         payload = alert_payload(context, self.message, self.severity)
         try:
             status = WebhookHook(self.webhook_conn_id).post(payload)
-        except (ConnectionError, ValueError) as exc:
+        except (ConnectionError, ValueError, AirflowNotFoundException) as exc:
             if self.raise_on_error:
                 raise
             self.log.error("Webhook alert not delivered through connection %r: %s", self.webhook_conn_id, exc)

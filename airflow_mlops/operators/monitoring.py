@@ -60,15 +60,18 @@ class MonitoringOperator(BaseOperator):
         from airflow_mlops.core.errors import SpecError
         from airflow_mlops.exceptions import MlopsVerdictFailure
 
+        fail_on = self.fail_on or self.default_fail_on
+        if fail_on not in ("alert", "warn", "never"):
+            raise SpecError(f"'fail_on' must be 'alert', 'warn' or 'never'. Got {fail_on!r} instead.")
         receipt = {**finding.to_dict(), **extra}
         self.log.info("%s check: %s: %s", finding.check, finding.severity, finding.message)
         if finding.needs_notification:
             for notifier in self.notifiers:
-                # A copy: the notifier renders its templates against it and must not leak into the task's.
-                notifier({**context, ALERT_CONTEXT_KEY: receipt})  # type: ignore[arg-type]
-        fail_on = self.fail_on or self.default_fail_on
-        if fail_on not in ("alert", "warn", "never"):
-            raise SpecError(f"'fail_on' must be 'alert', 'warn' or 'never'. Got {fail_on!r} instead.")
+                try:
+                    # A copy: the notifier renders its templates against it and must not leak into the task's.
+                    notifier({**context, ALERT_CONTEXT_KEY: receipt})  # type: ignore[arg-type]
+                except Exception:  # a broken alert channel must not hide or replace the verdict
+                    self.log.exception("Notifier %s failed for the %s finding", type(notifier).__name__, finding.check)
         blocking = fail_on != "never" and (finding.is_alert or (fail_on == "warn" and finding.needs_notification))
         if blocking:
             context["ti"].xcom_push(key="return_value", value=receipt)

@@ -93,6 +93,15 @@ def test_a_failed_delivery_is_logged_not_raised_unless_asked(
         WebhookNotifier(webhook_conn_id="alerts", raise_on_error=True)(task_context())
 
 
+def test_a_missing_connection_is_logged_unless_asked_to_raise(capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    WebhookNotifier(webhook_conn_id="nowhere")(task_context())
+    assert "nowhere" in "".join(capsys.readouterr())
+    with pytest.raises(AirflowNotFoundException):
+        WebhookNotifier(webhook_conn_id="nowhere", raise_on_error=True)(task_context())
+
+
 def test_unreachable_endpoint_and_test_connection(receiver: Receiver) -> None:
     hook = WebhookHook("alerts")
     assert hook.test_connection() == (True, "The webhook answered HTTP 200.")

@@ -243,3 +243,14 @@ def test_personal_data_in_a_snapshot_fails_the_task(env: Champion) -> None:
         CheckPersonalDataOperator(task_id="privacy", snapshot_uri=uri).execute(task_context(NOW))
     allowed = CheckPersonalDataOperator(task_id="privacy", snapshot_uri=uri, allow_columns="booking_email")
     assert allowed.execute(task_context(NOW))["severity"] == "ok"
+
+
+def test_a_failing_notifier_neither_hides_nor_replaces_the_verdict(env: Champion, tmp_path: Path) -> None:
+    broken = pd.DataFrame({contracts.PREDICTION_COLUMN: [0.0, np.nan]})
+    broken.to_parquet(tmp_path / "p.parquet", index=False)
+    unreachable = WebhookNotifier(webhook_conn_id="no_such_connection", raise_on_error=True)
+    operator = CheckNumericalStabilityOperator(
+        task_id="stability", predictions_uri=str(tmp_path / "p.parquet"), notifiers=[unreachable]
+    )
+    with pytest.raises(MlopsVerdictFailure, match="prediction"):
+        operator.execute(task_context(NOW))
