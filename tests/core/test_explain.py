@@ -99,3 +99,20 @@ def test_python_dash_m_in_a_fresh_process(champion_env: Champion, tmp_path) -> N
     document = json.loads(done.stdout)
     assert document["inputs"]["dest"] == flights(months=[3], sample=20).iloc[5]["dest"]
     assert document["model"]["version"] == champion_env.version
+
+
+def test_without_a_native_model_it_explains_by_occlusion_through_onnx(champion_env: Champion) -> None:
+    from tests.support import models
+
+    hook = MlflowHook()
+    client = hook.get_conn()
+    trained = models.flights_classifier("sklearn")
+    models.register(client, trained, "flights_onnx_only", experiment_id=hook.ensure_experiment("flights"))
+    ref = resolve_model_version(client, "flights_onnx_only", alias=contracts.ALIAS_CHAMPION)
+    row = {c: trained.reference.iloc[0][c] for c in models.FLIGHT_NUMERIC + models.FLIGHT_CATEGORICAL}
+    explanation = explain_row(client, ref, row).to_dict()
+    assert explanation["method"] == "onnx_occlusion" and explanation["native"] is None
+    assert explanation["explained_output"] == "probability of the predicted class"
+    assert {c["feature"] for c in explanation["contributions"]} == set(row)
+    assert any(c["contribution"] != 0.0 for c in explanation["contributions"])
+    assert explanation["bias"] is None and explanation["transformed"] == {}
