@@ -125,8 +125,21 @@ def _copy_flat(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+def _ours_registered() -> bool:
+    """True while skl2onnx still holds this module's LightGBM converters. Another library (or a test)
+    may register its own later, and the exported bytes would then differ from one training to the next
+    in the same process (CheckReproducibilityOperator caught it), so it is asserted before every export."""
+    from skl2onnx.common._registration import _converter_pool
+
+    return all(
+        getattr(_converter_pool.get(alias), "_fct", None) is _convert_lightgbm
+        for alias in ("LightGbmLGBMClassifier", "LightGbmLGBMRegressor")
+    )
+
+
 def register_lightgbm_converters() -> None:
-    """Teach skl2onnx to convert LGBMClassifier and LGBMRegressor inside a pipeline (idempotent).
+    """Teach skl2onnx to convert LGBMClassifier and LGBMRegressor inside a pipeline (idempotent, and
+    restored when something else replaced them since).
 
     onnxmltools' converter deep-copies every per-node attribute list (hundreds of thousands of ints
     for a few hundred trees), which is about half of its run time; the module's ``copy`` is pointed at
@@ -134,7 +147,7 @@ def register_lightgbm_converters() -> None:
     """
     global _done
     with _registered:
-        if _done:
+        if _done and _ours_registered():
             return
         import types
 
