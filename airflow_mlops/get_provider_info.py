@@ -17,12 +17,18 @@ HOOK_MODULES = [
     "airflow_mlops.hooks.ingestion",
     "airflow_mlops.hooks.mlflow",
     "airflow_mlops.hooks.storage",
+    "airflow_mlops.hooks.webhook",
 ]
 OPERATOR_MODULES = [
     "airflow_mlops.operators.drift",
+    "airflow_mlops.operators.explain",
     "airflow_mlops.operators.gating",
     "airflow_mlops.operators.ingestion",
+    "airflow_mlops.operators.monitoring",
+    "airflow_mlops.operators.monitoring_data",
+    "airflow_mlops.operators.monitoring_staleness",
     "airflow_mlops.operators.registry",
+    "airflow_mlops.operators.reproducibility",
     "airflow_mlops.operators.scoring",
     "airflow_mlops.operators.training",
     "airflow_mlops.operators.validation",
@@ -44,6 +50,10 @@ EXTRA_LINKS = [
 CONNECTION_TYPES = [
     {"hook-class-name": "airflow_mlops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
     {"hook-class-name": "airflow_mlops.hooks.ingestion.SqlSourceHook", "connection-type": "mlops_sql"},
+    {"hook-class-name": "airflow_mlops.hooks.webhook.WebhookHook", "connection-type": "mlops_webhook"},
+]
+NOTIFIERS = [
+    "airflow_mlops.notifiers.webhook.WebhookNotifier",
 ]
 
 
@@ -102,6 +112,7 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [{"integration-name": INTEGRATION, "python-modules": HOOK_MODULES}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": TRIGGER_MODULES}],
         "connection-types": CONNECTION_TYPES,
+        "notifications": NOTIFIERS,
         "extra-links": EXTRA_LINKS,
         "config": CONFIG,
     }

@@ -125,7 +125,8 @@ def _copy_flat(value: Any) -> Any:
 
 
 def register_lightgbm_converters() -> None:
-    """Teach skl2onnx to convert LGBMClassifier and LGBMRegressor inside a pipeline (idempotent).
+    """Teach skl2onnx to convert LGBMClassifier and LGBMRegressor inside a pipeline (idempotent, and
+    restored when something else replaced them since).
 
     onnxmltools' converter deep-copies every per-node attribute list (hundreds of thousands of ints
     for a few hundred trees), which is about half of its run time; the module's ``copy`` is pointed at

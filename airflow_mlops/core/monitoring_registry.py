@@ -1,0 +1,271 @@
+"""What the monitoring checks read from MLflow and storage: a model version's facts, a snapshot's
+schema, a prediction file's columns, and the time series of a performance metric.
+
+Kept apart from :mod:`airflow_mlops.core.monitoring` so that the rules there stay pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core import contracts
+from airflow_mlops.core.errors import ArtifactError, DataError, SourceNotFoundError, SpecError
+from airflow_mlops.core.storage import StorageRoot
+
+if TYPE_CHECKING:
+    import numpy as np
+
+TAG_MONITORING_OF = "mlops.monitoring_of"
+TAG_MONITORING = "mlops.monitoring"
+_METRIC_KEY = re.compile(r"[^A-Za-z0-9_\-./ ]")
+
+
+@dataclass(frozen=True)
+class ModelVersionFacts:
+    """A registered model version and its training run, as the checks need them."""
+
+    name: str
+    version: str
+    run_id: str
+    experiment_id: str
+    alias: str | None
+    onnx_sha256: str
+    created_at: datetime
+    run_tags: dict[str, str]
+    run_metrics: dict[str, float]
+    spec: dict[str, Any]
+    run_params: dict[str, str]
+
+    @property
+    def dataset_uri(self) -> str | None:
+        return self.run_tags.get(contracts.TAG_DATASET_URI) or self.spec.get("dataset_uri")
+
+    @property
+    def dataset_sha256(self) -> str | None:
+        return self.run_tags.get(contracts.TAG_DATASET_SHA256) or self.spec.get("dataset_sha256")
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.spec.get("numeric_features", []), *self.spec.get("categorical_features", [])]
+
+    def identity(self) -> dict[str, Any]:
+        return {"model_name": self.name, "model_version": self.version, "alias": self.alias, "run_id": self.run_id}
+
+
+def model_version_facts(
+    client: Any, name: str, *, alias: str | None = None, version: str | int | None = None
+) -> ModelVersionFacts:
+    """Resolve ``name`` by ``version`` or ``alias`` and gather its run's tags, metrics and training spec.
+
+    :raises SourceNotFoundError: no such model, version or alias, or the run lacks its spec artifact.
+    :raises IntegrityError: the version has no recorded ONNX sha256 (see ``resolve_model_version``).
+    """
+    from airflow_mlops.core.gating_models import download_run_artifact
+    from airflow_mlops.core.scoring import resolve_model_version
+
+    ref = resolve_model_version(client, name, alias=alias, version=version)
+    found = client.get_model_version(name, ref.version)
+    run = client.get_run(ref.run_id)
+    try:
+        spec = json.loads(download_run_artifact(client, ref.run_id, contracts.ARTIFACT_SPEC))
+    except ValueError as exc:
+        raise ArtifactError(f"The training spec of run {ref.run_id} is not valid JSON: {exc}") from exc
+    return ModelVersionFacts(
+        name=name,
+        version=ref.version,
+        run_id=ref.run_id,
+        experiment_id=str(run.info.experiment_id),
+        alias=ref.alias,
+        onnx_sha256=ref.onnx_sha256,
+        created_at=datetime.fromtimestamp(int(found.creation_timestamp) / 1000.0, tz=UTC),
+        run_tags=dict(run.data.tags),
+        run_metrics={k: float(v) for k, v in run.data.metrics.items()},
+        spec=spec,
+        run_params=dict(run.data.params),
+    )
+
+
+def locate(root: StorageRoot, uri: str) -> tuple[StorageRoot, str]:
+    """The storage root that reaches ``uri``: ``root`` when it contains it, else the local file's folder
+    (a shipped sample, a file produced outside the pipeline). S3 URIs must lie inside the root."""
+    import os
+
+    if root.contains(uri):
+        return root, uri
+    if uri.startswith("s3://"):
+        raise SpecError(f"{uri!r} lies outside the storage root {root.uri!r}; S3 files must be inside it.")
+    path = os.path.abspath(uri[len("file://") :] if uri.startswith("file://") else uri)
+    return StorageRoot(os.path.dirname(path)), path
+
+
+def snapshot_watermark(root: StorageRoot, snapshot_uri: str) -> Any:
+    """The ``source_watermark`` of the ingestion receipt beside a snapshot (``receipt.json``), or None
+    when there is no receipt or it records no watermark (a snapshot made outside the pipeline)."""
+    from airflow_mlops.core.ingestion import RECEIPT_FILE
+
+    if not root.contains(snapshot_uri):
+        return None
+    receipt_uri = snapshot_uri.rpartition("/")[0] + "/" + RECEIPT_FILE
+    try:
+        receipt = json.loads(root.read_bytes(receipt_uri))
+    except (SourceNotFoundError, ValueError):
+        return None
+    return receipt.get("source_watermark") if isinstance(receipt, dict) else None
+
+
+def parquet_schema(root: StorageRoot, uri: str) -> dict[str, str]:
+    """``{column: arrow type}`` of a Parquet file (footer only), as ingestion receipts record it.
+
+    :raises SourceNotFoundError: the file does not exist; :raises DataError: it is not Parquet.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root, uri = locate(root, uri)
+    if not root.exists(uri):
+        raise SourceNotFoundError(f"The Parquet file {uri!r} does not exist.")
+    try:
+        with root.filesystem.open_input_file(root.fs_path(uri)) as handle:
+            schema = pq.read_schema(handle)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{uri!r} is not a readable Parquet file: {exc}") from exc
+    return {f.name: str(f.type) for f in schema}
+
+
+def read_columns(root: StorageRoot, uri: str, select: Callable[[str], bool] | None = None) -> dict[str, np.ndarray]:
+    """The numeric columns of a Parquet file (those whose name ``select`` accepts, when given) as
+    float64 numpy arrays. Only those columns are read, so a wide file costs what the check needs.
+
+    :raises DataError: the file is not Parquet.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root, uri = locate(root, uri)
+    if not root.exists(uri):
+        raise SourceNotFoundError(f"The Parquet file {uri!r} does not exist.")
+    try:
+        with root.filesystem.open_input_file(root.fs_path(uri)) as handle:
+            schema = pq.read_schema(handle)
+            wanted = [
+                f.name
+                for f in schema
+                if (pa.types.is_floating(f.type) or pa.types.is_integer(f.type)) and (select is None or select(f.name))
+            ]
+            handle.seek(0)
+            table = pq.read_table(handle, columns=wanted)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"Cannot read {uri!r} as Parquet: {exc}") from exc
+    # nulls become NaN on purpose: a null prediction is as unusable as a NaN one
+    return {name: table.column(name).to_numpy(zero_copy_only=False).astype("float64") for name in wanted}
+
+
+def read_text_columns(root: StorageRoot, uri: str, rows: int) -> dict[str, list[Any]]:
+    """The string columns of the first ``rows`` rows of a Parquet file, as Python lists."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root, uri = locate(root, uri)
+    if not root.exists(uri):
+        raise SourceNotFoundError(f"The Parquet file {uri!r} does not exist.")
+    try:
+        with root.filesystem.open_input_file(root.fs_path(uri)) as handle:
+            parquet = pq.ParquetFile(handle)
+            wanted = [
+                f.name
+                for f in parquet.schema_arrow
+                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)
+            ]
+            if not wanted:
+                return {}
+            batch = next(parquet.iter_batches(batch_size=rows, columns=wanted), None)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"Cannot read {uri!r} as Parquet: {exc}") from exc
+    if batch is None:
+        return {name: [] for name in wanted}
+    return {name: batch.column(name).to_pylist() for name in wanted}
+
+
+# -- a metric's history on a monitoring run -------------------------------------------------------------
+def performance_run(client: Any, experiment_id: str, subject: str) -> str:
+    """The id of the run that keeps the performance series of ``subject``, created on first use."""
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_MONITORING_OF}` = '{subject}' AND tags.`{TAG_MONITORING}` = 'performance'",
+        max_results=1,
+        order_by=["attributes.start_time ASC"],
+    )
+    if found:
+        return str(found[0].info.run_id)
+    run = client.create_run(
+        experiment_id,
+        run_name=f"performance {subject}",
+        tags={TAG_MONITORING: "performance", TAG_MONITORING_OF: subject},
+    )
+    return str(run.info.run_id)
+
+
+def metric_key(name: str) -> str:
+    """``name`` with every character MLflow refuses in a metric key replaced by ``_``."""
+    return _METRIC_KEY.sub("_", name)
+
+
+def record_metric(client: Any, run_id: str, metric: str, value: float, step: int) -> list[float]:
+    """Log ``value`` at ``step`` (once: a rerun of the same step logs nothing) and return the values of
+    the earlier steps, oldest first: the history to compare it with. ``metric`` is passed through
+    :func:`metric_key` (a partition key may hold ``:`` or ``+``)."""
+    metric = metric_key(metric)
+    history = sorted(client.get_metric_history(run_id, metric), key=lambda m: (m.step, m.timestamp))
+    earlier = [float(m.value) for m in history if m.step < step]
+    if not any(m.step == step for m in history):
+        client.log_metric(run_id, metric, float(value), timestamp=int(time.time() * 1000), step=step)
+    return earlier
+
+
+def step_of(when: datetime) -> int:
+    """A metric step from a run's logical date: minutes since the epoch (ordered, stable on rerun)."""
+    return int(when.timestamp() // 60)
+
+
+def receipt_value(receipt: Mapping[str, Any], path: str) -> float:
+    """A number inside a receipt by dotted path (``throughput_rows_per_s``, ``seconds.fit``); a dict of
+    numbers is summed (``seconds`` of a training receipt is its total time).
+
+    :raises SpecError: the path does not lead to a number.
+    """
+    value: Any = receipt
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            raise SpecError(f"The receipt has no {path!r} (keys: {sorted(map(str, receipt))[:30]}).")
+        value = value[part]
+    if isinstance(value, Mapping):
+        value = sum(float(v) for v in value.values())
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"{path!r} of the receipt is not a number: {value!r}.") from exc
+
+
+def quality_by_age(client: Any, facts: ModelVersionFacts, metric: str, data_at: datetime) -> list[tuple[float, float]]:
+    """``(age_days, quality)`` per labelled batch the drift checks logged for ``facts``' version.
+
+    The drift stem logs ``quality.<metric>`` on the version's monitoring run (tag
+    ``mlops.monitoring_of = <name>/v<version>``) at step = the batch time in epoch seconds; the age is
+    that time minus ``data_at``, the newest data the version learned from.
+    """
+    subject = f"{facts.name}/v{facts.version}"
+    found = client.search_runs(
+        [facts.experiment_id], filter_string=f"tags.`{TAG_MONITORING_OF}` = '{subject}'", max_results=5
+    )
+    points: dict[int, float] = {}
+    for run in found:
+        for m in client.get_metric_history(run.info.run_id, metric_key(f"quality.{metric}")):
+            points[int(m.step)] = float(m.value)
+    origin = data_at.timestamp()
+    return [((step - origin) / 86400.0, value) for step, value in sorted(points.items())]
