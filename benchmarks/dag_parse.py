@@ -8,7 +8,7 @@ machine noise hits all of them alike; the figure per file is the median over rou
 The package's modules are byte-compiled first (into their ``__pycache__`` folders, which git ignores),
 as a wheel install does: otherwise, with ``PYTHONDONTWRITEBYTECODE`` set, every probe would compile them
 from source and the figure would be Python's compiler, not the import. A second baseline is a bare DAG scheduled on
-one ``mlops://`` asset: the first asset with a URI scheme makes Airflow load every provider's asset URI
+one ``x-mlops://`` asset: the first asset with a URI scheme makes Airflow load every provider's asset URI
 handlers (with the Amazon provider installed, that imports boto3), a cost any asset-scheduled DAG pays.
 
 Run: .venv/bin/python benchmarks/dag_parse.py [--rounds 7]
@@ -49,7 +49,7 @@ from datetime import datetime
 from airflow.sdk import Asset, dag, task
 
 
-@dag(schedule=Asset("mlops://bench/dataset"), start_date=datetime(2024, 1, 1), catchup=False)
+@dag(schedule=Asset("x-mlops://bench/dataset"), start_date=datetime(2024, 1, 1), catchup=False)
 def bare_asset():
     @task
     def one():

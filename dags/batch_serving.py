@@ -11,7 +11,7 @@ interval:
 4. ``resolve_champion`` pins the champion version once, so every partition is scored by the same one;
 5. ``score`` scores each file with it (and with the ``challenger``, in shadow, when one exists);
 6. ``check_drift`` compares each file's serving log with the champion's training reference; when the
-   drift policy says retrain it emits ``mlops://<pipeline>/drift``, which ``continuous_training`` is
+   drift policy says retrain it emits ``x-mlops://<pipeline>/drift``, which ``continuous_training`` is
    scheduled on.
 
 A manual run serves the pipeline chosen in the trigger form; scheduled runs serve every pipeline with
@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.providers.standard.operators.python import BranchPythonOperator
 from airflow.sdk import DAG, Param, TaskGroup
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_mlops import settings
 from airflow_mlops.core.pipeline import discover
+from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.drift import CheckDriftOperator, drift_alias
 from airflow_mlops.operators.scoring import ListPartitionsOperator, ResolveModelVersionOperator, ScoreBatchOperator
 from airflow_mlops.operators.validation import ValidateDatasetOperator
@@ -131,7 +131,7 @@ with DAG(
         ),
     },
 ) as dag:
-    plan = BranchPythonOperator(task_id="choose_pipelines", python_callable=choose_pipelines)
+    plan = BranchOnFunctionOperator(task_id="choose_pipelines", python_callable=choose_pipelines)
     for _pipeline in PIPELINES:
         with TaskGroup(group_id=_pipeline.name) as group:
             pipeline_tasks(_pipeline)

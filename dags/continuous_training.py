@@ -1,8 +1,8 @@
 """Continuous training: ingest -> validate -> train -> gate -> (approval) -> register -> promote.
 
 One task group per pipeline file in ``include/pipelines/`` (a new use case is a new YAML file, not new
-code). The DAG runs when a pipeline's dataset asset (``mlops://<pipeline>/dataset``: new data was
-ingested) or its drift asset (``mlops://<pipeline>/drift``: the drift policy asked for a retrain) gets an
+code). The DAG runs when a pipeline's dataset asset (``x-mlops://<pipeline>/dataset``: new data was
+ingested) or its drift asset (``x-mlops://<pipeline>/drift``: the drift policy asked for a retrain) gets an
 event, or from the trigger form, whose typed params choose the pipeline, force a retrain on unchanged
 data, force the promotion past the gate, and put a human approval between the gate and promotion.
 
@@ -12,7 +12,7 @@ needs its own tasks; keeping them in one DAG gives one trigger form with a pipel
 place to look, and a stable DAG id (``continuous_training``) for the docs and the demo. The
 ``choose_pipelines`` branch runs only the group(s) the trigger is about; the others are skipped.
 
-Why a run can skip itself: the ingest task emits ``mlops://<pipeline>/dataset``, which this DAG is
+Why a run can skip itself: the ingest task emits ``x-mlops://<pipeline>/dataset``, which this DAG is
 scheduled on (so that other DAGs' ingestion triggers training). The event of its own ingest queues
 one more run of this DAG; that run sees the event came from ``continuous_training`` itself and skips
 the group, instead of retraining on the data the run before it has just trained on.
@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.providers.standard.operators.python import BranchPythonOperator, ShortCircuitOperator
 from airflow.sdk import DAG, Param, TaskGroup
 
 from airflow_mlops import settings
 from airflow_mlops.core.pipeline import discover, pipeline_of_asset_uri
+from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.drift import drift_asset
 from airflow_mlops.operators.gating import EvaluateModelGateOperator, gate_approval_task
 from airflow_mlops.operators.ingestion import IngestDatasetOperator, dataset_asset
@@ -87,6 +87,11 @@ def new_data(ti: Any, params: dict[str, Any], group: str, model_name: str, **_: 
     return True
 
 
+def train_if_new_data(group: str, **kwargs: Any) -> list[str]:
+    """The branch form of :func:`new_data`: train, or skip everything after (a short-circuit)."""
+    return [f"{group}.train"] if new_data(group=group, **kwargs) else []
+
+
 def approval_route(params: dict[str, Any], group: str, **_: Any) -> str:
     """Through the human approval when the form asks for it, straight to registration otherwise."""
     return f"{group}.approve_promotion" if params.get("approval") else f"{group}.register"
@@ -119,9 +124,9 @@ def pipeline_tasks(pipeline: Any) -> None:
         # Without a suite file, the suite is inferred from the snapshot itself: schema checks only.
         reference_uri=None if pipeline.suite else ingest.output["uri"],
     )
-    check_new = ShortCircuitOperator(
+    check_new = BranchOnFunctionOperator(
         task_id="new_data",
-        python_callable=new_data,
+        python_callable=train_if_new_data,
         op_kwargs={"group": name, "model_name": pipeline.model_name},
     )
     train = TrainModelOperator(
@@ -144,7 +149,7 @@ def pipeline_tasks(pipeline: Any) -> None:
         force="{{ params.force_promotion }}",
         force_reason="forced from the trigger form of {{ dag.dag_id }} run {{ run_id }}",
     )
-    route = BranchPythonOperator(task_id="route", python_callable=approval_route, op_kwargs={"group": name})
+    route = BranchOnFunctionOperator(task_id="route", python_callable=approval_route, op_kwargs={"group": name})
     approve = gate_approval_task(f"{name}.gate", task_id="approve_promotion", ignore_downstream_trigger_rules=True)
     register = RegisterModelOperator(
         task_id="register",
@@ -193,7 +198,7 @@ with DAG(
         "approval": Param(False, type="boolean", description="Ask a human to approve before promotion."),
     },
 ) as dag:
-    plan = BranchPythonOperator(task_id="choose_pipelines", python_callable=choose_pipelines)
+    plan = BranchOnFunctionOperator(task_id="choose_pipelines", python_callable=choose_pipelines)
     for _pipeline in PIPELINES:
         with TaskGroup(group_id=_pipeline.name) as group:
             pipeline_tasks(_pipeline)

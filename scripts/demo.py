@@ -7,7 +7,7 @@ the reference DAGs in-process with ``airflow dags test``:
 1. the training months land, and ``continuous_training`` trains, gates, registers and promotes the
    first champion;
 2. each serving month lands, and ``batch_serving`` validates it, scores it with the champion and checks
-   drift. When the drift check emitted the asset event ``mlops://flights_delay/drift`` (which queues
+   drift. When the drift check emitted the asset event ``x-mlops://flights_delay/drift`` (which queues
    ``continuous_training`` on a real scheduler; ``airflow dags test`` has none), the job runs
    ``continuous_training`` itself, on every month landed so far, and the gate decides whether the new
    model replaces the champion for the next month.
@@ -34,7 +34,7 @@ VENV_BIN = Path(sys.executable).parent
 MAIN_DAGS = ("continuous_training", "batch_serving")
 PIPELINE = "flights_delay"
 MODEL = "flights_delay"
-DRIFT_URI = f"mlops://{PIPELINE}/drift"
+DRIFT_URI = f"x-mlops://{PIPELINE}/drift"
 YEAR = 2013
 
 

@@ -142,8 +142,8 @@ def discover(folder: str | Path, project: str | Path | None = None) -> list[Pipe
 
 
 def pipeline_of_asset_uri(uri: str) -> str | None:
-    """``mlops://<pipeline>/<kind>`` -> ``<pipeline>``; None for any other URI."""
-    match = re.fullmatch(r"mlops://([^/]+)/[^/]+", uri)
+    """``x-mlops://<pipeline>/<kind>`` -> ``<pipeline>``; None for any other URI."""
+    match = re.fullmatch(r"x-mlops://([^/]+)/[^/]+", uri)
     return match.group(1) if match else None
 
 

@@ -1,6 +1,6 @@
 """Drift monitoring operators: check a batch against the champion's reference, join delayed labels.
 
-``CheckDriftOperator`` emits the drift asset event ``mlops://<pipeline>/drift`` only when the drift
+``CheckDriftOperator`` emits the drift asset event ``x-mlops://<pipeline>/drift`` only when the drift
 policy says retrain. An ``Asset`` outlet would get an event after every successful run, so the
 operator's outlet is an ``AssetAlias`` and the event is attached through it when, and only when, the
 policy asks for it (Airflow 3 registers alias events on the asset, creating it if needed). A DAG
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def drift_asset(pipeline: str) -> Asset:
-    """The asset a retrain decision updates: ``mlops://<pipeline>/drift`` (its name is its URI)."""
+    """The asset a retrain decision updates: ``x-mlops://<pipeline>/drift`` (its name is its URI)."""
     from airflow_mlops.core.contracts import asset_uri
 
     uri = asset_uri(pipeline, "drift")
@@ -56,7 +56,7 @@ class CheckDriftOperator(BaseOperator):
     Writes Evidently's HTML report and a JSON summary under ``{root}/{pipeline}/drift/{partition}/``,
     logs drift share and per-column scores to MLflow as a time series (one step per batch) on a
     monitoring run of the champion, and updates the drift policy's state. When the policy says
-    retrain, emits the ``mlops://<pipeline>/drift`` asset event with the reasons and figures in its
+    retrain, emits the ``x-mlops://<pipeline>/drift`` asset event with the reasons and figures in its
     extra. The receipt (XCom) carries the verdict, the decision and the figures.
 
     :param pipeline: pipeline name; the storage layout and the asset use it (not templated: the

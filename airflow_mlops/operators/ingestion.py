@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def dataset_asset(pipeline: str) -> Asset:
-    """The asset ``mlops://<pipeline>/dataset`` that ingestion updates; schedule DAGs on it."""
+    """The asset ``x-mlops://<pipeline>/dataset`` that ingestion updates; schedule DAGs on it."""
     uri = contracts.asset_uri(pipeline, "dataset")
     return Asset(name=uri, uri=uri)
 
@@ -40,7 +40,7 @@ class IngestDatasetOperator(BaseOperator):
     atomically; rerunning the partition replaces it with identical bytes when the source is unchanged.
     Memory is bounded by ``chunk_rows``, not by the size of the source. The receipt (uri, rows, columns,
     schema, schema fingerprint, sha256, source watermark, partition) is returned to XCom and carried in
-    the extra of the asset event ``mlops://<pipeline>/dataset``, which this operator declares as outlet.
+    the extra of the asset event ``x-mlops://<pipeline>/dataset``, which this operator declares as outlet.
 
     SQL values never enter the SQL text: ``query`` is a Jinja template whose every ``{{ ... }}``
     becomes a bound parameter (``WHERE ts >= {{ data_interval_start }}``), and ``query_params`` binds

@@ -18,13 +18,13 @@ class CheckModelStalenessOperator(MonitoringOperator):
     from is older than ``max_data_age``; optionally ask for retraining through the drift asset.
 
     :param model_name: registered model name. (templated)
-    :param pipeline: pipeline name, for the retraining asset ``mlops://<pipeline>/drift``. (templated)
+    :param pipeline: pipeline name, for the retraining asset ``x-mlops://<pipeline>/drift``. (templated)
     :param alias: the alias checked, ``champion`` by default. (templated)
     :param max_model_age: e.g. ``30d``, ``36h`` or seconds. (templated)
     :param max_data_age: limit on the age of ``data_timestamp``. (templated)
     :param data_timestamp: the newest data the model learned from (ISO 8601 or epoch seconds); by
         default the ``source_watermark`` of the ingestion receipt beside the champion's snapshot. (templated)
-    :param trigger_retraining: on a stale model, emit the ``mlops://<pipeline>/drift`` event that the
+    :param trigger_retraining: on a stale model, emit the ``x-mlops://<pipeline>/drift`` event that the
         continuous-training DAG is scheduled on. (templated)
     :param storage_root: storage root of the snapshot's receipt; ``[mlops] storage_root`` when omitted. (templated)
     :param mlflow_conn_id: MLflow connection. (templated)

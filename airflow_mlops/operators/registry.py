@@ -29,7 +29,7 @@ class ModelNotPromotable(MlopsVerdictFailure):
 
 
 def model_asset(pipeline: str) -> Asset:
-    """The asset a promotion updates: ``mlops://<pipeline>/model``."""
+    """The asset a promotion updates: ``x-mlops://<pipeline>/model``."""
     uri = contracts.asset_uri(pipeline, "model")
     return Asset(name=uri, uri=uri)
 
@@ -197,7 +197,7 @@ class PromoteModelOperator(BaseOperator):
     The old champion gets ``previous_champion``, so rolling back is promoting it again: run this
     operator with ``mode="rollback"`` (no version needed) and the two swap. Promotions of one model are
     serialised; if the champion is not the one the gate evaluated, nothing changes and
-    :class:`PromotionConflict` is raised (no retry). On success the asset ``mlops://<pipeline>/model``
+    :class:`PromotionConflict` is raised (no retry). On success the asset ``x-mlops://<pipeline>/model``
     gets an event whose extra names the model, version and previous version.
 
     :param model_name: registered model name. (templated)

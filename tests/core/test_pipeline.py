@@ -76,5 +76,5 @@ def test_missing_files_and_folders_are_named(tmp_path: Path) -> None:
 
 
 def test_asset_uris_name_their_pipeline() -> None:
-    assert pipeline_of_asset_uri("mlops://flights_delay/drift") == "flights_delay"
+    assert pipeline_of_asset_uri("x-mlops://flights_delay/drift") == "flights_delay"
     assert pipeline_of_asset_uri("s3://bucket/key") is None

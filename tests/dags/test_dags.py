@@ -72,9 +72,9 @@ def test_continuous_training_shape(bag: Any) -> None:
     assert dag.get_task("flights_delay.register").trigger_rule == "none_failed_min_one_success"
     # Scheduled on each pipeline's dataset OR drift asset.
     assets = set(_asset_uris(dag.timetable.asset_condition))
-    assert assets == {f"mlops://{p}/{kind}" for p in pipelines for kind in ("dataset", "drift")}
+    assert assets == {f"x-mlops://{p}/{kind}" for p in pipelines for kind in ("dataset", "drift")}
     assert [type(o).__name__ for o in dag.get_task("flights_delay.ingest").outlets] == ["Asset"]
-    assert dag.get_task("flights_delay.promote").outlets[0].uri == "mlops://flights_delay/model"
+    assert dag.get_task("flights_delay.promote").outlets[0].uri == "x-mlops://flights_delay/model"
     params = dag.params.dump()
     assert params == {"pipeline": "flights_delay", "force_retrain": False, "force_promotion": False, "approval": False}
     assert dag.params.get_param("pipeline").schema["enum"] == list(pipelines)
@@ -117,12 +117,12 @@ def _event(dag_id: str, extra: dict[str, Any] | None = None) -> Any:
     ("events", "expected"),
     [
         (None, ["bike_sharing.ingest"]),
-        ({"mlops://flights_delay/drift": [_event("batch_serving", {"reason": "drift"})]}, ["flights_delay.ingest"]),
-        ({"mlops://flights_delay/dataset": [_event("continuous_training")]}, []),
+        ({"x-mlops://flights_delay/drift": [_event("batch_serving", {"reason": "drift"})]}, ["flights_delay.ingest"]),
+        ({"x-mlops://flights_delay/dataset": [_event("continuous_training")]}, []),
         (
             {
-                "mlops://flights_delay/dataset": [_event("continuous_training")],
-                "mlops://bike_sharing/dataset": [_event("bike_ingest")],
+                "x-mlops://flights_delay/dataset": [_event("continuous_training")],
+                "x-mlops://bike_sharing/dataset": [_event("bike_ingest")],
             },
             ["bike_sharing.ingest"],
         ),

@@ -111,7 +111,7 @@ def test_check_against_the_champion_writes_logs_and_emits_when_the_policy_says_r
     assert context["ti"].xcom[DriftReportLink.key] == {"url": "file://" + receipt["report_uri"]}
     # the asset event goes through the alias, carrying reason and figures
     (event,) = alias_events(context, "emit")
-    assert event.dest_asset_key.uri == "mlops://emit/drift" == drift_asset("emit").uri
+    assert event.dest_asset_key.uri == "x-mlops://emit/drift" == drift_asset("emit").uri
     assert event.extra["reason"].startswith("drift share") and event.extra["drift_share"] == receipt["drift_share"]
     assert event.extra["report_uri"] == receipt["report_uri"] and receipt["asset_event"]["extra"] == event.extra
     assert operator.outlets == [drift_alias("emit")]
@@ -268,7 +268,7 @@ with DAG("mlops_drift_e2e_retrain", schedule=[drift_asset("e2e")], start_date=pe
 def test_dag_run_emits_the_drift_asset_event_and_queues_the_retraining_dag(
     deployment: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A real Airflow 3 run: the alias event lands on mlops://e2e/drift and queues the DAG scheduled on it."""
+    """A real Airflow 3 run: the alias event lands on x-mlops://e2e/drift and queues the DAG scheduled on it."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.models.asset import AssetDagRunQueue, AssetEvent
@@ -292,7 +292,7 @@ def test_dag_run_emits_the_drift_asset_event_and_queues_the_retraining_dag(
     run = bag.dags["mlops_drift_e2e_check"].test(logical_date=pendulum.datetime(2013, 7, 1))
     assert run.state == "success"
     with create_session() as session:
-        events = [e for e in session.query(AssetEvent).all() if e.asset.uri == "mlops://e2e/drift"]
+        events = [e for e in session.query(AssetEvent).all() if e.asset.uri == "x-mlops://e2e/drift"]
         queued = [q.target_dag_id for q in session.query(AssetDagRunQueue).all()]
         (event,) = events
         assert [a.name for a in event.source_aliases] == [drift_alias("e2e").name]

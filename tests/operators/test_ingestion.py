@@ -52,7 +52,8 @@ def test_local_files_into_the_run_partition_with_the_asset_event(landing: Path, 
     assert receipt["uri"] == f"{tmp_path}/storage/flights/snapshots/2013-02-01T00:00:00+00:00/data.parquet"
     assert receipt["rows"] == MONTH_1 + MONTH_2 and receipt["source_watermark"] == "2013-02-28T23:59:00"
     assert json.loads(json.dumps(receipt)) == receipt  # XCom-safe
-    assert ctx["outlet_events"][Asset(uri="mlops://flights/dataset", name="mlops://flights/dataset")].extra == receipt
+    asset = Asset(uri="x-mlops://flights/dataset", name="x-mlops://flights/dataset")
+    assert ctx["outlet_events"][asset].extra == receipt
     assert dataset_asset("flights") in task.outlets
     assert pq.read_table(receipt["uri"]).num_rows == receipt["rows"]
 
@@ -161,4 +162,4 @@ def test_declared_outlets_are_kept_and_the_constructor_touches_nothing(tmp_path:
         task_id="ingest", pipeline="flights", source="local", path=str(tmp_path / "does-not-exist"), outlets=[other],
     )  # fmt: skip
     assert task.outlets == [other, dataset_asset("flights")]
-    assert dataset_asset("flights").uri == "mlops://flights/dataset"
+    assert dataset_asset("flights").uri == "x-mlops://flights/dataset"

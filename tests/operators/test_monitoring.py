@@ -73,7 +73,7 @@ def test_staleness_notifies_and_asks_for_retraining(env: Champion, alerts: Recei
     assert receipt["severity"] == "alert" and receipt["model_version"] == env.version
     assert receipt["details"]["data_at"].startswith("2013-02-28") and receipt["details"]["stale"]
     assert "training data is" in receipt["message"] and "model is" in receipt["message"]
-    assert receipt["asset_event"]["uri"] == "mlops://flights/drift"
+    assert receipt["asset_event"]["uri"] == "x-mlops://flights/drift"
     (payload,) = received(alerts)
     assert payload["check"] == "staleness" and payload["severity"] == "alert" and "Stale model" in payload["text"]
 

@@ -122,7 +122,7 @@ def test_monitoring_tasks_run_in_a_batch_serving_dag(
     assert [(p["check"], p["task_id"]) for p in payloads] == [("staleness", "check_staleness")]
     assert "training data is" in payloads[0]["text"] and payloads[0]["dag_id"] == "monitored_batch_serving"
     with create_session() as session:
-        events = [e for e in session.query(AssetEvent).all() if e.asset.uri == "mlops://flights/drift"]
+        events = [e for e in session.query(AssetEvent).all() if e.asset.uri == "x-mlops://flights/drift"]
     assert [e.extra["check"] for e in events] == ["staleness"]
     for month in ("month=2013-03", "month=2013-04"):
         written = Path(champion.root.uri, "flights", "explanations", month, f"{MODEL}-v{champion.version}-row0.json")

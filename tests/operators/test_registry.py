@@ -123,7 +123,7 @@ def test_promotion_moves_champion_keeps_previous_and_emits_the_model_asset(clien
     register(old).execute(task_context())
     register(new, alias="challenger").execute(task_context())
     operator = promote("1", gate_receipt(old))
-    asset = Asset(name="mlops://flights/model", uri="mlops://flights/model")
+    asset = Asset(name="x-mlops://flights/model", uri="x-mlops://flights/model")
     assert operator.outlets == [asset]
     context = task_context("promote")
     first = operator.execute(context)
