@@ -91,6 +91,9 @@ TAG_GATE_CHAMPION_VERSION = "mlops.gate_champion_version"  # the champion the ga
 # Set last on a model version, once it is READY and carries every other tag: a version without it is
 # an interrupted registration that promotion refuses and a retry of the registration completes.
 TAG_REGISTRATION_COMPLETE = "mlops.registration_complete"
+# Monitoring runs (drift reports, performance series): what they watch and which kind they are.
+TAG_MONITORING_OF = "mlops.monitoring_of"  # the model version (name/vN), reference or pipeline watched
+TAG_MONITORING = "mlops.monitoring"  # "drift" | "performance"
 TAG_LAST_PROMOTION = "mlops.last_promotion"  # on the registered model: JSON of the last alias move
 GATE_ARTIFACT_DIR = "gate"  # decision.json, model_card.md, model_card.html on the candidate run
 # -- scoring outputs: predictions and the serving log, read by drift monitoring and the gate -------

@@ -33,14 +33,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_mlops.core import contracts
+from airflow_mlops.core import contracts, monitoring_registry
 from airflow_mlops.core.errors import ArtifactError, DataError, SourceNotFoundError, SpecError
 
 if TYPE_CHECKING:
@@ -1237,29 +1236,11 @@ def fetch_champion_reference(client: MlflowClient, model_name: str, folder: str 
 
 
 # -- MLflow time series on a monitoring run ------------------------------------------------------------
-TAG_MONITORING_OF = "mlops.monitoring_of"  # the model version (name/vN) or reference a monitoring run watches
-TAG_MONITORING = "mlops.monitoring"
-_METRIC_KEY = re.compile(r"[^A-Za-z0-9_\-./ ]")
-
-
 def monitoring_run(
     client: MlflowClient, experiment_id: str, subject: str, tags: Mapping[str, str] | None = None
 ) -> str:
-    """The id of the monitoring run of ``subject`` in the experiment, created on first use."""
-    found = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{TAG_MONITORING_OF}` = '{subject}'",
-        max_results=1,
-        order_by=["attributes.start_time ASC"],
-    )
-    if found:
-        return str(found[0].info.run_id)
-    run = client.create_run(
-        experiment_id,
-        run_name=f"monitoring {subject}",
-        tags={TAG_MONITORING: "drift", TAG_MONITORING_OF: subject, **dict(tags or {})},
-    )
-    return str(run.info.run_id)
+    """The id of the drift monitoring run of ``subject`` in the experiment, created on first use."""
+    return monitoring_registry.monitoring_run(client, experiment_id, subject, "drift", tags)
 
 
 def log_drift_metrics(
@@ -1302,7 +1283,7 @@ def log_drift_metrics(
         if not group or any(m.step == step for m in client.get_metric_history(run_id, marker)):
             continue
         metrics = [
-            Metric(_METRIC_KEY.sub("_", key), float(value), timestamp_ms, step)
+            Metric(monitoring_registry.metric_key(key), float(value), timestamp_ms, step)
             for key, value in group.items()
             if value is not None and math.isfinite(float(value))
         ]

@@ -21,8 +21,8 @@ from airflow_mlops.core.storage import StorageRoot
 if TYPE_CHECKING:
     import numpy as np
 
-TAG_MONITORING_OF = "mlops.monitoring_of"
-TAG_MONITORING = "mlops.monitoring"
+TAG_MONITORING_OF = contracts.TAG_MONITORING_OF
+TAG_MONITORING = contracts.TAG_MONITORING
 _METRIC_KEY = re.compile(r"[^A-Za-z0-9_\-./ ]")
 
 
@@ -193,11 +193,14 @@ def read_text_columns(root: StorageRoot, uri: str, rows: int) -> dict[str, list[
 
 
 # -- a metric's history on a monitoring run -------------------------------------------------------------
-def performance_run(client: Any, experiment_id: str, subject: str) -> str:
-    """The id of the run that keeps the performance series of ``subject``, created on first use."""
+def monitoring_run(
+    client: Any, experiment_id: str, subject: str, kind: str, tags: Mapping[str, str] | None = None
+) -> str:
+    """The id of the ``kind`` monitoring run of ``subject`` in the experiment (its oldest), created on
+    first use: one run per subject keeps a metric's whole history as one MLflow time series."""
     found = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{TAG_MONITORING_OF}` = '{subject}' AND tags.`{TAG_MONITORING}` = 'performance'",
+        filter_string=f"tags.`{TAG_MONITORING_OF}` = '{subject}' AND tags.`{TAG_MONITORING}` = '{kind}'",
         max_results=1,
         order_by=["attributes.start_time ASC"],
     )
@@ -205,10 +208,15 @@ def performance_run(client: Any, experiment_id: str, subject: str) -> str:
         return str(found[0].info.run_id)
     run = client.create_run(
         experiment_id,
-        run_name=f"performance {subject}",
-        tags={TAG_MONITORING: "performance", TAG_MONITORING_OF: subject},
+        run_name=f"{kind} {subject}",
+        tags={TAG_MONITORING: kind, TAG_MONITORING_OF: subject, **dict(tags or {})},
     )
     return str(run.info.run_id)
+
+
+def performance_run(client: Any, experiment_id: str, subject: str) -> str:
+    """The id of the run that keeps the performance series of ``subject``, created on first use."""
+    return monitoring_run(client, experiment_id, subject, "performance")
 
 
 def metric_key(name: str) -> str:
