@@ -46,15 +46,19 @@ class ApiClient:
     base_url: str
     token: str
     describe: Callable[[], str] = field(default=lambda: "")
+    # Called at every poll: a dead component fails the wait at once instead of at its timeout.
+    check: Callable[[], None] = field(default=lambda: None)
 
     @classmethod
-    def login(cls, base_url: str, username: str, password: str, describe: Callable[[], str]) -> ApiClient:
+    def login(
+        cls, base_url: str, username: str, password: str, describe: Callable[[], str], check: Callable[[], None]
+    ) -> ApiClient:
         import httpx
 
         response = httpx.post(f"{base_url}/auth/token", json={"username": username, "password": password}, timeout=30)
         if response.status_code != 201:
             raise ServiceError(f"POST /auth/token -> {response.status_code} {response.text}\n{describe()}")
-        return cls(base_url, response.json()["access_token"], describe)
+        return cls(base_url, response.json()["access_token"], describe, check)
 
     def request(self, method: str, path: str, *, expect: Sequence[int] = (200,), **kwargs: Any) -> Any:
         import httpx
@@ -168,6 +172,7 @@ class ApiClient:
         while time.monotonic() < deadline:
             if done():
                 return
+            self.check()
             time.sleep(2)
         raise ServiceError(f"timed out after {timeout:.0f} s: {what()}\n{self.describe()}")
 
@@ -233,7 +238,7 @@ class AirflowServices:
     @property
     def api(self) -> ApiClient:
         if self._client is None:
-            self._client = ApiClient.login(self.api_url, USERNAME, self.password, self.log_tails)
+            self._client = ApiClient.login(self.api_url, USERNAME, self.password, self.log_tails, self.check_alive)
         return self._client
 
     def stop(self) -> None:
