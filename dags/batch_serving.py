@@ -1,0 +1,138 @@
+"""Batch serving: wait for the interval's data, validate it, score it with the champion, check drift.
+
+One task group per pipeline file in ``include/pipelines/`` that has a ``serving:`` section, scheduled
+per data interval (flights: ``@monthly``; the interval's files are named by its month). For each
+interval:
+
+1. ``wait_for_batch`` waits, deferred to the triggerer, until the interval's files have landed;
+2. ``list_partitions`` lists them, and every later step is mapped over that list (one task per file,
+   spread over the workers by Celery or Kubernetes);
+3. ``validate`` checks each file against the pipeline's training suite (schema skew stops the run);
+4. ``resolve_champion`` pins the champion version once, so every partition is scored by the same one;
+5. ``score`` scores each file with it (and with the ``challenger``, in shadow, when one exists);
+6. ``check_drift`` compares each file's serving log with the champion's training reference; when the
+   drift policy says retrain it emits ``mlops://<pipeline>/drift``, which ``continuous_training`` is
+   scheduled on.
+
+A manual run serves the pipeline chosen in the trigger form; scheduled runs serve every pipeline with
+a ``serving:`` section whose schedule is the DAG's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.providers.standard.operators.python import BranchPythonOperator
+from airflow.sdk import DAG, Param, TaskGroup
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from airflow_mlops import settings
+from airflow_mlops.core.pipeline import discover
+from airflow_mlops.operators.drift import CheckDriftOperator, drift_alias
+from airflow_mlops.operators.scoring import ListPartitionsOperator, ResolveModelVersionOperator, ScoreBatchOperator
+from airflow_mlops.operators.validation import ValidateDatasetOperator
+from airflow_mlops.sensors.ingestion import DatasetAvailableSensor
+
+DAG_ID = "batch_serving"
+SCHEDULE = "@monthly"  # pipelines whose serving.schedule is this one are served here
+PROJECT = Path(__file__).resolve().parents[1]
+PIPELINES = [p for p in discover(PROJECT / "include" / "pipelines", PROJECT) if p.serving and p.schedule == SCHEDULE]
+
+
+def choose_pipelines(params: dict[str, Any], dag_run: Any, **_: Any) -> list[str]:
+    """The form's pipeline for a manual run; every pipeline for a scheduled one."""
+    names = [p.name for p in PIPELINES]
+    run_type = getattr(dag_run, "run_type", None)
+    if getattr(run_type, "value", run_type) == "scheduled" or params.get("pipeline") == "all":
+        return [f"{name}.wait_for_batch" for name in names]
+    return [f"{params['pipeline']}.wait_for_batch"] if params.get("pipeline") in names else []
+
+
+def validate_kwargs(partition: dict[str, str]) -> dict[str, str]:
+    """A listed partition as the arguments of the mapped validation task."""
+    return {"snapshot_uri": partition["input_uri"], "partition": partition["partition"]}
+
+
+def drift_kwargs(receipt: dict[str, Any]) -> dict[str, str]:
+    """A scoring receipt as the arguments of the mapped drift check: its serving log, its partition."""
+    return {"current_uri": receipt["serving_log_uri"], "partition": receipt["partition"]}
+
+
+def pipeline_tasks(pipeline: Any) -> None:
+    """The tasks of one pipeline, inside its task group."""
+    name = pipeline.name
+    landing = pipeline.landing_uri(settings.storage_root())
+    on_s3 = landing.startswith("s3://")
+    aws_conn_id = settings.storage_conn_id() if on_s3 else None
+    wait = DatasetAvailableSensor(
+        task_id="wait_for_batch",
+        source="s3" if on_s3 else "local",
+        path=landing,
+        pattern=pipeline.batch_pattern,
+        aws_conn_id=aws_conn_id,
+        deferrable=True,  # wait in the triggerer, not in a worker slot
+        poke_interval=60,
+        timeout=6 * 3600,
+        on_timeout="skip",  # nothing landed for this interval: skip, do not fail
+    )
+    partitions = ListPartitionsOperator(
+        task_id="list_partitions", input_uri=landing, pattern=pipeline.batch_pattern, aws_conn_id=aws_conn_id
+    )
+    validate = ValidateDatasetOperator.partial(
+        task_id="validate",
+        pipeline=name,
+        suite_uri=str(pipeline.suite) if pipeline.suite else None,
+        aws_conn_id=aws_conn_id,
+    ).expand_kwargs(partitions.output.map(validate_kwargs))
+    champion = ResolveModelVersionOperator(task_id="resolve_champion", model_name=pipeline.model_name)
+    score = ScoreBatchOperator.partial(
+        task_id="score",
+        model_name=pipeline.model_name,
+        pipeline=name,
+        model_version=champion.output["model_version"],
+        passthrough_columns=list(pipeline.passthrough_columns),
+        shadow=pipeline.shadow,
+        explain_top_k=pipeline.explain_top_k,
+        aws_conn_id=aws_conn_id,
+    ).expand_kwargs(partitions.output)
+    drift = CheckDriftOperator.partial(
+        task_id="check_drift",
+        pipeline=name,
+        model_name=pipeline.model_name,
+        spec=pipeline.drift_spec or None,
+        policy=pipeline.drift_policy or None,
+        # Declared here because a mapped operator's constructor defaults are not applied at parse time.
+        outlets=[drift_alias(name)],
+        max_active_tis_per_dag=1,
+    ).expand_kwargs(score.output.map(drift_kwargs))
+    wait >> partitions >> validate >> score
+    wait >> champion >> score
+    score >> drift
+
+
+with DAG(
+    dag_id=DAG_ID,
+    # A data-interval timetable: the run for May starts on June 1 with data_interval_start = May 1, once the
+    # month is complete. (Airflow 3 turns a plain "@monthly" into a trigger timetable without an interval.)
+    schedule=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
+    start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # the drift policy of a model is read-modify-write, batch after batch
+    tags=["mlops", "serving"],
+    doc_md=__doc__,
+    params={
+        "pipeline": Param(
+            PIPELINES[0].name if PIPELINES else "all",
+            type="string",
+            enum=[*(p.name for p in PIPELINES), "all"],
+            description="Pipeline to serve in a manual run ('all': every one with a serving section).",
+        ),
+    },
+) as dag:
+    plan = BranchPythonOperator(task_id="choose_pipelines", python_callable=choose_pipelines)
+    for _pipeline in PIPELINES:
+        with TaskGroup(group_id=_pipeline.name) as group:
+            pipeline_tasks(_pipeline)
+        plan >> group

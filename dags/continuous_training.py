@@ -1,0 +1,200 @@
+"""Continuous training: ingest -> validate -> train -> gate -> (approval) -> register -> promote.
+
+One task group per pipeline file in ``include/pipelines/`` (a new use case is a new YAML file, not new
+code). The DAG runs when a pipeline's dataset asset (``mlops://<pipeline>/dataset``: new data was
+ingested) or its drift asset (``mlops://<pipeline>/drift``: the drift policy asked for a retrain) gets an
+event, or from the trigger form, whose typed params choose the pipeline, force a retrain on unchanged
+data, force the promotion past the gate, and put a human approval between the gate and promotion.
+
+Why one DAG with a group per pipeline, not one DAG per file: the assets a task emits are fixed when
+the DAG is parsed (the ingest task's dataset asset, the promote task's model asset), so each pipeline
+needs its own tasks; keeping them in one DAG gives one trigger form with a pipeline drop-down, one
+place to look, and a stable DAG id (``continuous_training``) for the docs and the demo. The
+``choose_pipelines`` branch runs only the group(s) the trigger is about; the others are skipped.
+
+Why a run can skip itself: the ingest task emits ``mlops://<pipeline>/dataset``, which this DAG is
+scheduled on (so that other DAGs' ingestion triggers training). The event of its own ingest queues
+one more run of this DAG; that run sees the event came from ``continuous_training`` itself and skips
+the group, instead of retraining on the data the run before it has just trained on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.providers.standard.operators.python import BranchPythonOperator, ShortCircuitOperator
+from airflow.sdk import DAG, Param, TaskGroup
+
+from airflow_mlops import settings
+from airflow_mlops.core.pipeline import discover, pipeline_of_asset_uri
+from airflow_mlops.operators.drift import drift_asset
+from airflow_mlops.operators.gating import EvaluateModelGateOperator, gate_approval_task
+from airflow_mlops.operators.ingestion import IngestDatasetOperator, dataset_asset
+from airflow_mlops.operators.registry import PromoteModelOperator, RegisterModelOperator
+from airflow_mlops.operators.training import TrainModelOperator
+from airflow_mlops.operators.validation import ValidateDatasetOperator
+
+DAG_ID = "continuous_training"
+PROJECT = Path(__file__).resolve().parents[1]
+PIPELINES = discover(PROJECT / "include" / "pipelines", PROJECT)
+DEFAULT_PIPELINE = "flights_delay" if any(p.name == "flights_delay" for p in PIPELINES) else PIPELINES[0].name
+
+
+def choose_pipelines(params: dict[str, Any], triggering_asset_events: Any = None, **_: Any) -> list[str]:
+    """The first task of each group to run: the triggering assets' pipelines, else the form's choice.
+
+    Events this DAG emitted itself (its ingest task's snapshot) are ignored: the run that emitted them
+    trained on that snapshot already.
+    """
+    chosen: list[str] = []
+    for asset in triggering_asset_events or {}:
+        name = pipeline_of_asset_uri(getattr(asset, "uri", "") or "")
+        foreign = [e for e in triggering_asset_events[asset] if e.source_dag_id != DAG_ID]
+        if name and foreign and name not in chosen:
+            chosen.append(name)
+            print(f"{asset.uri}: {len(foreign)} event(s), e.g. {dict(foreign[-1].extra or {}).get('reason', '')}")
+    if triggering_asset_events and not chosen:
+        print("Only this DAG's own snapshot events triggered this run: nothing new to train on.")
+        return []
+    if not triggering_asset_events:
+        chosen = [params["pipeline"]]
+    known = {p.name for p in PIPELINES}
+    return [f"{name}.ingest" for name in chosen if name in known]
+
+
+def new_data(ti: Any, params: dict[str, Any], group: str, model_name: str, **_: Any) -> bool:
+    """Go on unless the snapshot is the very one the champion was trained on (``force_retrain`` overrides)."""
+    from airflow_mlops.core import contracts, registry
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+    snapshot = ti.xcom_pull(task_ids=f"{group}.ingest")
+    if params.get("force_retrain"):
+        print("force_retrain is set: training whatever the snapshot.")
+        return True
+    client = MlflowHook().get_conn()
+    version = registry.alias_version(client, model_name, contracts.ALIAS_CHAMPION)
+    if version is None:
+        print(f"{model_name} has no champion yet: training.")
+        return True
+    run_id = client.get_model_version(model_name, version).run_id
+    trained_on = client.get_run(run_id).data.tags.get(contracts.TAG_DATASET_SHA256)
+    if trained_on == snapshot["sha256"]:
+        print(f"Champion version {version} was trained on this very snapshot ({trained_on}); skipping.")
+        return False
+    print(f"New snapshot {snapshot['sha256']} (champion version {version} was trained on {trained_on}).")
+    return True
+
+
+def approval_route(params: dict[str, Any], group: str, **_: Any) -> str:
+    """Through the human approval when the form asks for it, straight to registration otherwise."""
+    return f"{group}.approve_promotion" if params.get("approval") else f"{group}.register"
+
+
+def pipeline_tasks(pipeline: Any) -> None:
+    """The tasks of one pipeline, inside its task group."""
+    name = pipeline.name
+    landing = pipeline.landing_uri(settings.storage_root())
+    on_s3 = landing.startswith("s3://")
+    ingest = IngestDatasetOperator(
+        task_id="ingest",
+        pipeline=name,
+        source="s3" if on_s3 else "local",
+        path=landing,
+        pattern=pipeline.training_pattern,
+        schema=pipeline.schema or None,
+        watermark_column=pipeline.watermark_column,
+        aws_conn_id=settings.storage_conn_id() if on_s3 else None,
+        multiple_outputs=True,  # each receipt key is its own XCom, so ingest.output["uri"] reads one
+    )
+    partition = "{{ ti.xcom_pull(task_ids='" + name + ".ingest')['partition'] }}"
+    validate = ValidateDatasetOperator(
+        task_id="validate",
+        pipeline=name,
+        snapshot_uri=ingest.output["uri"],
+        snapshot_sha256=ingest.output["sha256"],
+        partition=partition,
+        suite_uri=str(pipeline.suite) if pipeline.suite else None,
+        # Without a suite file, the suite is inferred from the snapshot itself: schema checks only.
+        reference_uri=None if pipeline.suite else ingest.output["uri"],
+    )
+    check_new = ShortCircuitOperator(
+        task_id="new_data",
+        python_callable=new_data,
+        op_kwargs={"group": name, "model_name": pipeline.model_name},
+    )
+    train = TrainModelOperator(
+        task_id="train",
+        pipeline=name,
+        snapshot_uri=ingest.output["uri"],
+        snapshot_sha256=ingest.output["sha256"],
+        spec=str(pipeline.path),
+        partition=partition,
+        multiple_outputs=True,
+    )
+    gate = EvaluateModelGateOperator(
+        task_id="gate",
+        model_name=pipeline.model_name,
+        candidate_run_id=train.output["run_id"],
+        pipeline=name,
+        policy=pipeline.gate_policy,
+        partition=partition,
+        on_reject=pipeline.on_reject,
+        force="{{ params.force_promotion }}",
+        force_reason="forced from the trigger form of {{ dag.dag_id }} run {{ run_id }}",
+    )
+    route = BranchPythonOperator(task_id="route", python_callable=approval_route, op_kwargs={"group": name})
+    approve = gate_approval_task(f"{name}.gate", task_id="approve_promotion", ignore_downstream_trigger_rules=True)
+    register = RegisterModelOperator(
+        task_id="register",
+        model_name=pipeline.model_name,
+        gate_receipt=gate.output,
+        trigger_rule="none_failed_min_one_success",
+        multiple_outputs=True,
+    )
+    promote = PromoteModelOperator(
+        task_id="promote",
+        model_name=pipeline.model_name,
+        pipeline=name,
+        version=register.output["version"],
+        gate_receipt=gate.output,
+    )
+    ingest >> validate >> check_new >> train >> gate >> route >> [approve, register]
+    approve >> register >> promote
+
+
+schedule = None
+for _pipeline in PIPELINES:
+    condition = dataset_asset(_pipeline.name) | drift_asset(_pipeline.name)
+    schedule = condition if schedule is None else schedule | condition
+
+with DAG(
+    dag_id=DAG_ID,
+    schedule=schedule,
+    start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # two trainings of one model would race for the champion alias
+    tags=["mlops", "training"],
+    doc_md=__doc__,
+    params={
+        "pipeline": Param(
+            DEFAULT_PIPELINE,
+            type="string",
+            enum=[p.name for p in PIPELINES],
+            description="Pipeline file in include/pipelines/ (used when the run is not asset-triggered).",
+        ),
+        "force_retrain": Param(
+            False, type="boolean", description="Train even if the champion was trained on this very snapshot."
+        ),
+        "force_promotion": Param(
+            False, type="boolean", description="Pass the gate whatever its checks say (recorded as forced)."
+        ),
+        "approval": Param(False, type="boolean", description="Ask a human to approve before promotion."),
+    },
+) as dag:
+    plan = BranchPythonOperator(task_id="choose_pipelines", python_callable=choose_pipelines)
+    for _pipeline in PIPELINES:
+        with TaskGroup(group_id=_pipeline.name) as group:
+            pipeline_tasks(_pipeline)
+        plan >> group

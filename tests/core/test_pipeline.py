@@ -1,0 +1,80 @@
+"""Pipeline files: the shipped ones load, bad ones fail naming the key, landing paths resolve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airflow_mlops.core.errors import SourceNotFoundError, SpecError
+from airflow_mlops.core.pipeline import PipelineFile, discover, pipeline_of_asset_uri
+
+REPO = Path(__file__).resolve().parents[2]
+FOLDER = REPO / "include" / "pipelines"
+
+
+def test_shipped_pipeline_files_load_with_their_stages() -> None:
+    found = {p.name: p for p in discover(FOLDER)}
+    assert sorted(found) == ["bike_sharing", "flights_delay"]
+    flights = found["flights_delay"]
+    assert flights.model_name == "flights_delay" and flights.serving and flights.schedule == "@monthly"
+    assert flights.suite == REPO / "include" / "expectations" / "flights.json" and flights.suite.is_file()
+    assert "arr_delayed_15" in flights.passthrough_columns
+    assert flights.drift_policy["trigger_columns"] == ["probability_1", "arr_delayed_15"]
+    assert flights.gate_policy["floors"] == {"roc_auc": 0.6} and flights.on_reject == "skip"
+    assert not found["bike_sharing"].serving and found["bike_sharing"].suite is None
+
+
+def test_the_training_section_is_the_training_spec() -> None:
+    from airflow_mlops.core.training import load_spec
+
+    spec = load_spec(str(FOLDER / "flights_delay.yaml"))
+    assert spec.target == "arr_delayed_15" and spec.task == "binary"
+
+
+@pytest.mark.parametrize(
+    ("landing", "expected"),
+    [
+        ("landing", "s3://b/p/flights_delay/landing"),
+        ("/data/landing", "/data/landing"),
+        ("file:///data/landing", "/data/landing"),
+        ("s3://raw/flights", "s3://raw/flights"),
+    ],
+    ids=["relative", "absolute", "file-url", "s3"],
+)
+def test_landing_uri_is_under_the_pipeline_folder_unless_absolute(landing: str, expected: str) -> None:
+    spec = PipelineFile.from_mapping(
+        "flights_delay", {"training": {}, "data": {"landing": landing}}, path=Path("x.yaml"), project=REPO
+    )
+    assert spec.landing_uri("s3://b/p/") == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"data": {}}, "has no 'training' section"),
+        ({"training": {}, "serving": {"schedul": "@daily"}}, r"serving has unknown key\(s\) \['schedul'\]"),
+        ({"training": {}, "gate": {"on_reject": "maybe"}}, "gate.on_reject must be 'skip' or 'fail'"),
+        ({"training": {}, "drift": ["x"]}, "drift must be a mapping"),
+        ({"training": {}, "model_name": ""}, "model_name must be a non-empty string"),
+    ],
+    ids=["no-training", "typo", "on-reject", "not-mapping", "empty-name"],
+)
+def test_bad_pipeline_files_fail_naming_the_key(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        PipelineFile.from_mapping("p", raw, path=Path("p.yaml"), project=REPO)
+
+
+def test_missing_files_and_folders_are_named(tmp_path: Path) -> None:
+    with pytest.raises(SourceNotFoundError, match="does not exist"):
+        PipelineFile.from_yaml(tmp_path / "nope.yaml")
+    with pytest.raises(SourceNotFoundError, match="pipeline folder"):
+        discover(tmp_path / "nope")
+    (tmp_path / "bad.yaml").write_text("training: [\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        discover(tmp_path, tmp_path)
+
+
+def test_asset_uris_name_their_pipeline() -> None:
+    assert pipeline_of_asset_uri("mlops://flights_delay/drift") == "flights_delay"
+    assert pipeline_of_asset_uri("s3://bucket/key") is None

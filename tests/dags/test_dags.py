@@ -1,0 +1,209 @@
+"""The reference DAGs: they parse fast without errors, have the documented shape, and run the loop."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import namedtuple
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pendulum
+import pytest
+
+from tests.support import data
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+STAGES = ("ingest", "validate", "new_data", "train", "gate", "route", "approve_promotion", "register", "promote")
+
+
+@pytest.fixture(scope="module")
+def bag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_dag_files_parse_without_import_errors(bag: Any) -> None:
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == ["batch_serving", "continuous_training"]
+
+
+@pytest.mark.parametrize("name", ["continuous_training", "batch_serving"])
+def test_a_dag_file_imports_in_a_fresh_interpreter_within_seconds(name: str) -> None:
+    """What the DAG processor pays per file: well under Airflow's 30 s import timeout, no heavy library."""
+    probe = (
+        "import sys, time, runpy; t = time.perf_counter(); runpy.run_path(sys.argv[1]); "
+        "heavy = [m for m in ('pandas', 'sklearn', 'mlflow', 'great_expectations', 'evidently') if m in sys.modules]; "
+        "print(time.perf_counter() - t, heavy)"
+    )
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(DAGS / f"{name}.py")], capture_output=True, text=True, check=True
+    )
+    seconds, heavy = out.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert heavy == "[]"
+    assert float(seconds) < 10, f"{name}.py took {seconds} s to import"
+    assert time.perf_counter() - started < 30
+
+
+def test_continuous_training_shape(bag: Any) -> None:
+    dag = bag.dags["continuous_training"]
+    pipelines = ("bike_sharing", "flights_delay")
+    assert {t.task_id for t in dag.tasks} == {"choose_pipelines"} | {f"{p}.{s}" for p in pipelines for s in STAGES}
+    assert dag.get_task("choose_pipelines").downstream_task_ids == {f"{p}.ingest" for p in pipelines}
+    edges = {
+        "ingest": {"validate", "train"},
+        "validate": {"new_data"},
+        "new_data": {"train"},
+        "train": {"gate"},
+        "gate": {"route", "register", "promote"},
+        "route": {"approve_promotion", "register"},
+        "approve_promotion": {"register"},
+        "register": {"promote"},
+        "promote": set(),
+    }
+    for stage, downstream in edges.items():
+        task = dag.get_task(f"flights_delay.{stage}")
+        assert task.downstream_task_ids == {f"flights_delay.{d}" for d in downstream}, stage
+    assert dag.get_task("flights_delay.register").trigger_rule == "none_failed_min_one_success"
+    # Scheduled on each pipeline's dataset OR drift asset.
+    assets = set(_asset_uris(dag.timetable.asset_condition))
+    assert assets == {f"mlops://{p}/{kind}" for p in pipelines for kind in ("dataset", "drift")}
+    assert [type(o).__name__ for o in dag.get_task("flights_delay.ingest").outlets] == ["Asset"]
+    assert dag.get_task("flights_delay.promote").outlets[0].uri == "mlops://flights_delay/model"
+    params = dag.params.dump()
+    assert params == {"pipeline": "flights_delay", "force_retrain": False, "force_promotion": False, "approval": False}
+    assert dag.params.get_param("pipeline").schema["enum"] == list(pipelines)
+    assert dag.max_active_runs == 1 and dag.catchup is False
+
+
+def _asset_uris(condition: Any) -> list[str]:
+    """Every asset URI of an asset condition (``a | b``, nested)."""
+    if hasattr(condition, "objects"):
+        return [uri for part in condition.objects for uri in _asset_uris(part)]
+    return [condition.uri]
+
+
+def test_batch_serving_shape(bag: Any) -> None:
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    dag = bag.dags["batch_serving"]
+    assert isinstance(dag.timetable, CronDataIntervalTimetable) and dag.timetable._expression == "0 0 1 * *"
+    tasks = {t.task_id: t for t in dag.tasks}
+    names = ("wait_for_batch", "list_partitions", "validate", "resolve_champion", "score", "check_drift")
+    assert set(tasks) == {"choose_pipelines"} | {f"flights_delay.{n}" for n in names}
+    mapped = {n for n in names if isinstance(tasks[f"flights_delay.{n}"], MappedOperator)}
+    assert mapped == {"validate", "score", "check_drift"}
+    sensor = tasks["flights_delay.wait_for_batch"]
+    assert sensor.deferrable is True and sensor.on_timeout == "skip"
+    assert tasks["flights_delay.score"].upstream_task_ids == {
+        "flights_delay.list_partitions", "flights_delay.validate", "flights_delay.resolve_champion",
+    }  # fmt: skip
+    assert [o.name for o in tasks["flights_delay.check_drift"].partial_kwargs["outlets"]] == [
+        "mlops-drift-flights_delay"
+    ]
+
+
+def _event(dag_id: str, extra: dict[str, Any] | None = None) -> Any:
+    return SimpleNamespace(source_dag_id=dag_id, extra=extra or {})
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        (None, ["bike_sharing.ingest"]),
+        ({"mlops://flights_delay/drift": [_event("batch_serving", {"reason": "drift"})]}, ["flights_delay.ingest"]),
+        ({"mlops://flights_delay/dataset": [_event("continuous_training")]}, []),
+        (
+            {
+                "mlops://flights_delay/dataset": [_event("continuous_training")],
+                "mlops://bike_sharing/dataset": [_event("bike_ingest")],
+            },
+            ["bike_sharing.ingest"],
+        ),
+    ],
+    ids=["manual", "drift", "own-snapshot-event", "own-and-foreign"],
+)
+def test_the_trigger_chooses_the_pipelines(events: dict[str, list[Any]] | None, expected: list[str]) -> None:
+    import runpy
+
+    module = runpy.run_path(str(DAGS / "continuous_training.py"))
+    accessor = None
+    if events is not None:
+        assets = {_Asset(uri): found for uri, found in events.items()}
+        accessor = _Accessor(assets)
+    assert module["choose_pipelines"]({"pipeline": "bike_sharing"}, accessor) == expected
+
+
+_Asset = namedtuple("_Asset", "uri")
+
+
+class _Accessor(dict):  # type: ignore[type-arg]
+    """Iterates assets and maps each to its events, as Airflow's triggering_asset_events does."""
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    from airflow.utils.db import initdb
+
+    initdb()
+
+
+@pytest.mark.slow
+def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path) -> None:
+    """continuous_training trains and promotes a champion; batch_serving scores the next month with it."""
+    import runpy
+
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    from airflow_mlops.core import registry
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+    landing = mlops_env / "storage" / "flights_delay" / "landing"
+    landing.mkdir(parents=True)
+    for month in (1, 2, 3):
+        data.flights((month,), 4000).to_parquet(landing / f"flights_2013-{month:02d}.parquet", index=False)
+    # The DAG files read the storage root when parsed: parse them now, under this test's settings.
+    training = runpy.run_path(str(DAGS / "continuous_training.py"))["dag"]
+    serving = runpy.run_path(str(DAGS / "batch_serving.py"))["dag"]
+
+    run = training.test(logical_date=pendulum.datetime(2013, 3, 1, tz="UTC"), run_conf={"pipeline": "flights_delay"})
+    assert run.state == DagRunState.SUCCESS
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["flights_delay.promote"] == TaskInstanceState.SUCCESS
+    assert states["flights_delay.approve_promotion"] == TaskInstanceState.SKIPPED
+    assert states["bike_sharing.ingest"] == TaskInstanceState.SKIPPED
+    client = MlflowHook().get_conn()
+    champion = registry.alias_version(client, "flights_delay", "champion")
+    assert champion == "1"
+
+    run = serving.test(logical_date=pendulum.datetime(2013, 4, 1, tz="UTC"))  # serves March
+    assert run.state == DagRunState.SUCCESS
+    scored = [ti for ti in run.get_task_instances() if ti.task_id == "flights_delay.score"]
+    assert [(ti.map_index, ti.state) for ti in scored] == [(0, TaskInstanceState.SUCCESS)]
+    storage = mlops_env / "storage" / "flights_delay"
+    predictions = storage / "predictions" / "flights_2013-03" / "predictions.parquet"
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(predictions)
+    assert table.num_rows == 4000 and set(table.column("model_version").to_pylist()) == {champion}
+    assert (storage / "drift" / "flights_2013-03" / "labelled" / "report.html").is_file()
+    assert (storage / "drift" / "flights_2013-03" / "labelled" / "summary.json").is_file()
+
+
+def test_the_single_operator_example_in_the_docs_is_a_valid_dag(tmp_path: Path) -> None:
+    """docs/single_operators.md's first example parses as a DAG file, as written."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    text = (REPO / "docs" / "single_operators.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "example.py").write_text(code)
+    bag = DagBag(dag_folder=str(tmp_path))
+    assert bag.import_errors == {}
+    dag = bag.dags["flights_export"]
+    assert dag.get_task("validate_extract").downstream_task_ids == {"drift_vs_reference", "publish"}
