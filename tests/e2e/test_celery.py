@@ -83,9 +83,12 @@ def worker(airflow: AirflowServices) -> Iterator[AirflowServices]:
         "celery-worker", "celery", "worker", "-q", QUEUE, "-H", WORKER, "--without-gossip", "--without-mingle"
     )
     yield airflow
+    airflow.stop()  # the worker and the scheduler first, so that nobody declares the queue again
     redis = _redis()
-    for key in redis.scan_iter(match=f"*{QUEUE}*"):  # type: ignore[attr-defined]
-        redis.delete(key)  # type: ignore[attr-defined]
+    # The queue's list and bindings, and kombu's own bookkeeping in this database number.
+    for pattern in (f"*{QUEUE}*", "_kombu.binding_deadlines"):
+        for key in redis.scan_iter(match=pattern):  # type: ignore[attr-defined]
+            redis.delete(key)  # type: ignore[attr-defined]
 
 
 def test_mapped_scoring_partitions_run_on_the_celery_worker(worker: AirflowServices, mlops_stack: MlopsStack) -> None:

@@ -187,6 +187,7 @@ class AirflowServices:
     password: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _client: ApiClient | None = None
+    _stopped: bool = False
 
     @property
     def logs(self) -> Path:
@@ -242,7 +243,13 @@ class AirflowServices:
         return self._client
 
     def stop(self) -> None:
-        """Stop every component: SIGTERM to each process group, SIGKILL to what is left after a grace period."""
+        """Stop every component: SIGTERM to each process group, SIGKILL to what is left after a grace period.
+
+        Idempotent: a second call does not signal process ids that may have been reused since.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
         for proc in self.processes.values():
             _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + 20
