@@ -95,15 +95,14 @@ def loop(airflow: AirflowServices, mlops_stack: MlopsStack) -> Loop:
     first = api.trigger(TRAINING, conf={"pipeline": PIPELINE})
     api.wait_for_run(TRAINING, first, timeout=400)
     first_champion = champion(mlops_stack)
-    # Its own ingest event queues one more run, which sees the event is its own and trains nothing.
-    echo = api.wait_for_new_run(TRAINING, {first}, timeout=120)
-    api.wait_for_run(TRAINING, echo["dag_run_id"], timeout=180)
-    known = {run["dag_run_id"] for run in api.runs(TRAINING)}
+    # Its own ingest event may queue one more run (which sees the event is its own and trains nothing):
+    # let it finish, so that the only new run later is the one the drift event starts.
+    known = {run["dag_run_id"] for run in api.wait_until_idle(TRAINING, timeout=180)}
 
     land(mlops_stack.storage_root, 6)
     serving = api.trigger(SERVING, conf={"pipeline": PIPELINE}, logical_date="2013-07-01T00:00:00Z")
     api.wait_for_run(SERVING, serving, timeout=400)
-    retrain = api.wait_for_new_run(TRAINING, known, timeout=120)
+    retrain = api.wait_for_new_run(TRAINING, known, timeout=180)
     api.wait_for_run(TRAINING, retrain["dag_run_id"], timeout=400)
     events = upstream_events(api, TRAINING, retrain["dag_run_id"])
     return Loop(first_champion, serving, api.run(TRAINING, retrain["dag_run_id"]), events)

@@ -160,6 +160,17 @@ class ApiClient:
         self._poll(appeared, timeout, lambda: f"no new {run_type or ''} run of {dag_id}; runs: {self.runs(dag_id)}")
         return found[0]
 
+    def wait_until_idle(self, dag_id: str, timeout: float = 300.0) -> list[dict[str, Any]]:
+        """Wait until no run of ``dag_id`` is queued or running; returns all its runs."""
+        runs: list[dict[str, Any]] = []
+
+        def idle() -> bool:
+            runs[:] = self.runs(dag_id)
+            return all(r["state"] in FINISHED for r in runs)
+
+        self._poll(idle, timeout, lambda: f"{dag_id} still has unfinished runs: {runs}")
+        return runs
+
     def _summary(self, dag_id: str, run_id: str) -> str:
         try:
             tis = self.task_instances(dag_id, run_id)
