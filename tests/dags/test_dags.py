@@ -169,7 +169,8 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
     for month in (1, 2, 3):
         data.flights((month,), 4000).to_parquet(landing / f"flights_2013-{month:02d}.parquet", index=False)
     # The DAG files read the storage root when parsed: parse them now, under this test's settings.
-    training = runpy.run_path(str(DAGS / "continuous_training.py"))["dag"]
+    module = runpy.run_path(str(DAGS / "continuous_training.py"))
+    training = module["dag"]
     serving = runpy.run_path(str(DAGS / "batch_serving.py"))["dag"]
 
     run = training.test(logical_date=pendulum.datetime(2013, 3, 1, tz="UTC"), run_conf={"pipeline": "flights_delay"})
@@ -181,6 +182,14 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
     client = MlflowHook().get_conn()
     champion = registry.alias_version(client, "flights_delay", "champion")
     assert champion == "1"
+    # The same snapshot again: nothing new to train on, unless force_retrain.
+    import json
+
+    (receipt_file,) = (mlops_env / "storage" / "flights_delay" / "snapshots").glob("*/receipt.json")
+    ti = SimpleNamespace(xcom_pull=lambda task_ids: json.loads(receipt_file.read_text()))
+    check = {"ti": ti, "group": "flights_delay", "model_name": "flights_delay"}
+    assert module["new_data"](params={"force_retrain": False}, **check) is False
+    assert module["new_data"](params={"force_retrain": True}, **check) is True
 
     run = serving.test(logical_date=pendulum.datetime(2013, 4, 1, tz="UTC"))  # serves March
     assert run.state == DagRunState.SUCCESS
@@ -207,3 +216,31 @@ def test_the_single_operator_example_in_the_docs_is_a_valid_dag(tmp_path: Path) 
     assert bag.import_errors == {}
     dag = bag.dags["flights_export"]
     assert dag.get_task("validate_extract").downstream_task_ids == {"drift_vs_reference", "publish"}
+
+
+@pytest.mark.parametrize(("approval", "expected"), [(True, "p.approve_promotion"), (False, "p.register")])
+def test_the_approval_switch_routes_through_the_human_step(approval: bool, expected: str) -> None:
+    import runpy
+
+    route = runpy.run_path(str(DAGS / "continuous_training.py"))["approval_route"]
+    assert route({"approval": approval}, group="p") == expected
+
+
+@pytest.mark.parametrize(
+    ("run_type", "pipeline", "expected"),
+    [
+        ("scheduled", "flights_delay", ["flights_delay.wait_for_batch"]),
+        ("manual", "flights_delay", ["flights_delay.wait_for_batch"]),
+        ("manual", "all", ["flights_delay.wait_for_batch"]),
+        ("manual", "nope", []),
+    ],
+    ids=["scheduled", "manual", "manual-all", "unknown"],
+)
+def test_batch_serving_serves_the_chosen_pipelines(run_type: str, pipeline: str, expected: list[str]) -> None:
+    import runpy
+
+    from airflow.utils.types import DagRunType
+
+    choose = runpy.run_path(str(DAGS / "batch_serving.py"))["choose_pipelines"]
+    dag_run = SimpleNamespace(run_type=DagRunType(run_type))
+    assert choose({"pipeline": pipeline}, dag_run) == expected
