@@ -224,7 +224,8 @@ class AirflowServices:
             [str(BIN / "airflow"), *args], env=self.env, cwd=self.home, capture_output=True, text=True, timeout=timeout
         )
         if done.returncode != 0:
-            raise ServiceError(f"airflow {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+            output = f"{done.stdout}\n{done.stderr}"[-6000:]
+            raise ServiceError(f"airflow {' '.join(args)} exited {done.returncode}:\n{output}")
         return done.stdout
 
     def check_alive(self) -> None:
