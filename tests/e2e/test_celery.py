@@ -49,18 +49,23 @@ def _redis() -> object:
 
 
 @pytest.fixture(scope="module")
-def airflow_extra_env(mlops_stack: MlopsStack, airflow_database: str) -> dict[str, str]:
-    """Check Redis, register a champion on the MLflow server and land three monthly partitions."""
+def redis_broker() -> None:
+    """Skip, before anything is started, when the broker is not there."""
     import redis
-    from mlflow import MlflowClient
-
-    from tests.support import models
-    from tests.support.data import flights
 
     try:
         _redis().ping()  # type: ignore[attr-defined]
     except redis.RedisError as exc:
         pytest.skip(f"no Redis on {REDIS_HOST}:{REDIS_PORT} ({exc}): the Celery broker is needed for this test")
+
+
+@pytest.fixture(scope="module")
+def airflow_extra_env(redis_broker: None, mlops_stack: MlopsStack, airflow_database: str) -> dict[str, str]:
+    """Register a champion on the MLflow server and land three monthly partitions."""
+    from mlflow import MlflowClient
+
+    from tests.support import models
+    from tests.support.data import flights
 
     client = MlflowClient(mlops_stack.mlflow.url)
     experiment_id = client.create_experiment("e2e-celery")
