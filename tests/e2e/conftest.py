@@ -3,16 +3,12 @@
 A module sets ``AIRFLOW_DEPLOYMENT`` (a :class:`Deployment`) to choose its DAGs folder, executor and
 extra components; the ``airflow`` fixture reads it. The metadata database is a private database in
 the local PostgreSQL; MLflow is a tracking server of the module's own (a production deployment's
-shape, and no shared model names with other tests); the storage root is a local folder served over
-HTTP on 127.0.0.1, so report links are addresses a browser can open.
+shape, and no model names shared with other tests); the storage root is a local folder.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +33,10 @@ class Deployment:
 
 @dataclass(frozen=True)
 class MlopsStack:
-    """The provider's deployment around Airflow: storage root, its HTTP address, MLflow server."""
+    """The provider's deployment around Airflow: storage root and MLflow server."""
 
     workdir: Path
     storage_root: Path
-    reports_url: str
     mlflow: services.MlflowServer
 
     def env(self) -> dict[str, str]:
@@ -54,33 +49,13 @@ class MlopsStack:
         }
 
 
-@contextlib.contextmanager
-def _static_server(folder: Path, log: Path) -> Iterator[str]:
-    """``python -m http.server`` on a free loopback port: serves the storage root's reports."""
-    port = services.free_port()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "http.server", str(port), "--bind", services.LOOPBACK, "--directory", str(folder)],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        services.wait_for_port(port, proc, timeout=30)
-        yield f"http://{services.LOOPBACK}:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def mlops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlopsStack]:
     workdir = tmp_path_factory.mktemp("mlops-stack")
     storage = workdir / "storage"
     storage.mkdir()
-    with (
-        services.mlflow_server(workdir) as mlflow,
-        _static_server(storage, workdir / "reports-server.log") as reports_url,
-    ):
-        yield MlopsStack(workdir=workdir, storage_root=storage, reports_url=reports_url, mlflow=mlflow)
+    with services.mlflow_server(workdir) as mlflow:
+        yield MlopsStack(workdir=workdir, storage_root=storage, mlflow=mlflow)
 
 
 @pytest.fixture(scope="module")

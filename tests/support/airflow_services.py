@@ -46,15 +46,19 @@ class ApiClient:
     base_url: str
     token: str
     describe: Callable[[], str] = field(default=lambda: "")
+    # Called at every poll: a dead component fails the wait at once instead of at its timeout.
+    check: Callable[[], None] = field(default=lambda: None)
 
     @classmethod
-    def login(cls, base_url: str, username: str, password: str, describe: Callable[[], str]) -> ApiClient:
+    def login(
+        cls, base_url: str, username: str, password: str, describe: Callable[[], str], check: Callable[[], None]
+    ) -> ApiClient:
         import httpx
 
         response = httpx.post(f"{base_url}/auth/token", json={"username": username, "password": password}, timeout=30)
         if response.status_code != 201:
             raise ServiceError(f"POST /auth/token -> {response.status_code} {response.text}\n{describe()}")
-        return cls(base_url, response.json()["access_token"], describe)
+        return cls(base_url, response.json()["access_token"], describe, check)
 
     def request(self, method: str, path: str, *, expect: Sequence[int] = (200,), **kwargs: Any) -> Any:
         import httpx
@@ -156,6 +160,17 @@ class ApiClient:
         self._poll(appeared, timeout, lambda: f"no new {run_type or ''} run of {dag_id}; runs: {self.runs(dag_id)}")
         return found[0]
 
+    def wait_until_idle(self, dag_id: str, timeout: float = 300.0) -> list[dict[str, Any]]:
+        """Wait until no run of ``dag_id`` is queued or running; returns all its runs."""
+        runs: list[dict[str, Any]] = []
+
+        def idle() -> bool:
+            runs[:] = self.runs(dag_id)
+            return all(r["state"] in FINISHED for r in runs)
+
+        self._poll(idle, timeout, lambda: f"{dag_id} still has unfinished runs: {runs}")
+        return runs
+
     def _summary(self, dag_id: str, run_id: str) -> str:
         try:
             tis = self.task_instances(dag_id, run_id)
@@ -168,6 +183,7 @@ class ApiClient:
         while time.monotonic() < deadline:
             if done():
                 return
+            self.check()
             time.sleep(2)
         raise ServiceError(f"timed out after {timeout:.0f} s: {what()}\n{self.describe()}")
 
@@ -182,6 +198,7 @@ class AirflowServices:
     password: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _client: ApiClient | None = None
+    _stopped: bool = False
 
     @property
     def logs(self) -> Path:
@@ -207,7 +224,8 @@ class AirflowServices:
             [str(BIN / "airflow"), *args], env=self.env, cwd=self.home, capture_output=True, text=True, timeout=timeout
         )
         if done.returncode != 0:
-            raise ServiceError(f"airflow {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+            output = f"{done.stdout}\n{done.stderr}"[-6000:]
+            raise ServiceError(f"airflow {' '.join(args)} exited {done.returncode}:\n{output}")
         return done.stdout
 
     def check_alive(self) -> None:
@@ -233,11 +251,17 @@ class AirflowServices:
     @property
     def api(self) -> ApiClient:
         if self._client is None:
-            self._client = ApiClient.login(self.api_url, USERNAME, self.password, self.log_tails)
+            self._client = ApiClient.login(self.api_url, USERNAME, self.password, self.log_tails, self.check_alive)
         return self._client
 
     def stop(self) -> None:
-        """Stop every component: SIGTERM to each process group, SIGKILL to what is left after a grace period."""
+        """Stop every component: SIGTERM to each process group, SIGKILL to what is left after a grace period.
+
+        Idempotent: a second call does not signal process ids that may have been reused since.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
         for proc in self.processes.values():
             _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + 20

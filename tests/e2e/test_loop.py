@@ -1,0 +1,183 @@
+"""The whole loop of the reference DAGs on real Airflow services, driven as a user drives it.
+
+Services: api-server, scheduler, dag-processor and triggerer with LocalExecutor, a private PostgreSQL
+metadata database, an MLflow tracking server, and a local storage root. The test acts through REST
+API v2 with a bearer token, as the UI does:
+
+1. January-March land; ``continuous_training`` is triggered from its form (pipeline ``flights_delay``):
+   it trains, gates, registers and promotes version 1 as ``champion``.
+2. June lands (its delay surge drifts the label); ``batch_serving`` is triggered for June's interval:
+   it scores the month's partition with the champion and its drift check emits ``mlops://flights_delay/drift``.
+3. That event, not the test, starts a ``continuous_training`` run (run type ``asset_triggered``), which
+   retrains on every landed month and moves ``champion`` to version 2.
+4. The task pages of that run are opened in headless Chromium, signed in, and their extra links are
+   looked for; the screenshots are kept under ``test-artifacts/``.
+
+Months land as samples (6000 flights each) to keep training short; June's label drift is far above
+sampling noise at that size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Deployment, MlopsStack
+from tests.support.airflow_services import AirflowServices, ApiClient
+from tests.support.browser import TOKEN_COOKIE, chromium_binary, headless_chromium
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+REPO = Path(__file__).resolve().parents[2]
+AIRFLOW_DEPLOYMENT = Deployment(dags_folder=REPO / "dags")
+PIPELINE = MODEL = "flights_delay"
+TRAINING, SERVING = "continuous_training", "batch_serving"
+DRIFT_URI = f"mlops://{PIPELINE}/drift"
+SAMPLE = 6000
+
+
+def land(storage_root: Path, month: int) -> None:
+    """Write one month where the pipeline's landing folder is, as ``airflow_mlops.core.replay`` does."""
+    from tests.support.data import flights
+
+    landing = storage_root / PIPELINE / "landing"
+    landing.mkdir(parents=True, exist_ok=True)
+    partial = landing / f".flights_2013-{month:02d}.parquet.tmp"
+    flights((month,), SAMPLE).to_parquet(partial, index=False)
+    partial.rename(landing / f"flights_2013-{month:02d}.parquet")
+
+
+def champion(mlops_stack: MlopsStack) -> str | None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(MlflowClient(mlops_stack.mlflow.url).get_model_version_by_alias(MODEL, "champion").version)
+    except MlflowException:
+        return None
+
+
+def fail_scheduled_runs(api: ApiClient, dag_id: str, timeout: float = 60.0) -> None:
+    """Mark the run the scheduler creates on unpausing (the latest real month) failed, as a user would.
+
+    With ``max_active_runs=1`` it would otherwise wait hours for data that never lands, ahead of the
+    replayed month the test triggers.
+    """
+    run = api.wait_for_new_run(dag_id, set(), timeout=timeout, run_type="scheduled")
+    api.request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
+
+
+def upstream_events(api: ApiClient, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    return list(api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"])
+
+
+@dataclass(frozen=True)
+class Loop:
+    first_champion: str | None
+    serving_run: str
+    retrain_run: dict[str, Any]
+    retrain_events: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def loop(airflow: AirflowServices, mlops_stack: MlopsStack) -> Loop:
+    api = airflow.api
+    for dag_id in (TRAINING, SERVING):
+        api.wait_for_dag(dag_id)
+        api.unpause(dag_id)
+    fail_scheduled_runs(api, SERVING)
+
+    for month in (1, 2, 3):
+        land(mlops_stack.storage_root, month)
+    first = api.trigger(TRAINING, conf={"pipeline": PIPELINE})
+    api.wait_for_run(TRAINING, first, timeout=400)
+    first_champion = champion(mlops_stack)
+    # Its own ingest event may queue one more run (which sees the event is its own and trains nothing):
+    # let it finish, so that the only new run later is the one the drift event starts.
+    known = {run["dag_run_id"] for run in api.wait_until_idle(TRAINING, timeout=180)}
+
+    land(mlops_stack.storage_root, 6)
+    serving = api.trigger(SERVING, conf={"pipeline": PIPELINE}, logical_date="2013-07-01T00:00:00Z")
+    api.wait_for_run(SERVING, serving, timeout=400)
+    retrain = api.wait_for_new_run(TRAINING, known, timeout=180)
+    api.wait_for_run(TRAINING, retrain["dag_run_id"], timeout=400)
+    events = upstream_events(api, TRAINING, retrain["dag_run_id"])
+    return Loop(first_champion, serving, api.run(TRAINING, retrain["dag_run_id"]), events)
+
+
+def test_a_drift_event_starts_the_retraining_run(airflow: AirflowServices, loop: Loop) -> None:
+    run = loop.retrain_run
+    assert (run["run_type"], run["triggered_by"]) == ("asset_triggered", "asset"), f"{run}\n{airflow.log_tails()}"
+    sources = {(e["uri"], e["source_dag_id"], e["source_run_id"]) for e in loop.retrain_events}
+    assert (DRIFT_URI, SERVING, loop.serving_run) in sources, f"{loop.retrain_events}\n{airflow.log_tails()}"
+
+
+def test_the_retraining_moves_the_champion(airflow: AirflowServices, mlops_stack: MlopsStack, loop: Loop) -> None:
+    assert loop.first_champion == "1", airflow.log_tails()
+    tis = airflow.api.task_instances(TRAINING, loop.retrain_run["dag_run_id"])
+    states = {ti["task_id"]: ti["state"] for ti in tis}
+    # A gate rejection skips promotion (on_reject: skip) and the run still succeeds: say which it was.
+    assert states.get(f"{PIPELINE}.promote") == "success", f"{states}\n{airflow.log_tails()}"
+    assert champion(mlops_stack) == "2", airflow.log_tails()
+
+
+# (task id, run of the loop, map index) -> extra link names, MLflow's or a report's
+MLFLOW_LINKS = {f"{PIPELINE}.train": "MLflow run", f"{PIPELINE}.promote": "MLflow model version"}
+REPORT_LINKS = {f"{PIPELINE}.validate": "Validation report"}
+
+
+def test_rest_api_lists_the_extra_links(airflow: AirflowServices, mlops_stack: MlopsStack, loop: Loop) -> None:
+    run_id = loop.retrain_run["dag_run_id"]
+    for task_id, name in MLFLOW_LINKS.items():
+        links = airflow.api.links(TRAINING, run_id, task_id)
+        assert links.get(name, "").startswith(f"{mlops_stack.mlflow.url}/#/"), (task_id, links)
+    for task_id, name in REPORT_LINKS.items():
+        links = airflow.api.links(TRAINING, run_id, task_id)
+        assert links.get(name, "").endswith(".html"), (task_id, links)
+    drift = airflow.api.links(SERVING, loop.serving_run, f"{PIPELINE}.check_drift", map_index=0)
+    assert drift.get("Drift report", "").endswith(".html"), drift
+
+
+def _browse(
+    airflow: AirflowServices,
+    artifacts_dir: Path,
+    tmp_path: Path,
+    run_id: str,
+    expected: dict[str, str],
+    timeout: float = 90.0,
+) -> None:
+    binary = chromium_binary()
+    if binary is None:
+        pytest.skip("no Chromium binary (apt-get install chromium): the UI check needs a headless browser")
+    api = airflow.api
+    with headless_chromium(binary, tmp_path / "chromium.log") as page:
+        for task_id, name in expected.items():
+            page.open(api.ui_url(TRAINING, run_id, task_id, tab="details"), cookies={TOKEN_COOKIE: api.token})
+            target = api.links(TRAINING, run_id, task_id)[name]
+            try:
+                state = page.wait_for(lambda s, name=name: any(text == name for text, _ in s.links), timeout)
+            finally:
+                page.screenshot(artifacts_dir / f"loop-{task_id}.png")
+            assert (name, target) in state.links, state.links
+
+
+def test_task_pages_show_the_mlflow_links_in_a_browser(
+    airflow: AirflowServices, loop: Loop, artifacts_dir: Path, tmp_path: Path
+) -> None:
+    _browse(airflow, artifacts_dir, tmp_path, loop.retrain_run["dag_run_id"], MLFLOW_LINKS)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the reference DAGs give report links as file:// URLs on a local storage root, and the Airflow 3 UI "
+    "renders only http(s)/mailto or same-origin extra links (ui/src: kft = {http:, https:, mailto:}); "
+    "a report base URL must reach the DAGs' validation and drift tasks",
+)
+def test_task_pages_show_the_report_links_in_a_browser(
+    airflow: AirflowServices, loop: Loop, artifacts_dir: Path, tmp_path: Path
+) -> None:
+    # The MLflow links show that the page renders its links within seconds; no need to wait long here.
+    _browse(airflow, artifacts_dir, tmp_path, loop.retrain_run["dag_run_id"], REPORT_LINKS, timeout=20)
