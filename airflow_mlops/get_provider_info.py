@@ -96,6 +96,12 @@ CONFIG = {
                 "Address of the MLflow UI used by extra links when the store is embedded.",
                 "http://127.0.0.1:5000",
             ),
+            "report_base_url": _option(
+                "Browser address that serves the storage root, for the validation and drift report links "
+                "(the Airflow UI shows only http(s) links). Empty: file:// or S3 console links.",
+                "",
+                "http://127.0.0.1:8765/",
+            ),
         },
     }
 }

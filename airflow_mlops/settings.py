@@ -49,6 +49,15 @@ def mlflow_artifact_root() -> str:
     return _get("mlflow_artifact_root", os.path.join(state_dir(), "mlartifacts"))
 
 
+def report_base_url() -> str:
+    """Browser address that serves the storage root (a web server, a bucket website); empty means none.
+
+    The Airflow UI shows only http(s) extra links, so without it the report links of a local storage
+    root (``file://``) are listed by the REST API but not shown on the task page.
+    """
+    return _get("report_base_url", "")
+
+
 def mlflow_ui_url() -> str:
     """Base URL people open to see MLflow (used by extra links); empty means no link."""
     return _get("mlflow_ui_url", "http://127.0.0.1:5000")

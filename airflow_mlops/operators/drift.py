@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
+from airflow_mlops import settings
 from airflow_mlops.links.drift import DriftReportLink, report_url
 
 if TYPE_CHECKING:
@@ -77,7 +78,8 @@ class CheckDriftOperator(BaseOperator):
     :param mlflow_conn_id: MLflow connection; ``[mlops] mlflow_conn_id`` when omitted.
     :param log_to_mlflow: log the time series to MLflow.
     :param fail_on_schema_skew: after pushing the receipt, fail (no retry) when the columns differ.
-    :param report_base_url: address that serves the storage root, for the report link. (templated)
+    :param report_base_url: address that serves the storage root, for the report link; ``[mlops]
+        report_base_url`` when omitted. (templated)
     """
 
     template_fields: Sequence[str] = (
@@ -154,7 +156,8 @@ class CheckDriftOperator(BaseOperator):
         if self.log_to_mlflow:
             receipt["mlflow_run_id"] = self._log_to_mlflow(ref, result, decision, observation.as_of)
         report = outcome.outputs.report_uri
-        DriftReportLink.persist(context, report_url(report, root.uri, self.report_base_url) if report else "")
+        base_url = self.report_base_url or settings.report_base_url() or None
+        DriftReportLink.persist(context, report_url(report, root.uri, base_url) if report else "")
         if decision.retrain:
             receipt["asset_event"] = self._emit(context, receipt)
         self.log.info(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_mlops import settings
 from airflow_mlops.links.validation import ValidationReportLink
 
 if TYPE_CHECKING:
@@ -39,8 +40,9 @@ class ValidateDatasetOperator(BaseOperator):
         suite, e.g. ``{"schema_only_columns": ["event_ts"], "expected_rows": 30000}``. (templated)
     :param snapshot_sha256: sha256 recorded when the snapshot was written; checked before reading. (templated)
     :param mlflow_run_id: MLflow run to log the suite and the summary to. (templated)
-    :param report_base_url: browser address of the storage root, used for the report link; by default a
-        ``file://`` URL for local roots and the S3 console page for S3 roots. (templated)
+    :param report_base_url: browser address of the storage root, used for the report link;
+        ``[mlops] report_base_url`` when omitted, and without either a ``file://`` URL for local roots and
+        the S3 console page for S3 roots. (templated)
     :param max_failures: failed expectations listed in the receipt; the JSON result has all of them.
     :param storage_root: storage root URI; ``[mlops] storage_root`` when omitted.
     :param aws_conn_id: AWS connection for an S3 root; ``[mlops] storage_conn_id`` when omitted.
@@ -130,7 +132,8 @@ class ValidateDatasetOperator(BaseOperator):
         except (DataError, IntegrityError) as exc:  # unreadable or altered data: retrying cannot help
             raise DataValidationFailed(str(exc)) from exc
         receipt = result.to_dict()
-        receipt["report_url"] = core.report_url(root, str(result.report_uri), self.report_base_url or None)
+        base_url = self.report_base_url or settings.report_base_url() or None
+        receipt["report_url"] = core.report_url(root, str(result.report_uri), base_url)
         ValidationReportLink.persist(context, receipt["report_url"])
         self.log.info("Validated %s with suite %s: %s", self.snapshot_uri, suite_uri, result.summary())
         if not result.passed:

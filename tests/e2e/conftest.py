@@ -8,6 +8,7 @@ shape, and no model names shared with other tests); the storage root is a local 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class MlopsStack:
     workdir: Path
     storage_root: Path
     mlflow: services.MlflowServer
+    reports_url: str  # a web server on the storage root, as a deployment puts in front of its reports
 
     def env(self) -> dict[str, str]:
         host, _, port = self.mlflow.url.removeprefix("http://").partition(":")
@@ -45,6 +47,7 @@ class MlopsStack:
         return {
             "AIRFLOW__MLOPS__STORAGE_ROOT": str(self.storage_root),
             "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(connection),
+            "AIRFLOW__MLOPS__REPORT_BASE_URL": self.reports_url,
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
 
@@ -54,8 +57,26 @@ def mlops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlopsStack
     workdir = tmp_path_factory.mktemp("mlops-stack")
     storage = workdir / "storage"
     storage.mkdir()
-    with services.mlflow_server(workdir) as mlflow:
-        yield MlopsStack(workdir=workdir, storage_root=storage, mlflow=mlflow)
+    with services.mlflow_server(workdir) as mlflow, _static_files(storage) as reports_url:
+        yield MlopsStack(workdir=workdir, storage_root=storage, mlflow=mlflow, reports_url=reports_url)
+
+
+@contextlib.contextmanager
+def _static_files(folder: Path) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 serving ``folder``; its base URL."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ API v2 with a bearer token, as the UI does:
 1. January-March land; ``continuous_training`` is triggered from its form (pipeline ``flights_delay``):
    it trains, gates, registers and promotes version 1 as ``champion``.
 2. June lands (its delay surge drifts the label); ``batch_serving`` is triggered for June's interval:
-   it scores the month's partition with the champion and its drift check emits ``mlops://flights_delay/drift``.
+   it scores the month's partition with the champion and its drift check emits ``x-mlops://flights_delay/drift``.
 3. That event, not the test, starts a ``continuous_training`` run (run type ``asset_triggered``), which
    retrains on every landed month and moves ``champion`` to version 2.
 4. The task pages of that run are opened in headless Chromium, signed in, and their extra links are
@@ -19,6 +19,7 @@ sampling noise at that size.
 
 from __future__ import annotations
 
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 AIRFLOW_DEPLOYMENT = Deployment(dags_folder=REPO / "dags")
 PIPELINE = MODEL = "flights_delay"
 TRAINING, SERVING = "continuous_training", "batch_serving"
-DRIFT_URI = f"mlops://{PIPELINE}/drift"
+DRIFT_URI = f"x-mlops://{PIPELINE}/drift"
 SAMPLE = 6000
 
 
@@ -136,9 +137,13 @@ def test_rest_api_lists_the_extra_links(airflow: AirflowServices, mlops_stack: M
         assert links.get(name, "").startswith(f"{mlops_stack.mlflow.url}/#/"), (task_id, links)
     for task_id, name in REPORT_LINKS.items():
         links = airflow.api.links(TRAINING, run_id, task_id)
-        assert links.get(name, "").endswith(".html"), (task_id, links)
+        assert links.get(name, "").startswith(mlops_stack.reports_url), (task_id, links)
+        assert links[name].endswith(".html"), (task_id, links)
     drift = airflow.api.links(SERVING, loop.serving_run, f"{PIPELINE}.check_drift", map_index=0)
-    assert drift.get("Drift report", "").endswith(".html"), drift
+    assert drift.get("Drift report", "").startswith(mlops_stack.reports_url), drift
+    for url in (links[name], drift["Drift report"]):  # the links lead to the reports themselves
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.status == 200 and b"<html" in response.read(4096).lower(), url
 
 
 def _browse(
@@ -170,12 +175,6 @@ def test_task_pages_show_the_mlflow_links_in_a_browser(
     _browse(airflow, artifacts_dir, tmp_path, loop.retrain_run["dag_run_id"], MLFLOW_LINKS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the reference DAGs give report links as file:// URLs on a local storage root, and the Airflow 3 UI "
-    "renders only http(s)/mailto or same-origin extra links (ui/src: kft = {http:, https:, mailto:}); "
-    "a report base URL must reach the DAGs' validation and drift tasks",
-)
 def test_task_pages_show_the_report_links_in_a_browser(
     airflow: AirflowServices, loop: Loop, artifacts_dir: Path, tmp_path: Path
 ) -> None:
