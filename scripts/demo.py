@@ -50,6 +50,9 @@ def embedded_environment() -> dict[str, str]:
         "AIRFLOW__MLOPS__MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_dir / 'mlflow.db'}",
         "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT": str(mlflow_dir / "artifacts"),
         "AIRFLOW__MLOPS__MLFLOW_UI_URL": "http://127.0.0.1:5000",
+        # The Airflow UI shows only http(s) extra links: the report links point at this address,
+        # which the printed command serves (the storage root over HTTP).
+        "AIRFLOW__MLOPS__REPORT_BASE_URL": "http://127.0.0.1:8765/",
     }
 
 
@@ -285,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         "Open the MLflow UI (http://127.0.0.1:5000):",
         f"  . {env_file.relative_to(ROOT)} && mlflow ui --host 127.0.0.1 --port 5000 \\",
         f"      --backend-store-uri {mlflow_uri} --default-artifact-root {artifacts}",
+        "Serve the reports the task pages link to (validation, drift; http://127.0.0.1:8765):",
+        f"  {sys.executable} -m http.server 8765 --bind 127.0.0.1 --directory {storage}",
     ]
     print("\n".join(lines))
     return 0
