@@ -26,7 +26,10 @@ DATA = REPO.parent / "shared" / "data"
 @pytest.fixture(autouse=True)
 def _forget_mlflow_globals() -> Iterator[None]:
     """A task process activates MLflow once (``MlflowHook.activate``) and exits; tests share one process,
-    so the URIs one test activated must not become the next test's defaults."""
+    so the URIs one test activated must not become the next test's defaults. MLflow keeps them twice:
+    in module globals, and in ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` for subprocesses, which
+    ``set_*_uri(None)`` leaves behind."""
+    saved = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     yield
     import sys
 
@@ -37,6 +40,11 @@ def _forget_mlflow_globals() -> Iterator[None]:
             mlflow.end_run()
         mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None restores MLflow's own resolution
         mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def airflow_extra_env(redis_broker: None, mlops_stack: MlopsStack, airflow_datab
     from tests.support import models
     from tests.support.data import flights
 
-    client = MlflowClient(mlops_stack.mlflow.url)
+    client = MlflowClient(mlops_stack.mlflow.url, registry_uri=mlops_stack.mlflow.url)
     experiment_id = client.create_experiment("e2e-celery")
     models.register(client, models.flights_classifier("lightgbm"), MODEL, experiment_id=experiment_id)
     landing = mlops_stack.workdir / "partitions"

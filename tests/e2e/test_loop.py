@@ -56,7 +56,7 @@ def champion(mlops_stack: MlopsStack) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return str(MlflowClient(mlops_stack.mlflow.url).get_model_version_by_alias(MODEL, "champion").version)
+        return str(MlflowClient(mlops_stack.mlflow.url, registry_uri=mlops_stack.mlflow.url).get_model_version_by_alias(MODEL, "champion").version)
     except MlflowException:
         return None
 

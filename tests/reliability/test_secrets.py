@@ -201,7 +201,7 @@ def test_a_full_flow_leaks_no_credential(  # type: ignore[no-untyped-def]
     assert len(xcom) >= 7 and _leaks(json.dumps(xcom, default=str)) == []
 
     # MLflow: params, tags, metrics names, descriptions of every run of the flow and every version.
-    client = MlflowClient(tracking_uri=mlflow_server.url)
+    client = MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=5000)
     assert trained["run_id"] in {r.info.run_id for r in runs}
     for run in runs:
