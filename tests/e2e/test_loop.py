@@ -55,8 +55,9 @@ def champion(mlops_stack: MlopsStack) -> str | None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    client = MlflowClient(mlops_stack.mlflow.url, registry_uri=mlops_stack.mlflow.url)
     try:
-        return str(MlflowClient(mlops_stack.mlflow.url, registry_uri=mlops_stack.mlflow.url).get_model_version_by_alias(MODEL, "champion").version)
+        return str(client.get_model_version_by_alias(MODEL, "champion").version)
     except MlflowException:
         return None
 
