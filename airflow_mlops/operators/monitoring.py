@@ -222,7 +222,7 @@ class CheckPerformanceOperator(MonitoringOperator):
 
         from airflow_mlops.core import monitoring as m
         from airflow_mlops.core import monitoring_registry as reg
-        from airflow_mlops.core.scoring import as_flag
+        from airflow_mlops.core.params import parse_flag
         from airflow_mlops.hooks.mlflow import MlflowHook
 
         receipt = json.loads(self.receipt) if isinstance(self.receipt, str) else dict(self.receipt)
@@ -236,7 +236,7 @@ class CheckPerformanceOperator(MonitoringOperator):
             history,
             value,
             metric=self.metric,
-            higher_is_better=as_flag(self.higher_is_better, "higher_is_better"),
+            higher_is_better=parse_flag(self.higher_is_better, "The 'higher_is_better' argument"),
             max_drop=m.parse_number(self.max_drop, "max_drop"),
             window=int(m.parse_number(self.window, "window", low=1, integer=True)),
         )

@@ -70,7 +70,7 @@ class CheckModelStalenessOperator(MonitoringOperator):
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import monitoring as m
         from airflow_mlops.core.monitoring_registry import model_version_facts, snapshot_watermark
-        from airflow_mlops.core.scoring import as_flag
+        from airflow_mlops.core.params import parse_flag
         from airflow_mlops.hooks.storage import StorageHook
 
         facts = model_version_facts(mlflow_client(self.mlflow_conn_id), self.model_name, alias=self.alias)
@@ -87,7 +87,7 @@ class CheckModelStalenessOperator(MonitoringOperator):
             max_data_age=m.parse_duration(self.max_data_age, "max_data_age"),
         )
         extra: dict[str, Any] = facts.identity()
-        if finding.is_alert and as_flag(self.trigger_retraining, "trigger_retraining"):
+        if finding.is_alert and parse_flag(self.trigger_retraining, "The 'trigger_retraining' argument"):
             asset = drift_asset(self.pipeline)
             event = {"reason": finding.message, "pipeline": self.pipeline, "check": "staleness", **facts.identity()}
             context["outlet_events"][drift_alias(self.pipeline)].add(asset, extra=event)

@@ -122,7 +122,7 @@ class CheckReproducibilityOperator(MonitoringOperator):
         from airflow_mlops.core.monitoring import parse_number
         from airflow_mlops.core.monitoring_registry import model_version_facts
         from airflow_mlops.core.reproducibility import check_reproducibility
-        from airflow_mlops.core.scoring import as_flag
+        from airflow_mlops.core.params import parse_flag
         from airflow_mlops.exceptions import DataValidationFailed
         from airflow_mlops.hooks.mlflow import MlflowHook
         from airflow_mlops.hooks.storage import StorageHook
@@ -135,7 +135,7 @@ class CheckReproducibilityOperator(MonitoringOperator):
                 facts,
                 root,
                 tolerance=parse_number(self.tolerance, "tolerance"),
-                require_identical_onnx=as_flag(self.require_identical_onnx, "require_identical_onnx"),
+                require_identical_onnx=parse_flag(self.require_identical_onnx, "The 'require_identical_onnx' argument"),
             )
         except IntegrityError as exc:  # the snapshot changed since training: nothing to reproduce from
             raise DataValidationFailed(str(exc)) from exc
