@@ -121,8 +121,8 @@ class CheckReproducibilityOperator(MonitoringOperator):
         from airflow_mlops.core.errors import IntegrityError
         from airflow_mlops.core.monitoring import parse_number
         from airflow_mlops.core.monitoring_registry import model_version_facts
-        from airflow_mlops.core.reproducibility import check_reproducibility
         from airflow_mlops.core.params import parse_flag
+        from airflow_mlops.core.reproducibility import check_reproducibility
         from airflow_mlops.exceptions import DataValidationFailed
         from airflow_mlops.hooks.mlflow import MlflowHook
         from airflow_mlops.hooks.storage import StorageHook
