@@ -281,14 +281,19 @@ def main(argv: list[str] | None = None) -> int:
             story.append(f"           checks: {checks}")
             continue
         last_event = events[-1]["id"]
-        reason = events[-1]["extra"].get("reason", "")
+        # The drift check and the staleness check may both ask for a retrain in one batch: one run serves both.
+        for event in events:
+            print(
+                f"   batch_serving emitted the asset event {DRIFT_URI} (event {event['id']}, from "
+                f"{event['source']}): {event['extra'].get('reason', '')}",
+                flush=True,
+            )
         print(
-            f"   batch_serving emitted the asset event {DRIFT_URI} (event {last_event}, from "
-            f"{events[-1]['source']}): {reason}\n"
-            "   On a scheduler this event queues continuous_training; airflow dags test has no scheduler, "
+            "   On a scheduler this queues continuous_training; airflow dags test has no scheduler, "
             "so the demo runs it now.",
             flush=True,
         )
+        reason = "; ".join(dict.fromkeys(str(e["extra"].get("reason", "")) for e in events))
         story.append(f"{YEAR}-{month:02d}  batch_serving: {scored_by}; drift event ({reason})")
         story.append(f"           checks: {checks}")
         train(month_date(month + 1), f"drift event {last_event}: {reason}")
