@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             "so the demo runs it now.",
             flush=True,
         )
-        reason = "; ".join(dict.fromkeys(str(e["extra"].get("reason", "")) for e in events))
+        reason = "; ".join(dict.fromkeys(str(e["extra"].get("reason", "")).rstrip(".") for e in events))
         story.append(f"{YEAR}-{month:02d}  batch_serving: {scored_by}; drift event ({reason})")
         story.append(f"           checks: {checks}")
         train(month_date(month + 1), f"drift event {last_event}: {reason}")
