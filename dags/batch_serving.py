@@ -14,6 +14,23 @@ interval:
    drift policy says retrain it emits ``x-mlops://<pipeline>/drift``, which ``continuous_training`` is
    scheduled on.
 
+Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit inside each group:
+
+- ``check_dependencies`` and ``check_staleness`` beside scoring, after ``resolve_champion``: the
+  package versions the champion was trained with against this worker's, and the champion's age and its
+  data's age against the pipeline file's ``monitoring`` limits (a stale champion emits the drift asset
+  when ``retrain_when_stale`` is set). They notify and never block scoring;
+- ``check_numerical_stability``, mapped, between ``score`` and ``check_drift``: NaN or infinity in a
+  partition's predictions or serving log fails the batch, and its drift is not judged;
+- ``record_throughput`` and ``explain_sample``, mapped, after ``score``: rows per second as an MLflow
+  series against its trailing median, and the first served row of each partition explained and stored;
+- ``measure_staleness_impact`` after ``check_drift``: how fast served quality decays with the age of
+  the champion's data, from the quality the drift checks logged.
+
+Findings that are not ok go to the webhook notifier of the pipeline file's ``monitoring.alerts``
+connection (``ml_alerts``); without that connection the notifier logs that nothing was delivered and
+the checks' verdicts stand.
+
 A manual run serves the pipeline chosen in the trigger form; scheduled runs serve every pipeline with
 a ``serving:`` section whose schedule is the DAG's.
 """
@@ -29,8 +46,13 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_mlops import settings
 from airflow_mlops.core.pipeline import discover
+from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.drift import CheckDriftOperator, drift_alias
+from airflow_mlops.operators.explain import ExplainPredictionOperator
+from airflow_mlops.operators.monitoring import CheckNumericalStabilityOperator, CheckPerformanceOperator
+from airflow_mlops.operators.monitoring_data import CheckModelDependenciesOperator
+from airflow_mlops.operators.monitoring_staleness import CheckModelStalenessOperator, MeasureStalenessImpactOperator
 from airflow_mlops.operators.scoring import ListPartitionsOperator, ResolveModelVersionOperator, ScoreBatchOperator
 from airflow_mlops.operators.validation import ValidateDatasetOperator
 from airflow_mlops.sensors.ingestion import DatasetAvailableSensor
@@ -58,6 +80,16 @@ def validate_kwargs(partition: dict[str, str]) -> dict[str, str]:
 def drift_kwargs(receipt: dict[str, Any]) -> dict[str, str]:
     """A scoring receipt as the arguments of the mapped drift check: its serving log, its partition."""
     return {"current_uri": receipt["serving_log_uri"], "partition": receipt["partition"]}
+
+
+def stability_kwargs(receipt: dict[str, Any]) -> dict[str, str]:
+    """A scoring receipt as the arguments of the mapped stability check: its predictions, its serving log."""
+    return {"predictions_uri": receipt["output_uri"], "features_uri": receipt["serving_log_uri"]}
+
+
+def explain_kwargs(receipt: dict[str, Any]) -> dict[str, str]:
+    """A scoring receipt as the arguments of the mapped explanation: a served row of its partition."""
+    return {"input_uri": receipt["serving_log_uri"], "partition": receipt["partition"]}
 
 
 def pipeline_tasks(pipeline: Any) -> None:
@@ -107,9 +139,46 @@ def pipeline_tasks(pipeline: Any) -> None:
         outlets=[drift_alias(name)],
         max_active_tis_per_dag=1,
     ).expand_kwargs(score.output.map(drift_kwargs))
+    alerts = [WebhookNotifier(webhook_conn_id=pipeline.alerts_conn_id)]
+    dependencies = CheckModelDependenciesOperator(
+        task_id="check_dependencies",
+        model_name=pipeline.model_name,
+        model_version=champion.output["model_version"],
+        notifiers=alerts,
+    )
+    stability = CheckNumericalStabilityOperator.partial(
+        task_id="check_numerical_stability", notifiers=alerts, aws_conn_id=aws_conn_id
+    ).expand_kwargs(score.output.map(stability_kwargs))
+    throughput = CheckPerformanceOperator.partial(
+        task_id="record_throughput",
+        pipeline=name,
+        metric="scoring_throughput_rows_per_s",
+        value_path="throughput_rows_per_s",
+        max_drop="0.5",  # alert below half the trailing median
+        notifiers=alerts,
+    ).expand(receipt=score.output)
+    explain = ExplainPredictionOperator.partial(
+        task_id="explain_sample", model_name=pipeline.model_name, pipeline=name, row_index=0, aws_conn_id=aws_conn_id
+    ).expand_kwargs(score.output.map(explain_kwargs))
+    impact = MeasureStalenessImpactOperator(
+        task_id="measure_staleness_impact", model_name=pipeline.model_name, notifiers=alerts, aws_conn_id=aws_conn_id
+    )
     wait >> partitions >> validate >> score
-    wait >> champion >> score
-    score >> drift
+    wait >> champion >> [score, dependencies]
+    score >> [throughput, explain]
+    stability >> drift >> impact
+    if pipeline.max_model_age or pipeline.max_data_age:  # a staleness check needs a limit
+        staleness = CheckModelStalenessOperator(
+            task_id="check_staleness",
+            model_name=pipeline.model_name,
+            pipeline=name,
+            max_model_age=pipeline.max_model_age,
+            max_data_age=pipeline.max_data_age,
+            trigger_retraining=pipeline.retrain_when_stale,
+            notifiers=alerts,
+            aws_conn_id=aws_conn_id,
+        )
+        champion >> staleness
 
 
 with DAG(

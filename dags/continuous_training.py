@@ -12,6 +12,25 @@ needs its own tasks; keeping them in one DAG gives one trigger form with a pipel
 place to look, and a stable DAG id (``continuous_training``) for the docs and the demo. The
 ``choose_pipelines`` branch runs only the group(s) the trigger is about; the others are skipped.
 
+Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit inside each group:
+
+- ``check_personal_data`` between ``ingest`` and ``validate``: a snapshot with unreviewed personal data
+  stops the run (failing is the point: it must not reach training);
+- ``check_source_schema`` between ``validate`` and ``new_data``: a removed or retyped model feature
+  stops the run, any other change of the source's columns only notifies;
+- ``check_training_stability`` between ``train`` and ``gate``: a NaN or infinite loss or metric stops
+  the run before the gate;
+- ``check_feature_importance`` and ``record_training_time`` beside the gate: they warn, never block;
+- ``check_serving_skew`` between ``register`` and ``promote``: the registered candidate's training rows
+  scored through the serving path must give its training-time predictions, or it is not promoted;
+- ``check_reproducibility`` after ``promote``, only when asked (``reproducibility_wanted``): it retrains
+  the new champion from its snapshot, one more training per promotion, so it is off unless the pipeline
+  file's ``monitoring.reproducibility`` or the trigger form's ``check_reproducibility`` turns it on.
+
+Findings that are not ok go to the webhook notifier of the pipeline file's ``monitoring.alerts``
+connection (``ml_alerts``); without that connection the notifier logs that nothing was delivered and
+the checks' verdicts stand.
+
 Why a run can skip itself: the ingest task emits ``x-mlops://<pipeline>/dataset``, which this DAG is
 scheduled on (so that other DAGs' ingestion triggers training). The event of its own ingest queues
 one more run of this DAG; that run sees the event came from ``continuous_training`` itself and skips
@@ -28,11 +47,19 @@ from airflow.sdk import DAG, Param, TaskGroup
 
 from airflow_mlops import settings
 from airflow_mlops.core.pipeline import discover, pipeline_of_asset_uri
+from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.drift import drift_asset
 from airflow_mlops.operators.gating import EvaluateModelGateOperator, gate_approval_task
 from airflow_mlops.operators.ingestion import IngestDatasetOperator, dataset_asset
+from airflow_mlops.operators.monitoring import CheckNumericalStabilityOperator, CheckPerformanceOperator
+from airflow_mlops.operators.monitoring_data import (
+    CheckFeatureImportanceOperator,
+    CheckPersonalDataOperator,
+    CheckSourceSchemaOperator,
+)
 from airflow_mlops.operators.registry import PromoteModelOperator, RegisterModelOperator
+from airflow_mlops.operators.reproducibility import CheckReproducibilityOperator, CheckTrainingServingSkewOperator
 from airflow_mlops.operators.training import TrainModelOperator
 from airflow_mlops.operators.validation import ValidateDatasetOperator
 
@@ -95,6 +122,14 @@ def train_if_new_data(group: str, **kwargs: Any) -> list[str]:
 def approval_route(params: dict[str, Any], group: str, **_: Any) -> str:
     """Through the human approval when the form asks for it, straight to registration otherwise."""
     return f"{group}.approve_promotion" if params.get("approval") else f"{group}.register"
+
+
+def reproducibility_wanted(params: dict[str, Any], group: str, enabled: bool, **_: Any) -> list[str]:
+    """Retrain the new champion to check it reproduces only when the pipeline file or the form asks."""
+    if enabled or params.get("check_reproducibility"):
+        return [f"{group}.check_reproducibility"]
+    print("Reproducibility check not asked for (monitoring.reproducibility, check_reproducibility): skipped.")
+    return []
 
 
 def pipeline_tasks(pipeline: Any) -> None:
@@ -165,8 +200,54 @@ def pipeline_tasks(pipeline: Any) -> None:
         version=register.output["version"],
         gate_receipt=gate.output,
     )
-    ingest >> validate >> check_new >> train >> gate >> route >> [approve, register]
-    approve >> register >> promote
+    alerts = [WebhookNotifier(webhook_conn_id=pipeline.alerts_conn_id)]
+    personal_data = CheckPersonalDataOperator(
+        task_id="check_personal_data", snapshot_uri=ingest.output["uri"], notifiers=alerts
+    )
+    # Before the first promotion there is no champion: the finding is ok, there is nothing to compare.
+    source_schema = CheckSourceSchemaOperator(
+        task_id="check_source_schema",
+        model_name=pipeline.model_name,
+        snapshot_uri=ingest.output["uri"],
+        notifiers=alerts,
+    )
+    training_stability = CheckNumericalStabilityOperator(
+        task_id="check_training_stability", training_run_id=train.output["run_id"], notifiers=alerts
+    )
+    feature_importance = CheckFeatureImportanceOperator(
+        task_id="check_feature_importance", run_id=train.output["run_id"], min_share="0.01", notifiers=alerts
+    )
+    training_time = CheckPerformanceOperator(
+        task_id="record_training_time",
+        pipeline=name,
+        metric="training_seconds",
+        receipt=train.output,  # the whole receipt: multiple_outputs pushes it as return_value too
+        value_path="seconds",
+        higher_is_better="false",
+        max_drop="1.0",  # alert at twice the trailing median training time
+        notifiers=alerts,
+    )
+    serving_skew = CheckTrainingServingSkewOperator(
+        task_id="check_serving_skew",
+        model_name=pipeline.model_name,
+        model_version=register.output["version"],
+        notifiers=alerts,
+    )
+    wanted = BranchOnFunctionOperator(
+        task_id="reproducibility_wanted",
+        python_callable=reproducibility_wanted,
+        op_kwargs={"group": name, "enabled": pipeline.check_reproducibility},
+    )
+    reproducibility = CheckReproducibilityOperator(
+        task_id="check_reproducibility",
+        model_name=pipeline.model_name,
+        model_version=register.output["version"],  # the version this run promoted
+        notifiers=alerts,
+    )
+    ingest >> personal_data >> validate >> source_schema >> check_new >> train
+    train >> training_stability >> gate >> route >> [approve, register]
+    train >> [feature_importance, training_time]
+    approve >> register >> serving_skew >> promote >> wanted >> reproducibility
 
 
 schedule = None
@@ -196,6 +277,12 @@ with DAG(
             False, type="boolean", description="Pass the gate whatever its checks say (recorded as forced)."
         ),
         "approval": Param(False, type="boolean", description="Ask a human to approve before promotion."),
+        "check_reproducibility": Param(
+            False,
+            type="boolean",
+            description="Retrain the new champion on its snapshot and compare (one more training), whatever "
+            "the pipeline file's monitoring.reproducibility says.",
+        ),
     },
 ) as dag:
     plan = BranchOnFunctionOperator(task_id="choose_pipelines", python_callable=choose_pipelines)

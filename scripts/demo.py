@@ -36,6 +36,7 @@ PIPELINE = "flights_delay"
 MODEL = "flights_delay"
 DRIFT_URI = f"x-mlops://{PIPELINE}/drift"
 YEAR = 2013
+CHECK_PREFIXES = ("check_", "record_", "measure_", "explain_")  # the production-readiness tasks
 
 
 def embedded_environment() -> dict[str, str]:
@@ -139,6 +140,35 @@ class Deployment:
         return {"run_id": runs[0].info.run_id, "verdict": tags.get("mlops.gate_verdict", "not gated"),
                 "evidence": tags.get("mlops.gate_evidence_uri")}  # fmt: skip
 
+    def check_verdicts(self, dag_id: str) -> str:
+        """The production-readiness checks of the DAG's latest run: ``task: severity`` (mapped ones per
+        partition), or the task's state where it left no finding (skipped, failed)."""
+        from airflow.models.dagrun import DagRun
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            run = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
+            if run is None:
+                return "no run"
+            found: dict[str, list[str]] = {}
+            tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
+            for ti in sorted(tis, key=lambda t: (t.task_id, t.map_index)):
+                group, _, name = ti.task_id.rpartition(".")
+                if group != PIPELINE or not name.startswith(CHECK_PREFIXES) or name == "check_drift":
+                    continue
+                xcom = (
+                    session.query(XComModel)
+                    .filter_by(dag_id=dag_id, run_id=run.run_id, task_id=ti.task_id, map_index=ti.map_index)
+                    .filter_by(key="return_value")
+                    .first()
+                )
+                value = XComModel.deserialize_value(xcom) if xcom is not None else None
+                severity = value.get("severity") if isinstance(value, dict) else None
+                found.setdefault(name, []).append(severity or str(ti.state or "not run"))
+        return ", ".join(f"{name} {'/'.join(values)}" for name, values in found.items()) or "none"
+
 
 def drift_summaries(storage: Path) -> list[tuple[str, dict[str, Any]]]:
     found = []
@@ -216,7 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         verdict = latest["verdict"] if latest else "no run"
         version = champion["version"] if champion else "none"
         print(f"   gate verdict: {verdict}; champion is now {MODEL} version {version}", flush=True)
+        checks = view.check_verdicts("continuous_training")
+        print(f"   checks: {checks}", flush=True)
         story.append(f"{logical_date[:7]}  continuous_training ({why}): gate {verdict}, champion v{version}")
+        story.append(f"           checks: {checks}")
 
     print(f"\n== landing months {args.train_months} of {YEAR} into {landing}", flush=True)
     replay(train_months, str(landing))
@@ -230,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         # A manual run of a data-interval timetable serves the last interval complete at its date.
         run([airflow, "dags", "test", "batch_serving", month_date(month + 1)], env, quiet=True)
         events = view.drift_events_after(last_event)
+        checks = view.check_verdicts("batch_serving")
+        print(f"   checks: {checks}", flush=True)
         summary = drift_summaries(storage)
         latest = [s for p, s in summary if f"flights_{YEAR}-{month:02d}" in p]
         if latest:
@@ -246,17 +281,24 @@ def main(argv: list[str] | None = None) -> int:
             status = policy_status(storage, f"flights_{YEAR}-{month:02d}")
             print(f"   no drift asset event: the drift policy answered {status!r}, not 'retrain'.", flush=True)
             story.append(f"{YEAR}-{month:02d}  batch_serving: {scored_by}; drift policy: {status}")
+            story.append(f"           checks: {checks}")
             continue
         last_event = events[-1]["id"]
-        reason = events[-1]["extra"].get("reason", "")
+        # The drift check and the staleness check may both ask for a retrain in one batch: one run serves both.
+        for event in events:
+            print(
+                f"   batch_serving emitted the asset event {DRIFT_URI} (event {event['id']}, from "
+                f"{event['source']}): {event['extra'].get('reason', '')}",
+                flush=True,
+            )
         print(
-            f"   batch_serving emitted the asset event {DRIFT_URI} (event {last_event}, from "
-            f"{events[-1]['source']}): {reason}\n"
-            "   On a scheduler this event queues continuous_training; airflow dags test has no scheduler, "
+            "   On a scheduler this queues continuous_training; airflow dags test has no scheduler, "
             "so the demo runs it now.",
             flush=True,
         )
+        reason = "; ".join(dict.fromkeys(str(e["extra"].get("reason", "")).rstrip(".") for e in events))
         story.append(f"{YEAR}-{month:02d}  batch_serving: {scored_by}; drift event ({reason})")
+        story.append(f"           checks: {checks}")
         train(month_date(month + 1), f"drift event {last_event}: {reason}")
 
     champion = view.champion()

@@ -22,6 +22,12 @@ is a new file, not new code::
     drift:
       spec: {...}                        # DriftSpec parameters
       policy: {...}                      # DriftPolicy parameters
+    monitoring:
+      alerts: ml_alerts                  # webhook connection of the checks' notifier (optional)
+      max_model_age: 90d                 # staleness limits of the served champion (batch DAG)
+      max_data_age: 75d
+      retrain_when_stale: true           # a stale champion emits the drift asset: retrain
+      reproducibility: false             # retrain every new champion to check it reproduces
 
 Parsing is cheap (PyYAML and the standard library only): DAG files read every pipeline file when
 they are parsed.
@@ -38,12 +44,13 @@ from typing import Any
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_SECTIONS = ("model_name", "data", "validation", "gate", "serving", "drift", "training")
+_SECTIONS = ("model_name", "data", "validation", "gate", "serving", "drift", "monitoring", "training")
 _DATA = ("landing", "training_pattern", "batch_pattern", "watermark_column", "schema")
 _VALIDATION = ("suite",)
 _GATE = ("policy", "on_reject")
 _SERVING = ("schedule", "passthrough_columns", "shadow", "explain_top_k")
 _DRIFT = ("spec", "policy")
+_MONITORING = ("alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility")
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,11 @@ class PipelineFile:
     explain_top_k: int = 0
     drift_spec: dict[str, Any] = field(default_factory=dict)
     drift_policy: dict[str, Any] = field(default_factory=dict)
+    alerts_conn_id: str = "ml_alerts"
+    max_model_age: str | None = None
+    max_data_age: str | None = None
+    retrain_when_stale: bool = False
+    check_reproducibility: bool = False
 
     def landing_uri(self, storage_root: str) -> str:
         """The landing folder: as written when absolute (``/...``, ``s3://...``), else under the pipeline's
@@ -106,6 +118,7 @@ class PipelineFile:
         gate = _section(top.get("gate"), f"{where}: gate", _GATE)
         serving = _section(top.get("serving"), f"{where}: serving", _SERVING)
         drift = _section(top.get("drift"), f"{where}: drift", _DRIFT)
+        monitoring = _section(top.get("monitoring"), f"{where}: monitoring", _MONITORING)
         on_reject = str(gate.get("on_reject", "skip"))
         if on_reject not in ("skip", "fail"):
             raise SpecError(f"{where}: gate.on_reject must be 'skip' or 'fail'. Got {on_reject!r} instead.")
@@ -130,6 +143,11 @@ class PipelineFile:
             explain_top_k=int(serving.get("explain_top_k", 0)),
             drift_spec=dict(_section(drift.get("spec"), f"{where}: drift.spec", None)),
             drift_policy=dict(_section(drift.get("policy"), f"{where}: drift.policy", None)),
+            alerts_conn_id=_text(monitoring.get("alerts", "ml_alerts"), f"{where}: monitoring.alerts"),
+            max_model_age=_age(monitoring.get("max_model_age"), f"{where}: monitoring.max_model_age"),
+            max_data_age=_age(monitoring.get("max_data_age"), f"{where}: monitoring.max_data_age"),
+            retrain_when_stale=_flag(monitoring.get("retrain_when_stale"), f"{where}: monitoring.retrain_when_stale"),
+            check_reproducibility=_flag(monitoring.get("reproducibility"), f"{where}: monitoring.reproducibility"),
         )
 
 
@@ -163,6 +181,23 @@ def _text(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise SpecError(f"{where} must be a non-empty string. Got {value!r} instead.")
     return value.strip()
+
+
+def _age(value: Any, where: str) -> str | None:
+    """A duration as the monitoring operators read it ("75d", "36h", seconds); parsed when the check runs."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
+        raise SpecError(f"{where} must be a duration such as '75d', '36h' or seconds. Got {value!r} instead.")
+    return str(value).strip()
+
+
+def _flag(value: Any, where: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise SpecError(f"{where} must be true or false. Got {value!r} instead.")
+    return value
 
 
 def _list(value: Any, where: str) -> list[Any]:

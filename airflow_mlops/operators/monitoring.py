@@ -236,7 +236,7 @@ class CheckPerformanceOperator(MonitoringOperator):
             history,
             value,
             metric=self.metric,
-            higher_is_better=parse_flag(self.higher_is_better, "The 'higher_is_better' parameter"),
+            higher_is_better=parse_flag(self.higher_is_better, "The 'higher_is_better' argument"),
             max_drop=m.parse_number(self.max_drop, "max_drop"),
             window=int(m.parse_number(self.window, "window", low=1, integer=True)),
         )

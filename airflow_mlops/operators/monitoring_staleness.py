@@ -87,7 +87,7 @@ class CheckModelStalenessOperator(MonitoringOperator):
             max_data_age=m.parse_duration(self.max_data_age, "max_data_age"),
         )
         extra: dict[str, Any] = facts.identity()
-        if finding.is_alert and parse_flag(self.trigger_retraining, "The 'trigger_retraining' parameter"):
+        if finding.is_alert and parse_flag(self.trigger_retraining, "The 'trigger_retraining' argument"):
             asset = drift_asset(self.pipeline)
             event = {"reason": finding.message, "pipeline": self.pipeline, "check": "staleness", **facts.identity()}
             context["outlet_events"][drift_alias(self.pipeline)].add(asset, extra=event)

@@ -135,9 +135,7 @@ class CheckReproducibilityOperator(MonitoringOperator):
                 facts,
                 root,
                 tolerance=parse_number(self.tolerance, "tolerance"),
-                require_identical_onnx=parse_flag(
-                    self.require_identical_onnx, "The 'require_identical_onnx' parameter"
-                ),
+                require_identical_onnx=parse_flag(self.require_identical_onnx, "The 'require_identical_onnx' argument"),
             )
         except IntegrityError as exc:  # the snapshot changed since training: nothing to reproduce from
             raise DataValidationFailed(str(exc)) from exc

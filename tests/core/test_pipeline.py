@@ -78,3 +78,26 @@ def test_missing_files_and_folders_are_named(tmp_path: Path) -> None:
 def test_asset_uris_name_their_pipeline() -> None:
     assert pipeline_of_asset_uri("x-mlops://flights_delay/drift") == "flights_delay"
     assert pipeline_of_asset_uri("s3://bucket/key") is None
+
+
+def test_the_monitoring_section_sets_alerts_staleness_and_reproducibility() -> None:
+    found = {p.name: p for p in discover(FOLDER)}
+    flights, bikes = found["flights_delay"], found["bike_sharing"]
+    assert (flights.max_model_age, flights.max_data_age, flights.retrain_when_stale) == ("90d", "75d", True)
+    assert flights.alerts_conn_id == bikes.alerts_conn_id == "ml_alerts"
+    assert flights.check_reproducibility is False and bikes.check_reproducibility is False
+    assert bikes.max_model_age is None and bikes.max_data_age is None
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "message"),
+    [
+        ({"max_age": "30d"}, r"monitoring has unknown key\(s\) \['max_age'\]"),
+        ({"reproducibility": "yes"}, "monitoring.reproducibility must be true or false. Got 'yes'"),
+        ({"max_data_age": True}, "monitoring.max_data_age must be a duration such as '75d'"),
+        ({"alerts": ""}, "monitoring.alerts must be a non-empty string"),
+    ],
+)
+def test_a_bad_monitoring_setting_is_refused_naming_it(monitoring: dict[str, object], message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        PipelineFile.from_mapping("p", {"training": {}, "monitoring": monitoring}, path=Path("p.yaml"), project=REPO)

@@ -18,6 +18,10 @@ from tests.support import data
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 STAGES = ("ingest", "validate", "new_data", "train", "gate", "route", "approve_promotion", "register", "promote")
+CHECKS = (
+    "check_personal_data", "check_source_schema", "check_training_stability", "check_feature_importance",
+    "record_training_time", "check_serving_skew", "reproducibility_wanted", "check_reproducibility",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -53,30 +57,50 @@ def test_a_dag_file_imports_in_a_fresh_interpreter_within_seconds(name: str) -> 
 def test_continuous_training_shape(bag: Any) -> None:
     dag = bag.dags["continuous_training"]
     pipelines = ("bike_sharing", "flights_delay")
-    assert {t.task_id for t in dag.tasks} == {"choose_pipelines"} | {f"{p}.{s}" for p in pipelines for s in STAGES}
+    tasks = {f"{p}.{s}" for p in pipelines for s in STAGES + CHECKS}
+    assert {t.task_id for t in dag.tasks} == {"choose_pipelines"} | tasks
     assert dag.get_task("choose_pipelines").downstream_task_ids == {f"{p}.ingest" for p in pipelines}
     edges = {
-        "ingest": {"validate", "train"},
-        "validate": {"new_data"},
+        "ingest": {"check_personal_data", "validate", "check_source_schema", "train"},
+        "check_personal_data": {"validate"},
+        "validate": {"check_source_schema"},
+        "check_source_schema": {"new_data"},
         "new_data": {"train"},
-        "train": {"gate"},
+        "train": {"check_training_stability", "check_feature_importance", "record_training_time", "gate"},
+        "check_training_stability": {"gate"},
+        "check_feature_importance": set(),
+        "record_training_time": set(),
         "gate": {"route", "register", "promote"},
         "route": {"approve_promotion", "register"},
         "approve_promotion": {"register"},
-        "register": {"promote"},
-        "promote": set(),
+        "register": {"check_serving_skew", "promote", "check_reproducibility"},
+        "check_serving_skew": {"promote"},
+        "promote": {"reproducibility_wanted"},
+        "reproducibility_wanted": {"check_reproducibility"},
+        "check_reproducibility": set(),
     }
     for stage, downstream in edges.items():
         task = dag.get_task(f"flights_delay.{stage}")
         assert task.downstream_task_ids == {f"flights_delay.{d}" for d in downstream}, stage
     assert dag.get_task("flights_delay.register").trigger_rule == "none_failed_min_one_success"
+    # Blocking where failing is the point; the warnings beside the gate never fail their task.
+    fail_on = {c: dag.get_task(f"flights_delay.{c}").fail_on for c in CHECKS if c != "reproducibility_wanted"}
+    assert set(fail_on.values()) == {None}  # every check keeps its documented default
+    assert dag.get_task("flights_delay.check_feature_importance").default_fail_on == "never"
+    assert dag.get_task("flights_delay.record_training_time").default_fail_on == "never"
+    assert dag.get_task("flights_delay.check_serving_skew").default_fail_on == "alert"
+    notifiers = dag.get_task("flights_delay.check_serving_skew").notifiers
+    assert [(type(n).__name__, n.webhook_conn_id) for n in notifiers] == [("WebhookNotifier", "ml_alerts")]
     # Scheduled on each pipeline's dataset OR drift asset.
     assets = set(_asset_uris(dag.timetable.asset_condition))
     assert assets == {f"x-mlops://{p}/{kind}" for p in pipelines for kind in ("dataset", "drift")}
     assert [type(o).__name__ for o in dag.get_task("flights_delay.ingest").outlets] == ["Asset"]
     assert dag.get_task("flights_delay.promote").outlets[0].uri == "x-mlops://flights_delay/model"
     params = dag.params.dump()
-    assert params == {"pipeline": "flights_delay", "force_retrain": False, "force_promotion": False, "approval": False}
+    assert params == {
+        "pipeline": "flights_delay", "force_retrain": False, "force_promotion": False, "approval": False,
+        "check_reproducibility": False,
+    }  # fmt: skip
     assert dag.params.get_param("pipeline").schema["enum"] == list(pipelines)
     assert dag.max_active_runs == 1 and dag.catchup is False
 
@@ -95,10 +119,26 @@ def test_batch_serving_shape(bag: Any) -> None:
     dag = bag.dags["batch_serving"]
     assert isinstance(dag.timetable, CronDataIntervalTimetable) and dag.timetable._expression == "0 0 1 * *"
     tasks = {t.task_id: t for t in dag.tasks}
-    names = ("wait_for_batch", "list_partitions", "validate", "resolve_champion", "score", "check_drift")
+    names = (
+        "wait_for_batch", "list_partitions", "validate", "resolve_champion", "score", "check_drift",
+        "check_dependencies", "check_staleness", "check_numerical_stability", "record_throughput", "explain_sample",
+        "measure_staleness_impact",
+    )  # fmt: skip
     assert set(tasks) == {"choose_pipelines"} | {f"flights_delay.{n}" for n in names}
     mapped = {n for n in names if isinstance(tasks[f"flights_delay.{n}"], MappedOperator)}
-    assert mapped == {"validate", "score", "check_drift"}
+    assert mapped == {"validate", "score", "check_drift", "check_numerical_stability", "record_throughput",
+                      "explain_sample"}  # fmt: skip
+    downstream = {
+        "resolve_champion": {"score", "check_dependencies", "check_staleness"},
+        "score": {"check_numerical_stability", "check_drift", "record_throughput", "explain_sample"},
+        "check_numerical_stability": {"check_drift"},
+        "check_drift": {"measure_staleness_impact"},
+    }
+    for name, expected in downstream.items():
+        assert tasks[f"flights_delay.{name}"].downstream_task_ids == {f"flights_delay.{d}" for d in expected}, name
+    staleness = tasks["flights_delay.check_staleness"]
+    assert (staleness.max_model_age, staleness.max_data_age, staleness.trigger_retraining) == ("90d", "75d", True)
+    assert [o.name for o in staleness.outlets] == ["mlops-drift-flights_delay"]
     sensor = tasks["flights_delay.wait_for_batch"]
     assert sensor.deferrable is True and sensor.on_timeout == "skip"
     assert tasks["flights_delay.score"].upstream_task_ids == {
@@ -179,6 +219,10 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
     assert states["flights_delay.promote"] == TaskInstanceState.SUCCESS
     assert states["flights_delay.approve_promotion"] == TaskInstanceState.SKIPPED
     assert states["bike_sharing.ingest"] == TaskInstanceState.SKIPPED
+    # The checks ran without an ml_alerts connection: the notifier only logs; retraining to reproduce is off.
+    ran = [c for c in CHECKS if c != "check_reproducibility"]
+    assert {c: states[f"flights_delay.{c}"] for c in ran} == {c: TaskInstanceState.SUCCESS for c in ran}
+    assert states["flights_delay.check_reproducibility"] == TaskInstanceState.SKIPPED
     client = MlflowHook().get_conn()
     champion = registry.alias_version(client, "flights_delay", "champion")
     assert champion == "1"
@@ -195,6 +239,9 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
     assert run.state == DagRunState.SUCCESS
     scored = [ti for ti in run.get_task_instances() if ti.task_id == "flights_delay.score"]
     assert [(ti.map_index, ti.state) for ti in scored] == [(0, TaskInstanceState.SUCCESS)]
+    checks = {ti.task_id.split(".", 1)[1]: ti.state for ti in run.get_task_instances() if "check_" in ti.task_id}
+    assert set(checks.values()) == {TaskInstanceState.SUCCESS}, checks
+    assert len(checks) == 4  # dependencies, staleness, numerical stability, drift
     storage = mlops_env / "storage" / "flights_delay"
     predictions = storage / "predictions" / "flights_2013-03" / "predictions.parquet"
     import pyarrow.parquet as pq
@@ -216,6 +263,18 @@ def test_the_single_operator_example_in_the_docs_is_a_valid_dag(tmp_path: Path) 
     assert bag.import_errors == {}
     dag = bag.dags["flights_export"]
     assert dag.get_task("validate_extract").downstream_task_ids == {"drift_vs_reference", "publish"}
+
+
+@pytest.mark.parametrize(
+    ("in_file", "in_form", "expected"),
+    [(False, False, []), (True, False, ["p.check_reproducibility"]), (False, True, ["p.check_reproducibility"])],
+    ids=["off", "pipeline-file", "trigger-form"],
+)
+def test_the_reproducibility_retrain_runs_only_when_asked(in_file: bool, in_form: bool, expected: list[str]) -> None:
+    import runpy
+
+    wanted = runpy.run_path(str(DAGS / "continuous_training.py"))["reproducibility_wanted"]
+    assert wanted({"check_reproducibility": in_form}, group="p", enabled=in_file) == expected
 
 
 @pytest.mark.parametrize(("approval", "expected"), [(True, "p.approve_promotion"), (False, "p.register")])
