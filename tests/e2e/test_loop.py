@@ -19,6 +19,7 @@ sampling noise at that size.
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,28 @@ def upstream_events(api: ApiClient, dag_id: str, run_id: str) -> list[dict[str, 
     return list(api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"])
 
 
+def wait_for_run_caused_by(
+    airflow: AirflowServices, dag_id: str, known: set[str], cause: tuple[str, str, str], timeout: float
+) -> dict[str, Any]:
+    """The first new run of ``dag_id`` whose triggering asset events include ``cause`` (uri, source DAG,
+    source run). A run the training DAG's own ingest event queues (it trains nothing) is passed over:
+    it may appear before or after the drift-triggered one."""
+    api = airflow.api
+    deadline = time.monotonic() + timeout
+    while True:
+        for run in api.runs(dag_id):
+            if run["dag_run_id"] in known:
+                continue
+            events = upstream_events(api, dag_id, run["dag_run_id"])
+            if any((e["uri"], e["source_dag_id"], e["source_run_id"]) == cause for e in events):
+                return run
+        assert time.monotonic() < deadline, (
+            f"no {dag_id} run caused by {cause}: {api.runs(dag_id)}\n{airflow.log_tails()}"
+        )
+        airflow.check_alive()
+        time.sleep(2)
+
+
 @dataclass(frozen=True)
 class Loop:
     first_champion: str | None
@@ -104,7 +127,7 @@ def loop(airflow: AirflowServices, mlops_stack: MlopsStack) -> Loop:
     land(mlops_stack.storage_root, 6)
     serving = api.trigger(SERVING, conf={"pipeline": PIPELINE}, logical_date="2013-07-01T00:00:00Z")
     api.wait_for_run(SERVING, serving, timeout=400)
-    retrain = api.wait_for_new_run(TRAINING, known, timeout=180)
+    retrain = wait_for_run_caused_by(airflow, TRAINING, known, (DRIFT_URI, SERVING, serving), timeout=180)
     api.wait_for_run(TRAINING, retrain["dag_run_id"], timeout=400)
     events = upstream_events(api, TRAINING, retrain["dag_run_id"])
     return Loop(first_champion, serving, api.run(TRAINING, retrain["dag_run_id"]), events)
