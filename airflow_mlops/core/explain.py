@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import ArtifactError, DataError, SpecError
 
 if TYPE_CHECKING:
@@ -155,33 +153,6 @@ def read_row(
     return table.slice(index, 1).to_pylist()[0], index
 
 
-def load_native_pipeline(client: Any, run_id: str) -> Any:
-    """The run's native scikit-learn pipeline (MLflow sklearn flavor, logged as the model ``model``).
-
-    :raises ArtifactError: it was not logged, or cannot be loaded here.
-    """
-    import mlflow.artifacts
-    import mlflow.sklearn
-    from mlflow.exceptions import MlflowException
-
-    run = client.get_run(run_id)
-    try:
-        found = client.search_logged_models(
-            experiment_ids=[str(run.info.experiment_id)],
-            filter_string=f"source_run_id = '{run_id}' AND name = '{contracts.ARTIFACT_NATIVE_MODEL}'",
-        )
-        with tempfile.TemporaryDirectory(prefix="mlops-explain-") as tmp:
-            if found:
-                local = mlflow.artifacts.download_artifacts(
-                    artifact_uri=found[0].artifact_location, tracking_uri=client.tracking_uri, dst_path=tmp
-                )
-            else:
-                local = client.download_artifacts(run_id, contracts.ARTIFACT_NATIVE_MODEL, tmp)
-            return mlflow.sklearn.load_model(local)
-    except (MlflowException, OSError, ImportError, ValueError) as exc:
-        raise ArtifactError(f"The native model of run {run_id} cannot be loaded: {exc}") from exc
-
-
 def _feature_of(column: str, categorical: list[str]) -> str:
     """The input feature a transformed column comes from (``numeric__x`` -> x, ``categorical__f_v`` -> f)."""
     group, _, rest = column.partition("__")
@@ -235,6 +206,7 @@ def explain_row(client: Any, ref: ModelReference, row: Mapping[str, Any]) -> Exp
     import numpy as np
     import pandas as pd
 
+    from airflow_mlops.core.gating_models import load_native_model
     from airflow_mlops.core.onnx_model import feed
     from airflow_mlops.core.scoring import load_serving_model
 
@@ -249,7 +221,7 @@ def explain_row(client: Any, ref: ModelReference, row: Mapping[str, Any]) -> Exp
     features_fed = {i.column: _plain(fed[i.name][0, 0]) for i in model.spec.inputs}
     inputs = {c: _plain(frame.iloc[0][c]) for c in model.spec.feature_columns}
     try:
-        pipeline = load_native_pipeline(client, ref.run_id)
+        pipeline = load_native_model(client, client.get_run(ref.run_id))
     except ArtifactError as exc:
         log.warning("%s; explaining through the ONNX graph by occlusion", exc)
         pipeline = None

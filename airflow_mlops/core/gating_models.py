@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlops.core import contracts
-from airflow_mlops.core.errors import SourceNotFoundError, SpecError
+from airflow_mlops.core.errors import ArtifactError, SourceNotFoundError, SpecError
 from airflow_mlops.core.gating import PARITY_MEASURES, ModelUnderTest, NativePredict
 from airflow_mlops.core.onnx_model import feed, inputs_from_spec
 
@@ -64,12 +64,11 @@ def logged_parity(spec: dict[str, Any], run_metrics: dict[str, float]) -> float 
     return None if value is None else float(value)
 
 
-def native_predictor(client: Any, run: Any, spec: dict[str, Any]) -> NativePredict | None:
-    """The run's native model as a prediction function, or None when it cannot be loaded (not logged,
-    a flavor or library missing here): the gate then relies on the parity the training run logged.
+def load_native_model(client: Any, run: Any) -> Any:
+    """The run's native scikit-learn pipeline, as the training stem logs it (the MLflow model named
+    ``model``, sklearn flavor), found through this client (never MLflow's process-wide tracking URI).
 
-    The training stem logs it as the run's MLflow model named ``model``; it is found through this
-    client (never MLflow's process-wide tracking URI) and loaded with the sklearn flavor.
+    :raises ArtifactError: it was not logged, or cannot be loaded here (a flavor or library missing).
     """
     import mlflow.artifacts
     import mlflow.sklearn
@@ -88,9 +87,19 @@ def native_predictor(client: Any, run: Any, spec: dict[str, Any]) -> NativePredi
                 )
             else:  # a model logged as plain run artifacts
                 local = client.download_artifacts(run_id, contracts.ARTIFACT_NATIVE_MODEL, tmp)
-            model = mlflow.sklearn.load_model(local)
+            return mlflow.sklearn.load_model(local)
     except (MlflowException, OSError, ImportError, ValueError) as exc:
-        log.warning("The native model of run %s could not be loaded (%s); using the logged parity", run_id, exc)
+        raise ArtifactError(f"The native model of run {run_id} cannot be loaded: {exc}") from exc
+
+
+def native_predictor(client: Any, run: Any, spec: dict[str, Any]) -> NativePredict | None:
+    """The run's native model as a prediction function, or None when it cannot be loaded (not logged,
+    a flavor or library missing here): the gate then relies on the parity the training run logged.
+    """
+    try:
+        model = load_native_model(client, run)
+    except ArtifactError as exc:
+        log.warning("%s; using the logged parity", exc)
         return None
     inputs = inputs_from_spec(spec)
     classifier = spec.get("task") != "regression"

@@ -6,10 +6,11 @@ Kept apart from :mod:`airflow_mlops.core.monitoring` so that the rules there sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -119,22 +120,34 @@ def snapshot_watermark(root: StorageRoot, snapshot_uri: str) -> Any:
     return receipt.get("source_watermark") if isinstance(receipt, dict) else None
 
 
-def parquet_schema(root: StorageRoot, uri: str) -> dict[str, str]:
-    """``{column: arrow type}`` of a Parquet file (footer only), as ingestion receipts record it.
+@contextlib.contextmanager
+def _parquet_input(root: StorageRoot, uri: str) -> Iterator[Any]:
+    """An open input file for the Parquet file ``uri`` (see :func:`locate`); a read that fails inside
+    the block is reported as the file not being Parquet.
 
     :raises SourceNotFoundError: the file does not exist; :raises DataError: it is not Parquet.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     root, uri = locate(root, uri)
     if not root.exists(uri):
         raise SourceNotFoundError(f"The Parquet file {uri!r} does not exist.")
     try:
         with root.filesystem.open_input_file(root.fs_path(uri)) as handle:
-            schema = pq.read_schema(handle)
-    except (pa.ArrowInvalid, OSError) as exc:
+            yield handle
+    except (pa.ArrowInvalid, OSError) as exc:  # ArrowInvalid: not Parquet; OSError: unreadable
         raise DataError(f"{uri!r} is not a readable Parquet file: {exc}") from exc
+
+
+def parquet_schema(root: StorageRoot, uri: str) -> dict[str, str]:
+    """``{column: arrow type}`` of a Parquet file (footer only), as ingestion receipts record it.
+
+    :raises SourceNotFoundError: the file does not exist; :raises DataError: it is not Parquet.
+    """
+    import pyarrow.parquet as pq
+
+    with _parquet_input(root, uri) as handle:
+        schema = pq.read_schema(handle)
     return {f.name: str(f.type) for f in schema}
 
 
@@ -147,21 +160,15 @@ def read_columns(root: StorageRoot, uri: str, select: Callable[[str], bool] | No
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    root, uri = locate(root, uri)
-    if not root.exists(uri):
-        raise SourceNotFoundError(f"The Parquet file {uri!r} does not exist.")
-    try:
-        with root.filesystem.open_input_file(root.fs_path(uri)) as handle:
-            schema = pq.read_schema(handle)
-            wanted = [
-                f.name
-                for f in schema
-                if (pa.types.is_floating(f.type) or pa.types.is_integer(f.type)) and (select is None or select(f.name))
-            ]
-            handle.seek(0)
-            table = pq.read_table(handle, columns=wanted)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"Cannot read {uri!r} as Parquet: {exc}") from exc
+    with _parquet_input(root, uri) as handle:
+        schema = pq.read_schema(handle)
+        wanted = [
+            f.name
+            for f in schema
+            if (pa.types.is_floating(f.type) or pa.types.is_integer(f.type)) and (select is None or select(f.name))
+        ]
+        handle.seek(0)
+        table = pq.read_table(handle, columns=wanted)
     # nulls become NaN on purpose: a null prediction is as unusable as a NaN one
     return {name: table.column(name).to_numpy(zero_copy_only=False).astype("float64") for name in wanted}
 
@@ -171,22 +178,16 @@ def read_text_columns(root: StorageRoot, uri: str, rows: int) -> dict[str, list[
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    root, uri = locate(root, uri)
-    if not root.exists(uri):
-        raise SourceNotFoundError(f"The Parquet file {uri!r} does not exist.")
-    try:
-        with root.filesystem.open_input_file(root.fs_path(uri)) as handle:
-            parquet = pq.ParquetFile(handle)
-            wanted = [
-                f.name
-                for f in parquet.schema_arrow
-                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)
-            ]
-            if not wanted:
-                return {}
-            batch = next(parquet.iter_batches(batch_size=rows, columns=wanted), None)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"Cannot read {uri!r} as Parquet: {exc}") from exc
+    with _parquet_input(root, uri) as handle:
+        parquet = pq.ParquetFile(handle)
+        wanted = [
+            f.name
+            for f in parquet.schema_arrow
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)
+        ]
+        if not wanted:
+            return {}
+        batch = next(parquet.iter_batches(batch_size=rows, columns=wanted), None)
     if batch is None:
         return {name: [] for name in wanted}
     return {name: batch.column(name).to_pylist() for name in wanted}
