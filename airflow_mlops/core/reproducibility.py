@@ -142,9 +142,10 @@ def read_reference(client: Any, run_id: str) -> pd.DataFrame:
 def spec_from_artifact(document: Mapping[str, Any], params: Mapping[str, str] | None = None) -> Any:
     """The :class:`TrainingSpec` inside a training spec artifact (which adds classes, metrics, ... to it).
 
-    The artifact's ``categories`` holds the kept vocabulary, which replaced the spec's ``categories``
-    settings (``max``, ``min_frequency``); those are read back from the run's params
-    (``categories.max``, ``categories.min_frequency``), which training logs.
+    The artifact keeps the spec's ``categories`` settings (``max``, ``min_frequency``) and the kept
+    vocabulary beside them (``vocabulary``). Artifacts written before that held the vocabulary under
+    ``categories``; for those, the settings are read back from the run's params (``categories.max``,
+    ``categories.min_frequency``), which training logs.
 
     :raises SpecError: the settings are in neither place.
     """

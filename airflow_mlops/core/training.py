@@ -96,7 +96,7 @@ class TrainingResult:
                 "onnx_outputs": expected_outputs(self.spec),
                 "onnx_sha256": self.onnx_sha256,
                 "primary_metric": self.spec.primary_metric,
-                "categories": {name: list(report.kept) for name, report in self.categories.items()},
+                "vocabulary": {name: list(report.kept) for name, report in self.categories.items()},
                 "model_params": self.params,
                 "best_iteration": self.best_iteration,
                 "metrics": self.metrics,

@@ -85,6 +85,16 @@ def test_spec_artifact_lets_scoring_run_the_model(trained: TrainingResult, janua
     np.testing.assert_allclose(outputs["probabilities"].sum(axis=1), 1.0, atol=1e-6)
 
 
+def test_spec_artifact_keeps_the_spec_and_the_kept_vocabulary_apart(trained: TrainingResult) -> None:
+    """The artifact alone rebuilds the spec (no run params needed); the vocabulary sits beside it."""
+    from airflow_mlops.core.reproducibility import spec_from_artifact
+
+    document = trained.spec_artifact()
+    assert document["categories"] == trained.spec.to_dict()["categories"]
+    assert document["vocabulary"]["carrier"] == list(trained.categories["carrier"].kept)
+    assert spec_from_artifact(document) == trained.spec
+
+
 def test_metrics_parity_and_rows(trained: TrainingResult, january: pd.DataFrame) -> None:
     missing_target = int(january["arr_delayed_15"].isna().sum())
     assert missing_target > 0  # January has cancellations: the drop is exercised
