@@ -172,6 +172,8 @@ def pipeline_tasks(pipeline: Any) -> None:
         spec=str(pipeline.path),
         partition=partition,
         multiple_outputs=True,
+        # Checked again at training: the spec is read from the file then, after any edit since this parse.
+        feature_requirements=pipeline.feature_requirements.to_dict(),
     )
     gate = EvaluateModelGateOperator(
         task_id="gate",
