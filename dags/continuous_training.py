@@ -27,6 +27,9 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
   the new champion from its snapshot, one more training per promotion, so it is off unless the pipeline
   file's ``monitoring.reproducibility`` or the trigger form's ``check_reproducibility`` turns it on.
 
+``train`` itself refuses a spec whose features break the pipeline file's ``feature_requirements``
+(docs/training.md): the file is checked when parsed, and the spec again when the task reads it.
+
 Findings that are not ok go to the webhook notifier of the pipeline file's ``monitoring.alerts``
 connection (``ml_alerts``); without that connection the notifier logs that nothing was delivered and
 the checks' verdicts stand.
@@ -172,6 +175,8 @@ def pipeline_tasks(pipeline: Any) -> None:
         spec=str(pipeline.path),
         partition=partition,
         multiple_outputs=True,
+        # Checked again at training: the spec is read from the file then, after any edit since this parse.
+        feature_requirements=pipeline.feature_requirements.to_dict(),
     )
     gate = EvaluateModelGateOperator(
         task_id="gate",

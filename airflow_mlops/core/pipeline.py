@@ -28,6 +28,10 @@ is a new file, not new code::
       max_data_age: 75d
       retrain_when_stale: true           # a stale champion emits the drift asset: retrain
       reproducibility: false             # retrain every new champion to check it reproduces
+    feature_requirements:                # never features, each with its reason (core/feature_requirements.py)
+      forbidden: {dep_delay: known only after departure}
+      forbidden_patterns: {"^(dep|arr)_": actual times are known only after the flight}
+      serving_columns: suite             # every feature is a column the validation suite checks
 
 Parsing is cheap (PyYAML and the standard library only): DAG files read every pipeline file when
 they are parsed.
@@ -42,9 +46,12 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
+from airflow_mlops.core.feature_requirements import FeatureRequirements
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_SECTIONS = ("model_name", "data", "validation", "gate", "serving", "drift", "monitoring", "training")
+_SECTIONS = (
+    "model_name", "data", "validation", "gate", "serving", "drift", "monitoring", "training", "feature_requirements"
+)  # fmt: skip
 _DATA = ("landing", "training_pattern", "batch_pattern", "watermark_column", "schema")
 _VALIDATION = ("suite",)
 _GATE = ("policy", "on_reject")
@@ -80,6 +87,7 @@ class PipelineFile:
     max_data_age: str | None = None
     retrain_when_stale: bool = False
     check_reproducibility: bool = False
+    feature_requirements: FeatureRequirements = field(default_factory=FeatureRequirements)
 
     def landing_uri(self, storage_root: str) -> str:
         """The landing folder: as written when absolute (``/...``, ``s3://...``), else under the pipeline's
@@ -124,6 +132,7 @@ class PipelineFile:
             raise SpecError(f"{where}: gate.on_reject must be 'skip' or 'fail'. Got {on_reject!r} instead.")
         suite = validation.get("suite")
         suite_path = None if suite in (None, "") else _project_path(project, str(suite))
+        requirements = _feature_requirements(top, where, suite_path)
         return cls(
             name=name,
             path=path,
@@ -148,6 +157,7 @@ class PipelineFile:
             max_data_age=_age(monitoring.get("max_data_age"), f"{where}: monitoring.max_data_age"),
             retrain_when_stale=_flag(monitoring.get("retrain_when_stale"), f"{where}: monitoring.retrain_when_stale"),
             check_reproducibility=_flag(monitoring.get("reproducibility"), f"{where}: monitoring.reproducibility"),
+            feature_requirements=requirements,
         )
 
 
@@ -163,6 +173,20 @@ def pipeline_of_asset_uri(uri: str) -> str | None:
     """``x-mlops://<pipeline>/<kind>`` -> ``<pipeline>``; None for any other URI."""
     match = re.fullmatch(r"x-mlops://([^/]+)/[^/]+", uri)
     return match.group(1) if match else None
+
+
+def _feature_requirements(top: Mapping[str, Any], where: str, suite: Path | None) -> FeatureRequirements:
+    """The file's feature requirements, checked against its own training features: a file that breaks
+    them is refused here, so a DAG reading it does not load."""
+    from airflow_mlops.core.training_spec import declared_features
+
+    requirements = FeatureRequirements.from_mapping(
+        top.get("feature_requirements"), where=f"{where}: feature_requirements", suite=suite
+    )
+    training = top.get("training")
+    if isinstance(training, Mapping):
+        requirements.check(declared_features(training), where=where)
+    return requirements
 
 
 def _section(raw: Any, where: str, allowed: tuple[str, ...] | None) -> Mapping[str, Any]:

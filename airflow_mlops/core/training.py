@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops import __version__
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import DataError, SpecError
+from airflow_mlops.core.feature_requirements import FeatureRequirements, refuse
 from airflow_mlops.core.onnx_model import OnnxInput
 from airflow_mlops.core.storage import StorageRoot, sha256_bytes
 from airflow_mlops.core.training_data import PreparedData, check_columns, onnx_inputs, prepare, split_rows
@@ -338,6 +339,15 @@ def read_snapshot(root: StorageRoot, uri: str, expected_sha256: str | None = Non
     return table.to_pandas(), digest
 
 
+def feature_samples(frame: pd.DataFrame, features: tuple[str, ...], rows: int = 10_000) -> dict[str, list[Any]]:
+    """The first ``rows`` values of each text feature (what the personal-data detector reads); other
+    features by name only (numbers are not inspected, a name such as ``email`` still is)."""
+    from pandas.api.types import is_numeric_dtype
+
+    head = frame.head(rows)
+    return {name: [] if is_numeric_dtype(head[name]) else head[name].tolist() for name in features}
+
+
 def write_frame(root: StorageRoot, uri: str, frame: pd.DataFrame) -> str:
     """Write ``frame`` as Parquet to ``uri`` atomically; return the content's sha256."""
     return root.write_bytes(uri, parquet_bytes(frame))
@@ -405,6 +415,7 @@ def run_training(
     tags: Mapping[str, str] | None = None,
     run_name: str | None = None,
     on_start: Callable[[str, str], None] | None = None,
+    requirements: FeatureRequirements | None = None,
 ) -> TrainingReceipt:
     """Train on a snapshot and record the run in MLflow (the tracking URI must already be set, which
     :meth:`MlflowHook.activate` does).
@@ -419,13 +430,20 @@ def run_training(
         pipeline, dataset URI and sha256, package version and test split URI are added here.
     :param on_start: called with ``(experiment_id, run_id)`` as soon as the run exists (the operator
         publishes its extra link with it, so a failed run is one click away too).
+    :param requirements: the pipeline's feature requirements: a spec whose features break one (by name,
+        or by values that look like personal data) is refused before a run is opened.
     """
     from airflow_mlops.core import training_tracking as tracking
 
+    where = f"The training spec of pipeline {pipeline!r}"
+    if requirements is not None:
+        requirements.check(spec.features, where=where)
     test_split_uri = root.layout(pipeline, contracts.KIND_EVALUATION, partition, "test.parquet")
     frame, dataset_sha256 = read_snapshot(root, snapshot_uri, snapshot_sha256)
     # A spec that names columns the data lacks fails here, before a run is opened or anything logged.
     check_columns(frame, spec)
+    if requirements is not None:
+        refuse(requirements.personal_data_violations(feature_samples(frame, spec.features)), where=where)
     lineage = {
         **dict(tags or {}),
         contracts.TAG_PIPELINE: pipeline,

@@ -502,6 +502,18 @@ class TrainingSpec:
             raise SpecError(f"{exc} (in {str(file)!r})") from exc
 
 
+def declared_features(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    """The feature names of a spec mapping (or its ``training:`` section), without building the spec.
+
+    Cheap (no estimator import): the pipeline file checks its features against its requirements with
+    it while DAG files parse.
+    """
+    if "training" in raw and isinstance(raw["training"], Mapping):
+        raw = raw["training"]
+    numeric, categorical = _features(raw)
+    return numeric + categorical
+
+
 def _features(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if "features" in raw:
         if "numeric_features" in raw or "categorical_features" in raw:

@@ -47,6 +47,10 @@ class TrainModelOperator(BaseOperator):
         store when that connection does not exist).
     :param storage_root: storage root URI; ``[mlops] storage_root`` when omitted.
     :param aws_conn_id: AWS connection for an ``s3://`` storage root; ``[mlops] storage_conn_id`` when omitted.
+    :param feature_requirements: what may never be a feature, and why: the pipeline file's
+        ``feature_requirements`` section (``PipelineFile.feature_requirements.to_dict()``). A spec whose
+        features break one is refused before anything is read or logged; ``None`` checks nothing
+        (templated).
     """
 
     template_fields: Sequence[str] = (
@@ -57,8 +61,9 @@ class TrainModelOperator(BaseOperator):
         "experiment_name",
         "partition",
         "run_name",
+        "feature_requirements",
     )
-    template_fields_renderers = {"spec": "json"}
+    template_fields_renderers = {"spec": "json", "feature_requirements": "json"}
     operator_extra_links = (MlflowTrainingRunLink(),)
     ui_color = "#e8f0fe"
 
@@ -75,6 +80,7 @@ class TrainModelOperator(BaseOperator):
         mlflow_conn_id: str | None = None,
         storage_root: str | None = None,
         aws_conn_id: str | None = None,
+        feature_requirements: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -88,12 +94,14 @@ class TrainModelOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.storage_root = storage_root
         self.aws_conn_id = aws_conn_id
+        self.feature_requirements = feature_requirements
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
         from airflow_mlops import exceptions
         from airflow_mlops.core.errors import DataError, IntegrityError, SpecError
+        from airflow_mlops.core.feature_requirements import FeatureRequirements
         from airflow_mlops.core.training import load_spec, run_training
         from airflow_mlops.core.training_export import ParityError
         from airflow_mlops.hooks.mlflow import MlflowHook
@@ -106,6 +114,13 @@ class TrainModelOperator(BaseOperator):
 
         try:
             spec = load_spec(self._spec_source(context))
+            requirements = (
+                None
+                if self.feature_requirements is None
+                else FeatureRequirements.from_mapping(
+                    self.feature_requirements, where="The 'feature_requirements' of TrainModelOperator"
+                )
+            )
             root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
             mlflow_hook.activate()
             experiment_id = mlflow_hook.ensure_experiment(self.experiment_name or f"mlops-{self.pipeline}")
@@ -120,6 +135,7 @@ class TrainModelOperator(BaseOperator):
                 tags=lineage_tags(context),
                 run_name=self.run_name,
                 on_start=publish_link,
+                requirements=requirements,
             ).to_dict()
         except (DataError, IntegrityError) as exc:
             raise exceptions.DataValidationFailed(str(exc)) from exc

@@ -214,6 +214,30 @@ def test_a_bad_spec_fails_without_retry(env: Path, snapshot: tuple[str, str]) ->
         operator(snapshot, spec=small_spec(colour="red")).execute(context_for(FakeTaskInstance()))
 
 
+def test_a_feature_breaking_the_pipelines_requirements_fails_without_retry_before_any_run(
+    env: Path, snapshot: tuple[str, str]
+) -> None:
+    """A spec edited after the DAG was parsed is refused by training itself, with the requirement's reason."""
+    import mlflow
+
+    from airflow_mlops.core.pipeline import PipelineFile
+
+    requirements = PipelineFile.from_yaml(FLIGHTS_SPEC).feature_requirements.to_dict()
+    json.dumps(requirements)  # a template field: it is rendered and shown in the UI as JSON
+    spec = small_spec(features={"numeric": ["hour", "tailnum_age"], "categorical": ["carrier", "tailnum"]})
+    ti = FakeTaskInstance()
+    with pytest.raises(
+        AirflowFailException,
+        match=r"(?s)feature 'tailnum_age' breaks serving_columns.*\n- feature 'tailnum' breaks forbidden: the aircraft",
+    ):
+        operator(snapshot, spec=spec, feature_requirements=requirements, experiment_name="refused").execute(
+            context_for(ti)
+        )
+    assert MLFLOW_RUN_URL_KEY not in ti.xcom
+    experiment = mlflow.MlflowClient().get_experiment_by_name("refused")
+    assert experiment is None or not mlflow.MlflowClient().search_runs([experiment.experiment_id])
+
+
 def test_failed_parity_fails_without_retry_and_publishes_nothing(env: Path, snapshot: tuple[str, str]) -> None:
     import mlflow
 
