@@ -28,6 +28,7 @@ is a new file, not new code::
       max_data_age: 75d
       retrain_when_stale: true           # a stale champion emits the drift asset: retrain
       reproducibility: false             # retrain every new champion to check it reproduces
+      spec_review: warn                  # a spec not committed unchanged: require (block) | warn | off
 
 Parsing is cheap (PyYAML and the standard library only): DAG files read every pipeline file when
 they are parsed.
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
+from airflow_mlops.core.provenance import ReviewMode, parse_review
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SECTIONS = ("model_name", "data", "validation", "gate", "serving", "drift", "monitoring", "training")
@@ -50,7 +52,7 @@ _VALIDATION = ("suite",)
 _GATE = ("policy", "on_reject")
 _SERVING = ("schedule", "passthrough_columns", "shadow", "explain_top_k")
 _DRIFT = ("spec", "policy")
-_MONITORING = ("alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility")
+_MONITORING = ("alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class PipelineFile:
     max_data_age: str | None = None
     retrain_when_stale: bool = False
     check_reproducibility: bool = False
+    spec_review: ReviewMode = "warn"
 
     def landing_uri(self, storage_root: str) -> str:
         """The landing folder: as written when absolute (``/...``, ``s3://...``), else under the pipeline's
@@ -148,6 +151,7 @@ class PipelineFile:
             max_data_age=_age(monitoring.get("max_data_age"), f"{where}: monitoring.max_data_age"),
             retrain_when_stale=_flag(monitoring.get("retrain_when_stale"), f"{where}: monitoring.retrain_when_stale"),
             check_reproducibility=_flag(monitoring.get("reproducibility"), f"{where}: monitoring.reproducibility"),
+            spec_review=parse_review(monitoring.get("spec_review", "warn"), f"{where}: monitoring.spec_review"),
         )
 
 
