@@ -282,7 +282,10 @@ def _prefixed(mode: ReviewMode, message: str) -> str:
 
 def _git(folder: Path, timeout: float, *args: str) -> tuple[int, str, str]:
     """Run one git command in ``folder``: (exit code, stdout, stderr), stripped."""
-    command = ["git", "--no-optional-locks", "--literal-pathspecs", "-C", str(folder), *args]
+    # Paths are taken literally (a file named "*.yaml" is not a glob); check-ignore takes plain paths
+    # and refuses that option.
+    literal = [] if args[0] == "check-ignore" else ["--literal-pathspecs"]
+    command = ["git", "--no-optional-locks", *literal, "-C", str(folder), *args]
     # No prompt for credentials, no lock files in someone else's repository, messages in English.
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
     try:
