@@ -179,3 +179,75 @@ def test_untracked_and_unrecorded_specs_are_findings(project: Path, tmp_path: Pa
 def test_bad_arguments_fail_without_retry_naming_them(env: Champion, arguments: dict[str, Any], message: str) -> None:
     with pytest.raises(MlopsVerdictFailure, match=message):
         CheckSpecProvenanceOperator(task_id="check_spec_provenance", **arguments).execute(task_context(NOW))
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    from airflow.utils.db import initdb
+
+    initdb()
+
+
+REVIEW_DAG = """
+import pendulum
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+from airflow_mlops.notifiers.webhook import WebhookNotifier
+from airflow_mlops.operators.provenance import CheckSpecProvenanceOperator
+
+with DAG(
+    dag_id="spec_review_before_promotion",
+    schedule=None,
+    start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
+    params={{"review": "warn"}},
+) as dag:
+    judged = CheckSpecProvenanceOperator(
+        task_id="check_spec_provenance",
+        model_name={model!r},
+        review="{{{{ params.review }}}}",
+        notifiers=[WebhookNotifier(webhook_conn_id="alerts")],
+    )
+    judged >> EmptyOperator(task_id="promote")
+"""
+
+
+@pytest.mark.slow
+def test_in_a_dag_require_stops_the_promotion_and_warn_lets_it_through(
+    airflow_db: None, env: Champion, alerts: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run by Airflow (``dag.test()``): the failed check leaves the promotion after it upstream_failed."""
+    import importlib.util
+
+    import pendulum
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    path = folder / "spec_review_before_promotion.py"
+    path.write_text(REVIEW_DAG.format(model=MODEL))  # the shared champion records no spec provenance
+    bundles = [{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(folder)}}]  # fmt: skip
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
+    spec = importlib.util.spec_from_file_location("spec_review_before_promotion", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+
+    def states(review: str, day: int) -> tuple[Any, dict[str, Any]]:
+        run = module.dag.test(logical_date=pendulum.datetime(2013, 3, day, tz="UTC"), run_conf={"review": review})
+        return run.state, {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+    assert states("require", 1) == (
+        DagRunState.FAILED,
+        {"check_spec_provenance": TaskInstanceState.FAILED, "promote": TaskInstanceState.UPSTREAM_FAILED},
+    )
+    assert states("warn", 2) == (
+        DagRunState.SUCCESS,
+        {"check_spec_provenance": TaskInstanceState.SUCCESS, "promote": TaskInstanceState.SUCCESS},
+    )
+    payloads = received(alerts)
+    assert [(p["severity"], p["task_id"]) for p in payloads] == [
+        ("alert", "check_spec_provenance"),
+        ("warn", "check_spec_provenance"),
+    ]
+    assert "records no spec provenance" in payloads[0]["text"]
