@@ -202,7 +202,7 @@ def git_facts(file: str | Path, *, timeout: float = GIT_TIMEOUT_SECONDS) -> GitF
     try:
         code, top, error = _git(path.parent, timeout, "rev-parse", "--show-toplevel")
         if code != 0 or not top:
-            return GitFacts("unknown", note=f"{str(path.parent)!r} is not in a git work tree ({_first_line(error)})")
+            return GitFacts("unknown", note=_no_work_tree(path.parent, error))
         toplevel = Path(top).resolve()
         relative = _relative(path, toplevel)
         if relative is None:
@@ -306,6 +306,12 @@ def _relative(path: Path, root: Path) -> str | None:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return None
+
+
+def _no_work_tree(folder: Path, error: str) -> str:
+    if "dubious ownership" in error:  # a checkout of another user: git refuses it unless told otherwise
+        return f"git refuses the repository of {str(folder)!r} ({_first_line(error)}): add it to safe.directory"
+    return f"{str(folder)!r} is not in a git work tree ({_first_line(error)})"
 
 
 def _first_line(text: str) -> str:

@@ -113,6 +113,16 @@ def test_outside_any_repository_the_state_is_unknown_with_the_reason(tmp_path: P
     assert found.sha256 == hashlib.sha256(SPEC.encode()).hexdigest()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a repository to another user needs root")
+def test_a_repository_of_another_user_is_unknown_with_the_remedy(repo: Path) -> None:
+    for folder, _, files in os.walk(repo):
+        for name in [folder, *(os.path.join(folder, f) for f in files)]:
+            os.chown(name, 65534, 65534)
+    found = spec_provenance(repo / "pipelines" / "spec.yaml")
+    assert found.state == "unknown" and "dubious ownership" in found.note
+    assert found.note.endswith("add it to safe.directory")
+
+
 def test_without_git_or_with_a_hanging_git_the_state_is_unknown(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
