@@ -28,6 +28,7 @@ OPERATOR_MODULES = [
     "airflow_mlops.operators.monitoring",
     "airflow_mlops.operators.monitoring_data",
     "airflow_mlops.operators.monitoring_staleness",
+    "airflow_mlops.operators.provenance",
     "airflow_mlops.operators.registry",
     "airflow_mlops.operators.reproducibility",
     "airflow_mlops.operators.scoring",

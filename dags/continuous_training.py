@@ -23,6 +23,9 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
 - ``check_feature_importance`` and ``record_training_time`` beside the gate: they warn, never block;
 - ``check_serving_skew`` between ``register`` and ``promote``: the registered candidate's training rows
   scored through the serving path must give its training-time predictions, or it is not promoted;
+- ``check_spec_provenance`` between ``register`` and ``promote``: the spec the candidate was trained on
+  must be committed and unchanged (or come from a versioned DAG bundle); the pipeline file's
+  ``monitoring.spec_review`` makes a finding block the promotion (``require``) or only notify (``warn``);
 - ``check_reproducibility`` after ``promote``, only when asked (``reproducibility_wanted``): it retrains
   the new champion from its snapshot, one more training per promotion, so it is off unless the pipeline
   file's ``monitoring.reproducibility`` or the trigger form's ``check_reproducibility`` turns it on.
@@ -61,6 +64,7 @@ from airflow_mlops.operators.monitoring_data import (
     CheckPersonalDataOperator,
     CheckSourceSchemaOperator,
 )
+from airflow_mlops.operators.provenance import CheckSpecProvenanceOperator
 from airflow_mlops.operators.registry import PromoteModelOperator, RegisterModelOperator
 from airflow_mlops.operators.reproducibility import CheckReproducibilityOperator, CheckTrainingServingSkewOperator
 from airflow_mlops.operators.training import TrainModelOperator
@@ -238,6 +242,15 @@ def pipeline_tasks(pipeline: Any) -> None:
         model_version=register.output["version"],
         notifiers=alerts,
     )
+    # Whether the spec the candidate was trained on is committed, unchanged: the pipeline file's
+    # monitoring.spec_review decides whether a finding stops the promotion (require) or notifies (warn).
+    spec_provenance = CheckSpecProvenanceOperator(
+        task_id="check_spec_provenance",
+        model_name=pipeline.model_name,
+        model_version=register.output["version"],
+        review=pipeline.spec_review,
+        notifiers=alerts,
+    )
     wanted = BranchOnFunctionOperator(
         task_id="reproducibility_wanted",
         python_callable=reproducibility_wanted,
@@ -253,6 +266,7 @@ def pipeline_tasks(pipeline: Any) -> None:
     train >> training_stability >> gate >> route >> [approve, register]
     train >> [feature_importance, training_time]
     approve >> register >> serving_skew >> promote >> wanted >> reproducibility
+    register >> spec_provenance >> promote
 
 
 schedule = None

@@ -108,3 +108,16 @@ SHADOW_REPORT_FILE = "report.json"
 MODEL_NAME_COLUMN = "model_name"
 MODEL_VERSION_COLUMN = "model_version"
 SCORED_AT_COLUMN = "scored_at"
+# -- spec provenance (written by training, judged before promotion: core/provenance.py) -----------
+TAG_SPEC_SHA256 = "mlops.spec_sha256"  # sha256 of the spec file's bytes (or of a mapping spec's JSON)
+TAG_SPEC_KIND = "mlops.spec_kind"  # "file" | "mapping" (a spec written in the DAG file)
+TAG_SPEC_SOURCE = "mlops.spec_source"  # the file read, absolute, on the worker that trained
+TAG_SPEC_STATE = "mlops.spec_state"  # "clean" | "modified" | "untracked" | "unknown"
+TAG_SPEC_STATE_BY = "mlops.spec_state_by"  # "git" | "bundle": what established the state
+TAG_SPEC_COMMIT = "mlops.spec_commit"  # the repository's HEAD commit (or the bundle version)
+TAG_SPEC_REPO_PATH = "mlops.spec_repo_path"  # the file's path inside the repository
+TAG_SPEC_TRACKED = "mlops.spec_tracked"  # "true" | "false"
+TAG_SPEC_MODIFIED = "mlops.spec_modified"  # "true" | "false": the working copy differs from HEAD
+TAG_SPEC_NOTE = "mlops.spec_note"  # why the state is what it is, when it is not plainly clean
+TAG_BUNDLE_NAME = "mlops.bundle_name"  # the Airflow DAG bundle the task ran from
+TAG_BUNDLE_VERSION = "mlops.bundle_version"  # its version (a commit for GitDagBundle), when versioned

@@ -28,6 +28,7 @@ is a new file, not new code::
       max_data_age: 75d
       retrain_when_stale: true           # a stale champion emits the drift asset: retrain
       reproducibility: false             # retrain every new champion to check it reproduces
+      spec_review: warn                  # a spec not committed unchanged: require (block) | warn | off
     feature_requirements:                # never features, each with its reason (core/feature_requirements.py)
       forbidden: {dep_delay: known only after departure}
       forbidden_patterns: {"^(dep|arr)_": actual times are known only after the flight}
@@ -47,6 +48,7 @@ from typing import Any
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 from airflow_mlops.core.feature_requirements import FeatureRequirements
+from airflow_mlops.core.provenance import ReviewMode, parse_review
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SECTIONS = (
@@ -57,7 +59,7 @@ _VALIDATION = ("suite",)
 _GATE = ("policy", "on_reject")
 _SERVING = ("schedule", "passthrough_columns", "shadow", "explain_top_k")
 _DRIFT = ("spec", "policy")
-_MONITORING = ("alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility")
+_MONITORING = ("alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class PipelineFile:
     retrain_when_stale: bool = False
     check_reproducibility: bool = False
     feature_requirements: FeatureRequirements = field(default_factory=FeatureRequirements)
+    spec_review: ReviewMode = "warn"
 
     def landing_uri(self, storage_root: str) -> str:
         """The landing folder: as written when absolute (``/...``, ``s3://...``), else under the pipeline's
@@ -158,6 +161,7 @@ class PipelineFile:
             retrain_when_stale=_flag(monitoring.get("retrain_when_stale"), f"{where}: monitoring.retrain_when_stale"),
             check_reproducibility=_flag(monitoring.get("reproducibility"), f"{where}: monitoring.reproducibility"),
             feature_requirements=requirements,
+            spec_review=parse_review(monitoring.get("spec_review", "warn"), f"{where}: monitoring.spec_review"),
         )
 
 

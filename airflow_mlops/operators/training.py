@@ -16,6 +16,8 @@ from airflow_mlops.links.training import MLFLOW_RUN_URL_KEY, MlflowTrainingRunLi
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_mlops.core.provenance import Bundle
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+:@,-]")
 
 
@@ -102,6 +104,7 @@ class TrainModelOperator(BaseOperator):
         from airflow_mlops import exceptions
         from airflow_mlops.core.errors import DataError, IntegrityError, SpecError
         from airflow_mlops.core.feature_requirements import FeatureRequirements
+        from airflow_mlops.core.provenance import spec_provenance
         from airflow_mlops.core.training import load_spec, run_training
         from airflow_mlops.core.training_export import ParityError
         from airflow_mlops.hooks.mlflow import MlflowHook
@@ -113,7 +116,9 @@ class TrainModelOperator(BaseOperator):
             context["ti"].xcom_push(key=MLFLOW_RUN_URL_KEY, value=mlflow_hook.run_url(experiment_id, run_id))
 
         try:
-            spec = load_spec(self._spec_source(context))
+            source = self._spec_source(context)
+            spec = load_spec(source)
+            provenance = spec_provenance(source, defined_in=dag_file(context), bundle=dag_bundle(context))
             requirements = (
                 None
                 if self.feature_requirements is None
@@ -132,7 +137,7 @@ class TrainModelOperator(BaseOperator):
                 pipeline=self.pipeline,
                 partition=self.partition or default_partition(context),
                 experiment_id=experiment_id,
-                tags=lineage_tags(context),
+                tags={**lineage_tags(context), **provenance.tags()},
                 run_name=self.run_name,
                 on_start=publish_link,
                 requirements=requirements,
@@ -142,6 +147,7 @@ class TrainModelOperator(BaseOperator):
         except (SpecError, ParityError) as exc:
             raise AirflowFailException(str(exc)) from exc
         receipt["run_url"] = mlflow_hook.run_url(receipt["experiment_id"], receipt["run_id"])
+        receipt["spec_provenance"] = provenance.to_dict()
         test = receipt["metrics"]["test"]
         metric = receipt["primary_metric"]
         self.log.info(
@@ -157,6 +163,7 @@ class TrainModelOperator(BaseOperator):
             receipt["parity"]["measure"],
             receipt["parity"]["value"],
         )
+        self.log.info("Spec %s: %s %s", provenance.source, provenance.state, provenance.note)
         return receipt
 
     def _spec_source(self, context: Context) -> Mapping[str, Any] | str:
@@ -180,6 +187,32 @@ def default_partition(context: Context) -> str:
     if ds:
         return str(ds)
     return _UNSAFE.sub("_", str(context["run_id"])).lstrip("._") or "manual"
+
+
+def dag_file(context: Context) -> str | None:
+    """The DAG file of the running task (where a spec given as a mapping is written)."""
+    fileloc = getattr(context.get("dag"), "fileloc", None)
+    return str(fileloc) if fileloc else None
+
+
+def dag_bundle(context: Context) -> Bundle | None:
+    """The DAG bundle the task runs from, when the task runner made one (not in ``dag.test()``).
+
+    The version is the one the DAG run is pinned to (a commit for ``GitDagBundle``); ``repo_path``
+    is ``GitDagBundle``'s checkout of that version, which holds more than the DAG folder (``include/``).
+    """
+    from airflow_mlops.core.provenance import Bundle
+
+    bundle = getattr(context["ti"], "bundle_instance", None)
+    if bundle is None:
+        return None
+    version = getattr(bundle, "version", None)
+    root = getattr(bundle, "repo_path", None) or getattr(bundle, "path", None)
+    return Bundle(
+        name=str(getattr(bundle, "name", "")),
+        version=str(version) if version else None,
+        root=str(root) if root else None,
+    )
 
 
 def lineage_tags(context: Context) -> dict[str, str]:

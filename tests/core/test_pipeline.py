@@ -101,3 +101,33 @@ def test_the_monitoring_section_sets_alerts_staleness_and_reproducibility() -> N
 def test_a_bad_monitoring_setting_is_refused_naming_it(monitoring: dict[str, object], message: str) -> None:
     with pytest.raises(SpecError, match=message):
         PipelineFile.from_mapping("p", {"training": {}, "monitoring": monitoring}, path=Path("p.yaml"), project=REPO)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("{}", "warn"),
+        ("{spec_review: require}", "require"),
+        ("{spec_review: WARN}", "warn"),
+        ("{spec_review: off}", "off"),  # YAML 1.1 reads a bare off as false
+        ("{spec_review: 'off'}", "off"),
+    ],
+    ids=["default", "require", "any-case", "bare-off", "quoted-off"],
+)
+def test_spec_review_is_require_warn_or_off(tmp_path: Path, yaml_text: str, expected: str) -> None:
+    file = tmp_path / "include" / "pipelines" / "p.yaml"
+    file.parent.mkdir(parents=True)
+    file.write_text(f"training: {{}}\nmonitoring: {yaml_text}\n")
+    assert PipelineFile.from_yaml(file).spec_review == expected
+
+
+@pytest.mark.parametrize("value", ["block", True, 1])
+def test_a_bad_spec_review_is_refused_naming_it(value: object) -> None:
+    with pytest.raises(SpecError, match=r"monitoring.spec_review must be 'require', 'warn' or 'off'"):
+        PipelineFile.from_mapping(
+            "p", {"training": {}, "monitoring": {"spec_review": value}}, path=Path("p.yaml"), project=REPO
+        )
+
+
+def test_the_flights_pipeline_warns_about_an_unreviewed_spec() -> None:
+    assert {p.name: p.spec_review for p in discover(FOLDER)} == {"bike_sharing": "warn", "flights_delay": "warn"}

@@ -21,6 +21,7 @@ STAGES = ("ingest", "validate", "new_data", "train", "gate", "route", "approve_p
 CHECKS = (
     "check_personal_data", "check_source_schema", "check_training_stability", "check_feature_importance",
     "record_training_time", "check_serving_skew", "reproducibility_wanted", "check_reproducibility",
+    "check_spec_provenance",
 )  # fmt: skip
 
 
@@ -73,8 +74,9 @@ def test_continuous_training_shape(bag: Any) -> None:
         "gate": {"route", "register", "promote"},
         "route": {"approve_promotion", "register"},
         "approve_promotion": {"register"},
-        "register": {"check_serving_skew", "promote", "check_reproducibility"},
+        "register": {"check_serving_skew", "promote", "check_reproducibility", "check_spec_provenance"},
         "check_serving_skew": {"promote"},
+        "check_spec_provenance": {"promote"},
         "promote": {"reproducibility_wanted"},
         "reproducibility_wanted": {"check_reproducibility"},
         "check_reproducibility": set(),
@@ -89,6 +91,9 @@ def test_continuous_training_shape(bag: Any) -> None:
     assert dag.get_task("flights_delay.check_feature_importance").default_fail_on == "never"
     assert dag.get_task("flights_delay.record_training_time").default_fail_on == "never"
     assert dag.get_task("flights_delay.check_serving_skew").default_fail_on == "alert"
+    # The pipeline file's monitoring.spec_review reaches the check (warn in the flights file).
+    assert dag.get_task("flights_delay.check_spec_provenance").review == "warn"
+    assert dag.get_task("flights_delay.check_spec_provenance").default_fail_on == "alert"
     notifiers = dag.get_task("flights_delay.check_serving_skew").notifiers
     assert [(type(n).__name__, n.webhook_conn_id) for n in notifiers] == [("WebhookNotifier", "ml_alerts")]
     # Scheduled on each pipeline's dataset OR drift asset.
@@ -226,6 +231,17 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
     client = MlflowHook().get_conn()
     champion = registry.alias_version(client, "flights_delay", "champion")
     assert champion == "1"
+    # The champion's run records the pipeline file it was trained on.
+    import hashlib
+
+    from airflow_mlops.core import contracts
+
+    trained = client.get_run(client.get_model_version("flights_delay", champion).run_id).data.tags
+    spec_file = REPO / "include" / "pipelines" / "flights_delay.yaml"
+    assert trained[contracts.TAG_SPEC_SHA256] == hashlib.sha256(spec_file.read_bytes()).hexdigest()
+    from airflow_mlops.core.provenance import spec_provenance
+
+    assert trained[contracts.TAG_SPEC_STATE] == spec_provenance(spec_file).state  # this checkout's state
     # The same snapshot again: nothing new to train on, unless force_retrain.
     import json
 
