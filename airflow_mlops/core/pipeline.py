@@ -28,6 +28,7 @@ is a new file, not new code::
       max_data_age: 75d
       retrain_when_stale: true           # a stale champion emits the drift asset: retrain
       reproducibility: false             # retrain every new champion to check it reproduces
+      feature_cost: {max_cost_ratio: 3}  # CheckFeatureCostOperator's settings (core/feature_cost.py)
 
 Parsing is cheap (PyYAML and the standard library only): DAG files read every pipeline file when
 they are parsed.
@@ -50,7 +51,8 @@ _VALIDATION = ("suite",)
 _GATE = ("policy", "on_reject")
 _SERVING = ("schedule", "passthrough_columns", "shadow", "explain_top_k")
 _DRIFT = ("spec", "policy")
-_MONITORING = ("alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility")
+_MONITORING = ("alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "feature_cost")
+_FEATURE_COST = ("max_cost_ratio", "min_cost_share", "max_serving_ms_per_1k", "max_model_bytes", "rows", "repeats")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class PipelineFile:
     max_data_age: str | None = None
     retrain_when_stale: bool = False
     check_reproducibility: bool = False
+    feature_cost: dict[str, Any] = field(default_factory=dict)
 
     def landing_uri(self, storage_root: str) -> str:
         """The landing folder: as written when absolute (``/...``, ``s3://...``), else under the pipeline's
@@ -148,6 +151,9 @@ class PipelineFile:
             max_data_age=_age(monitoring.get("max_data_age"), f"{where}: monitoring.max_data_age"),
             retrain_when_stale=_flag(monitoring.get("retrain_when_stale"), f"{where}: monitoring.retrain_when_stale"),
             check_reproducibility=_flag(monitoring.get("reproducibility"), f"{where}: monitoring.reproducibility"),
+            feature_cost=dict(
+                _section(monitoring.get("feature_cost"), f"{where}: monitoring.feature_cost", _FEATURE_COST)
+            ),
         )
 
 

@@ -21,6 +21,7 @@ STAGES = ("ingest", "validate", "new_data", "train", "gate", "route", "approve_p
 CHECKS = (
     "check_personal_data", "check_source_schema", "check_training_stability", "check_feature_importance",
     "record_training_time", "check_serving_skew", "reproducibility_wanted", "check_reproducibility",
+    "check_feature_cost",
 )  # fmt: skip
 
 
@@ -66,9 +67,12 @@ def test_continuous_training_shape(bag: Any) -> None:
         "validate": {"check_source_schema"},
         "check_source_schema": {"new_data"},
         "new_data": {"train"},
-        "train": {"check_training_stability", "check_feature_importance", "record_training_time", "gate"},
+        "train": {
+            "check_training_stability", "check_feature_importance", "record_training_time", "gate", "check_feature_cost"
+        },  # fmt: skip
         "check_training_stability": {"gate"},
         "check_feature_importance": set(),
+        "check_feature_cost": set(),
         "record_training_time": set(),
         "gate": {"route", "register", "promote"},
         "route": {"approve_promotion", "register"},
@@ -88,6 +92,8 @@ def test_continuous_training_shape(bag: Any) -> None:
     assert set(fail_on.values()) == {None}  # every check keeps its documented default
     assert dag.get_task("flights_delay.check_feature_importance").default_fail_on == "never"
     assert dag.get_task("flights_delay.record_training_time").default_fail_on == "never"
+    assert dag.get_task("flights_delay.check_feature_cost").default_fail_on == "never"
+    assert dag.get_task("flights_delay.check_feature_cost").max_cost_ratio == "3"  # from the pipeline file
     assert dag.get_task("flights_delay.check_serving_skew").default_fail_on == "alert"
     notifiers = dag.get_task("flights_delay.check_serving_skew").notifiers
     assert [(type(n).__name__, n.webhook_conn_id) for n in notifiers] == [("WebhookNotifier", "ml_alerts")]
