@@ -232,6 +232,13 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
     client = MlflowHook().get_conn()
     champion = registry.alias_version(client, "flights_delay", "champion")
     assert champion == "1"
+    # check_feature_cost logged each feature's cost on the training run, beside its importance.
+    trained = client.get_run(client.get_model_version("flights_delay", champion).run_id).data.metrics
+    assert {k for k in trained if k.startswith("feature_cost.") and k.endswith(".cost_share")} == {
+        f"feature_cost.{f}.cost_share" for f in ("hour", "minute", "sched_dep_time", "sched_arr_time", "distance",
+                                                 "carrier", "origin", "dest")
+    }  # fmt: skip
+    print("feature_cost.flagged:", trained["feature_cost.flagged"])
     # The same snapshot again: nothing new to train on, unless force_retrain.
     import json
 
