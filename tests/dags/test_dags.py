@@ -68,8 +68,12 @@ def test_continuous_training_shape(bag: Any) -> None:
         "check_source_schema": {"new_data"},
         "new_data": {"train"},
         "train": {
-            "check_training_stability", "check_feature_importance", "record_training_time", "gate", "check_feature_cost"
-        },  # fmt: skip
+            "check_training_stability",
+            "check_feature_importance",
+            "record_training_time",
+            "gate",
+            "check_feature_cost",
+        },
         "check_training_stability": {"gate"},
         "check_feature_importance": set(),
         "check_feature_cost": set(),
