@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 CHECK = "feature_cost"
+# Rows the graph is profiled on. Its time is linear in rows well before this, and a large ensemble
+# takes ~0.15 ms per row (1,000 trees of 63 leaves): more rows would make the check cost seconds.
+GRAPH_ROWS = 2_000
 ARTIFACT_FEATURE_COST = "feature_cost/feature_cost.json"  # logged on the training run by the operator
 _TREE_ENSEMBLES = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
 # Ops whose output has the columns of their first input, in the same order.
@@ -132,13 +135,13 @@ def _columns_of(graph: Any, inputs: Sequence[OnnxInput]) -> dict[str, list[str] 
     return columns
 
 
-def _owners(graph: Any, inputs: Sequence[OnnxInput]) -> dict[str, frozenset[str]]:
-    """For every node (by name), the graph inputs it depends on."""
+def _owners(graph: Any, inputs: Sequence[OnnxInput]) -> list[frozenset[str]]:
+    """For every node, in graph order, the graph inputs it depends on."""
     depends: dict[str, frozenset[str]] = {i.name: frozenset([i.name]) for i in inputs}
-    owners: dict[str, frozenset[str]] = {}
+    owners: list[frozenset[str]] = []
     for node in graph.node:
         found = frozenset().union(*(depends.get(name, frozenset()) for name in node.input if name))
-        owners[node.name] = found
+        owners.append(found)
         for output in node.output:
             depends[output] = found
     return owners
@@ -207,8 +210,8 @@ def _sample_table(parquet: bytes, inputs: Sequence[OnnxInput], rows: int) -> pa.
     strings = [i.column for i in inputs if i.type == "string"]
     table = pq.read_table(io.BytesIO(parquet), columns=[i.column for i in inputs], read_dictionary=strings)
     if 0 < table.num_rows < rows:
-        table = pa.concat_tables([table] * math.ceil(rows / table.num_rows)).slice(0, rows)
-    return table.combine_chunks()
+        table = pa.concat_tables([table] * math.ceil(rows / table.num_rows))
+    return table.slice(0, rows).combine_chunks()
 
 
 def _coercion_seconds(table: pa.Table, inputs: Sequence[OnnxInput], repeats: int) -> dict[str, float]:
@@ -233,7 +236,8 @@ def measure_feature_cost(
     :param model_bytes: the exported ONNX graph, following the contract of :mod:`~airflow_mlops.core.contracts`.
     :param inputs: its inputs (the training spec's ``onnx_inputs``).
     :param sample: a Parquet file holding the feature columns (the run's reference sample).
-    :param rows: rows timed (the sample is repeated up to this many).
+    :param rows: rows whose coercion is timed (the sample is repeated up to this many); the graph is
+        profiled on the first :data:`GRAPH_ROWS` of them.
     :param repeats: timing rounds; the fastest is kept.
     :raises DataError: the sample lacks a feature or has no rows, or is not Parquet.
     :raises ArtifactError: the graph cannot be loaded, or its columns cannot be traced to its inputs.
@@ -257,12 +261,14 @@ def measure_feature_cost(
     if table.num_rows == 0:
         raise DataError("The sample has no rows: there is nothing to time the features on.")
     coerce = _coercion_seconds(table, inputs, repeats)
-    node_seconds = _profile(model_bytes, feed_arrow(table, inputs), repeats)
+    graph_rows = min(table.num_rows, GRAPH_ROWS)
+    node_seconds = _profile(model_bytes, feed_arrow(table.slice(0, graph_rows), inputs), repeats)
     features = [i.name for i in inputs]
     graph = model.graph
     columns = _columns_of(graph, inputs)
     owners = _owners(graph, inputs)
     ensembles = [n for n in graph.node if n.op_type in _TREE_ENSEMBLES and n.domain == "ai.onnx.ml"]
+    ensemble_ids = {id(n) for n in ensembles}
     splits = dict.fromkeys(features, 0)
     for node in ensembles:
         matrix = columns.get(node.input[0])
@@ -276,20 +282,21 @@ def measure_feature_cost(
     split_share = _shares({f: float(n) for f, n in splits.items()})
     size = dict.fromkeys(features, 0.0)
     graph_seconds = dict.fromkeys(features, 0.0)
-    for node in graph.node:
-        owned = sorted(owners.get(node.name, frozenset()))
+    for node, owned in zip(graph.node, owners, strict=True):
         if len(owned) == 1:
-            share = {owned[0]: 1.0}
-        elif node in ensembles and sum(splits.values()) > 0:
+            share = {next(iter(owned)): 1.0}
+        elif id(node) in ensemble_ids and sum(splits.values()) > 0:
             share = split_share
         else:  # concatenations, casts, a linear model: by the columns each feature fills
-            share = _by_columns(next((columns.get(n) for n in node.input if columns.get(n)), None), features)
-        seconds = node_seconds.get(node.name, 0.0)
+            filled = columns.get(node.output[0]) if node.output else None
+            filled = filled or next((columns[n] for n in node.input if columns.get(n)), None)
+            share = _by_columns(filled, features)
+        seconds = node_seconds.get(node.name, 0.0) if node.name else 0.0
         for name, part in share.items():
             size[name] += part * node.ByteSize()
             graph_seconds[name] += part * seconds
-    rows = table.num_rows
-    per_1k = 1e6 / rows  # seconds for ``rows`` rows -> milliseconds per 1,000 rows
+    per_1k = 1e6 / table.num_rows  # seconds for the table's rows -> milliseconds per 1,000 rows
+    graph_per_1k = 1e6 / graph_rows
     matrix_columns = next((columns.get(n.input[0]) for n in ensembles), None) or _widest(columns, features)
     result = {
         f.name: FeatureCost(
@@ -298,12 +305,12 @@ def measure_feature_cost(
             split_nodes=splits[f.name],
             model_bytes=size[f.name],
             coerce_ms_per_1k=coerce[f.name] * per_1k,
-            graph_ms_per_1k=graph_seconds[f.name] * per_1k,
-            missing_rate=table.column(f.column).null_count / rows,
+            graph_ms_per_1k=graph_seconds[f.name] * graph_per_1k,
+            missing_rate=table.column(f.column).null_count / table.num_rows,
         )
         for f in inputs
     }
-    return CostMeasurement(result, len(model_bytes), rows, repeats, time.perf_counter() - started)
+    return CostMeasurement(result, len(model_bytes), table.num_rows, repeats, time.perf_counter() - started)
 
 
 def _widest(columns: Mapping[str, list[str] | None], features: Sequence[str]) -> list[str] | None:
