@@ -115,3 +115,21 @@ def test_inputs_that_cannot_be_measured_are_refused() -> None:
         check_feature_cost(measured("shipped"), {**result.importance, "day": 0.1}, CostPolicy())
     with pytest.raises(SpecError, match="no feature importance"):
         check_feature_cost(measured("shipped"), {}, CostPolicy())
+
+
+def test_a_linear_model_is_split_by_the_columns_each_feature_fills() -> None:
+    spec = small_spec()
+    spec.update(estimator={"type": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}})
+    spec["early_stopping_rounds"] = None
+    january = flights(months=[1], sample=6000)
+    result = train_model(
+        january.assign(distance=january["distance"].where(january.index % 7 > 0)), TrainingSpec.from_mapping(spec)
+    )
+    measurement = measure_feature_cost(result.onnx_bytes, result.onnx_inputs, parquet_bytes(result.reference))
+    costs = measurement.features
+    kept = result.spec_artifact()["categories"]
+    # Traced through the imputer and scaler of the numeric columns and the one-hot encoders.
+    assert {name: costs[name].columns for name in kept} == {name: len(values) for name, values in kept.items()}
+    assert all(c.split_nodes == 0 for c in costs.values())
+    assert costs["dest"].model_bytes > costs["origin"].model_bytes > costs["hour"].model_bytes > 0
+    assert 0.08 < costs["distance"].missing_rate < 0.25 and costs["hour"].missing_rate == 0.0
