@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_mlops.core import contracts
+from airflow_mlops.core.errors import ArtifactError, SourceNotFoundError
 from airflow_mlops.core.storage import StorageRoot
 from airflow_mlops.core.training import TrainingSpec, parquet_bytes, run_training
 from airflow_mlops.exceptions import MlopsVerdictFailure
@@ -118,3 +119,17 @@ def test_a_budget_can_fail_the_task_and_a_bad_setting_is_named(runs: dict[str, A
         check(runs["shipped"], max_cost_ratio="cheap")
     with pytest.raises(MlopsVerdictFailure, match="'repeats' parameter must be an integer"):
         check(runs["shipped"], repeats="0")
+
+
+def test_a_run_without_readable_importance_or_model_is_named(runs: dict[str, Any], client: Any) -> None:
+    experiment = client.get_run(runs["shipped"]).info.experiment_id
+    garbled = client.create_run(experiment).info.run_id
+    client.log_text(garbled, "[0.5, 0.5]", "importance/feature_importance.json")
+    with pytest.raises(ArtifactError, match="not a JSON object of numbers"):
+        check(garbled)
+    with pytest.raises(SourceNotFoundError, match="importance/feature_importance.json"):
+        check(client.create_run(experiment).info.run_id)
+    importance_only = client.create_run(experiment).info.run_id
+    client.log_text(importance_only, '{"hour": 1.0}', "importance/feature_importance.json")
+    with pytest.raises(SourceNotFoundError, match="spec/training_spec.json"):
+        check(importance_only)
