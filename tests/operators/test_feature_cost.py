@@ -127,9 +127,9 @@ def test_a_run_without_readable_importance_or_model_is_named(runs: dict[str, Any
     client.log_text(garbled, "[0.5, 0.5]", "importance/feature_importance.json")
     with pytest.raises(ArtifactError, match="not a JSON object of numbers"):
         check(garbled)
-    with pytest.raises(SourceNotFoundError, match="importance/feature_importance.json"):
+    with pytest.raises(SourceNotFoundError, match=r"importance/feature_importance\.json"):
         check(client.create_run(experiment).info.run_id)
     importance_only = client.create_run(experiment).info.run_id
     client.log_text(importance_only, '{"hour": 1.0}', "importance/feature_importance.json")
-    with pytest.raises(SourceNotFoundError, match="spec/training_spec.json"):
+    with pytest.raises(SourceNotFoundError, match=r"spec/training_spec\.json"):
         check(importance_only)
