@@ -133,3 +133,19 @@ def test_a_linear_model_is_split_by_the_columns_each_feature_fills() -> None:
     assert all(c.split_nodes == 0 for c in costs.values())
     assert costs["dest"].model_bytes > costs["origin"].model_bytes > costs["hour"].model_bytes > 0
     assert 0.08 < costs["distance"].missing_rate < 0.25 and costs["hour"].missing_rate == 0.0
+
+
+def test_a_regression_ensemble_is_attributed_like_a_classifier() -> None:
+    from tests.support.data import bike_sharing
+
+    spec = dict(yaml.safe_load((REPO / "include" / "pipelines" / "bike_sharing.yaml").read_text())["training"])
+    spec.pop("search")
+    spec["estimator"]["params"].update(n_estimators=200, learning_rate=0.1)
+    result = train_model(bike_sharing(), TrainingSpec.from_mapping(spec))
+    measurement = measure_feature_cost(result.onnx_bytes, result.onnx_inputs, parquet_bytes(result.reference))
+    ensemble = next(n for n in onnx.load_from_string(result.onnx_bytes).graph.node if n.op_type.startswith("Tree"))
+    assert ensemble.op_type == "TreeEnsembleRegressor"
+    modes = next(a.strings for a in ensemble.attribute if a.name == "nodes_modes")
+    assert sum(c.split_nodes for c in measurement.features.values()) == sum(m != b"LEAF" for m in modes)
+    assert measurement.features["season"].columns == len(result.spec_artifact()["categories"]["season"])
+    assert check_feature_cost(measurement, result.importance, CostPolicy()).details["rows"] == 10_000
