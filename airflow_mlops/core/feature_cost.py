@@ -170,6 +170,48 @@ def _by_columns(columns: list[str] | None, features: Sequence[str]) -> dict[str,
     return {f: columns.count(f) / len(columns) for f in features}
 
 
+def _attribute(
+    graph: Any, inputs: Sequence[OnnxInput], node_seconds: Mapping[str, float]
+) -> tuple[dict[str, int], dict[str, float], dict[str, float], list[str] | None]:
+    """Split counts, bytes and graph seconds per feature, and the columns of the estimator's matrix.
+
+    A node that reads one input belongs to it; a tree ensemble is shared by split count; any other
+    shared node (concatenations, casts, a linear model) by the columns each feature fills.
+    """
+    features = [i.name for i in inputs]
+    columns = _columns_of(graph, inputs)
+    ensembles = [n for n in graph.node if n.op_type in _TREE_ENSEMBLES and n.domain == "ai.onnx.ml"]
+    ensemble_ids = {id(n) for n in ensembles}
+    splits = dict.fromkeys(features, 0)
+    for node in ensembles:
+        matrix = columns.get(node.input[0])
+        if matrix is None:
+            raise ArtifactError(
+                f"Cannot trace the columns of {node.op_type} {node.name!r} back to the model's inputs: the graph "
+                "has an operator this check does not know how to follow."
+            )
+        for name, count in _split_counts(node, matrix).items():
+            splits[name] += count
+    split_share = _shares({f: float(n) for f, n in splits.items()})
+    size = dict.fromkeys(features, 0.0)
+    graph_seconds = dict.fromkeys(features, 0.0)
+    for node, owned in zip(graph.node, _owners(graph, inputs), strict=True):
+        if len(owned) == 1:
+            share = {next(iter(owned)): 1.0}
+        elif id(node) in ensemble_ids and sum(splits.values()) > 0:
+            share = split_share
+        else:
+            filled = columns.get(node.output[0]) if node.output else None
+            filled = filled or next((columns[n] for n in node.input if columns.get(n)), None)
+            share = _by_columns(filled, features)
+        seconds = node_seconds.get(node.name, 0.0) if node.name else 0.0
+        for name, part in share.items():
+            size[name] += part * node.ByteSize()
+            graph_seconds[name] += part * seconds
+    matrix_columns = next((columns.get(n.input[0]) for n in ensembles), None) or _widest(columns, features)
+    return splits, size, graph_seconds, matrix_columns
+
+
 # -- timing -----------------------------------------------------------------------------------------
 def _profile(model_bytes: bytes, feed: Mapping[str, Any], repeats: int) -> dict[str, float]:
     """Seconds per node (the fastest of ``repeats`` runs of the graph), from ONNX Runtime's profiler."""
@@ -263,41 +305,9 @@ def measure_feature_cost(
     coerce = _coercion_seconds(table, inputs, repeats)
     graph_rows = min(table.num_rows, GRAPH_ROWS)
     node_seconds = _profile(model_bytes, feed_arrow(table.slice(0, graph_rows), inputs), repeats)
-    features = [i.name for i in inputs]
-    graph = model.graph
-    columns = _columns_of(graph, inputs)
-    owners = _owners(graph, inputs)
-    ensembles = [n for n in graph.node if n.op_type in _TREE_ENSEMBLES and n.domain == "ai.onnx.ml"]
-    ensemble_ids = {id(n) for n in ensembles}
-    splits = dict.fromkeys(features, 0)
-    for node in ensembles:
-        matrix = columns.get(node.input[0])
-        if matrix is None:
-            raise ArtifactError(
-                f"Cannot trace the columns of {node.op_type} {node.name!r} back to the model's inputs: the graph "
-                "has an operator this check does not know how to follow."
-            )
-        for name, count in _split_counts(node, matrix).items():
-            splits[name] += count
-    split_share = _shares({f: float(n) for f, n in splits.items()})
-    size = dict.fromkeys(features, 0.0)
-    graph_seconds = dict.fromkeys(features, 0.0)
-    for node, owned in zip(graph.node, owners, strict=True):
-        if len(owned) == 1:
-            share = {next(iter(owned)): 1.0}
-        elif id(node) in ensemble_ids and sum(splits.values()) > 0:
-            share = split_share
-        else:  # concatenations, casts, a linear model: by the columns each feature fills
-            filled = columns.get(node.output[0]) if node.output else None
-            filled = filled or next((columns[n] for n in node.input if columns.get(n)), None)
-            share = _by_columns(filled, features)
-        seconds = node_seconds.get(node.name, 0.0) if node.name else 0.0
-        for name, part in share.items():
-            size[name] += part * node.ByteSize()
-            graph_seconds[name] += part * seconds
+    splits, size, graph_seconds, matrix_columns = _attribute(model.graph, inputs, node_seconds)
     per_1k = 1e6 / table.num_rows  # seconds for the table's rows -> milliseconds per 1,000 rows
     graph_per_1k = 1e6 / graph_rows
-    matrix_columns = next((columns.get(n.input[0]) for n in ensembles), None) or _widest(columns, features)
     result = {
         f.name: FeatureCost(
             feature=f.name,
