@@ -23,6 +23,7 @@ OPERATOR_MODULES = [
     "airflow_mlops.operators.branching",
     "airflow_mlops.operators.drift",
     "airflow_mlops.operators.explain",
+    "airflow_mlops.operators.feature_cost",
     "airflow_mlops.operators.gating",
     "airflow_mlops.operators.ingestion",
     "airflow_mlops.operators.monitoring",

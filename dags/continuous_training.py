@@ -21,6 +21,8 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
 - ``check_training_stability`` between ``train`` and ``gate``: a NaN or infinite loss or metric stops
   the run before the gate;
 - ``check_feature_importance`` and ``record_training_time`` beside the gate: they warn, never block;
+- ``check_feature_cost`` beside them: each feature's share of the ONNX model and of serving time against
+  its share of the importance (``monitoring.feature_cost``); it warns, never blocks;
 - ``check_serving_skew`` between ``register`` and ``promote``: the registered candidate's training rows
   scored through the serving path must give its training-time predictions, or it is not promoted;
 - ``check_spec_provenance`` between ``register`` and ``promote``: the spec the candidate was trained on
@@ -56,6 +58,7 @@ from airflow_mlops.core.pipeline import discover, pipeline_of_asset_uri
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.drift import drift_asset
+from airflow_mlops.operators.feature_cost import CheckFeatureCostOperator
 from airflow_mlops.operators.gating import EvaluateModelGateOperator, gate_approval_task
 from airflow_mlops.operators.ingestion import IngestDatasetOperator, dataset_asset
 from airflow_mlops.operators.monitoring import CheckNumericalStabilityOperator, CheckPerformanceOperator
@@ -267,6 +270,13 @@ def pipeline_tasks(pipeline: Any) -> None:
     train >> [feature_importance, training_time]
     approve >> register >> serving_skew >> promote >> wanted >> reproducibility
     register >> spec_provenance >> promote
+    feature_cost = CheckFeatureCostOperator(
+        task_id="check_feature_cost",
+        run_id=train.output["run_id"],
+        notifiers=alerts,
+        **{key: str(value) for key, value in pipeline.feature_cost.items()},
+    )
+    train >> feature_cost
 
 
 schedule = None

@@ -278,3 +278,26 @@ def quality_by_age(client: Any, facts: ModelVersionFacts, metric: str, data_at: 
             points[int(m.step)] = float(m.value)
     origin = data_at.timestamp()
     return [((step - origin) / 86400.0, value) for step, value in sorted(points.items())]
+
+
+# -- a training run's feature importance ----------------------------------------------------------------
+ARTIFACT_IMPORTANCE = "importance/feature_importance.json"  # written by training (core/training_tracking.py)
+
+
+def run_feature_importance(client: Any, run_id: str) -> dict[str, float]:
+    """The importance share per input feature that training logged with the run (gain share for
+    LightGBM, one-hot columns summed back to their feature; empty when the estimator exposes none).
+
+    :raises SourceNotFoundError: the run has no importance artifact; :raises ArtifactError: it is not
+        a JSON object of numbers.
+    """
+    from airflow_mlops.core.gating_models import download_run_artifact
+
+    content = download_run_artifact(client, run_id, ARTIFACT_IMPORTANCE)
+    try:
+        raw = json.loads(content)
+        return {str(name): float(share) for name, share in raw.items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ArtifactError(
+            f"The feature importance of run {run_id} ({ARTIFACT_IMPORTANCE}) is not a JSON object of numbers: {exc}"
+        ) from exc

@@ -29,6 +29,7 @@ is a new file, not new code::
       retrain_when_stale: true           # a stale champion emits the drift asset: retrain
       reproducibility: false             # retrain every new champion to check it reproduces
       spec_review: warn                  # a spec not committed unchanged: require (block) | warn | off
+      feature_cost: {max_cost_ratio: 3}  # CheckFeatureCostOperator's settings (core/feature_cost.py)
     feature_requirements:                # never features, each with its reason (core/feature_requirements.py)
       forbidden: {dep_delay: known only after departure}
       forbidden_patterns: {"^(dep|arr)_": actual times are known only after the flight}
@@ -59,7 +60,10 @@ _VALIDATION = ("suite",)
 _GATE = ("policy", "on_reject")
 _SERVING = ("schedule", "passthrough_columns", "shadow", "explain_top_k")
 _DRIFT = ("spec", "policy")
-_MONITORING = ("alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review")
+_MONITORING = (
+    "alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review", "feature_cost"
+)  # fmt: skip
+_FEATURE_COST = ("max_cost_ratio", "min_cost_share", "max_serving_ms_per_1k", "max_model_bytes", "rows", "repeats")
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class PipelineFile:
     check_reproducibility: bool = False
     feature_requirements: FeatureRequirements = field(default_factory=FeatureRequirements)
     spec_review: ReviewMode = "warn"
+    feature_cost: dict[str, Any] = field(default_factory=dict)
 
     def landing_uri(self, storage_root: str) -> str:
         """The landing folder: as written when absolute (``/...``, ``s3://...``), else under the pipeline's
@@ -162,6 +167,9 @@ class PipelineFile:
             check_reproducibility=_flag(monitoring.get("reproducibility"), f"{where}: monitoring.reproducibility"),
             feature_requirements=requirements,
             spec_review=parse_review(monitoring.get("spec_review", "warn"), f"{where}: monitoring.spec_review"),
+            feature_cost=dict(
+                _section(monitoring.get("feature_cost"), f"{where}: monitoring.feature_cost", _FEATURE_COST)
+            ),
         )
 
 

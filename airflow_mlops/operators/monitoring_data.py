@@ -10,7 +10,7 @@ from airflow_mlops.operators.monitoring import MonitoringOperator, mlflow_client
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-IMPORTANCE_ARTIFACT = "importance/feature_importance.json"  # written by training (core/training_tracking.py)
+IMPORTANCE_ARTIFACT = "importance/feature_importance.json"  # core.monitoring_registry.ARTIFACT_IMPORTANCE
 
 
 class CheckModelDependenciesOperator(MonitoringOperator):
@@ -151,14 +151,12 @@ class CheckFeatureImportanceOperator(MonitoringOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
-        import json
-
         from airflow_mlops.core import monitoring as m
-        from airflow_mlops.core.gating_models import download_run_artifact
+        from airflow_mlops.core.monitoring_registry import run_feature_importance
 
-        content = download_run_artifact(mlflow_client(self.mlflow_conn_id), self.run_id, IMPORTANCE_ARTIFACT)
+        importance = run_feature_importance(mlflow_client(self.mlflow_conn_id), self.run_id)
         finding = m.check_feature_importance(
-            json.loads(content), min_share=m.parse_fraction(self.min_share, "min_share", default=0.01)
+            importance, min_share=m.parse_fraction(self.min_share, "min_share", default=0.01)
         )
         return self.conclude(context, finding, run_id=self.run_id)
 

@@ -131,3 +131,17 @@ def test_a_bad_spec_review_is_refused_naming_it(value: object) -> None:
 
 def test_the_flights_pipeline_warns_about_an_unreviewed_spec() -> None:
     assert {p.name: p.spec_review for p in discover(FOLDER)} == {"bike_sharing": "warn", "flights_delay": "warn"}
+
+
+def test_the_monitoring_section_sets_the_feature_cost_check() -> None:
+    from airflow_mlops.core.feature_cost import CostPolicy
+
+    found = {p.name: p for p in discover(FOLDER)}
+    flights = found["flights_delay"]
+    assert flights.feature_cost == {"max_cost_ratio": 3, "min_cost_share": 0.02}
+    assert CostPolicy.from_mapping(flights.feature_cost) == CostPolicy(max_cost_ratio=3.0, min_cost_share=0.02)
+    assert found["bike_sharing"].feature_cost == {}  # the check runs with its defaults
+    with pytest.raises(SpecError, match=r"monitoring.feature_cost has unknown key\(s\) \['max_ratio'\]"):
+        PipelineFile.from_mapping(
+            "p", {"training": {}, "monitoring": {"feature_cost": {"max_ratio": 3}}}, path=Path("p.yaml"), project=REPO
+        )

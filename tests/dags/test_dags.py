@@ -21,7 +21,7 @@ STAGES = ("ingest", "validate", "new_data", "train", "gate", "route", "approve_p
 CHECKS = (
     "check_personal_data", "check_source_schema", "check_training_stability", "check_feature_importance",
     "record_training_time", "check_serving_skew", "reproducibility_wanted", "check_reproducibility",
-    "check_spec_provenance",
+    "check_spec_provenance", "check_feature_cost",
 )  # fmt: skip
 
 
@@ -67,9 +67,16 @@ def test_continuous_training_shape(bag: Any) -> None:
         "validate": {"check_source_schema"},
         "check_source_schema": {"new_data"},
         "new_data": {"train"},
-        "train": {"check_training_stability", "check_feature_importance", "record_training_time", "gate"},
+        "train": {
+            "check_training_stability",
+            "check_feature_importance",
+            "record_training_time",
+            "gate",
+            "check_feature_cost",
+        },
         "check_training_stability": {"gate"},
         "check_feature_importance": set(),
+        "check_feature_cost": set(),
         "record_training_time": set(),
         "gate": {"route", "register", "promote"},
         "route": {"approve_promotion", "register"},
@@ -90,6 +97,8 @@ def test_continuous_training_shape(bag: Any) -> None:
     assert set(fail_on.values()) == {None}  # every check keeps its documented default
     assert dag.get_task("flights_delay.check_feature_importance").default_fail_on == "never"
     assert dag.get_task("flights_delay.record_training_time").default_fail_on == "never"
+    assert dag.get_task("flights_delay.check_feature_cost").default_fail_on == "never"
+    assert dag.get_task("flights_delay.check_feature_cost").max_cost_ratio == "3"  # from the pipeline file
     assert dag.get_task("flights_delay.check_serving_skew").default_fail_on == "alert"
     # The pipeline file's monitoring.spec_review reaches the check (warn in the flights file).
     assert dag.get_task("flights_delay.check_spec_provenance").review == "warn"
@@ -242,6 +251,13 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
     from airflow_mlops.core.provenance import spec_provenance
 
     assert trained[contracts.TAG_SPEC_STATE] == spec_provenance(spec_file).state  # this checkout's state
+    # check_feature_cost logged each feature's cost on the training run, beside its importance.
+    metrics = client.get_run(client.get_model_version("flights_delay", champion).run_id).data.metrics
+    assert {k for k in metrics if k.startswith("feature_cost.") and k.endswith(".cost_share")} == {
+        f"feature_cost.{f}.cost_share" for f in ("hour", "minute", "sched_dep_time", "sched_arr_time", "distance",
+                                                 "carrier", "origin", "dest")
+    }  # fmt: skip
+    print("feature_cost.flagged:", metrics["feature_cost.flagged"])
     # The same snapshot again: nothing new to train on, unless force_retrain.
     import json
 
