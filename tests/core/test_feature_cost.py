@@ -48,7 +48,7 @@ def test_the_shipped_flights_model_pays_for_every_feature() -> None:
     table = {row["feature"]: row for row in finding.details["features"]}
     assert set(table) == set(result.spec.features)
     # Columns traced through the graph: one per numeric feature, one per kept category.
-    kept = result.spec_artifact()["categories"]
+    kept = result.spec_artifact()["vocabulary"]
     assert {name: table[name]["columns"] for name in kept} == {name: len(values) for name, values in kept.items()}
     assert all(table[name]["columns"] == 1 for name in result.spec.numeric_features)
     # Every branch node of the ensemble is attributed to exactly one feature.
@@ -127,7 +127,7 @@ def test_a_linear_model_is_split_by_the_columns_each_feature_fills() -> None:
     )
     measurement = measure_feature_cost(result.onnx_bytes, result.onnx_inputs, parquet_bytes(result.reference))
     costs = measurement.features
-    kept = result.spec_artifact()["categories"]
+    kept = result.spec_artifact()["vocabulary"]
     # Traced through the imputer and scaler of the numeric columns and the one-hot encoders.
     assert {name: costs[name].columns for name in kept} == {name: len(values) for name, values in kept.items()}
     assert all(c.split_nodes == 0 for c in costs.values())
@@ -147,5 +147,5 @@ def test_a_regression_ensemble_is_attributed_like_a_classifier() -> None:
     assert ensemble.op_type == "TreeEnsembleRegressor"
     modes = next(a.strings for a in ensemble.attribute if a.name == "nodes_modes")
     assert sum(c.split_nodes for c in measurement.features.values()) == sum(m != b"LEAF" for m in modes)
-    assert measurement.features["season"].columns == len(result.spec_artifact()["categories"]["season"])
+    assert measurement.features["season"].columns == len(result.spec_artifact()["vocabulary"]["season"])
     assert check_feature_cost(measurement, result.importance, CostPolicy()).details["rows"] == 10_000
