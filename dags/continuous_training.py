@@ -172,6 +172,7 @@ def pipeline_tasks(pipeline: Any) -> None:
         spec=str(pipeline.path),
         partition=partition,
         multiple_outputs=True,
+        business_metric=pipeline.business_metric or None,  # logged as test_<name> beside test_roc_auc
     )
     gate = EvaluateModelGateOperator(
         task_id="gate",

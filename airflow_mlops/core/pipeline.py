@@ -28,6 +28,12 @@ is a new file, not new code::
       max_data_age: 75d
       retrain_when_stale: true           # a stale champion emits the drift asset: retrain
       reproducibility: false             # retrain every new champion to check it reproduces
+    business:                            # the impact metric (airflow_mlops.core.business)
+      name: delay_cost                   # test_<name> at training, business.<name> per labelled batch
+      threshold: 0.25                    # binary: act when P(positive) >= threshold
+      per_rows: 1000
+      costs: {false_negative: 100, false_positive: 25, true_positive: 25}
+      check: {min_batches: 5, min_correlation: 0.3}   # does the proxy metric track it? (batch DAG)
 
 Parsing is cheap (PyYAML and the standard library only): DAG files read every pipeline file when
 they are parsed.
@@ -44,7 +50,7 @@ from typing import Any
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_SECTIONS = ("model_name", "data", "validation", "gate", "serving", "drift", "monitoring", "training")
+_SECTIONS = ("model_name", "data", "validation", "gate", "serving", "drift", "monitoring", "training", "business")
 _DATA = ("landing", "training_pattern", "batch_pattern", "watermark_column", "schema")
 _VALIDATION = ("suite",)
 _GATE = ("policy", "on_reject")
@@ -80,6 +86,8 @@ class PipelineFile:
     max_data_age: str | None = None
     retrain_when_stale: bool = False
     check_reproducibility: bool = False
+    business_metric: dict[str, Any] = field(default_factory=dict)  # BusinessMetric.to_dict(); {} when none
+    proxy_check: dict[str, Any] = field(default_factory=dict)  # ProxyCheck.to_dict() of business.check
 
     def landing_uri(self, storage_root: str) -> str:
         """The landing folder: as written when absolute (``/...``, ``s3://...``), else under the pipeline's
@@ -124,6 +132,7 @@ class PipelineFile:
             raise SpecError(f"{where}: gate.on_reject must be 'skip' or 'fail'. Got {on_reject!r} instead.")
         suite = validation.get("suite")
         suite_path = None if suite in (None, "") else _project_path(project, str(suite))
+        business_metric, proxy_check = _business(top.get("business"), top["training"], where)
         return cls(
             name=name,
             path=path,
@@ -148,6 +157,8 @@ class PipelineFile:
             max_data_age=_age(monitoring.get("max_data_age"), f"{where}: monitoring.max_data_age"),
             retrain_when_stale=_flag(monitoring.get("retrain_when_stale"), f"{where}: monitoring.retrain_when_stale"),
             check_reproducibility=_flag(monitoring.get("reproducibility"), f"{where}: monitoring.reproducibility"),
+            business_metric=business_metric,
+            proxy_check=proxy_check,
         )
 
 
@@ -213,3 +224,18 @@ def _list(value: Any, where: str) -> list[Any]:
 def _project_path(project: Path, value: str) -> Path:
     path = Path(value)
     return path if path.is_absolute() else project / path
+
+
+def _business(raw: Any, training: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``business`` section as the operators take it: the metric's mapping and its check's settings."""
+    from airflow_mlops.core.business import BusinessMetric, ProxyCheck
+
+    section = _section(raw, f"{where}: business", None)
+    if not section:
+        return {}, {}
+    task = str(training.get("task", "")).strip().lower() if isinstance(training, Mapping) else ""
+    try:
+        metric = BusinessMetric.from_mapping({k: v for k, v in section.items() if k != "check"}, task)
+        return metric.to_dict(), ProxyCheck.from_mapping(_section(section.get("check"), "check", None)).to_dict()
+    except SpecError as exc:
+        raise SpecError(f"{where}: business: {exc}") from exc

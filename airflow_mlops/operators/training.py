@@ -47,6 +47,9 @@ class TrainModelOperator(BaseOperator):
         store when that connection does not exist).
     :param storage_root: storage root URI; ``[mlops] storage_root`` when omitted.
     :param aws_conn_id: AWS connection for an ``s3://`` storage root; ``[mlops] storage_conn_id`` when omitted.
+    :param business_metric: the pipeline's business metric
+        (:class:`~airflow_mlops.core.business.BusinessMetric` mapping), measured on the test split and
+        logged as ``test_<name>`` beside the proxy metrics (templated).
     """
 
     template_fields: Sequence[str] = (
@@ -57,8 +60,9 @@ class TrainModelOperator(BaseOperator):
         "experiment_name",
         "partition",
         "run_name",
+        "business_metric",
     )
-    template_fields_renderers = {"spec": "json"}
+    template_fields_renderers = {"spec": "json", "business_metric": "json"}
     operator_extra_links = (MlflowTrainingRunLink(),)
     ui_color = "#e8f0fe"
 
@@ -75,6 +79,7 @@ class TrainModelOperator(BaseOperator):
         mlflow_conn_id: str | None = None,
         storage_root: str | None = None,
         aws_conn_id: str | None = None,
+        business_metric: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -88,6 +93,7 @@ class TrainModelOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.storage_root = storage_root
         self.aws_conn_id = aws_conn_id
+        self.business_metric = business_metric
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
@@ -120,6 +126,7 @@ class TrainModelOperator(BaseOperator):
                 tags=lineage_tags(context),
                 run_name=self.run_name,
                 on_start=publish_link,
+                business_metric=self.business_metric or None,
             ).to_dict()
         except (DataError, IntegrityError) as exc:
             raise exceptions.DataValidationFailed(str(exc)) from exc
