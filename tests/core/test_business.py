@@ -73,8 +73,18 @@ def test_a_definition_round_trips_and_describes_itself() -> None:
         ({**DELAY_COST, "currency": "USD"}, "binary", r"unknown key\(s\) \['currency'\]"),
         ({**DELAY_COST, "per_rows": "a thousand"}, "binary", "'per_rows' parameter must be an integer"),
     ],
-    ids=["multiclass", "reserved-name", "bad-name", "unknown-outcome", "threshold", "all-zero", "negative-error",
-         "threshold-regression", "unknown-key", "per-rows"],  # fmt: skip
+    ids=[
+        "multiclass",
+        "reserved-name",
+        "bad-name",
+        "unknown-outcome",
+        "threshold",
+        "all-zero",
+        "negative-error",
+        "threshold-regression",
+        "unknown-key",
+        "per-rows",
+    ],
 )
 def test_a_bad_definition_is_refused_naming_what_is_wrong(raw: dict[str, Any], task: str, match: str) -> None:
     with pytest.raises(SpecError, match=match):
