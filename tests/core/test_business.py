@@ -179,3 +179,46 @@ def test_a_bad_business_section_names_the_file(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(SpecError, match=r"flights_delay.yaml: business: The 'min_batches' parameter must be"):
         PipelineFile.from_yaml(path, project=REPO)
+
+
+def test_the_drift_check_measures_a_regression_cost_on_real_bike_rentals() -> None:
+    """2011's mean rentals per hour of day as the prediction for 2011 (reference) and 2012 (current): demand grew
+    by half, so 2012 is under-predicted and its cost, weighted 3 per missing rental, is far above 2011's."""
+    from airflow_mlops.core.drift import DriftSpec, compute_drift
+    from tests.support.data import bike_sharing
+
+    hours = bike_sharing()
+    by_hour = hours[hours["yr"] == 0].groupby("hr")["cnt"].mean()
+    frame = hours.assign(prediction=hours["hr"].map(by_hour))[["hr", "temp", "cnt", "prediction", "yr"]]
+    reference, current = (frame[frame["yr"] == year].drop(columns="yr") for year in (0, 1))
+    business = {"name": "rebalancing_cost", "costs": {"under": 3, "over": 1}}
+    spec = DriftSpec.from_mapping(
+        {"task": "regression", "target": "cnt", "numeric_features": ["hr", "temp"], "business_metric": business}
+    )
+    quality = compute_drift(reference, current, spec).quality
+    assert quality is not None and quality.business is not None
+    error = current["prediction"] - current["cnt"]
+    expected = (3 * error.clip(upper=0).abs().sum() + error.clip(lower=0).sum()) / len(current)
+    assert quality.business["value"] == pytest.approx(expected) and quality.business["rows"] == len(current)
+    assert quality.business["value"] > 1.5 * quality.business["reference_value"]
+    assert spec.to_dict()["business_metric"] == BusinessMetric.from_mapping(business, "regression").to_dict()
+
+
+def test_a_binary_batch_without_a_probability_has_no_threshold_to_apply() -> None:
+    from airflow_mlops.core.drift import DriftSpec, compute_drift
+
+    march = flights(months=[3], sample=2000)
+    labelled = march[march["arr_delayed_15"].notna()].assign(prediction=0)[["distance", "arr_delayed_15", "prediction"]]
+    spec = DriftSpec.from_mapping(
+        {
+            "task": "binary",
+            "target": "arr_delayed_15",
+            "numeric_features": ["distance"],
+            "classes": [0, 1],
+            "business_metric": DELAY_COST,
+        }
+    )
+    quality = compute_drift(labelled, labelled, spec).quality
+    assert quality is not None and quality.current_metrics["accuracy"] is not None and quality.business is None
+    with pytest.raises(SpecError, match=r"'binary' .* and 'regression'"):
+        DriftSpec.from_mapping({"task": "multiclass", "business_metric": DELAY_COST})
