@@ -112,7 +112,7 @@ class BusinessMetric:
             raise SpecError(
                 f"The costs of the business metric {name!r} ({task}) must be among {list(allowed)}. Got {wrong}."
             )
-        costs = {key: parse_number(costs_raw.get(key, 0.0), f"costs.{key}", low=-math.inf) for key in allowed}
+        costs = {key: _cost(costs_raw.get(key, 0.0), key, name) for key in allowed}
         if task == "regression" and (costs["under"] < 0 or costs["over"] < 0):
             raise SpecError(f"The error costs of {name!r} must be >= 0: an error is never a gain. Got {costs}.")
         if not any(costs.values()):
@@ -185,6 +185,16 @@ class BusinessMetric:
             total = self.costs["under"] * counts["under"] + self.costs["over"] * counts["over"]
         value = None if rows == 0 else float(total / rows * self.per_rows)
         return BusinessValue(self.name, value, rows, counts)
+
+
+def _cost(raw: Any, key: str, name: str) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(raw, bool) or not math.isfinite(value):
+        raise SpecError(f"The cost '{key}' of the business metric {name!r} must be a finite number. Got {raw!r}.")
+    return value
 
 
 # -- does the proxy track the business metric? ------------------------------------------------------------

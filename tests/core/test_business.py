@@ -72,6 +72,7 @@ def test_a_definition_round_trips_and_describes_itself() -> None:
         ({"name": "c", "costs": {"under": 1}, "threshold": 0.5}, "regression", "applies to binary models"),
         ({**DELAY_COST, "currency": "USD"}, "binary", r"unknown key\(s\) \['currency'\]"),
         ({**DELAY_COST, "per_rows": "a thousand"}, "binary", "'per_rows' parameter must be an integer"),
+        ({**DELAY_COST, "costs": {"false_negative": "a lot"}}, "binary", "'false_negative' .* must be a finite"),
     ],
     ids=[
         "multiclass",
@@ -84,6 +85,7 @@ def test_a_definition_round_trips_and_describes_itself() -> None:
         "threshold-regression",
         "unknown-key",
         "per-rows",
+        "cost-not-a-number",
     ],
 )
 def test_a_bad_definition_is_refused_naming_what_is_wrong(raw: dict[str, Any], task: str, match: str) -> None:
