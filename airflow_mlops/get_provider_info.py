@@ -21,6 +21,7 @@ HOOK_MODULES = [
 ]
 OPERATOR_MODULES = [
     "airflow_mlops.operators.branching",
+    "airflow_mlops.operators.business",
     "airflow_mlops.operators.drift",
     "airflow_mlops.operators.explain",
     "airflow_mlops.operators.feature_cost",

@@ -25,7 +25,10 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
 - ``record_throughput`` and ``explain_sample``, mapped, after ``score``: rows per second as an MLflow
   series against its trailing median, and the first served row of each partition explained and stored;
 - ``measure_staleness_impact`` after ``check_drift``: how fast served quality decays with the age of
-  the champion's data, from the quality the drift checks logged.
+  the champion's data, from the quality the drift checks logged;
+- ``check_proxy_correlation`` after ``check_drift``, for a pipeline file with a ``business`` metric:
+  whether the served and training-time proxy (ROC AUC) still rank labelled batches as their business
+  cost does, across every champion so far.
 
 Findings that are not ok go to the webhook notifier of the pipeline file's ``monitoring.alerts``
 connection (``ml_alerts``); without that connection the notifier logs that nothing was delivered and
@@ -48,6 +51,7 @@ from airflow_mlops import settings
 from airflow_mlops.core.pipeline import discover
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
+from airflow_mlops.operators.business import CheckProxyCorrelationOperator
 from airflow_mlops.operators.drift import CheckDriftOperator, drift_alias
 from airflow_mlops.operators.explain import ExplainPredictionOperator
 from airflow_mlops.operators.monitoring import CheckNumericalStabilityOperator, CheckPerformanceOperator
@@ -138,6 +142,7 @@ def pipeline_tasks(pipeline: Any) -> None:
         # Declared here because a mapped operator's constructor defaults are not applied at parse time.
         outlets=[drift_alias(name)],
         max_active_tis_per_dag=1,
+        business_metric=pipeline.business_metric or None,  # measured with quality on labelled batches
     ).expand_kwargs(score.output.map(drift_kwargs))
     alerts = [WebhookNotifier(webhook_conn_id=pipeline.alerts_conn_id)]
     dependencies = CheckModelDependenciesOperator(
@@ -179,6 +184,15 @@ def pipeline_tasks(pipeline: Any) -> None:
             aws_conn_id=aws_conn_id,
         )
         champion >> staleness
+    if pipeline.business_metric:  # the proxy is checked against the business metric the drift checks log
+        proxy = CheckProxyCorrelationOperator(
+            task_id="check_proxy_correlation",
+            model_name=pipeline.model_name,
+            business_metric=pipeline.business_metric,
+            **pipeline.proxy_check,
+            notifiers=alerts,
+        )
+        drift >> proxy
 
 
 with DAG(

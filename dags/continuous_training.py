@@ -184,6 +184,7 @@ def pipeline_tasks(pipeline: Any) -> None:
         multiple_outputs=True,
         # Checked again at training: the spec is read from the file then, after any edit since this parse.
         feature_requirements=pipeline.feature_requirements.to_dict(),
+        business_metric=pipeline.business_metric or None,  # logged as test_<name> beside test_roc_auc
     )
     gate = EvaluateModelGateOperator(
         task_id="gate",

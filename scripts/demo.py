@@ -277,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"(drop {quality.get('drop', float('nan')):.3f} vs training)",
                 flush=True,
             )
+            business = quality.get("business") or {}
+            if business.get("value") is not None:
+                print(f"   business metric: {business['name']} {business['value']:,.0f} per 1,000 flights", flush=True)
         if not events:
             status = policy_status(storage, f"flights_{YEAR}-{month:02d}")
             print(f"   no drift asset event: the drift policy answered {status!r}, not 'retrain'.", flush=True)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from mlflow import MlflowClient
 
+    from airflow_mlops.core.business import BusinessMetric
     from airflow_mlops.core.storage import StorageRoot
 
 Kind = Literal["numeric", "categorical"]
@@ -103,6 +104,7 @@ _SPEC_KEYS = (
     "exclude_columns", "method", "num_method", "cat_method", "per_column_method", "threshold",
     "num_threshold", "cat_threshold", "per_column_threshold", "drift_share", "sample_size",
     "report_sample_size", "min_rows", "seed", "quality_metric", "quality_baseline", "html_report",
+    "business_metric",
 )  # fmt: skip
 
 
@@ -177,6 +179,8 @@ class DriftSpec:
     :param quality_baseline: the baseline value of that metric. When omitted it is the champion's
         test-split value from its training spec (``metrics.test``), else computed on the reference
         (whose predictions may be in-sample, hence optimistic).
+    :param business_metric: a :class:`~airflow_mlops.core.business.BusinessMetric` mapping: measured
+        with quality on a labelled batch and logged as ``business.<name>``.
     """
 
     numeric_features: tuple[str, ...] = ()
@@ -203,6 +207,7 @@ class DriftSpec:
     quality_baseline: float | None = None
     html_report: bool = True
     quality_baseline_from: Literal["spec", "training"] | None = None
+    business_metric: BusinessMetric | None = None
 
     @classmethod
     def from_mapping(
@@ -262,6 +267,11 @@ class DriftSpec:
         held_out = (base.get("metrics") or {}).get("test") if isinstance(base.get("metrics"), Mapping) else None
         if baseline is None and isinstance(held_out, Mapping) and isinstance(held_out.get(metric), int | float):
             baseline, baseline_from = float(held_out[metric]), "training"
+        business = raw.get("business_metric")
+        if business is not None:
+            from airflow_mlops.core.business import BusinessMetric
+
+            business = BusinessMetric.from_mapping(business, str(task))
         return cls(
             numeric_features=numeric,
             categorical_features=categorical,
@@ -289,6 +299,7 @@ class DriftSpec:
             quality_baseline=baseline,
             html_report=bool(html),
             quality_baseline_from=baseline_from,
+            business_metric=business,
         )
 
     def method_for(self, column: str, kind: Kind) -> str | None:
@@ -322,6 +333,8 @@ class DriftSpec:
                 out[key] = list(value)
             elif isinstance(value, Mapping):
                 out[key] = dict(value)
+        if self.business_metric is not None:
+            out["business_metric"] = self.business_metric.to_dict()
         return out
 
 
@@ -665,6 +678,7 @@ class QualityResult:
     labelled_rows: int
     current_metrics: dict[str, float | None]
     reference_metrics: dict[str, float | None]
+    business: dict[str, Any] | None = None  # the business metric on the batch, and on the reference
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -996,11 +1010,47 @@ def _quality(
     if value is not None and baseline is not None:
         drop = round((baseline - value) if higher else (value - baseline), 6)
     labelled = int((cur_target.notna() & cur_table.column(PREDICTION_COLUMN, cur_rows).notna()).sum())
+    business = None
+    if spec.business_metric is not None:
+        ref_target = ref_table.column(plan.target[0], ref_rows)
+        business = _business(spec, spec.business_metric, cur_table, cur_rows, cur_target, probability)
+        reference_value = _business(spec, spec.business_metric, ref_table, ref_rows, ref_target, probability)
+        if business is not None:
+            business["reference_value"] = reference_value["value"] if reference_value else None
     return QualityResult(
         task=task, metric=metric, higher_is_better=higher, current=value, baseline=baseline,
         baseline_source=source if baseline is not None else None, drop=drop,
-        labelled_rows=labelled, current_metrics=current, reference_metrics=reference,
+        labelled_rows=labelled, current_metrics=current, reference_metrics=reference, business=business,
     )  # fmt: skip
+
+
+def _business(
+    spec: DriftSpec,
+    metric: BusinessMetric,
+    table: Table,
+    rows: np.ndarray | None,
+    target: pd.Series,
+    probability: str | None,
+) -> dict[str, Any] | None:
+    """The business metric of a side's labelled rows: the positive-class probability against whether the
+    label is positive (binary; without a probability column there is no threshold to apply, so None),
+    or the prediction against the target (regression)."""
+    import numpy as np
+
+    target = target.reset_index(drop=True)
+    if metric.task == "regression":
+        truth = target.to_numpy(dtype="float64", na_value=np.nan)
+        predicted = table.column(PREDICTION_COLUMN, rows).reset_index(drop=True)
+    elif probability is None:
+        return None
+    else:
+        positive = spec.classes[-1] if spec.classes else "1"
+        known = target.notna().to_numpy()
+        truth = np.full(len(target), np.nan)
+        truth[known] = (_categorical_values(target) == positive).to_numpy(dtype="float64")
+        predicted = table.column(probability, rows).reset_index(drop=True)
+    values = predicted.to_numpy(dtype="float64", na_value=np.nan)
+    return {**metric.evaluate(truth, values).to_dict(), "description": metric.describe()}
 
 
 def _reasons(
@@ -1277,6 +1327,9 @@ def log_drift_metrics(
     if result.quality is not None:
         labels.update({f"quality.{name}": value for name, value in result.quality.current_metrics.items()})
         labels["quality_drop"] = result.quality.drop
+        business = result.quality.business
+        if business is not None:
+            labels[f"business.{business['name']}"] = business["value"]
     (labels if result.target is not None else data).update(extra or {})
     logged = 0
     for group, marker in ((data, "current_rows"), (labels, "labelled_rows")):

@@ -441,6 +441,7 @@ def receipt(
             "baseline": quality.baseline,
             "drop": quality.drop,
             "labelled_rows": quality.labelled_rows,
+            "business": quality.business,
         },
         "schema_skew": result.schema_skew.to_dict() if result.schema_skew.any else None,
         "rows": {"reference": result.reference_rows, "current": result.current_rows},

@@ -10,7 +10,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,8 @@ from airflow_mlops.core.storage import StorageRoot
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from airflow_mlops.core.business import BusinessMetric, LabelledBatch
 
 TAG_MONITORING_OF = contracts.TAG_MONITORING_OF
 TAG_MONITORING = contracts.TAG_MONITORING
@@ -57,6 +59,14 @@ class ModelVersionFacts:
 
     def identity(self) -> dict[str, Any]:
         return {"model_name": self.name, "model_version": self.version, "alias": self.alias, "run_id": self.run_id}
+
+    def proxy_metric(self, metric: str | None = None) -> tuple[str, str, bool]:
+        """``(task, metric, higher_is_better)``: ``metric``, else the training spec's primary metric."""
+        from airflow_mlops.core.training_spec import METRIC_DIRECTIONS
+
+        task = str(self.spec.get("task", "binary"))
+        chosen = metric or str(self.spec.get("primary_metric") or "roc_auc")
+        return task, chosen, bool(METRIC_DIRECTIONS.get(task, {}).get(chosen, True))
 
 
 def model_version_facts(
@@ -269,13 +279,9 @@ def quality_by_age(client: Any, facts: ModelVersionFacts, metric: str, data_at: 
     that time minus ``data_at``, the newest data the version learned from.
     """
     subject = f"{facts.name}/v{facts.version}"
-    found = client.search_runs(
-        [facts.experiment_id], filter_string=f"tags.`{TAG_MONITORING_OF}` = '{subject}'", max_results=5
-    )
-    points: dict[int, float] = {}
-    for run in found:
-        for m in client.get_metric_history(run.info.run_id, metric_key(f"quality.{metric}")):
-            points[int(m.step)] = float(m.value)
+    key = metric_key(f"quality.{metric}")
+    series = monitoring_series(client, [facts.experiment_id], f"tags.`{TAG_MONITORING_OF}` = '{subject}'", [key])
+    points = {step: values[key] for steps in series.values() for step, values in steps.items() if key in values}
     origin = data_at.timestamp()
     return [((step - origin) / 86400.0, value) for step, value in sorted(points.items())]
 
@@ -301,3 +307,53 @@ def run_feature_importance(client: Any, run_id: str) -> dict[str, float]:
         raise ArtifactError(
             f"The feature importance of run {run_id} ({ARTIFACT_IMPORTANCE}) is not a JSON object of numbers: {exc}"
         ) from exc
+
+
+def monitoring_series(
+    client: Any, experiment_ids: Collection[str], filter_string: str, keys: Collection[str], max_runs: int = 1000
+) -> dict[str, dict[int, dict[str, float]]]:
+    """``{subject: {step: {key: value}}}``: the metrics ``keys`` logged on the monitoring runs that
+    ``filter_string`` selects in the experiments (the subject is the run's ``mlops.monitoring_of`` tag)."""
+    found = client.search_runs(list(experiment_ids), filter_string=filter_string, max_results=max_runs)
+    series: dict[str, dict[int, dict[str, float]]] = {}
+    for run in found:
+        subject = run.data.tags.get(TAG_MONITORING_OF, "")
+        for key in keys:
+            for m in client.get_metric_history(run.info.run_id, key):
+                series.setdefault(subject, {}).setdefault(int(m.step), {})[key] = float(m.value)
+    return series
+
+
+def labelled_batches(client: Any, model_name: str, metric: str, business: BusinessMetric) -> list[LabelledBatch]:
+    """Every labelled batch any version of ``model_name`` served, as the drift checks logged it: the
+    served ``quality.<metric>`` and ``business.<name>`` at the batch's step on the version's monitoring
+    run, with that version's training-time ``test_<metric>``. Batches without the business metric (served
+    before it was declared) are left out."""
+    from airflow_mlops.core.business import LabelledBatch
+
+    runs: dict[str, Any] = {}
+    for found in client.search_model_versions(f"name = '{model_name}'"):
+        if found.run_id:
+            runs[str(found.version)] = client.get_run(found.run_id)
+    if not runs:
+        return []
+    quality, cost = metric_key(f"quality.{metric}"), metric_key(business.series_key)
+    prefix = f"{model_name}/v"
+    series = monitoring_series(
+        client,
+        sorted({str(run.info.experiment_id) for run in runs.values()}),
+        f"tags.`{TAG_MONITORING_OF}` LIKE '{prefix}%'",
+        [quality, cost],
+    )
+    batches: list[LabelledBatch] = []
+    for subject, steps in series.items():
+        version = subject[len(prefix) :] if subject.startswith(prefix) else None
+        if version not in runs:
+            continue
+        offline = runs[version].data.metrics.get(f"test_{metric}")
+        batches.extend(
+            LabelledBatch(version, step, values.get(quality), None if offline is None else float(offline), values[cost])
+            for step, values in steps.items()
+            if cost in values
+        )
+    return sorted(batches, key=lambda b: (b.step, b.version))

@@ -34,6 +34,12 @@ is a new file, not new code::
       forbidden: {dep_delay: known only after departure}
       forbidden_patterns: {"^(dep|arr)_": actual times are known only after the flight}
       serving_columns: suite             # every feature is a column the validation suite checks
+    business:                            # the impact metric (airflow_mlops.core.business)
+      name: delay_cost                   # test_<name> at training, business.<name> per labelled batch
+      threshold: 0.25                    # binary: act when P(positive) >= threshold
+      per_rows: 1000
+      costs: {false_negative: 100, false_positive: 25, true_positive: 25}
+      check: {min_batches: 5, min_correlation: 0.3}   # does the proxy metric track it? (batch DAG)
 
 Parsing is cheap (PyYAML and the standard library only): DAG files read every pipeline file when
 they are parsed.
@@ -53,7 +59,8 @@ from airflow_mlops.core.provenance import ReviewMode, parse_review
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SECTIONS = (
-    "model_name", "data", "validation", "gate", "serving", "drift", "monitoring", "training", "feature_requirements"
+    "model_name", "data", "validation", "gate", "serving", "drift", "monitoring", "training",
+    "feature_requirements", "business",
 )  # fmt: skip
 _DATA = ("landing", "training_pattern", "batch_pattern", "watermark_column", "schema")
 _VALIDATION = ("suite",)
@@ -96,6 +103,8 @@ class PipelineFile:
     feature_requirements: FeatureRequirements = field(default_factory=FeatureRequirements)
     spec_review: ReviewMode = "warn"
     feature_cost: dict[str, Any] = field(default_factory=dict)
+    business_metric: dict[str, Any] = field(default_factory=dict)  # BusinessMetric.to_dict(); {} when none
+    proxy_check: dict[str, Any] = field(default_factory=dict)  # ProxyCheck.to_dict() of business.check
 
     def landing_uri(self, storage_root: str) -> str:
         """The landing folder: as written when absolute (``/...``, ``s3://...``), else under the pipeline's
@@ -141,6 +150,7 @@ class PipelineFile:
         suite = validation.get("suite")
         suite_path = None if suite in (None, "") else _project_path(project, str(suite))
         requirements = _feature_requirements(top, where, suite_path)
+        business_metric, proxy_check = _business(top.get("business"), top["training"], where)
         return cls(
             name=name,
             path=path,
@@ -170,6 +180,8 @@ class PipelineFile:
             feature_cost=dict(
                 _section(monitoring.get("feature_cost"), f"{where}: monitoring.feature_cost", _FEATURE_COST)
             ),
+            business_metric=business_metric,
+            proxy_check=proxy_check,
         )
 
 
@@ -249,3 +261,18 @@ def _list(value: Any, where: str) -> list[Any]:
 def _project_path(project: Path, value: str) -> Path:
     path = Path(value)
     return path if path.is_absolute() else project / path
+
+
+def _business(raw: Any, training: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``business`` section as the operators take it: the metric's mapping and its check's settings."""
+    from airflow_mlops.core.business import BusinessMetric, ProxyCheck
+
+    section = _section(raw, f"{where}: business", None)
+    if not section:
+        return {}, {}
+    task = str(training.get("task", "")).strip().lower() if isinstance(training, Mapping) else ""
+    try:
+        metric = BusinessMetric.from_mapping({k: v for k, v in section.items() if k != "check"}, task)
+        return metric.to_dict(), ProxyCheck.from_mapping(_section(section.get("check"), "check", None)).to_dict()
+    except SpecError as exc:
+        raise SpecError(f"{where}: business: {exc}") from exc

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
+    from airflow_mlops.core.business import BusinessMetric, BusinessValue
+
 __all__ = [
     "ParityError",
     "TrainingReceipt",
@@ -286,6 +288,18 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
     )
 
 
+def business_on_test(metric: BusinessMetric, result: TrainingResult) -> BusinessValue:
+    """The business metric of the model's test-split predictions: the positive-class probability
+    against the label (binary), or the predicted values against the target (regression)."""
+    import numpy as np
+
+    predictions = result.test_predictions
+    if metric.task == "regression":
+        return metric.evaluate(np.asarray(result.test_target, dtype="float64"), np.asarray(predictions.values))
+    positive = np.asarray(result.test_target) == result.classes[1]
+    return metric.evaluate(positive.astype("float64"), np.asarray(predictions.probabilities)[:, 1])
+
+
 # -- I/O ----------------------------------------------------------------------------------------
 def load_spec(spec: TrainingSpec | Mapping[str, Any] | str) -> TrainingSpec:
     """A spec from a spec, a mapping, or the path of a YAML file."""
@@ -416,6 +430,7 @@ def run_training(
     run_name: str | None = None,
     on_start: Callable[[str, str], None] | None = None,
     requirements: FeatureRequirements | None = None,
+    business_metric: Mapping[str, Any] | None = None,
 ) -> TrainingReceipt:
     """Train on a snapshot and record the run in MLflow (the tracking URI must already be set, which
     :meth:`MlflowHook.activate` does).
@@ -432,8 +447,14 @@ def run_training(
         publishes its extra link with it, so a failed run is one click away too).
     :param requirements: the pipeline's feature requirements: a spec whose features break one (by name,
         or by values that look like personal data) is refused before a run is opened.
+    :param business_metric: the pipeline's :class:`~airflow_mlops.core.business.BusinessMetric` mapping,
+        measured on the test split and logged as ``test_<name>`` (and in the receipt's ``business``).
     """
     from airflow_mlops.core import training_tracking as tracking
+    from airflow_mlops.core.business import BusinessMetric
+
+    # Parsed first: a bad definition fails before a run is opened.
+    business = None if business_metric is None else BusinessMetric.from_mapping(business_metric, spec.task)
 
     where = f"The training spec of pipeline {pipeline!r}"
     if requirements is not None:
@@ -466,6 +487,9 @@ def run_training(
             dataset_uri=snapshot_uri,
             dataset_sha256=dataset_sha256,
         )
+        summary = result.summary()
+        if business is not None:
+            summary["business"] = run.log_business(business, business_on_test(business, result))
     return TrainingReceipt(
         run_id=logged.run_id,
         experiment_id=logged.experiment_id,
@@ -478,6 +502,6 @@ def run_training(
         test_split_sha256=test_split_sha256,
         dataset_uri=snapshot_uri,
         dataset_sha256=dataset_sha256,
-        result=result.summary(),
+        result=summary,
         mlflow_seconds=run.seconds,
     )

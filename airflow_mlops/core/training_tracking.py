@@ -36,6 +36,7 @@ from airflow_mlops.core.training_spec import TrainingSpec
 if TYPE_CHECKING:
     import pandas as pd
 
+    from airflow_mlops.core.business import BusinessMetric, BusinessValue
     from airflow_mlops.core.training import TrainingResult
 
 TAG_ERROR = contracts.TAG_PREFIX + "error"
@@ -182,6 +183,17 @@ class TrainingRun:
             spec_uri=run_artifact_uri(self.run_id, contracts.ARTIFACT_SPEC),
             reference_uri=run_artifact_uri(self.run_id, contracts.ARTIFACT_REFERENCE),
         )
+
+    def log_business(self, metric: BusinessMetric, value: BusinessValue) -> dict[str, Any]:
+        """The business metric on the test split, as ``test_<name>`` beside the proxy metrics; its
+        definition as the ``business_metric`` param. Returns it for the receipt."""
+        import mlflow
+
+        with self._timed():
+            mlflow.log_param("business_metric", _clip(metric.describe(), MAX_PARAM_LENGTH))
+            if value.value is not None:
+                mlflow.log_metric(metric.training_key, value.value)
+        return {**value.to_dict(), "description": metric.describe()}
 
     def _log_numbers(self, result: TrainingResult) -> None:
         import mlflow

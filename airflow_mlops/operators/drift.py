@@ -80,12 +80,16 @@ class CheckDriftOperator(BaseOperator):
     :param fail_on_schema_skew: after pushing the receipt, fail (no retry) when the columns differ.
     :param report_base_url: address that serves the storage root, for the report link; ``[mlops]
         report_base_url`` when omitted. (templated)
+    :param business_metric: the pipeline's business metric
+        (:class:`~airflow_mlops.core.business.BusinessMetric` mapping): on a labelled batch it is
+        measured with quality and logged as ``business.<name>``. (templated)
     """
 
     template_fields: Sequence[str] = (
         "current_uri", "model_name", "reference_uri", "spec", "policy", "partition", "as_of", "report_base_url",
+        "business_metric",
     )  # fmt: skip
-    template_fields_renderers = {"spec": "json", "policy": "json"}
+    template_fields_renderers = {"spec": "json", "policy": "json", "business_metric": "json"}
     operator_extra_links = (DriftReportLink(),)
     ui_color = "#ede7f6"
 
@@ -106,6 +110,7 @@ class CheckDriftOperator(BaseOperator):
         log_to_mlflow: bool = True,
         fail_on_schema_skew: bool = False,
         report_base_url: str | None = None,
+        business_metric: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [drift_alias(pipeline)])
@@ -126,6 +131,7 @@ class CheckDriftOperator(BaseOperator):
         self.log_to_mlflow = log_to_mlflow
         self.fail_on_schema_skew = fail_on_schema_skew
         self.report_base_url = report_base_url
+        self.business_metric = business_metric
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import drift, drift_policy
@@ -142,7 +148,8 @@ class CheckDriftOperator(BaseOperator):
         as_of = self.as_of or batch_time(context).isoformat()
         with tempfile.TemporaryDirectory(prefix="mlops-drift-") as folder:
             ref = self._reference(folder)
-            spec = drift.DriftSpec.from_mapping(self.spec, ref["training_spec"])
+            business = {"business_metric": self.business_metric} if self.business_metric else {}
+            spec = drift.DriftSpec.from_mapping({**(self.spec or {}), **business}, ref["training_spec"])
             meta = {"pipeline": self.pipeline, "current_uri": self.current_uri, "reference": ref["receipt"]}
             outcome = drift.check_batch(root, ref["location"], self.current_uri, spec,
                                         pipeline=self.pipeline, partition=partition, metadata=meta)  # fmt: skip

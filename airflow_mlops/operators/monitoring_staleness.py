@@ -142,7 +142,6 @@ class MeasureStalenessImpactOperator(MonitoringOperator):
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import monitoring as m
         from airflow_mlops.core import monitoring_registry as reg
-        from airflow_mlops.core.training_spec import METRIC_DIRECTIONS
         from airflow_mlops.hooks.storage import StorageHook
 
         client = mlflow_client(self.mlflow_conn_id)
@@ -152,12 +151,11 @@ class MeasureStalenessImpactOperator(MonitoringOperator):
             root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
             data_at = m.parse_timestamp(reg.snapshot_watermark(root, facts.dataset_uri), "source_watermark")
         data_at = data_at or facts.created_at
-        task = str(facts.spec.get("task", "binary"))
-        metric = self.metric or str(facts.spec.get("primary_metric") or "roc_auc")
+        _, metric, higher_is_better = facts.proxy_metric(self.metric)
         finding = m.staleness_impact(
             reg.quality_by_age(client, facts, metric, data_at),
             metric=metric,
-            higher_is_better=bool(METRIC_DIRECTIONS[task].get(metric, True)),
+            higher_is_better=higher_is_better,
             max_loss_per_30_days=m.parse_number(self.max_loss_per_30_days, "max_loss_per_30_days"),
         )
         return self.conclude(context, finding, **facts.identity(), data_at=data_at.isoformat())

@@ -53,6 +53,9 @@ class TrainModelOperator(BaseOperator):
         ``feature_requirements`` section (``PipelineFile.feature_requirements.to_dict()``). A spec whose
         features break one is refused before anything is read or logged; ``None`` checks nothing
         (templated).
+    :param business_metric: the pipeline's business metric
+        (:class:`~airflow_mlops.core.business.BusinessMetric` mapping), measured on the test split and
+        logged as ``test_<name>`` beside the proxy metrics (templated).
     """
 
     template_fields: Sequence[str] = (
@@ -64,8 +67,9 @@ class TrainModelOperator(BaseOperator):
         "partition",
         "run_name",
         "feature_requirements",
+        "business_metric",
     )
-    template_fields_renderers = {"spec": "json", "feature_requirements": "json"}
+    template_fields_renderers = {"spec": "json", "feature_requirements": "json", "business_metric": "json"}
     operator_extra_links = (MlflowTrainingRunLink(),)
     ui_color = "#e8f0fe"
 
@@ -83,6 +87,7 @@ class TrainModelOperator(BaseOperator):
         storage_root: str | None = None,
         aws_conn_id: str | None = None,
         feature_requirements: Mapping[str, Any] | None = None,
+        business_metric: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -97,6 +102,7 @@ class TrainModelOperator(BaseOperator):
         self.storage_root = storage_root
         self.aws_conn_id = aws_conn_id
         self.feature_requirements = feature_requirements
+        self.business_metric = business_metric
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
@@ -141,6 +147,7 @@ class TrainModelOperator(BaseOperator):
                 run_name=self.run_name,
                 on_start=publish_link,
                 requirements=requirements,
+                business_metric=self.business_metric or None,
             ).to_dict()
         except (DataError, IntegrityError) as exc:
             raise exceptions.DataValidationFailed(str(exc)) from exc

@@ -92,6 +92,9 @@ def test_continuous_training_shape(bag: Any) -> None:
         task = dag.get_task(f"flights_delay.{stage}")
         assert task.downstream_task_ids == {f"flights_delay.{d}" for d in downstream}, stage
     assert dag.get_task("flights_delay.register").trigger_rule == "none_failed_min_one_success"
+    # Each pipeline file's business metric is measured on the test split at training.
+    assert dag.get_task("flights_delay.train").business_metric["name"] == "delay_cost"
+    assert dag.get_task("bike_sharing.train").business_metric["costs"] == {"under": 3.0, "over": 1.0}
     # Blocking where failing is the point; the warnings beside the gate never fail their task.
     fail_on = {c: dag.get_task(f"flights_delay.{c}").fail_on for c in CHECKS if c != "reproducibility_wanted"}
     assert set(fail_on.values()) == {None}  # every check keeps its documented default
@@ -136,7 +139,7 @@ def test_batch_serving_shape(bag: Any) -> None:
     names = (
         "wait_for_batch", "list_partitions", "validate", "resolve_champion", "score", "check_drift",
         "check_dependencies", "check_staleness", "check_numerical_stability", "record_throughput", "explain_sample",
-        "measure_staleness_impact",
+        "measure_staleness_impact", "check_proxy_correlation",
     )  # fmt: skip
     assert set(tasks) == {"choose_pipelines"} | {f"flights_delay.{n}" for n in names}
     mapped = {n for n in names if isinstance(tasks[f"flights_delay.{n}"], MappedOperator)}
@@ -146,7 +149,7 @@ def test_batch_serving_shape(bag: Any) -> None:
         "resolve_champion": {"score", "check_dependencies", "check_staleness"},
         "score": {"check_numerical_stability", "check_drift", "record_throughput", "explain_sample"},
         "check_numerical_stability": {"check_drift"},
-        "check_drift": {"measure_staleness_impact"},
+        "check_drift": {"measure_staleness_impact", "check_proxy_correlation"},
     }
     for name, expected in downstream.items():
         assert tasks[f"flights_delay.{name}"].downstream_task_ids == {f"flights_delay.{d}" for d in expected}, name
@@ -161,6 +164,12 @@ def test_batch_serving_shape(bag: Any) -> None:
     assert [o.name for o in tasks["flights_delay.check_drift"].partial_kwargs["outlets"]] == [
         "mlops-drift-flights_delay"
     ]
+    # The business metric of the pipeline file is measured by the drift checks and checked against the proxy.
+    business = tasks["flights_delay.check_drift"].partial_kwargs["business_metric"]
+    assert business["name"] == "delay_cost" and business["threshold"] == 0.25
+    proxy = tasks["flights_delay.check_proxy_correlation"]
+    assert proxy.business_metric == business and (proxy.min_batches, proxy.min_correlation) == (5, 0.3)
+    assert proxy.default_fail_on == "never" and [n.webhook_conn_id for n in proxy.notifiers] == ["ml_alerts"]
 
 
 def _event(dag_id: str, extra: dict[str, Any] | None = None) -> Any:
@@ -273,7 +282,15 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
     assert [(ti.map_index, ti.state) for ti in scored] == [(0, TaskInstanceState.SUCCESS)]
     checks = {ti.task_id.split(".", 1)[1]: ti.state for ti in run.get_task_instances() if "check_" in ti.task_id}
     assert set(checks.values()) == {TaskInstanceState.SUCCESS}, checks
-    assert len(checks) == 4  # dependencies, staleness, numerical stability, drift
+    assert len(checks) == 5  # dependencies, staleness, numerical stability, drift, proxy correlation
+    # The business metric: on the champion's test split at training, on the served labelled month by the drift
+    # check; one labelled batch is too few for check_proxy_correlation to judge (it succeeded above).
+    assert "test_delay_cost" in client.get_run(client.get_model_version("flights_delay", champion).run_id).data.metrics
+    (monitoring,) = client.search_runs(
+        [client.get_experiment_by_name("mlops-flights_delay").experiment_id],
+        filter_string="tags.`mlops.monitoring_of` = 'flights_delay/v1'",
+    )
+    assert monitoring.data.metrics["business.delay_cost"] > 0
     storage = mlops_env / "storage" / "flights_delay"
     predictions = storage / "predictions" / "flights_2013-03" / "predictions.parquet"
     import pyarrow.parquet as pq

@@ -51,8 +51,9 @@ def env_for(base: Path) -> dict[str, str]:
     }
 
 
-def train_champion(base: Path) -> Champion:
-    """Train, register and promote; the [mlops] settings must already point at ``base`` (env_for)."""
+def train_champion(base: Path, business_metric: dict[str, Any] | None = None) -> Champion:
+    """Train, register and promote; the [mlops] settings must already point at ``base`` (env_for).
+    With ``business_metric``, training measures it on the test split too."""
     from airflow_mlops.hooks.mlflow import MlflowHook
 
     hook = MlflowHook()
@@ -69,6 +70,7 @@ def train_champion(base: Path) -> Champion:
         pipeline="flights",
         partition=PARTITION,
         experiment_id=hook.ensure_experiment("flights"),
+        business_metric=business_metric,
     )
     tags = client.get_run(receipt.run_id).data.tags
     registration = register_version(
