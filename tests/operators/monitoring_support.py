@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -124,3 +125,8 @@ def task_context(logical_date: Any) -> dict[str, Any]:
     ti = RecordingTI()
     return {"ti": ti, "task_instance": ti, "logical_date": logical_date, "run_id": ti.run_id,
             "dag_run": SimpleNamespace(run_after=logical_date), "outlet_events": OutletEventAccessors()}  # fmt: skip
+
+
+def received(server: Any) -> list[dict[str, Any]]:
+    """The JSON bodies a webhook receiver (tests.notifiers.test_webhook.Receiver) got, in order."""
+    return [json.loads(r["body"]) for r in server.requests]

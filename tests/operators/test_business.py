@@ -49,17 +49,6 @@ def env(champion: Champion, monkeypatch: pytest.MonkeyPatch) -> Champion:
     return champion
 
 
-@pytest.fixture
-def alerts(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    server = Receiver()
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ALERTS",
-        json.dumps({"conn_type": "mlops_webhook", "host": f"http://127.0.0.1:{server.port}/alert"}),
-    )
-    yield server
-    server.close()
-
-
 def cost_per_1000(frame: pd.DataFrame) -> float:
     """The flights cost matrix written out by hand, to check the package's arithmetic against."""
     frame = frame[frame[LABEL].notna()]

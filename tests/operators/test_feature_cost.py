@@ -62,17 +62,6 @@ def client(runs: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
     return MlflowHook().get_conn()
 
 
-@pytest.fixture
-def alerts(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    server = Receiver()
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ALERTS",
-        json.dumps({"conn_type": "mlops_webhook", "host": f"http://127.0.0.1:{server.port}/alert"}),
-    )
-    yield server
-    server.close()
-
-
 def check(run_id: str, **kwargs: Any) -> dict[str, Any]:
     operator = CheckFeatureCostOperator(
         task_id="check_feature_cost", run_id=run_id, notifiers=[WebhookNotifier(webhook_conn_id="alerts")], **kwargs

@@ -4,7 +4,6 @@ and notifications received by a local HTTP server."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from airflow_mlops.operators.monitoring_staleness import CheckModelStalenessOper
 from airflow_mlops.operators.reproducibility import CheckReproducibilityOperator, CheckTrainingServingSkewOperator
 from airflow_mlops.operators.scoring import ScoreBatchOperator
 from tests.notifiers.test_webhook import Receiver
-from tests.operators.monitoring_support import MODEL, Champion, task_context, use_shared_champion
+from tests.operators.monitoring_support import MODEL, Champion, received, task_context, use_shared_champion
 from tests.support.data import flights
 
 NOW = datetime(2013, 3, 2, tzinfo=UTC)
@@ -38,21 +37,6 @@ NOW = datetime(2013, 3, 2, tzinfo=UTC)
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> Champion:
     return use_shared_champion(monkeypatch)
-
-
-@pytest.fixture
-def alerts(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    server = Receiver()
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ALERTS",
-        json.dumps({"conn_type": "mlops_webhook", "host": f"http://127.0.0.1:{server.port}/alert"}),
-    )
-    yield server
-    server.close()
-
-
-def received(server: Receiver) -> list[dict[str, Any]]:
-    return [json.loads(r["body"]) for r in server.requests]
 
 
 def test_staleness_notifies_and_asks_for_retraining(env: Champion, alerts: Receiver) -> None:

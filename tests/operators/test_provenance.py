@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +22,7 @@ from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.provenance import CheckSpecProvenanceOperator
 from airflow_mlops.operators.training import TrainModelOperator
 from tests.notifiers.test_webhook import Receiver
-from tests.operators.monitoring_support import MODEL, Champion, small_spec, task_context, use_shared_champion
+from tests.operators.monitoring_support import MODEL, Champion, received, small_spec, task_context, use_shared_champion
 
 NOW = datetime(2013, 3, 2, tzinfo=UTC)
 SPEC_PATH = "include/pipelines/flights_small.yaml"
@@ -52,21 +51,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     git(root, "add", ".")
     git(root, "commit", "--quiet", "-m", "flights pipeline")
     return root
-
-
-@pytest.fixture
-def alerts(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    server = Receiver()
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ALERTS",
-        json.dumps({"conn_type": "mlops_webhook", "host": f"http://127.0.0.1:{server.port}/alert"}),
-    )
-    yield server
-    server.close()
-
-
-def received(server: Receiver) -> list[dict[str, Any]]:
-    return [json.loads(r["body"]) for r in server.requests]
 
 
 def check(review: str, **target: Any) -> CheckSpecProvenanceOperator:
