@@ -25,6 +25,21 @@ def test_shipped_pipeline_files_load_with_their_stages() -> None:
     assert not found["bike_sharing"].serving and found["bike_sharing"].suite is None
 
 
+def test_the_flights_pipeline_keeps_what_its_ml_test_score_counts() -> None:
+    """docs/ml_test_score.md scores these settings of the flights file: turning one off lowers the score."""
+    from airflow_mlops.core.gating_policy import GatePolicy
+    from airflow_mlops.core.training_spec import TrainingSpec
+
+    flights = {p.name: p for p in discover(FOLDER)}["flights_delay"]
+    slices = GatePolicy.from_mapping(flights.gate_policy).slices
+    assert slices.columns == ("origin",) and slices.floor is not None and slices.max_gap is not None  # M6
+    assert TrainingSpec.from_yaml(flights.path).search is not None  # M3
+    assert flights.business_metric and flights.proxy_check  # M2
+    assert flights.spec_review != "off"  # M1
+    assert {"dep_delay", "arr_delay", "arr_delayed_15"} <= set(flights.feature_requirements.forbidden)  # D4
+    assert flights.feature_cost  # D3
+
+
 def test_the_training_section_is_the_training_spec() -> None:
     from airflow_mlops.core.training import load_spec
 
