@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import SpecError
-from airflow_mlops.core.monitoring import Finding, parse_number
-from airflow_mlops.core.training_spec import METRIC_DIRECTIONS
+from airflow_mlops.core.params import parse_number
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from airflow_mlops.core.monitoring import Finding
 
 SERIES_PREFIX = "business."  # on the monitoring run of a served version, per labelled batch
 TRAINING_PREFIX = "test_"  # on the training run, computed on the test split
@@ -44,8 +45,14 @@ OUTCOMES = ("true_positive", "false_positive", "false_negative", "true_negative"
 ERRORS = ("under", "over")
 _KEYS = ("name", "unit", "per_rows", "threshold", "costs")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-# Names that would shadow a metric training or drift already logs.
-_RESERVED = {m for metrics in METRIC_DIRECTIONS.values() for m in metrics} | {"positive_rate", "labelled_rows"}
+
+
+def _reserved_names() -> set[str]:
+    """Names that would shadow a metric training or drift already logs. Imported here, not at the top:
+    pipeline files are read at every DAG parse, and the training spec module is not needed for that."""
+    from airflow_mlops.core.training_spec import METRIC_DIRECTIONS
+
+    return {m for metrics in METRIC_DIRECTIONS.values() for m in metrics} | {"positive_rate", "labelled_rows"}
 
 
 @dataclass(frozen=True)
@@ -98,10 +105,11 @@ class BusinessMetric:
                 f"error) models. The training task is {task!r}."
             )
         name = str(raw.get("name", "")).strip()
-        if not _NAME.fullmatch(name) or name in _RESERVED:
+        reserved = _reserved_names()
+        if not _NAME.fullmatch(name) or name in reserved:
             raise SpecError(
                 "The business metric's 'name' must be lower-case letters, digits and '_', starting with a letter, "
-                f"and not a metric training already logs ({sorted(_RESERVED)}). Got {raw.get('name')!r} instead."
+                f"and not a metric training already logs ({sorted(reserved)}). Got {raw.get('name')!r} instead."
             )
         costs_raw = raw.get("costs")
         if not isinstance(costs_raw, Mapping) or not costs_raw:
@@ -299,6 +307,8 @@ def proxy_correlation(
     An alert when a judged correlation is below ``min_correlation``: the proxy no longer tells the
     business how the model is doing. A side whose values are all equal cannot be ranked: not judged.
     """
+    from airflow_mlops.core.monitoring import Finding
+
     usable = sorted((b for b in batches if math.isfinite(b.business)), key=lambda b: b.step)[-check.window :]
     sign = 1.0 if higher_is_better else -1.0
     details: dict[str, Any] = {

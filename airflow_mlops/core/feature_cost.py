@@ -37,8 +37,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import ArtifactError, DataError, SpecError
-from airflow_mlops.core.monitoring import Finding, parse_number
+from airflow_mlops.core.monitoring import Finding
 from airflow_mlops.core.onnx_model import OnnxInput
+from airflow_mlops.core.params import parse_number
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlops.core.errors import SpecError
+from airflow_mlops.core.params import parse_number as parse_number  # the monitoring operators read numbers with it
 
 if TYPE_CHECKING:
     import numpy as np
@@ -116,19 +117,6 @@ def parse_fraction(raw: Any, name: str, *, default: float) -> float:
         raise SpecError(f"The {name!r} parameter must be a number in [0, 1]. Got {raw!r} instead.") from exc
     if isinstance(raw, bool) or not 0.0 <= value <= 1.0:
         raise SpecError(f"The {name!r} parameter must be a number in [0, 1]. Got {raw!r} instead.")
-    return value
-
-
-def parse_number(raw: Any, name: str, *, low: float = 0.0, high: float = math.inf, integer: bool = False) -> float:
-    """A number in ``[low, high]`` from a rendered argument (strings included); integral with ``integer``."""
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = math.nan
-    kind = "an integer" if integer else "a number"
-    if isinstance(raw, bool) or not low <= value <= high or (integer and not value.is_integer()):
-        bounds = f">= {low:g}" + (f" and <= {high:g}" if math.isfinite(high) else "")
-        raise SpecError(f"The {name!r} parameter must be {kind} {bounds}. Got {raw!r} instead.")
     return value
 
 

@@ -51,11 +51,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 from airflow_mlops.core.feature_requirements import FeatureRequirements
-from airflow_mlops.core.provenance import ReviewMode, parse_review
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SECTIONS = (
@@ -71,6 +70,25 @@ _MONITORING = (
     "alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review", "feature_cost"
 )  # fmt: skip
 _FEATURE_COST = ("max_cost_ratio", "min_cost_share", "max_serving_ms_per_1k", "max_model_bytes", "rows", "repeats")
+
+
+# How check_spec_provenance treats a spec that is not committed unchanged (core/provenance.py). Here, not
+# there: DAG files read pipeline files at every parse, and the git machinery is not needed for that.
+ReviewMode = Literal["require", "warn", "off"]
+REVIEW_MODES: tuple[ReviewMode, ...] = ("require", "warn", "off")
+
+
+def parse_review(raw: Any, described: str) -> ReviewMode:
+    """``require``, ``warn`` or ``off``. YAML 1.1 reads a bare ``off`` as false, so false means ``off``.
+
+    :param described: how the message names the setting, e.g. ``"The 'review' argument"``.
+    """
+    if raw is False:
+        return "off"
+    text = str(raw).strip().lower() if isinstance(raw, str) else None
+    if text not in REVIEW_MODES:
+        raise SpecError(f"{described} must be 'require', 'warn' or 'off'. Got {raw!r} instead.")
+    return text
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,9 @@ from typing import Any, Literal
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 from airflow_mlops.core.monitoring import Finding, Severity
+from airflow_mlops.core.pipeline import ReviewMode, parse_review
 
 SpecState = Literal["clean", "modified", "untracked", "unknown"]
-ReviewMode = Literal["require", "warn", "off"]
-REVIEW_MODES: tuple[ReviewMode, ...] = ("require", "warn", "off")
 GIT_TIMEOUT_SECONDS = 5.0
 _SEVERITY: dict[ReviewMode, Severity] = {"require": "alert", "warn": "warn", "off": "ok"}
 
@@ -261,19 +260,6 @@ def check_spec_provenance(provenance: SpecProvenance | None, review: str) -> Fin
     if provenance.note:
         problem += f": {provenance.note}" if provenance.state == "unknown" else f" ({provenance.note})"
     return Finding("spec_provenance", _SEVERITY[mode], _prefixed(mode, problem + "."), details)
-
-
-def parse_review(raw: Any, described: str) -> ReviewMode:
-    """``require``, ``warn`` or ``off``. YAML 1.1 reads a bare ``off`` as false, so false means ``off``.
-
-    :param described: how the message names the setting, e.g. ``"The 'review' argument"``.
-    """
-    if raw is False:
-        return "off"
-    text = str(raw).strip().lower() if isinstance(raw, str) else None
-    if text not in REVIEW_MODES:
-        raise SpecError(f"{described} must be 'require', 'warn' or 'off'. Got {raw!r} instead.")
-    return text
 
 
 def _prefixed(mode: ReviewMode, message: str) -> str:

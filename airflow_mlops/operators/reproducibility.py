@@ -51,7 +51,7 @@ class CheckTrainingServingSkewOperator(MonitoringOperator):
 
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.errors import IntegrityError
-        from airflow_mlops.core.monitoring import parse_number
+        from airflow_mlops.core.params import parse_number
         from airflow_mlops.core.reproducibility import check_training_serving_skew, read_reference
         from airflow_mlops.core.scoring import load_serving_model, resolve_model_version
         from airflow_mlops.exceptions import ModelIntegrityFailure
@@ -119,9 +119,8 @@ class CheckReproducibilityOperator(MonitoringOperator):
 
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.errors import IntegrityError
-        from airflow_mlops.core.monitoring import parse_number
         from airflow_mlops.core.monitoring_registry import model_version_facts
-        from airflow_mlops.core.params import parse_flag
+        from airflow_mlops.core.params import parse_flag, parse_number
         from airflow_mlops.core.reproducibility import check_reproducibility
         from airflow_mlops.exceptions import DataValidationFailed
         from airflow_mlops.hooks.mlflow import MlflowHook

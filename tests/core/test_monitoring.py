@@ -176,13 +176,6 @@ def test_staleness_impact_fits_the_decay_of_quality_with_age() -> None:
     assert few.severity == "ok" and "too few" in few.message
 
 
-@pytest.mark.parametrize("raw", ["-1", "many", True, None, "2.5"], ids=["negative", "word", "bool", "none", "fraction"])
-def test_parse_number_names_the_parameter(raw: object) -> None:
-    with pytest.raises(SpecError, match="'window' parameter must be an integer >= 1"):
-        m.parse_number(raw, "window", low=1, integer=True)
-    assert m.parse_number("0.5", "max_drop") == 0.5 and m.parse_number(10, "window", low=1, integer=True) == 10
-
-
 def test_personal_data_is_found_in_real_text_columns_only_when_present() -> None:
     frame = flights(months=[1], sample=2000)
     text = {c: frame[c].tolist() for c in ("carrier", "tailnum", "origin", "dest")}

@@ -13,12 +13,12 @@ import pytest
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
+from airflow_mlops.core.pipeline import parse_review
 from airflow_mlops.core.provenance import (
     Bundle,
     SpecProvenance,
     check_spec_provenance,
     git_facts,
-    parse_review,
     spec_provenance,
 )
 
