@@ -256,6 +256,12 @@ def pipeline_tasks(pipeline: Any) -> None:
         review=pipeline.spec_review,
         notifiers=alerts,
     )
+    feature_cost = CheckFeatureCostOperator(
+        task_id="check_feature_cost",
+        run_id=train.output["run_id"],
+        notifiers=alerts,
+        **{key: str(value) for key, value in pipeline.feature_cost.items()},
+    )
     wanted = BranchOnFunctionOperator(
         task_id="reproducibility_wanted",
         python_callable=reproducibility_wanted,
@@ -269,16 +275,9 @@ def pipeline_tasks(pipeline: Any) -> None:
     )
     ingest >> personal_data >> validate >> source_schema >> check_new >> train
     train >> training_stability >> gate >> route >> [approve, register]
-    train >> [feature_importance, training_time]
+    train >> [feature_importance, training_time, feature_cost]
     approve >> register >> serving_skew >> promote >> wanted >> reproducibility
     register >> spec_provenance >> promote
-    feature_cost = CheckFeatureCostOperator(
-        task_id="check_feature_cost",
-        run_id=train.output["run_id"],
-        notifiers=alerts,
-        **{key: str(value) for key, value in pipeline.feature_cost.items()},
-    )
-    train >> feature_cost
 
 
 assets = None
