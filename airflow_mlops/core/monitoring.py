@@ -28,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlops.core.errors import SpecError
-from airflow_mlops.core.params import parse_number as parse_number  # the monitoring operators read numbers with it
 
 if TYPE_CHECKING:
     import numpy as np

@@ -222,7 +222,7 @@ class CheckPerformanceOperator(MonitoringOperator):
 
         from airflow_mlops.core import monitoring as m
         from airflow_mlops.core import monitoring_registry as reg
-        from airflow_mlops.core.params import parse_flag
+        from airflow_mlops.core.params import parse_flag, parse_number
         from airflow_mlops.hooks.mlflow import MlflowHook
 
         receipt = json.loads(self.receipt) if isinstance(self.receipt, str) else dict(self.receipt)
@@ -237,7 +237,7 @@ class CheckPerformanceOperator(MonitoringOperator):
             value,
             metric=self.metric,
             higher_is_better=parse_flag(self.higher_is_better, "The 'higher_is_better' argument"),
-            max_drop=m.parse_number(self.max_drop, "max_drop"),
-            window=int(m.parse_number(self.window, "window", low=1, integer=True)),
+            max_drop=parse_number(self.max_drop, "max_drop"),
+            window=int(parse_number(self.window, "window", low=1, integer=True)),
         )
         return self.conclude(context, finding, mlflow_run_id=run_id, step=step)

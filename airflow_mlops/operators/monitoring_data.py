@@ -193,10 +193,11 @@ class CheckPersonalDataOperator(MonitoringOperator):
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import monitoring as m
         from airflow_mlops.core.monitoring_registry import read_text_columns
+        from airflow_mlops.core.params import parse_number
         from airflow_mlops.hooks.storage import StorageHook
 
         root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
-        rows = int(m.parse_number(self.sample_rows, "sample_rows", low=1, integer=True))
+        rows = int(parse_number(self.sample_rows, "sample_rows", low=1, integer=True))
         allowed = self.allow_columns
         allow = [c.strip() for c in allowed.split(",") if c.strip()] if isinstance(allowed, str) else list(allowed)
         finding = m.check_personal_data(read_text_columns(root, self.snapshot_uri, rows), allow=allow)

@@ -142,6 +142,7 @@ class MeasureStalenessImpactOperator(MonitoringOperator):
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import monitoring as m
         from airflow_mlops.core import monitoring_registry as reg
+        from airflow_mlops.core.params import parse_number
         from airflow_mlops.hooks.storage import StorageHook
 
         client = mlflow_client(self.mlflow_conn_id)
@@ -156,6 +157,6 @@ class MeasureStalenessImpactOperator(MonitoringOperator):
             reg.quality_by_age(client, facts, metric, data_at),
             metric=metric,
             higher_is_better=higher_is_better,
-            max_loss_per_30_days=m.parse_number(self.max_loss_per_30_days, "max_loss_per_30_days"),
+            max_loss_per_30_days=parse_number(self.max_loss_per_30_days, "max_loss_per_30_days"),
         )
         return self.conclude(context, finding, **facts.identity(), data_at=data_at.isoformat())
