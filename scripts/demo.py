@@ -116,7 +116,7 @@ class Deployment:
         return events[-1]["id"] if events else 0
 
     def champion(self) -> dict[str, Any] | None:
-        from airflow_mlops.core import registry
+        from airflow_mlops.core.registry import versions as registry
 
         version = registry.alias_version(self.client, MODEL, "champion")
         if version is None:
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env_file = write_env_file(settings)
 
-    from airflow_mlops.core.replay import parse_months, replay
+    from airflow_mlops.cli.replay import parse_months, replay
 
     train_months = parse_months(args.train_months)
     serve_months = [m for m in parse_months(args.months) if m not in train_months]

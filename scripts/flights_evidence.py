@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from airflow_mlops.core.training import load_spec, train_model
+from airflow_mlops.core.training.run import load_spec, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "include" / "pipelines" / "flights_delay.yaml"

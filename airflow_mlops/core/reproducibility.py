@@ -2,7 +2,7 @@
 
 - :func:`check_training_serving_skew`: the training rows kept in the run's reference sample, with the
   predictions the native model made for them at training time, are written to a Parquet file and
-  scored by :func:`~airflow_mlops.core.scoring.score_partition`, the serving path itself (Parquet
+  scored by :func:`~airflow_mlops.core.scoring.batch.score_partition`, the serving path itself (Parquet
   reading, dtype coercion, the registered ONNX graph). Any difference beyond the tolerance means the
   features or the model seen at serving are not those of training.
 - :func:`check_reproducibility`: retrain the version's spec on its recorded snapshot (verified by its
@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import DataError, SourceNotFoundError, SpecError
-from airflow_mlops.core.monitoring import Finding
+from airflow_mlops.core.monitoring.checks import Finding
 from airflow_mlops.core.storage import StorageRoot
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from airflow_mlops.core.monitoring_registry import ModelVersionFacts
-    from airflow_mlops.core.scoring import ServingModel
+    from airflow_mlops.core.monitoring.facts import ModelVersionFacts
+    from airflow_mlops.core.scoring.batch import ServingModel
 
 DEFAULT_SKEW_TOLERANCE = 1e-4
 DEFAULT_METRIC_TOLERANCE = 1e-6
@@ -69,8 +69,8 @@ def check_training_serving_skew(
     rows = reference if max_rows is None else reference.head(max_rows)
     if rows.empty:
         raise DataError(f"The reference sample of model {model.name!r} v{model.version} has no rows.")
-    from airflow_mlops.core.scoring import ScoringSpec, score_partition
-    from airflow_mlops.core.training import parquet_bytes
+    from airflow_mlops.core.scoring.batch import ScoringSpec, score_partition
+    from airflow_mlops.core.training.run import parquet_bytes
 
     with tempfile.TemporaryDirectory(prefix="mlops-skew-") as folder:
         root = StorageRoot(folder)
@@ -133,7 +133,7 @@ def read_reference(client: Any, run_id: str) -> pd.DataFrame:
 
     import pyarrow.parquet as pq
 
-    from airflow_mlops.core.gating_models import download_run_artifact
+    from airflow_mlops.core.gating.inputs import download_run_artifact
 
     return pq.read_table(io.BytesIO(download_run_artifact(client, run_id, contracts.ARTIFACT_REFERENCE))).to_pandas()
 
@@ -149,7 +149,7 @@ def spec_from_artifact(document: Mapping[str, Any], params: Mapping[str, str] | 
 
     :raises SpecError: the settings are in neither place.
     """
-    from airflow_mlops.core.training_spec import TrainingSpec
+    from airflow_mlops.core.training.spec import TrainingSpec
 
     document = dict(document)
     categories = document.get("categories")
@@ -210,7 +210,7 @@ def check_reproducibility(
     :raises SourceNotFoundError: the run records no snapshot, or it is gone.
     :raises IntegrityError: the snapshot changed since training (its sha256 differs).
     """
-    from airflow_mlops.core.training import read_snapshot, train_model
+    from airflow_mlops.core.training.run import read_snapshot, train_model
 
     if not facts.dataset_uri:
         raise SourceNotFoundError(

@@ -25,7 +25,8 @@ class CheckProxyCorrelationOperator(MonitoringOperator):
 
     :param model_name: registered model name. (templated)
     :param business_metric: the pipeline's business metric
-        (:class:`~airflow_mlops.core.business.BusinessMetric` mapping, as the pipeline file declares it). (templated)
+        (:class:`~airflow_mlops.core.pipeline.business.BusinessMetric` mapping, as the pipeline file
+        declares it). (templated)
     :param alias: the alias whose training spec gives the task and primary metric, ``champion``. (templated)
     :param metric: proxy metric, the training spec's primary metric by default. (templated)
     :param min_batches: labelled batches needed before judging, 5. (templated)
@@ -70,8 +71,8 @@ class CheckProxyCorrelationOperator(MonitoringOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core import business
-        from airflow_mlops.core import monitoring_registry as reg
+        from airflow_mlops.core.monitoring import facts as reg
+        from airflow_mlops.core.pipeline import business
 
         client = mlflow_client(self.mlflow_conn_id)
         facts = reg.model_version_facts(client, self.model_name, alias=self.alias)

@@ -41,7 +41,7 @@ class EvaluateModelGateOperator(BaseOperator):
     :param model_name: registered model whose champion is the reference. (templated)
     :param candidate_run_id: MLflow run of the candidate (``train.output["run_id"]``). (templated)
     :param pipeline: pipeline name, for evidence paths. (templated)
-    :param policy: the gate policy, a mapping (see :class:`~airflow_mlops.core.gating_policy.GatePolicy`). (templated)
+    :param policy: the gate policy, a mapping (see :class:`~airflow_mlops.core.gating.policy.GatePolicy`). (templated)
     :param evaluation_uri: named evaluation snapshot (Parquet or CSV under the storage root) instead of
         the candidate's test split. (templated)
     :param partition: evidence partition; the run's logical date, else its run id. (templated)
@@ -101,9 +101,9 @@ class EvaluateModelGateOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from airflow_mlops.core import gating
         from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundError, SpecError
-        from airflow_mlops.core.gating_policy import GatePolicy
+        from airflow_mlops.core.gating import evaluate as gating
+        from airflow_mlops.core.gating.policy import GatePolicy
         from airflow_mlops.core.params import parse_flag
         from airflow_mlops.exceptions import ModelIntegrityFailure, ModelRejected
         from airflow_mlops.hooks.mlflow import MlflowHook
@@ -156,8 +156,8 @@ class EvaluateModelGateOperator(BaseOperator):
         return str(uri)
 
     def _models(self, client: Any) -> tuple[Any, Any]:
-        from airflow_mlops.core import registry
-        from airflow_mlops.core.gating_models import load_run_model
+        from airflow_mlops.core.gating.inputs import load_run_model
+        from airflow_mlops.core.registry import versions as registry
 
         native = bool(self.check_native_parity)
         candidate = load_run_model(client, str(self.candidate_run_id), "candidate", native=native)

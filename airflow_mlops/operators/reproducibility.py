@@ -53,7 +53,7 @@ class CheckTrainingServingSkewOperator(MonitoringOperator):
         from airflow_mlops.core.errors import IntegrityError
         from airflow_mlops.core.params import parse_number
         from airflow_mlops.core.reproducibility import check_training_serving_skew, read_reference
-        from airflow_mlops.core.scoring import load_serving_model, resolve_model_version
+        from airflow_mlops.core.scoring.batch import load_serving_model, resolve_model_version
         from airflow_mlops.exceptions import ModelIntegrityFailure
         from airflow_mlops.hooks.mlflow import MlflowHook
 
@@ -119,7 +119,7 @@ class CheckReproducibilityOperator(MonitoringOperator):
 
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.errors import IntegrityError
-        from airflow_mlops.core.monitoring_registry import model_version_facts
+        from airflow_mlops.core.monitoring.facts import model_version_facts
         from airflow_mlops.core.params import parse_flag, parse_number
         from airflow_mlops.core.reproducibility import check_reproducibility
         from airflow_mlops.exceptions import DataValidationFailed

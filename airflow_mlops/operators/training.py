@@ -54,7 +54,7 @@ class TrainModelOperator(BaseOperator):
         features break one is refused before anything is read or logged; ``None`` checks nothing
         (templated).
     :param business_metric: the pipeline's business metric
-        (:class:`~airflow_mlops.core.business.BusinessMetric` mapping), measured on the test split and
+        (:class:`~airflow_mlops.core.pipeline.business.BusinessMetric` mapping), measured on the test split and
         logged as ``test_<name>`` beside the proxy metrics (templated).
     """
 
@@ -109,10 +109,10 @@ class TrainModelOperator(BaseOperator):
 
         from airflow_mlops import exceptions
         from airflow_mlops.core.errors import DataError, IntegrityError, SpecError
-        from airflow_mlops.core.feature_requirements import FeatureRequirements
+        from airflow_mlops.core.pipeline.requirements import FeatureRequirements
         from airflow_mlops.core.provenance import spec_provenance
-        from airflow_mlops.core.training import load_spec, run_training
-        from airflow_mlops.core.training_export import ParityError
+        from airflow_mlops.core.training.export import ParityError
+        from airflow_mlops.core.training.run import load_spec, run_training
         from airflow_mlops.hooks.mlflow import MlflowHook
         from airflow_mlops.hooks.storage import StorageHook
 

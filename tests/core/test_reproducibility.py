@@ -9,14 +9,14 @@ import pytest
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import DataError, IntegrityError, SpecError
-from airflow_mlops.core.monitoring_registry import model_version_facts
+from airflow_mlops.core.monitoring.facts import model_version_facts
 from airflow_mlops.core.reproducibility import (
     check_reproducibility,
     check_training_serving_skew,
     read_reference,
     spec_from_artifact,
 )
-from airflow_mlops.core.scoring import load_serving_model, resolve_model_version
+from airflow_mlops.core.scoring.batch import load_serving_model, resolve_model_version
 from airflow_mlops.hooks.mlflow import MlflowHook
 from tests.operators.monitoring_support import MODEL, Champion, small_spec, use_shared_champion
 
@@ -66,7 +66,7 @@ def test_reproducibility_refuses_a_changed_snapshot(champion_env: Champion) -> N
 
 
 def test_spec_from_artifact_restores_the_categories_settings() -> None:
-    from airflow_mlops.core.training_spec import TrainingSpec
+    from airflow_mlops.core.training.spec import TrainingSpec
 
     spec = TrainingSpec.from_mapping(small_spec())
     document = {**spec.to_dict(), "categories": {"carrier": ["AA", "UA"]}, "metrics": {}, "classes": [0, 1]}

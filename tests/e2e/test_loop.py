@@ -42,7 +42,7 @@ SAMPLE = 6000
 
 
 def land(storage_root: Path, month: int) -> None:
-    """Write one month where the pipeline's landing folder is, as ``airflow_mlops.core.replay`` does."""
+    """Write one month where the pipeline's landing folder is, as ``airflow_mlops.cli.replay`` does."""
     from tests.support.data import flights
 
     landing = storage_root / PIPELINE / "landing"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.core.registry_support import fresh_store
+from tests.core.registry.support import fresh_store
 
 
 @dataclass
@@ -109,8 +109,8 @@ def embedded_registry_client(mlops_env: Path) -> Any:
 
 def register_gated_version(client: Any, name: str) -> str:
     """Register a passed-gate version of a fresh training run the way RegisterModelOperator does; its number."""
-    from airflow_mlops.core import registry
-    from tests.core.registry_support import gate_receipt, training_run
+    from airflow_mlops.core.registry import versions as registry
+    from tests.core.registry.support import gate_receipt, training_run
 
     run_id = training_run(client)
     tags = registry.registration_tags(dict(client.get_run(run_id).data.tags), run_id, gate_receipt(run_id))

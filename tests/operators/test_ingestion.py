@@ -14,7 +14,7 @@ from airflow.sdk import DAG, Asset
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
-from airflow_mlops.core import replay
+from airflow_mlops.cli import replay
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.operators.ingestion import IngestDatasetOperator, dataset_asset
 

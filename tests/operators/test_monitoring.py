@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from airflow_mlops.core import contracts
-from airflow_mlops.core.training import parquet_bytes
+from airflow_mlops.core.training.run import parquet_bytes
 from airflow_mlops.exceptions import MlopsVerdictFailure
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.explain import ExplainPredictionOperator
@@ -184,7 +184,7 @@ def test_feature_importance_of_the_training_run(env: Champion) -> None:
 
 
 def test_staleness_impact_from_the_quality_the_drift_checks_logged(env: Champion) -> None:
-    from airflow_mlops.core import drift
+    from airflow_mlops.core.drift import report as drift
     from airflow_mlops.hooks.mlflow import MlflowHook
 
     client = MlflowHook().get_conn()

@@ -21,7 +21,7 @@ from airflow_mlops.operators.registry import (
     PromotionConflict,
     RegisterModelOperator,
 )
-from tests.core.registry_support import gate_receipt, training_run
+from tests.core.registry.support import gate_receipt, training_run
 from tests.operators.registry_support import TcpProxy, prepare_embedded_store, task_context
 
 NAME = "flights_delay"

@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_mlops.core import contracts
 from airflow_mlops.core.onnx_model import OnnxModel, inputs_from_spec
 from airflow_mlops.core.storage import StorageRoot, sha256_bytes
-from airflow_mlops.core.training import parquet_bytes
+from airflow_mlops.core.training.run import parquet_bytes
 from airflow_mlops.exceptions import DataValidationFailed
 from airflow_mlops.links.training import MLFLOW_RUN_URL_KEY
 from airflow_mlops.operators.training import TrainModelOperator, default_partition, git_sha
@@ -151,8 +151,8 @@ def test_trains_logs_and_publishes_everything(env: Path, snapshot: tuple[str, st
     onnx_model = OnnxModel(model_bytes, inputs_from_spec(spec_document), expected_sha256=receipt["onnx_sha256"])
     onnx_probabilities = onnx_model.run(test)["probabilities"]
     native = mlflow.sklearn.load_model(receipt["model_uri"])
-    from airflow_mlops.core.training import load_spec
-    from airflow_mlops.core.training_data import feature_frame
+    from airflow_mlops.core.training.data import feature_frame
+    from airflow_mlops.core.training.run import load_spec
 
     native_probabilities = native.predict_proba(feature_frame(test, load_spec(small_spec())))
     assert np.abs(onnx_probabilities - native_probabilities).max() <= 1e-5
@@ -220,7 +220,7 @@ def test_a_feature_breaking_the_pipelines_requirements_fails_without_retry_befor
     """A spec edited after the DAG was parsed is refused by training itself, with the requirement's reason."""
     import mlflow
 
-    from airflow_mlops.core.pipeline import PipelineFile
+    from airflow_mlops.core.pipeline.file import PipelineFile
 
     requirements = PipelineFile.from_yaml(FLIGHTS_SPEC).feature_requirements.to_dict()
     json.dumps(requirements)  # a template field: it is rendered and shown in the UI as JSON

@@ -23,7 +23,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundError, SpecError
 from airflow_mlops.core.storage import StorageRoot
-from airflow_mlops.core.training import parquet_bytes
+from airflow_mlops.core.training.run import parquet_bytes
 from airflow_mlops.exceptions import DataValidationFailed
 from tests.support import models
 from tests.support.data import flights
@@ -76,7 +76,7 @@ def context() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     from airflow_mlops.hooks.mlflow import MlflowHook
-    from tests.core.registry_support import fresh_store
+    from tests.core.registry.support import fresh_store
 
     home = tmp_path_factory.mktemp("catalogue")
     with pytest.MonkeyPatch.context() as patch:

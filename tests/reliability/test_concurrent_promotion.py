@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.core.registry_support import gate_receipt, training_run
+from tests.core.registry.support import gate_receipt, training_run
 from tests.operators.registry_support import task_context
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ _PROMOTE = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     from airflow_mlops.operators.registry import PromoteModelOperator
-    from tests.core.registry_support import gate_receipt
+    from tests.core.registry.support import gate_receipt
     from tests.operators.registry_support import task_context
 
     args = json.loads(sys.argv[1])

@@ -111,7 +111,7 @@ def _kill_mid_write(script: str, args: dict[str, Any], root: Path, temporary: st
 
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from airflow_mlops.core import replay
+    from airflow_mlops.cli import replay
 
     folder = tmp_path_factory.mktemp("landing")
     replay.replay([1], str(folder))
@@ -167,7 +167,7 @@ def test_scoring_killed_mid_write_then_rerun_gives_the_clean_bytes(
 
     from airflow_mlops.hooks.mlflow import MlflowHook
     from airflow_mlops.operators.scoring import ScoreBatchOperator
-    from tests.core.registry_support import fresh_store
+    from tests.core.registry.support import fresh_store
 
     uri = fresh_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("AIRFLOW__MLOPS__MLFLOW_TRACKING_URI", uri)

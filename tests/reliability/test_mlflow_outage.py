@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_mlops.core import contracts, registry
+from airflow_mlops.core import contracts
+from airflow_mlops.core.registry import versions as registry
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.operators.registry import ModelNotPromotable, PromoteModelOperator, RegisterModelOperator
-from tests.core.registry_support import gate_receipt, training_run
+from tests.core.registry.support import gate_receipt, training_run
 from tests.operators.registry_support import task_context
 from tests.support import services
 

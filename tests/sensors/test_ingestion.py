@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
-from airflow_mlops.core import replay
+from airflow_mlops.cli import replay
 from airflow_mlops.core.errors import MlopsError, SourceNotFoundError, SpecError
 from airflow_mlops.sensors.ingestion import DatasetAvailableSensor
 from airflow_mlops.triggers.ingestion import DatasetAvailableTrigger

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.onnx_model import MISSING_CATEGORY
-from airflow_mlops.core.training_export import register_lightgbm_converters
+from airflow_mlops.core.training.export import register_lightgbm_converters
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from airflow.triggers.base import TriggerEvent
 
-from airflow_mlops.core import replay
+from airflow_mlops.cli import replay
 from airflow_mlops.triggers.ingestion import DatasetAvailableTrigger
 
 

@@ -1,0 +1,456 @@
+"""When a drift check becomes a retrain trigger: the drift policy, and its state across runs.
+
+A check produces an :class:`Observation` (drift share, drifted columns, quality drop, labelled rows).
+The policy turns the sequence of observations into decisions:
+
+- **conditions**: the drift share reaches ``drift_share``; the quality metric dropped by at least
+  ``quality_drop`` against its baseline; or one of ``trigger_columns`` drifted (a feature, a
+  prediction column, or the target).
+- **hysteresis**: a condition that is on stays on until its figure falls below the threshold minus
+  ``hysteresis`` (drift share) or ``quality_hysteresis`` (quality drop), so a figure hovering at the
+  threshold does not flap. The quality condition is only re-evaluated on batches with labels; in
+  between it keeps its last state. A new champion (another ``reference_id``) starts with every
+  condition off.
+- **alarm**: any condition on. An alarm triggers a retrain unless a trigger happened less than
+  ``cooldown`` ago (at most one trigger per period) or fewer than ``min_new_labels`` labelled rows
+  arrived since the last trigger (retraining needs new labels to learn from).
+
+Time is the batch's time (``as_of``), not the wall clock, so backfills decide as the live runs did.
+The state is the list of recent observations, not a counter: deciding replays it in batch order, so a
+rerun of a batch replaces its observation instead of counting twice, and a late batch slots into its
+place. Beyond ``history`` observations the oldest are folded into a carried ``base``.
+
+Everything here is pure except :func:`load_state` / :func:`save_state`, which read and write one small
+JSON file under the storage root, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow_mlops.core import contracts
+from airflow_mlops.core.errors import ArtifactError, SpecError
+
+if TYPE_CHECKING:
+    from airflow_mlops.core.drift.report import DriftOutputs, DriftResult
+    from airflow_mlops.core.storage import StorageRoot
+
+STATE_FORMAT = 1
+Status = Literal["retrain", "ok", "cooldown", "awaiting_labels", "no_data", "stale"]
+
+_POLICY_KEYS = (
+    "drift_share", "quality_drop", "trigger_columns", "cooldown", "min_new_labels", "hysteresis",
+    "quality_hysteresis", "history",
+)  # fmt: skip
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(raw: Any, name: str = "cooldown") -> float:
+    """Seconds from a number or a string like ``'3600'``, ``'12h'``, ``'7d'``, ``'2w'``."""
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and raw >= 0:
+        return float(raw)
+    if isinstance(raw, timedelta):
+        return raw.total_seconds()
+    match = _DURATION.match(str(raw)) if isinstance(raw, str) else None
+    if not match:
+        raise SpecError(
+            f"The {name!r} parameter of DriftPolicy must be seconds or a duration like '12h', '7d', '2w'. "
+            f"Got {raw!r} instead."
+        )
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _optional_fraction(raw: Any, name: str, upper: float | None = 1.0) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (value >= 0 and (upper is None or value <= upper)):
+        bound = f"in [0, {upper}]" if upper is not None else ">= 0"
+        raise SpecError(f"The {name!r} parameter of DriftPolicy must be a number {bound}. Got {raw!r} instead.")
+    return value
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    """When a drift check asks for retraining. Build it with :meth:`from_mapping`.
+
+    :param drift_share: retrain when the share of drifted features reaches this (None: ignore).
+    :param quality_drop: retrain when the quality metric is worse than its baseline by at least this,
+        in the metric's units (0.05 = five points of ROC AUC); None ignores quality.
+    :param trigger_columns: retrain when any of these columns drifts.
+    :param cooldown: at most one trigger per this many seconds of batch time (``'7d'`` accepted).
+    :param min_new_labels: a trigger needs at least this many labelled rows since the last trigger.
+    :param hysteresis: a drift-share alarm clears only below ``drift_share - hysteresis``.
+    :param quality_hysteresis: a quality alarm clears only below ``quality_drop - quality_hysteresis``.
+    :param history: observations kept in the state file before the oldest are folded.
+    """
+
+    drift_share: float | None = 0.5
+    quality_drop: float | None = None
+    trigger_columns: tuple[str, ...] = ()
+    cooldown: float = 0.0
+    min_new_labels: int = 0
+    hysteresis: float = 0.0
+    quality_hysteresis: float = 0.0
+    history: int = 500
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any] | None = None) -> DriftPolicy:
+        raw = dict(raw or {})
+        unknown = sorted(set(raw) - set(_POLICY_KEYS))
+        if unknown:
+            raise SpecError(f"Unknown DriftPolicy parameter(s) {unknown}. Allowed: {list(_POLICY_KEYS)}.")
+        columns = raw.get("trigger_columns") or ()
+        if isinstance(columns, str):
+            columns = [c.strip() for c in columns.split(",") if c.strip()]
+        if not isinstance(columns, Sequence) or not all(isinstance(c, str) and c for c in columns):
+            raise SpecError(f"The 'trigger_columns' of DriftPolicy must be a list of column names. Got {columns!r}.")
+        share = _optional_fraction(raw.get("drift_share", cls.drift_share), "drift_share")
+        hysteresis = _optional_fraction(raw.get("hysteresis", 0.0), "hysteresis") or 0.0
+        if share is not None and hysteresis > share:
+            raise SpecError(
+                f"The 'hysteresis' of DriftPolicy ({hysteresis}) must not exceed its 'drift_share' ({share}): "
+                "the alarm could never clear."
+            )
+        quality = _optional_fraction(raw.get("quality_drop"), "quality_drop", upper=None)
+        q_hysteresis = _optional_fraction(raw.get("quality_hysteresis", 0.0), "quality_hysteresis", None) or 0.0
+        if quality is not None and q_hysteresis > quality:
+            raise SpecError(
+                f"The 'quality_hysteresis' of DriftPolicy ({q_hysteresis}) must not exceed its 'quality_drop' "
+                f"({quality})."
+            )
+        labels = _whole(raw.get("min_new_labels", 0), "min_new_labels", 0)
+        history = _whole(raw.get("history", cls.history), "history", 1)
+        return cls(
+            drift_share=share,
+            quality_drop=quality,
+            trigger_columns=tuple(columns),
+            cooldown=parse_duration(raw.get("cooldown", 0), "cooldown"),
+            min_new_labels=labels,
+            hysteresis=hysteresis,
+            quality_hysteresis=q_hysteresis,
+            history=history,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in _POLICY_KEYS}
+        out["trigger_columns"] = list(self.trigger_columns)
+        return out
+
+
+def _whole(raw: Any, name: str, low: int) -> int:
+    try:
+        value = int(raw)
+        if float(raw) != value or value < low:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SpecError(f"The {name!r} parameter of DriftPolicy must be an integer >= {low}. Got {raw!r}.") from None
+    return value
+
+
+def _utc(value: str | datetime) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one drift check contributes to the policy."""
+
+    batch_id: str
+    as_of: str  # ISO 8601, UTC
+    reference_id: str
+    drift_share: float | None
+    drifted_columns: tuple[str, ...] = ()
+    quality_drop: float | None = None
+    quality_metric: str | None = None
+    labelled_rows: int = 0
+
+    @classmethod
+    def create(cls, batch_id: str, as_of: str | datetime, reference_id: str, **figures: Any) -> Observation:
+        try:
+            moment = _utc(as_of)
+        except ValueError as exc:
+            raise SpecError(f"The batch time 'as_of' must be an ISO 8601 timestamp. Got {as_of!r}.") from exc
+        figures["drifted_columns"] = tuple(figures.get("drifted_columns") or ())
+        return cls(batch_id=str(batch_id), as_of=moment.isoformat(), reference_id=str(reference_id), **figures)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["drifted_columns"] = list(self.drifted_columns)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Observation:
+        data = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+        data["drifted_columns"] = tuple(data.get("drifted_columns") or ())
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """The policy's answer for one batch. ``retrain`` is what the operator acts on."""
+
+    batch_id: str
+    as_of: str
+    retrain: bool
+    status: Status
+    alarm: bool
+    reasons: tuple[str, ...]
+    labelled_since_trigger: int
+    last_trigger_at: str | None
+    next_eligible_at: str | None = None
+    conditions: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["reasons"] = list(self.reasons)
+        out["conditions"] = dict(self.conditions)
+        return out
+
+
+@dataclass
+class _Carry:
+    """The state the replay carries from one observation to the next."""
+
+    reference_id: str | None = None
+    share_on: bool = False
+    quality_on: bool = False
+    last_trigger_at: str | None = None
+    labelled_since_trigger: int = 0
+    as_of: str | None = None  # time of the last observation folded into this carry
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> _Carry:
+        raw = raw or {}
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _step(policy: DriftPolicy, carry: _Carry, obs: Observation) -> PolicyDecision:
+    """Advance ``carry`` by one observation (in place) and return the decision for it."""
+    if carry.reference_id != obs.reference_id:
+        carry.reference_id, carry.share_on, carry.quality_on = obs.reference_id, False, False
+    carry.labelled_since_trigger += obs.labelled_rows
+    carry.as_of = obs.as_of
+    common: dict[str, Any] = {
+        "batch_id": obs.batch_id,
+        "as_of": obs.as_of,
+        "labelled_since_trigger": carry.labelled_since_trigger,
+    }
+    if obs.drift_share is None:
+        return PolicyDecision(
+            **common, retrain=False, status="no_data", alarm=False, last_trigger_at=carry.last_trigger_at,
+            reasons=("no drift figures for this batch (too few rows or no comparable column)",),
+        )  # fmt: skip
+    reasons = []
+    if policy.drift_share is not None:
+        floor = policy.drift_share - policy.hysteresis if carry.share_on else policy.drift_share
+        carry.share_on = obs.drift_share >= floor
+        if carry.share_on:
+            reasons.append(f"drift share {obs.drift_share:.3f} >= {floor:.3f}")
+    if policy.quality_drop is not None and obs.quality_drop is not None:
+        floor = policy.quality_drop - policy.quality_hysteresis if carry.quality_on else policy.quality_drop
+        carry.quality_on = obs.quality_drop >= floor
+    if policy.quality_drop is not None and carry.quality_on:
+        shown = "n/a (last labelled batch)" if obs.quality_drop is None else f"{obs.quality_drop:.4f}"
+        reasons.append(f"{obs.quality_metric or 'quality'} drop {shown} >= {policy.quality_drop:.4f}")
+    named = [c for c in policy.trigger_columns if c in obs.drifted_columns]
+    if named:
+        reasons.append(f"trigger column(s) drifted: {named}")
+    conditions = {"drift_share": carry.share_on, "quality": carry.quality_on, "columns": named}
+    alarm = bool(reasons)
+    if not alarm:
+        return PolicyDecision(
+            **common, retrain=False, status="ok", alarm=False, reasons=(), conditions=conditions,
+            last_trigger_at=carry.last_trigger_at,
+        )  # fmt: skip
+    if carry.last_trigger_at is not None and policy.cooldown > 0:
+        eligible = _utc(carry.last_trigger_at) + timedelta(seconds=policy.cooldown)
+        if _utc(obs.as_of) < eligible:
+            return PolicyDecision(
+                **common, retrain=False, status="cooldown", alarm=True, reasons=tuple(reasons),
+                conditions=conditions, last_trigger_at=carry.last_trigger_at, next_eligible_at=eligible.isoformat(),
+            )  # fmt: skip
+    if carry.labelled_since_trigger < policy.min_new_labels:
+        missing = policy.min_new_labels - carry.labelled_since_trigger
+        return PolicyDecision(
+            **common, retrain=False, status="awaiting_labels", alarm=True,
+            reasons=(*reasons, f"waiting for {missing} more labelled rows"),
+            conditions=conditions, last_trigger_at=carry.last_trigger_at,
+        )  # fmt: skip
+    carry.last_trigger_at = obs.as_of
+    carry.labelled_since_trigger = 0
+    return PolicyDecision(
+        **{**common, "labelled_since_trigger": 0}, retrain=True, status="retrain", alarm=True,
+        reasons=tuple(reasons), conditions=conditions, last_trigger_at=obs.as_of,
+    )  # fmt: skip
+
+
+def _order(obs: Observation) -> tuple[datetime, str]:
+    return _utc(obs.as_of), obs.batch_id
+
+
+def decide(
+    policy: DriftPolicy, state: Mapping[str, Any] | None, observation: Observation
+) -> tuple[PolicyDecision, dict[str, Any]]:
+    """Decide for ``observation`` given the stored ``state``; return the decision and the new state.
+
+    Pure: the caller persists the new state. An observation with a ``batch_id`` already in the state
+    replaces it (a rerun). An observation older than the folded history is judged for information
+    (status ``stale``) and never triggers.
+    """
+    state = dict(state or {})
+    if state and state.get("format") != STATE_FORMAT:
+        raise ArtifactError(f"The drift policy state has format {state.get('format')!r}; expected {STATE_FORMAT}.")
+    base = _Carry.from_dict(state.get("base"))
+    kept = [Observation.from_dict(o) for o in state.get("observations", [])]
+    if base.as_of is not None and _utc(observation.as_of) <= _utc(base.as_of):
+        probe = _Carry(reference_id=observation.reference_id, last_trigger_at=None)
+        decision = _step(policy, probe, observation)
+        stale = replace(
+            decision, retrain=False, status="stale",
+            reasons=(*decision.reasons, f"older than the policy history (kept from {base.as_of})"),
+        )  # fmt: skip
+        return stale, {**state, "format": STATE_FORMAT}
+    observations = sorted([o for o in kept if o.batch_id != observation.batch_id] + [observation], key=_order)
+    decisions = []
+    while len(observations) > policy.history:  # fold the oldest into the carried base
+        decisions.append(_step(policy, base, observations.pop(0)))
+    carry = _Carry(**base.to_dict())
+    decisions += [_step(policy, carry, o) for o in observations]
+    mine = next(d for d in decisions if d.batch_id == observation.batch_id)
+    new_state = {
+        "format": STATE_FORMAT,
+        "generation": int(state.get("generation", 0)) + 1,
+        "policy": policy.to_dict(),
+        "base": base.to_dict(),
+        "observations": [o.to_dict() for o in observations],
+        "decisions": {d.batch_id: {"status": d.status, "retrain": d.retrain} for d in decisions},
+        "carry": carry.to_dict(),
+    }
+    return mine, new_state
+
+
+# -- persistence ---------------------------------------------------------------------------------
+def state_key(subject: str) -> str:
+    """A file-name-safe key for a monitored subject (a model name or a reference)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", subject).strip("._") or "default"
+
+
+def state_uri(root: StorageRoot, pipeline: str, subject: str) -> str:
+    return root.layout(pipeline, contracts.KIND_DRIFT, "_policy", f"{state_key(subject)}.json")
+
+
+def load_state(root: StorageRoot, uri: str) -> dict[str, Any]:
+    """The stored state, or an empty one when the file does not exist yet."""
+    if not root.exists(uri):
+        return {}
+    try:
+        state = json.loads(root.read_bytes(uri))
+    except ValueError as exc:
+        raise ArtifactError(f"The drift policy state {uri!r} is not valid JSON: {exc}") from exc
+    if not isinstance(state, dict):
+        raise ArtifactError(f"The drift policy state {uri!r} must be a JSON object.")
+    return state
+
+
+def save_state(root: StorageRoot, uri: str, state: Mapping[str, Any], expected_generation: int) -> None:
+    """Write ``state`` atomically, refusing if another run wrote the file since it was read.
+
+    :raises ArtifactError: the stored generation is no longer ``expected_generation`` (a concurrent
+        check); the caller reloads and decides again.
+    """
+    current = int(load_state(root, uri).get("generation", 0))
+    if current != expected_generation:
+        raise ArtifactError(
+            f"The drift policy state {uri!r} changed while this check ran (generation {current}, expected "
+            f"{expected_generation}): another check of the same model wrote it."
+        )
+    root.write_bytes(uri, json.dumps(state, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def decide_and_save(
+    root: StorageRoot, uri: str, policy: DriftPolicy, observation: Observation, attempts: int = 3
+) -> PolicyDecision:
+    """Load the state, decide, save; on a concurrent write, start over (up to ``attempts`` times)."""
+    for attempt in range(attempts):
+        state = load_state(root, uri)
+        decision, new_state = decide(policy, state, observation)
+        if decision.status == "stale":
+            return decision
+        try:
+            save_state(root, uri, new_state, int(state.get("generation", 0)))
+        except ArtifactError:
+            if attempt == attempts - 1:
+                raise
+            continue
+        return decision
+    raise ArtifactError(f"Could not update the drift policy state {uri!r}.")  # pragma: no cover
+
+
+def observe(result: DriftResult, batch_id: str, as_of: str | datetime, reference_id: str) -> Observation:
+    """The policy's view of a drift result. Drifted columns include prediction and target columns, so
+    ``trigger_columns`` can name them."""
+    drifted = [*result.drifted_columns]
+    drifted += [c.column for c in (*result.predictions, *([result.target] if result.target else [])) if c.drifted]
+    quality = result.quality
+    return Observation.create(
+        batch_id,
+        as_of,
+        reference_id,
+        drift_share=result.drift_share,
+        drifted_columns=tuple(drifted),
+        quality_drop=quality.drop if quality else None,
+        quality_metric=quality.metric if quality else None,
+        labelled_rows=result.labelled_rows,
+    )
+
+
+def receipt(
+    result: DriftResult, decision: PolicyDecision, outputs: DriftOutputs, reference: Mapping[str, Any], batch_id: str
+) -> dict[str, Any]:
+    """The small JSON-able summary a drift check returns (its XCom): verdict, decision, figures, URIs."""
+    quality = result.quality
+    return {
+        "verdict": result.verdict,
+        "retrain": decision.retrain,
+        "decision": decision.status,
+        "reasons": list(decision.reasons),
+        "findings": list(result.reasons),
+        "drift_share": result.drift_share,
+        "drifted_columns": list(result.drifted_columns),
+        "prediction_drift": result.prediction_drift,
+        "scores": result.scores(),
+        "quality": None
+        if quality is None
+        else {
+            "metric": quality.metric,
+            "current": quality.current,
+            "baseline": quality.baseline,
+            "drop": quality.drop,
+            "labelled_rows": quality.labelled_rows,
+            "business": quality.business,
+        },
+        "schema_skew": result.schema_skew.to_dict() if result.schema_skew.any else None,
+        "rows": {"reference": result.reference_rows, "current": result.current_rows},
+        "report_uri": outputs.report_uri,
+        "quality_report_uri": outputs.quality_report_uri,
+        "summary_uri": outputs.summary_uri,
+        "reference": dict(reference),
+        "batch_id": batch_id,
+        "as_of": decision.as_of,
+        "next_eligible_at": decision.next_eligible_at,
+        "asset_event": None,
+    }

@@ -1,0 +1,205 @@
+"""The model card of a gate decision, as Markdown and as one self-contained HTML page.
+
+Both are rendered from the decision alone (no template files, no external stylesheet, script or
+font), so the evidence folder can be copied anywhere and still reads the same. Every value is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core.gating import metrics as gm
+
+if TYPE_CHECKING:
+    from airflow_mlops.core.gating.evaluate import GateDecision
+
+Table = tuple[list[str], list[list[str]]]
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _sections(decision: GateDecision) -> list[tuple[str, list[str | Table]]]:
+    """The card's content once, as (heading, [paragraph | table]) for both renderers."""
+    name = decision.candidate.get("run_id") or "candidate"
+    verdict = {"passed": "PASSED", "rejected": "REJECTED", "forced": "FORCED THROUGH"}[decision.verdict]
+    summary: list[str | Table] = [
+        f"Verdict: {verdict}. Candidate run {name} ({decision.task} model of {decision.candidate.get('target')!r}).",
+        (
+            "No champion: first-run policy, only absolute checks apply."
+            if decision.first_run
+            else f"Compared with champion version {decision.champion and decision.champion.get('version')} "
+            f"(run {decision.champion and decision.champion.get('run_id')}) on the same rows."
+        ),
+    ]
+    if decision.forced:
+        summary.append(f"The gate was forced: {decision.force_reason}. The failed checks below were overridden.")
+    failed = [c.name for c in decision.failed_checks]
+    summary.append("Failed checks: " + (", ".join(failed) if failed else "none") + ".")
+
+    data = decision.data
+    data_rows = [[k, _fmt(v)] for k, v in data.items() if not isinstance(v, dict)]
+    for label, counts in (("class counts", data.get("class_counts")),):
+        if counts:
+            data_rows.append([label, ", ".join(f"{k}: {v}" for k, v in counts.items())])
+
+    metric_rows = []
+    baseline_metrics = (decision.baseline or {}).get("metrics") or {}
+    for metric_name, value in decision.candidate_metrics.items():
+        spec = gm.METRICS[metric_name]
+        champion = (decision.champion_metrics or {}).get(metric_name)
+        metric_rows.append(
+            [
+                metric_name + (" (primary)" if metric_name == decision.primary_metric else ""),
+                _fmt(value),
+                _fmt(champion),
+                _fmt(baseline_metrics.get(metric_name)),
+                "higher" if spec.higher_is_better else "lower",
+            ]
+        )
+
+    check_rows = [[c.name, c.status.upper(), _fmt(c.observed), _fmt(c.threshold), c.message] for c in decision.reasons]
+    slice_blocks: list[str | Table] = []
+    for table in decision.slices:
+        slice_blocks.append(f"By {table['column']} ({table['metric']}; {table['slices_total']} distinct values):")
+        slice_blocks.append(
+            (
+                ["slice", "rows", "candidate", "champion", "judged"],
+                [
+                    [s["value"], _fmt(s["rows"]), _fmt(s["candidate"]), _fmt(s["champion"]), _fmt(s["judged"])]
+                    for s in table["slices"]
+                ],
+            )
+        )
+    if not slice_blocks:
+        slice_blocks.append("No slices configured.")
+
+    parity = decision.parity
+    latency = decision.latency
+    runtime: list[str | Table] = [
+        (
+            ["measure", "candidate", "champion", "budget"],
+            [
+                [f"ONNX parity, {parity.get('measure')}", _fmt(parity.get("value")), "", _fmt(parity.get("threshold"))],
+                [
+                    "latency, ms per 1,000 rows",
+                    _fmt(latency.get("candidate_ms_per_1k")),
+                    _fmt(latency.get("champion_ms_per_1k")),
+                    _fmt(decision.policy.get("max_latency_ms_per_1k")),
+                ],
+                [
+                    "model size, bytes",
+                    _fmt(decision.candidate.get("size_bytes")),
+                    _fmt((decision.champion or {}).get("size_bytes")),
+                    _fmt(decision.policy.get("max_model_bytes")),
+                ],
+            ],
+        ),
+        f"Parity source: {parity.get('source')} ({parity.get('rows')} rows). Latency: median of "
+        f"{latency.get('repeats')} runs of {latency.get('rows')} rows, ONNX Runtime, {latency.get('threads')} thread.",
+    ]
+    models = [
+        (
+            ["", "candidate", "champion"],
+            [
+                [key, _fmt(decision.candidate.get(key)), _fmt((decision.champion or {}).get(key))]
+                for key in ("run_id", "version", "sha256", "estimator")
+            ]
+            + [
+                [
+                    "features",
+                    ", ".join(decision.candidate.get("features") or []),
+                    ", ".join((decision.champion or {}).get("features") or []),
+                ]
+            ],
+        ),
+    ]
+    provenance = [
+        f"Decided at {decision.created_at}. Evidence: {decision.evidence_uri or 'not written'}.",
+        "Policy: " + json.dumps(decision.policy, sort_keys=True),
+    ]
+    return [
+        ("Summary", summary),
+        ("Models", list(models)),
+        ("Evaluation data", [(["", "value"], data_rows)]),
+        ("Metrics", [(["metric", "candidate", "champion", "baseline", "better"], metric_rows)]),
+        ("Checks", [(["check", "status", "observed", "threshold", "detail"], check_rows)]),
+        ("Slices", slice_blocks),
+        ("Parity, latency and size", runtime),
+        ("Provenance", list(provenance)),
+    ]
+
+
+def _title(decision: GateDecision) -> str:
+    return f"Model card: gate decision {decision.verdict} for run {decision.candidate.get('run_id')}"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(decision: GateDecision) -> str:
+    lines = [f"# {_title(decision)}", ""]
+    for heading, blocks in _sections(decision):
+        lines += [f"## {heading}", ""]
+        for block in blocks:
+            if isinstance(block, str):
+                lines += [block, ""]
+                continue
+            header, rows = block
+            lines.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
+            lines.append("|" + "---|" * len(header))
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+            lines.append("")
+    return "\n".join(lines)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:72rem;color:#1b1f24;
+padding:0 1rem;line-height:1.45}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:1.8rem;border-bottom:1px solid #d0d7de;padding-bottom:.2rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}
+th,td{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa}.passed{color:#1a7f37;font-weight:600}.failed{color:#cf222e;font-weight:600}
+.skipped{color:#6e7781}.verdict{display:inline-block;padding:.2rem .6rem;border-radius:.3rem;color:#fff}
+.v-passed{background:#1a7f37}.v-rejected{background:#cf222e}.v-forced{background:#9a6700}
+"""
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cells = []
+        for cell in row:
+            css = cell.lower() if cell in ("PASSED", "FAILED", "SKIPPED") else ""
+            cells.append(f'<td class="{css}">{html.escape(cell)}</td>' if css else f"<td>{html.escape(cell)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_html(decision: GateDecision) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(_title(decision))}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(_title(decision))}</h1>",
+        f'<p><span class="verdict v-{decision.verdict}">{html.escape(decision.verdict.upper())}</span></p>',
+    ]
+    for heading, blocks in _sections(decision):
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        for block in blocks:
+            parts.append(f"<p>{html.escape(block)}</p>" if isinstance(block, str) else _html_table(*block))
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,296 @@
+"""The pipeline file: one YAML in ``include/pipelines/`` per use case, read by the reference DAGs.
+
+The file's ``training:`` section is the training spec (:mod:`airflow_mlops.core.training.spec`); the
+other sections say where the data lands and how each stage of the loop treats it, so that a new use case
+is a new file, not new code::
+
+    model_name: flights_delay            # registered model; the file's stem when omitted
+    data:
+      landing: landing                   # folder or s3:// prefix; relative: {storage_root}/{pipeline}/landing
+      training_pattern: "flights_*.parquet"   # files a training snapshot is made of
+      batch_pattern: "flights_{{ data_interval_start.strftime('%Y-%m') }}*.parquet"  # one serving interval
+      watermark_column: sched_dep_ts
+      schema: {sched_dep_ts: timestamp}
+    validation:
+      suite: include/expectations/flights.json  # relative to the project folder (the parent of include/)
+    gate:
+      policy: {floors: {roc_auc: 0.6}, tolerance: 0.005}
+    serving:
+      schedule: "@monthly"
+      passthrough_columns: [flight, carrier, sched_dep_ts]
+      shadow: true
+    drift:
+      spec: {...}                        # DriftSpec parameters
+      policy: {...}                      # DriftPolicy parameters
+    monitoring:
+      alerts: ml_alerts                  # webhook connection of the checks' notifier (optional)
+      max_model_age: 90d                 # staleness limits of the served champion (batch DAG)
+      max_data_age: 75d
+      retrain_when_stale: true           # a stale champion emits the drift asset: retrain
+      reproducibility: false             # retrain every new champion to check it reproduces
+      spec_review: warn                  # a spec not committed unchanged: require (block) | warn | off
+      feature_cost: {max_cost_ratio: 3}  # CheckFeatureCostOperator's settings (core/feature_cost.py)
+    feature_requirements:                # never features, each with its reason (core/pipeline/requirements.py)
+      forbidden: {dep_delay: known only after departure}
+      forbidden_patterns: {"^(dep|arr)_": actual times are known only after the flight}
+      serving_columns: suite             # every feature is a column the validation suite checks
+    business:                            # the impact metric (airflow_mlops.core.pipeline.business)
+      name: delay_cost                   # test_<name> at training, business.<name> per labelled batch
+      threshold: 0.25                    # binary: act when P(positive) >= threshold
+      per_rows: 1000
+      costs: {false_negative: 100, false_positive: 25, true_positive: 25}
+      check: {min_batches: 5, min_correlation: 0.3}   # does the proxy metric track it? (batch DAG)
+
+Parsing is cheap (PyYAML and the standard library only): DAG files read every pipeline file when
+they are parsed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from airflow_mlops.core.errors import SourceNotFoundError, SpecError
+from airflow_mlops.core.pipeline.requirements import FeatureRequirements
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SECTIONS = (
+    "model_name", "data", "validation", "gate", "serving", "drift", "monitoring", "training",
+    "feature_requirements", "business",
+)  # fmt: skip
+_DATA = ("landing", "training_pattern", "batch_pattern", "watermark_column", "schema")
+_VALIDATION = ("suite",)
+_GATE = ("policy", "on_reject")
+_SERVING = ("schedule", "passthrough_columns", "shadow", "explain_top_k")
+_DRIFT = ("spec", "policy")
+_MONITORING = (
+    "alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review", "feature_cost"
+)  # fmt: skip
+_FEATURE_COST = ("max_cost_ratio", "min_cost_share", "max_serving_ms_per_1k", "max_model_bytes", "rows", "repeats")
+
+
+# How check_spec_provenance treats a spec that is not committed unchanged (core/provenance.py). Here, not
+# there: DAG files read pipeline files at every parse, and the git machinery is not needed for that.
+ReviewMode = Literal["require", "warn", "off"]
+REVIEW_MODES: tuple[ReviewMode, ...] = ("require", "warn", "off")
+
+
+def parse_review(raw: Any, described: str) -> ReviewMode:
+    """``require``, ``warn`` or ``off``. YAML 1.1 reads a bare ``off`` as false, so false means ``off``.
+
+    :param described: how the message names the setting, e.g. ``"The 'review' argument"``.
+    """
+    if raw is False:
+        return "off"
+    text = str(raw).strip().lower() if isinstance(raw, str) else None
+    if text not in REVIEW_MODES:
+        raise SpecError(f"{described} must be 'require', 'warn' or 'off'. Got {raw!r} instead.")
+    return text
+
+
+@dataclass(frozen=True)
+class PipelineFile:
+    """One use case: its name (the file's stem), its file, and the settings of every stage."""
+
+    name: str
+    path: Path
+    model_name: str
+    landing: str
+    training_pattern: str
+    batch_pattern: str
+    watermark_column: str | None = None
+    schema: dict[str, str] = field(default_factory=dict)
+    suite: Path | None = None
+    gate_policy: dict[str, Any] = field(default_factory=dict)
+    on_reject: str = "skip"
+    serving: bool = False
+    schedule: str = "@monthly"
+    passthrough_columns: tuple[str, ...] = ()
+    shadow: bool = True
+    explain_top_k: int = 0
+    drift_spec: dict[str, Any] = field(default_factory=dict)
+    drift_policy: dict[str, Any] = field(default_factory=dict)
+    alerts_conn_id: str = "ml_alerts"
+    max_model_age: str | None = None
+    max_data_age: str | None = None
+    retrain_when_stale: bool = False
+    check_reproducibility: bool = False
+    feature_requirements: FeatureRequirements = field(default_factory=FeatureRequirements)
+    spec_review: ReviewMode = "warn"
+    feature_cost: dict[str, Any] = field(default_factory=dict)
+    business_metric: dict[str, Any] = field(default_factory=dict)  # BusinessMetric.to_dict(); {} when none
+    proxy_check: dict[str, Any] = field(default_factory=dict)  # ProxyCheck.to_dict() of business.check
+
+    def landing_uri(self, storage_root: str) -> str:
+        """The landing folder: as written when absolute (``/...``, ``s3://...``), else under the pipeline's
+        folder of the storage root."""
+        if self.landing.startswith(("/", "s3://", "file://")):
+            return self.landing.removeprefix("file://")
+        return f"{storage_root.rstrip('/')}/{self.name}/{self.landing.strip('/')}"
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, project: str | Path | None = None) -> PipelineFile:
+        """Read and check a pipeline file; ``project`` anchors relative paths (the parent of ``include/``)."""
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise SourceNotFoundError(f"The pipeline file {str(path)!r} does not exist.")
+        # libyaml's loader when PyYAML was built with it: DAG files parse these files at every parse.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        try:
+            raw = yaml.load(path.read_text(), Loader=loader)
+        except yaml.YAMLError as exc:
+            raise SpecError(f"The pipeline file {str(path)!r} is not valid YAML: {exc}") from exc
+        anchor = Path(project) if project is not None else path.resolve().parents[2]
+        return cls.from_mapping(path.stem, raw, path=path, project=anchor)
+
+    @classmethod
+    def from_mapping(cls, name: str, raw: Any, *, path: Path, project: Path) -> PipelineFile:
+        where = str(path)
+        if not _NAME.fullmatch(name):
+            raise SpecError(f"A pipeline name must be letters, digits, '_', '-' or '.'. Got {name!r} ({where}).")
+        top = _section(raw, where, _SECTIONS)
+        if "training" not in top:
+            raise SpecError(f"The pipeline file {where!r} has no 'training' section (the training spec).")
+        data = _section(top.get("data"), f"{where}: data", _DATA)
+        validation = _section(top.get("validation"), f"{where}: validation", _VALIDATION)
+        gate = _section(top.get("gate"), f"{where}: gate", _GATE)
+        serving = _section(top.get("serving"), f"{where}: serving", _SERVING)
+        drift = _section(top.get("drift"), f"{where}: drift", _DRIFT)
+        monitoring = _section(top.get("monitoring"), f"{where}: monitoring", _MONITORING)
+        on_reject = str(gate.get("on_reject", "skip"))
+        if on_reject not in ("skip", "fail"):
+            raise SpecError(f"{where}: gate.on_reject must be 'skip' or 'fail'. Got {on_reject!r} instead.")
+        suite = validation.get("suite")
+        suite_path = None if suite in (None, "") else _project_path(project, str(suite))
+        requirements = _feature_requirements(top, where, suite_path)
+        business_metric, proxy_check = _business(top.get("business"), top["training"], where)
+        return cls(
+            name=name,
+            path=path,
+            model_name=_text(top.get("model_name", name), f"{where}: model_name"),
+            landing=_text(data.get("landing", "landing"), f"{where}: data.landing"),
+            training_pattern=_text(data.get("training_pattern", "*.parquet"), f"{where}: data.training_pattern"),
+            batch_pattern=_text(data.get("batch_pattern", "*.parquet"), f"{where}: data.batch_pattern"),
+            watermark_column=None if data.get("watermark_column") is None else str(data["watermark_column"]),
+            schema={str(k): str(v) for k, v in _section(data.get("schema"), f"{where}: data.schema", None).items()},
+            suite=suite_path,
+            gate_policy=dict(_section(gate.get("policy"), f"{where}: gate.policy", None)),
+            on_reject=on_reject,
+            serving="serving" in top,
+            schedule=_text(serving.get("schedule", "@monthly"), f"{where}: serving.schedule"),
+            passthrough_columns=tuple(str(c) for c in _list(serving.get("passthrough_columns"), where)),
+            shadow=bool(serving.get("shadow", True)),
+            explain_top_k=int(serving.get("explain_top_k", 0)),
+            drift_spec=dict(_section(drift.get("spec"), f"{where}: drift.spec", None)),
+            drift_policy=dict(_section(drift.get("policy"), f"{where}: drift.policy", None)),
+            alerts_conn_id=_text(monitoring.get("alerts", "ml_alerts"), f"{where}: monitoring.alerts"),
+            max_model_age=_age(monitoring.get("max_model_age"), f"{where}: monitoring.max_model_age"),
+            max_data_age=_age(monitoring.get("max_data_age"), f"{where}: monitoring.max_data_age"),
+            retrain_when_stale=_flag(monitoring.get("retrain_when_stale"), f"{where}: monitoring.retrain_when_stale"),
+            check_reproducibility=_flag(monitoring.get("reproducibility"), f"{where}: monitoring.reproducibility"),
+            feature_requirements=requirements,
+            spec_review=parse_review(monitoring.get("spec_review", "warn"), f"{where}: monitoring.spec_review"),
+            feature_cost=dict(
+                _section(monitoring.get("feature_cost"), f"{where}: monitoring.feature_cost", _FEATURE_COST)
+            ),
+            business_metric=business_metric,
+            proxy_check=proxy_check,
+        )
+
+
+def discover(folder: str | Path, project: str | Path | None = None) -> list[PipelineFile]:
+    """Every ``*.yaml`` pipeline file of a folder, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SourceNotFoundError(f"The pipeline folder {str(folder)!r} does not exist.")
+    return [PipelineFile.from_yaml(p, project) for p in sorted(folder.glob("*.yaml"))]
+
+
+def pipeline_of_asset_uri(uri: str) -> str | None:
+    """``x-mlops://<pipeline>/<kind>`` -> ``<pipeline>``; None for any other URI."""
+    match = re.fullmatch(r"x-mlops://([^/]+)/[^/]+", uri)
+    return match.group(1) if match else None
+
+
+def _feature_requirements(top: Mapping[str, Any], where: str, suite: Path | None) -> FeatureRequirements:
+    """The file's feature requirements, checked against its own training features: a file that breaks
+    them is refused here, so a DAG reading it does not load."""
+    from airflow_mlops.core.training.spec import declared_features
+
+    requirements = FeatureRequirements.from_mapping(
+        top.get("feature_requirements"), where=f"{where}: feature_requirements", suite=suite
+    )
+    training = top.get("training")
+    if isinstance(training, Mapping):
+        requirements.check(declared_features(training), where=where)
+    return requirements
+
+
+def _section(raw: Any, where: str, allowed: tuple[str, ...] | None) -> Mapping[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{where} must be a mapping. Got {type(raw).__name__} {raw!r} instead.")
+    if allowed is not None:
+        unknown = sorted(str(k) for k in raw if k not in allowed)
+        if unknown:
+            raise SpecError(f"{where} has unknown key(s) {unknown}; allowed: {list(allowed)}.")
+    return raw
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"{where} must be a non-empty string. Got {value!r} instead.")
+    return value.strip()
+
+
+def _age(value: Any, where: str) -> str | None:
+    """A duration as the monitoring operators read it ("75d", "36h", seconds); parsed when the check runs."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
+        raise SpecError(f"{where} must be a duration such as '75d', '36h' or seconds. Got {value!r} instead.")
+    return str(value).strip()
+
+
+def _flag(value: Any, where: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise SpecError(f"{where} must be true or false. Got {value!r} instead.")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list):
+        raise SpecError(f"{where}: serving.passthrough_columns must be a list. Got {value!r} instead.")
+    return value
+
+
+def _project_path(project: Path, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else project / path
+
+
+def _business(raw: Any, training: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``business`` section as the operators take it: the metric's mapping and its check's settings."""
+    from airflow_mlops.core.pipeline.business import BusinessMetric, ProxyCheck
+
+    section = _section(raw, f"{where}: business", None)
+    if not section:
+        return {}, {}
+    task = str(training.get("task", "")).strip().lower() if isinstance(training, Mapping) else ""
+    try:
+        metric = BusinessMetric.from_mapping({k: v for k, v in section.items() if k != "check"}, task)
+        return metric.to_dict(), ProxyCheck.from_mapping(_section(section.get("check"), "check", None)).to_dict()
+    except SpecError as exc:
+        raise SpecError(f"{where}: business: {exc}") from exc

@@ -1,0 +1,287 @@
+"""Explain one prediction of a registered model version: for debugging a single example.
+
+For one input row it reports what the model saw at every stage: the raw inputs, the values fed to the
+ONNX graph (after dtype coercion and missing-category filling), the columns the fitted preprocessing
+produced (one-hot and numeric), each feature's contribution, and the prediction of both the native
+model and the served ONNX graph, so that a disagreement between the two shows at once.
+
+Contributions: for LightGBM, the exact TreeSHAP values of the native booster (``pred_contrib``), in
+raw-score units (log-odds for binary, the predicted class's margin for multiclass, the value for
+regression); they sum with the bias to the raw score. One-hot columns are summed back to their
+categorical feature. Other estimators get occlusion contributions through the ONNX graph (the score
+minus the score with that feature set to the training reference's typical value), which do not sum.
+
+This is a debugging tool, not a serving path: it loads the native model, which MLflow unpickles.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core.errors import ArtifactError, DataError, SpecError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from airflow_mlops.core.scoring.batch import ModelReference, ServingModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One explained prediction; :meth:`to_dict` is JSON-able."""
+
+    model: dict[str, Any]
+    inputs: dict[str, Any]
+    features_fed: dict[str, Any]
+    transformed: dict[str, float]
+    method: str
+    explained_output: str
+    contributions: list[dict[str, Any]]
+    transformed_contributions: dict[str, float]
+    bias: float | None
+    raw_score: float | None
+    native: dict[str, Any] | None
+    onnx: dict[str, Any]
+    native_onnx_difference: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "inputs": self.inputs,
+            "features_fed": self.features_fed,
+            "transformed": self.transformed,
+            "method": self.method,
+            "explained_output": self.explained_output,
+            "contributions": self.contributions,
+            "transformed_contributions": self.transformed_contributions,
+            "bias": self.bias,
+            "raw_score": self.raw_score,
+            "native": self.native,
+            "onnx": self.onnx,
+            "native_onnx_difference": self.native_onnx_difference,
+        }
+
+    def render(self) -> str:
+        """A short human-readable summary (the CLI prints it before the JSON)."""
+        lines = [
+            f"Model {self.model['name']} v{self.model['version']} ({self.model['task']}), run {self.model['run_id']}",
+            f"ONNX prediction: {self.onnx}",
+        ]
+        if self.native is not None:
+            lines.append(f"Native prediction: {self.native} (difference {self.native_onnx_difference:.3g})")
+        lines.append(f"Contributions to the {self.explained_output} ({self.method}):")
+        if self.bias is not None:
+            lines.append(f"  {'(bias)':<28} {self.bias:+.4f}")
+        for item in self.contributions:
+            lines.append(f"  {item['feature']:<28} {item['contribution']:+.4f}   value {item['value']!r}")
+        return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able scalar (numpy and pandas scalars, NaN as None)."""
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if isinstance(value, str | int | float | bool) else str(value)
+
+
+def row_frame(row: Mapping[str, Any], model: ServingModel) -> pd.DataFrame:
+    """A one-row frame of ``row``'s feature columns.
+
+    :raises DataError: a feature is missing from the row (missing *values* are fine: pass None).
+    """
+    import pandas as pd
+
+    if not isinstance(row, Mapping):
+        raise SpecError(f"The row to explain must be a mapping of column to value. Got {type(row).__name__}.")
+    missing = [c for c in model.spec.feature_columns if c not in row]
+    if missing:
+        raise DataError(
+            f"The row lacks feature column(s) {missing} of model {model.name!r} v{model.version}; it needs "
+            f"{model.spec.feature_columns} (give None for a missing value)."
+        )
+    return pd.DataFrame([{c: row[c] for c in model.spec.feature_columns}])
+
+
+def read_row(
+    root: Any, row: Mapping[str, Any] | str | None, input_uri: str | None, row_index: Any = 0
+) -> tuple[dict[str, Any], int | None]:
+    """The row to explain: ``row`` (a mapping or its JSON), or row ``row_index`` of the Parquet file
+    ``input_uri`` (inside ``root``, or a local file). Returns the row and its index (None for a given row).
+
+    :raises SpecError: neither or both are given, or the index is out of range.
+    """
+    import json
+
+    import pyarrow.parquet as pq
+
+    from airflow_mlops.core.monitoring.facts import locate
+
+    if (row in (None, "", {})) == (not input_uri):
+        raise SpecError("Give either 'row' (a mapping of column to value) or 'input_uri' with 'row_index'.")
+    if row not in (None, "", {}):
+        if isinstance(row, str):
+            text = row
+            try:
+                row = json.loads(text)
+            except ValueError as exc:
+                raise SpecError(f"'row' must be a mapping or its JSON. Got {text[:200]!r}.") from exc
+        if not isinstance(row, Mapping):
+            raise SpecError(f"'row' must be a mapping of column to value. Got {type(row).__name__}.")
+        return dict(row), None
+    try:
+        index = int(row_index)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"'row_index' must be a non-negative integer. Got {row_index!r}.") from exc
+    source, uri = locate(root, str(input_uri))
+    with source.filesystem.open_input_file(source.fs_path(uri)) as handle:
+        parquet = pq.ParquetFile(handle)
+        rows = parquet.metadata.num_rows
+        if not 0 <= index < rows:
+            raise SpecError(f"'row_index' {index} is out of range: {input_uri!r} has {rows} rows.")
+        table = parquet.read()
+    return table.slice(index, 1).to_pylist()[0], index
+
+
+def _feature_of(column: str, categorical: list[str]) -> str:
+    """The input feature a transformed column comes from (``numeric__x`` -> x, ``categorical__f_v`` -> f)."""
+    group, _, rest = column.partition("__")
+    if group == "categorical":
+        owners = [f for f in categorical if rest.startswith(f + "_")]
+        if owners:
+            return max(owners, key=len)
+    return rest or column
+
+
+def _onnx_prediction(model: ServingModel, frame: pd.DataFrame) -> tuple[dict[str, Any], np.ndarray]:
+    from airflow_mlops.core.onnx_model import feed
+
+    prediction = model.predict(feed(frame, model.spec.inputs))
+    if prediction.probabilities is None:
+        return {"value": _plain(prediction.values[0])}, prediction.values.astype("float64")
+    probabilities = prediction.probabilities[0].astype("float64")
+    result = {
+        "label": _plain(prediction.values[0]),
+        "probabilities": {str(c): float(p) for c, p in zip(model.spec.classes, probabilities, strict=True)},
+    }
+    return result, probabilities
+
+
+def _occlusion(model: ServingModel, frame: pd.DataFrame, onnx_scores: np.ndarray) -> dict[str, float]:
+    import numpy as np
+
+    from airflow_mlops.core.onnx_model import feed
+
+    if model.baseline is None:
+        raise SpecError(f"Model {model.name!r} v{model.version} was loaded without a baseline row.")
+    fed = feed(frame, model.spec.inputs)
+    target = int(np.argmax(onnx_scores)) if model.spec.is_classifier else 0
+    base = float(onnx_scores[target])
+    out = {}
+    for item in model.spec.inputs:
+        dtype = np.float32 if item.type == "float" else object
+        occluded = {**fed, item.name: np.full((1, 1), model.baseline[item.name], dtype=dtype)}
+        other = model.predict(occluded)
+        score = other.probabilities[0][target] if other.probabilities is not None else other.values[0]
+        out[item.column] = base - float(score)
+    return out
+
+
+def explain_row(client: Any, ref: ModelReference, row: Mapping[str, Any]) -> Explanation:
+    """Explain the prediction of model version ``ref`` for ``row`` (see the module docstring).
+
+    :raises DataError: the row lacks a feature or holds a value the model cannot read.
+    :raises ArtifactError: the model's artifacts are missing.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from airflow_mlops.core.gating.inputs import load_native_model
+    from airflow_mlops.core.onnx_model import feed
+    from airflow_mlops.core.scoring.batch import load_serving_model
+
+    model = load_serving_model(client, ref, with_baseline=True)
+    frame = row_frame(row, model)
+    fed = feed(frame, model.spec.inputs)
+    onnx, onnx_scores = _onnx_prediction(model, frame)
+    identity = {
+        "name": ref.name, "version": ref.version, "alias": ref.alias, "run_id": ref.run_id,
+        "onnx_sha256": model.sha256, "task": model.spec.task, "classes": [_plain(c) for c in model.spec.classes],
+    }  # fmt: skip
+    features_fed = {i.column: _plain(fed[i.name][0, 0]) for i in model.spec.inputs}
+    inputs = {c: _plain(frame.iloc[0][c]) for c in model.spec.feature_columns}
+    try:
+        pipeline = load_native_model(client, client.get_run(ref.run_id))
+    except ArtifactError as exc:
+        log.warning("%s; explaining through the ONNX graph by occlusion", exc)
+        pipeline = None
+    native: dict[str, Any] | None = None
+    transformed: dict[str, float] | None = None
+    difference = bias = raw = None
+    per_column: dict[str, float] = {}
+    if pipeline is not None:
+        x = pd.DataFrame({i.name: fed[i.name][:, 0] for i in model.spec.inputs})
+        matrix = pipeline.named_steps["features"].transform(x)
+        names = [str(n) for n in pipeline.named_steps["features"].get_feature_names_out()]
+        transformed = {n: float(v) for n, v in zip(names, np.asarray(matrix, dtype=np.float64)[0], strict=True)}
+        if model.spec.is_classifier:
+            native_scores = np.asarray(pipeline.predict_proba(x), dtype=np.float64)[0]
+            native = {
+                "probabilities": {str(c): float(p) for c, p in zip(model.spec.classes, native_scores, strict=True)}
+            }
+        else:
+            native_scores = np.asarray(pipeline.predict(x), dtype=np.float64)
+            native = {"value": float(native_scores[0])}
+        difference = float(np.max(np.abs(native_scores - onnx_scores)))
+        estimator = pipeline.named_steps["model"]
+        if hasattr(estimator, "booster_"):
+            width = len(names) + 1
+            contrib = np.asarray(estimator.booster_.predict(np.asarray(matrix), pred_contrib=True), dtype=np.float64)[0]
+            block = int(np.argmax(onnx_scores)) if model.spec.task == "multiclass" else 0
+            values = contrib[block * width : (block + 1) * width]
+            per_column = {n: float(v) for n, v in zip(names, values[:-1], strict=True)}
+            bias, raw = float(values[-1]), float(values.sum())
+    if per_column:
+        method = "lightgbm_pred_contrib"
+        explained = {
+            "binary": f"log-odds of class {model.spec.classes[1] if model.spec.classes else 1}",
+            "multiclass": f"raw margin of class {onnx.get('label')}",
+            "regression": "predicted value",
+        }[model.spec.task]
+        categorical = [i.column for i in model.spec.inputs if i.type == "string"]
+        totals: dict[str, float] = dict.fromkeys(model.spec.feature_columns, 0.0)
+        for column, value in per_column.items():
+            totals[_feature_of(column, categorical)] = totals.get(_feature_of(column, categorical), 0.0) + value
+    else:
+        method = "onnx_occlusion"
+        explained = "predicted value" if not model.spec.is_classifier else "probability of the predicted class"
+        totals = _occlusion(model, frame, onnx_scores)
+    contributions = [
+        {"feature": name, "contribution": value, "value": inputs.get(name)}
+        for name, value in sorted(totals.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
+    ]
+    return Explanation(
+        model=identity,
+        inputs=inputs,
+        features_fed=features_fed,
+        transformed=transformed or {},
+        method=method,
+        explained_output=explained,
+        contributions=contributions,
+        transformed_contributions={k: v for k, v in per_column.items() if v != 0.0},
+        bias=bias,
+        raw_score=raw,
+        native=native,
+        onnx=onnx,
+        native_onnx_difference=difference,
+    )
