@@ -164,8 +164,7 @@ class DatasetAvailableSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume from the trigger: validate its one event strictly; return the report or raise."""
-        from airflow_mlops.core import errors
-        from airflow_mlops.core import ingestion
+        from airflow_mlops.core import errors, ingestion
         from airflow_mlops.core.ingestion import Availability
 
         status = event.get("status") if isinstance(event, dict) else None

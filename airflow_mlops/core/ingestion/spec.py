@@ -145,11 +145,8 @@ class IngestSpec:
             put(self, name, _opt_str(getattr(self, name), name, owner))
         for name in ("keep_extra_columns", "incremental"):
             put(self, name, parse_flag(getattr(self, name), f"The {name!r} parameter of {owner}"))
-        put(
-            self,
-            "chunk_rows",
-            parse_integer(self.chunk_rows, f"The 'chunk_rows' parameter of {owner}", low=1, high=MAX_CHUNK_ROWS),
-        )
+        described = f"The 'chunk_rows' parameter of {owner}"
+        put(self, "chunk_rows", parse_integer(self.chunk_rows, described, low=1, high=MAX_CHUNK_ROWS))
         if self.on_empty not in ("fail", "skip"):
             raise SpecError(f"The 'on_empty' parameter of {owner} must be 'fail' or 'skip'. Got {self.on_empty!r}.")
         put(self, "schema", _schema_pairs(self.schema))
