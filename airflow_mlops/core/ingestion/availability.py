@@ -84,11 +84,8 @@ class WatchSpec:
         put(self, "since", _no_bound(self.since))
         if isinstance(self.since, str):
             put(self, "since", self.since.strip())
-        put(
-            self,
-            "min_count",
-            parse_integer(self.min_count, f"The 'min_count' parameter of {owner}", low=1, high=10**12),
-        )
+        described = f"The 'min_count' parameter of {owner}"
+        put(self, "min_count", parse_integer(self.min_count, described, low=1, high=10**12))
         if self.source == "sql":
             if (self.table is None) == (self.query is None):
                 raise SpecError(f"{owner} with source 'sql' needs exactly one of 'table' or 'query'.")
