@@ -42,7 +42,7 @@ import sqlalchemy as sa
 engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
 query = f"SELECT * FROM {table}"
 if method == "mlops":
-    from airflow_mlops.core.ingestion.snapshot import IngestSpec, ingest
+    from airflow_mlops.core.ingestion import IngestSpec, ingest
     from airflow_mlops.core.storage import StorageRoot
     spec = IngestSpec.from_mapping({"source": "sql", "table": table, "chunk_rows": chunk_rows})
     root = StorageRoot(out)

@@ -118,7 +118,7 @@ def locate(root: StorageRoot, uri: str) -> tuple[StorageRoot, str]:
 def snapshot_watermark(root: StorageRoot, snapshot_uri: str) -> Any:
     """The ``source_watermark`` of the ingestion receipt beside a snapshot (``receipt.json``), or None
     when there is no receipt or it records no watermark (a snapshot made outside the pipeline)."""
-    from airflow_mlops.core.ingestion.snapshot import RECEIPT_FILE
+    from airflow_mlops.core.ingestion import RECEIPT_FILE
 
     if not root.contains(snapshot_uri):
         return None
