@@ -107,7 +107,42 @@ def _pad(low: float, high: float, margin: float) -> float:
     return margin * (span if span > 0 else max(abs(low), 1.0))
 
 
+def _flag_rate_expectation(gxe: Any, column: str, finite: Any, low: float, high: float, spec: InferenceSpec) -> Any:
+    """A flag (0/1): its quantiles jump between the two values; the rate of the rarer one is what moves."""
+    rate = float((finite == high).mean())
+    tolerance = spec.rate_margin * min(rate, 1.0 - rate)
+    lowest, highest = max(0.0, rate - tolerance), min(1.0, rate + tolerance)
+    return gxe.ExpectColumnMeanToBeBetween(
+        column=column,
+        min_value=_out(low + lowest * (high - low), up=False),
+        max_value=_out(low + highest * (high - low), up=True),
+        meta={META_WHY: f"share of {high:g} is {rate:.2%} in the reference, {lowest:.2%}..{highest:.2%} allowed"},
+    )
+
+
+def _quantile_expectation(gxe: Any, column: str, finite: Any, low: float, high: float, spec: InferenceSpec) -> Any:
+    """The reference's quantiles, each allowed to move by a share of the spread between the outermost ones."""
+    import numpy as np
+
+    qs = sorted(set(spec.quantiles))
+    observed = [float(v) for v in np.quantile(finite, qs)]
+    tolerance = spec.quantile_margin * (observed[-1] - observed[0])
+    if tolerance <= 0:
+        tolerance = _pad(low, high, spec.quantile_margin)
+    shown = {q: round(v, 6) for q, v in zip(qs, observed, strict=True)}
+    return gxe.ExpectColumnQuantileValuesToBeBetween(
+        column=column,
+        quantile_ranges={
+            "quantiles": qs,
+            "value_ranges": [[_out(v - tolerance, up=False), _out(v + tolerance, up=True)] for v in observed],
+        },
+        meta={META_WHY: f"reference quantiles {shown}, each may move by {tolerance:.4g}"},
+    )
+
+
 def _numeric_expectations(gx: Any, column: str, series: pd.Series, spec: InferenceSpec) -> list[Any]:
+    """A numeric column's value checks: its one value if constant, else its widened range, and its flag
+    rate (two values) or quantiles."""
     import numpy as np
 
     gxe: Any = gx.expectations
@@ -131,37 +166,9 @@ def _numeric_expectations(gx: Any, column: str, series: pd.Series, spec: Inferen
         )
     ]
     if distinct.size == 2:
-        # A flag (0/1): its quantiles jump between the two values; the rate of the rarer one is what moves.
-        rate = float((finite == high).mean())
-        tolerance = spec.rate_margin * min(rate, 1.0 - rate)
-        lowest, highest = max(0.0, rate - tolerance), min(1.0, rate + tolerance)
-        out.append(
-            gxe.ExpectColumnMeanToBeBetween(
-                column=column,
-                min_value=_out(low + lowest * (high - low), up=False),
-                max_value=_out(low + highest * (high - low), up=True),
-                meta={
-                    META_WHY: f"share of {high:g} is {rate:.2%} in the reference, {lowest:.2%}..{highest:.2%} allowed"
-                },
-            )
-        )
+        out.append(_flag_rate_expectation(gxe, column, finite, low, high, spec))
     elif spec.quantiles:
-        qs = sorted(set(spec.quantiles))
-        observed = [float(v) for v in np.quantile(finite, qs)]
-        tolerance = spec.quantile_margin * (observed[-1] - observed[0])
-        if tolerance <= 0:
-            tolerance = _pad(low, high, spec.quantile_margin)
-        shown = {q: round(v, 6) for q, v in zip(qs, observed, strict=True)}
-        out.append(
-            gxe.ExpectColumnQuantileValuesToBeBetween(
-                column=column,
-                quantile_ranges={
-                    "quantiles": qs,
-                    "value_ranges": [[_out(v - tolerance, up=False), _out(v + tolerance, up=True)] for v in observed],
-                },
-                meta={META_WHY: f"reference quantiles {shown}, each may move by {tolerance:.4g}"},
-            )
-        )
+        out.append(_quantile_expectation(gxe, column, finite, low, high, spec))
     return out
 
 
