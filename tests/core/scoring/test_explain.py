@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from airflow_mlops import explain as cli
+from airflow_mlops.cli import explain as cli
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import DataError, SpecError
 from airflow_mlops.core.scoring.batch import resolve_model_version
