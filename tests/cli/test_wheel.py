@@ -51,7 +51,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = venv / "bin" / "python"
     run([uv, "pip", "install", "--no-deps", "--python", str(python), str(wheel)], cwd=work)
     site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=work))
-    (site / "project_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    project_site = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    (site / "project_dependencies.pth").write_text("".join(f"{path}\n" for path in project_site))
     return venv / "bin"
 
 
