@@ -85,7 +85,7 @@ def load(url: str, rows_wanted: int) -> int:
     from airflow_mlops.cli.replay import copy_into_postgres, load_flights
 
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    flights = load_flights()
+    flights = load_flights(REPO / "include" / "data" / "nycflights13" / "flights.parquet")
     copies = -(-rows_wanted // flights.num_rows)
     for _ in range(copies):
         copy_into_postgres(engine, "flights", flights)

@@ -1,4 +1,4 @@
-"""Explain one prediction of a model version, as a task (the same as ``python -m airflow_mlops.cli.explain``)."""
+"""Explain one prediction of a model version, as a task (the same as ``airflow-mlops explain``)."""
 
 from __future__ import annotations
 

@@ -91,7 +91,7 @@ def test_python_dash_m_in_a_fresh_process(champion_env: Champion, tmp_path) -> N
     rows = tmp_path / "rows.parquet"
     flights(months=[3], sample=20).to_parquet(rows, index=False)
     done = subprocess.run(
-        [sys.executable, "-m", "airflow_mlops.cli.explain", "--model", MODEL, "--input", str(rows), "--index", "5",
+        [sys.executable, "-m", "airflow_mlops", "explain", "--model", MODEL, "--input", str(rows), "--index", "5",
          "--json"],
         capture_output=True, text=True, timeout=180, env=dict(os.environ), check=False,
     )  # fmt: skip
