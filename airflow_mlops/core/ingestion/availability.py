@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.fs as pafs
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
-from airflow_mlops.core.ingestion.files import _glob_regex, list_source_files
+from airflow_mlops.core.ingestion.files import list_source_files
+from airflow_mlops.core.ingestion.patterns import glob_regex
 from airflow_mlops.core.ingestion.spec import (
     SourceKind,
     _bindable,
@@ -110,7 +111,7 @@ class WatchSpec:
             if self.source == "s3" and not self.path.startswith("s3://"):
                 raise SpecError(f"{owner} with source 's3' needs an 's3://bucket/prefix' path. Got {self.path!r}.")
             if self.pattern is not None:
-                _glob_regex(self.pattern)
+                glob_regex(self.pattern)
             if self.since is not None:
                 put(self, "since", _as_instant(self.since, "since", owner))
 

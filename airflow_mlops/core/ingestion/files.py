@@ -8,7 +8,6 @@ so memory is bounded by the chunk size and not by the size of the files.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ import pyarrow.fs as pafs
 
 from airflow_mlops.core.errors import DataError, MlopsError, SourceNotFoundError, SpecError
 from airflow_mlops.core.ingestion.errors import SourceAccessError, SourceUnavailableError
+from airflow_mlops.core.ingestion.patterns import glob_regex
 
 if TYPE_CHECKING:
     from airflow_mlops.core.ingestion.spec import IngestSpec
@@ -25,39 +25,6 @@ if TYPE_CHECKING:
 
 
 # -- file listing ------------------------------------------------------------------------------
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """Translate a glob (``*``, ``?``, ``[...]``, ``**`` across folders) into an anchored regex."""
-    if pattern.startswith("/") or ".." in pattern.split("/"):
-        raise SpecError(f"The 'pattern' must be relative to 'path' without '..'. Got {pattern!r} instead.")
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:[^/]+/)*")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        char = pattern[i]
-        if char == "*":
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif char == "[" and (end := pattern.find("]", i + 2)) != -1:
-            body = pattern[i + 1 : end]
-            body = "^" + body[1:] if body.startswith("!") else body
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = end
-        else:
-            out.append(re.escape(char))
-        i += 1
-    try:
-        return re.compile("".join(out) + r"\Z")
-    except re.error as exc:
-        raise SpecError(f"The 'pattern' {pattern!r} is not a valid glob: {exc}.") from exc
-
-
 @dataclass(frozen=True)
 class SourceFile:
     """One file or object of a file source."""
@@ -108,7 +75,7 @@ def list_source_files(
             if filesystem.get_file_info(bucket).type == pafs.FileType.NotFound:
                 raise SourceNotFoundError(f"The S3 bucket {bucket!r} of {path!r} does not exist.")
             return []
-        regex = _glob_regex(pattern or "*")
+        regex = glob_regex(pattern or "*")
         recursive = pattern is not None and "/" in pattern
         selector = pafs.FileSelector(base, recursive=recursive, allow_not_found=True)
         infos = filesystem.get_file_info(selector)

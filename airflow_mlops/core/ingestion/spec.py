@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from airflow_mlops.core.errors import SpecError
-from airflow_mlops.core.ingestion.files import _glob_regex
+from airflow_mlops.core.ingestion.patterns import glob_regex
 from airflow_mlops.core.ingestion.types import declared_type
 from airflow_mlops.core.params import parse_flag, parse_integer
 
@@ -223,7 +223,7 @@ class IngestSpec:
         if self.source == "local" and "://" in self.path and not self.path.startswith("file://"):
             raise SpecError(f"{owner} with source 'local' needs a local path. Got {self.path!r}.")
         if self.pattern is not None:
-            _glob_regex(self.pattern)
+            glob_regex(self.pattern)
         fmt = self.format or _infer_format(self.pattern) or _infer_format(self.path)
         if fmt not in ("csv", "parquet"):
             raise SpecError(

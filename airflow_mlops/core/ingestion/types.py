@@ -16,15 +16,12 @@ import json
 import math
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_mlops.core.errors import DataError, SpecError
-
-if TYPE_CHECKING:
-    from airflow_mlops.core.ingestion.spec import IngestSpec
 
 Scalar = str | int | float | bool | None
 
@@ -127,10 +124,23 @@ def _json_scalar(value: Any) -> Scalar:
 
 
 # -- conforming chunks to one output schema ------------------------------------------------------
+class ConformSettings(Protocol):
+    """What conforming needs of an ingestion spec (a protocol, so this module does not import the spec)."""
+
+    @property
+    def schema(self) -> Any: ...
+
+    @property
+    def keep_extra_columns(self) -> bool: ...
+
+    @property
+    def watermark_column(self) -> str | None: ...
+
+
 class _Conformer:
     """Decides the output schema from the first chunk and converts every chunk to it."""
 
-    def __init__(self, spec: IngestSpec, describe: str) -> None:
+    def __init__(self, spec: ConformSettings, describe: str) -> None:
         self.spec = spec
         self.describe = describe
         self.declared = {name: declared_type(type_, name) for name, type_ in spec.schema}
