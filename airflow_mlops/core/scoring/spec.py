@@ -6,6 +6,7 @@ package does; the passthrough columns arrive as a tuple, a comma-separated strin
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,14 +28,22 @@ MAX_SEED = 2**32 - 1
 
 
 def _integer(raw: Any, name: str, low: int, high: int) -> int:
-    """``raw`` as an int in [low, high]; rendered templates give strings, which are parsed."""
-    return int(parse_number(raw, name, low=low, high=high, integer=True))
+    """``raw`` as an int in [low, high]; rendered templates give strings, which are parsed.
+
+    :func:`parse_number` parses; the message is ours because it prints the upper bound exactly (with
+    ``:g``, parse_number would round 4194304 to 4.1943e+06).
+    """
+    with contextlib.suppress(SpecError):
+        value = parse_number(raw, name, low=low, integer=True)
+        if value <= high:
+            return int(value)
+    raise SpecError(f"The {name!r} parameter must be an integer >= {low} and <= {high}. Got {raw!r} instead.")
 
 
 def _check_integer(value: Any, name: str, low: int, high: int) -> None:
     """A built spec holds real ints: strings are parsed by :meth:`ScoringSpec.from_mapping` only."""
     if not isinstance(value, int) or isinstance(value, bool):
-        raise SpecError(f"The {name!r} parameter must be an integer in [{low}, {high}]. Got {value!r} instead.")
+        raise SpecError(f"The {name!r} parameter must be an integer >= {low} and <= {high}. Got {value!r} instead.")
     _integer(value, name, low, high)
 
 

@@ -25,7 +25,8 @@ def test_scoring_spec_from_rendered_templates() -> None:
     assert ScoringSpec.from_mapping({**base, "passthrough_columns": '["a", "b"]'}).passthrough_columns == ("a", "b")
     for bad, message in [
         ({"chunk_rows": "lots"}, "'chunk_rows' parameter must be an integer >= 1 and <= 4194304. Got 'lots'"),
-        ({"chunk_rows": 0}, "'chunk_rows'"),
+        ({"chunk_rows": 0}, "'chunk_rows' parameter must be an integer >= 1 and <= 4194304. Got 0"),
+        ({"chunk_rows": "4194305"}, "'chunk_rows' parameter must be an integer >= 1 and <= 4194304. Got '4194305'"),
         ({"threads": True}, "'threads'"),
         ({"partition": "../up"}, "partition key"),
         ({"input_uri": "ftp://x"}, "local paths, file:// or s3://"),
@@ -35,3 +36,6 @@ def test_scoring_spec_from_rendered_templates() -> None:
     ]:
         with pytest.raises(SpecError, match=message):
             ScoringSpec.from_mapping({**base, **bad})
+    built = {"pipeline": "p", "partition": "x", "input_uri": "/d", "scored_at": datetime(2013, 2, 1, tzinfo=UTC)}
+    with pytest.raises(SpecError, match=r"'chunk_rows' parameter must be an integer >= 1 and <= 4194304\. Got '5'"):
+        ScoringSpec(**built, chunk_rows="5")  # a built spec holds ints: strings are parsed by from_mapping only
