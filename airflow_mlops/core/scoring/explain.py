@@ -182,9 +182,11 @@ def _onnx_prediction(model: ServingModel, fed: Mapping[str, np.ndarray]) -> tupl
 
 def _onnx_scores(prediction: Prediction) -> np.ndarray:
     """The row's class probabilities (classifiers) or value (regression), as float64."""
+    import numpy as np
+
     if prediction.probabilities is None:
-        return prediction.values.astype("float64")
-    return prediction.probabilities[0].astype("float64")
+        return np.asarray(prediction.values, dtype=np.float64)
+    return np.asarray(prediction.probabilities[0], dtype=np.float64)
 
 
 def _occlusion(model: ServingModel, fed: Mapping[str, np.ndarray], prediction: Prediction) -> dict[str, float]:
@@ -218,6 +220,7 @@ def _native_view(
     matrix = pipeline.named_steps["features"].transform(x)
     names = [str(n) for n in pipeline.named_steps["features"].get_feature_names_out()]
     transformed = {n: float(v) for n, v in zip(names, np.asarray(matrix, dtype=np.float64)[0], strict=True)}
+    native: dict[str, Any]
     if model.spec.is_classifier:
         native_scores = np.asarray(pipeline.predict_proba(x), dtype=np.float64)[0]
         native = {"probabilities": {str(c): float(p) for c, p in zip(model.spec.classes, native_scores, strict=True)}}
