@@ -38,8 +38,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "airflow-mlops explain")
     # Airflow and MLflow log to stdout; only the explanation goes there, so that --json can be piped.
     with contextlib.redirect_stdout(sys.stderr):
         from airflow_mlops.core.errors import MlopsError
-        from airflow_mlops.core.scoring.batch import resolve_model_version
-        from airflow_mlops.core.scoring.explain import explain_row, read_row
+        from airflow_mlops.core.scoring import explain_row, read_row
+        from airflow_mlops.core.serving import resolve_model_version
         from airflow_mlops.core.storage import StorageRoot
         from airflow_mlops.hooks.mlflow import MlflowHook
 

@@ -78,7 +78,7 @@ def model_version_facts(
     :raises IntegrityError: the version has no recorded ONNX sha256 (see ``resolve_model_version``).
     """
     from airflow_mlops.core.gating.inputs import download_run_artifact
-    from airflow_mlops.core.scoring.batch import resolve_model_version
+    from airflow_mlops.core.serving import resolve_model_version
 
     ref = resolve_model_version(client, name, alias=alias, version=version)
     found = client.get_model_version(name, ref.version)
