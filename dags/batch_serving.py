@@ -234,7 +234,7 @@ def batch_dag(dag_id: str, schedule: ServingSchedule, pipelines: list[PipelineFi
                 names[0] if names else "all",
                 type="string",
                 enum=[*names, "all"],
-                description="Pipeline to serve in a manual run ('all': every one with a serving section).",
+                description="Pipeline to serve in a manual run ('all': every pipeline this DAG serves).",
             ),
         },
     ) as batch:
