@@ -156,8 +156,8 @@ class EvaluateModelGateOperator(BaseOperator):
         return str(uri)
 
     def _models(self, client: Any) -> tuple[Any, Any]:
+        from airflow_mlops.core import registry
         from airflow_mlops.core.gating.inputs import load_run_model
-        from airflow_mlops.core.registry import versions as registry
 
         native = bool(self.check_native_parity)
         candidate = load_run_model(client, str(self.candidate_run_id), "candidate", native=native)
