@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops.core.gating import metrics as gm
 
 if TYPE_CHECKING:
-    from airflow_mlops.core.gating.evaluate import GateDecision
+    from airflow_mlops.core.gating.decision import GateDecision
 
 Table = tuple[list[str], list[list[str]]]
 
