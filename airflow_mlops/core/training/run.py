@@ -15,136 +15,29 @@ and byte-identical ONNX (same sha256).
 
 from __future__ import annotations
 
-import io
-import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import __version__
 from airflow_mlops.core import contracts
-from airflow_mlops.core.errors import DataError, SpecError
+from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.metrics import Predictions, compute_metrics
-from airflow_mlops.core.onnx_model import OnnxInput
 from airflow_mlops.core.pipeline.requirements import FeatureRequirements, refuse
 from airflow_mlops.core.storage import StorageRoot, sha256_bytes
 from airflow_mlops.core.training.data import PreparedData, check_columns, onnx_inputs, prepare, split_rows
-from airflow_mlops.core.training.export import ParityError, ParityReport, check_parity, expected_outputs, export_onnx
-from airflow_mlops.core.training.model import CategoryReport, TrialResult, feature_importance, fit_model, predict
+from airflow_mlops.core.training.export import check_parity, export_onnx
+from airflow_mlops.core.training.frames import feature_samples, read_snapshot, write_frame
+from airflow_mlops.core.training.model import feature_importance, fit_model, predict
+from airflow_mlops.core.training.result import SPLITS, TrainingReceipt, TrainingResult
 from airflow_mlops.core.training.spec import TrainingSpec
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-    from sklearn.pipeline import Pipeline
 
     from airflow_mlops.core.pipeline.business import BusinessMetric, BusinessValue
-
-__all__ = [
-    "ParityError",
-    "TrainingReceipt",
-    "TrainingResult",
-    "TrainingSpec",
-    "load_spec",
-    "read_snapshot",
-    "run_training",
-    "split_frame",
-    "train_model",
-]
-
-SPLITS = ("train", "validation", "test")
-
-
-@dataclass(frozen=True)
-class TrainingResult:
-    """Everything :func:`train_model` produced. Big members (frames, the pipeline, ONNX bytes) stay in
-    memory; :meth:`summary` is the small JSON-able part."""
-
-    spec: TrainingSpec
-    pipeline: Pipeline
-    onnx_bytes: bytes
-    onnx_sha256: str
-    onnx_inputs: tuple[OnnxInput, ...]
-    classes: tuple[Any, ...]
-    metrics: dict[str, dict[str, float]]
-    parity: ParityReport
-    params: dict[str, Any]
-    best_iteration: int | None
-    trials: tuple[TrialResult, ...]
-    categories: dict[str, CategoryReport]
-    importance: dict[str, float]
-    rows: dict[str, int]
-    warnings: tuple[str, ...]
-    test_frame: pd.DataFrame
-    test_target: np.ndarray
-    test_predictions: Predictions
-    reference: pd.DataFrame
-    seconds: dict[str, float]
-
-    def flat_metrics(self) -> dict[str, float]:
-        """``{split}_{metric}`` for every split, as logged to MLflow."""
-        return {f"{split}_{name}": value for split in SPLITS for name, value in self.metrics[split].items()}
-
-    def spec_artifact(self) -> dict[str, Any]:
-        """The training spec artifact (``contracts.ARTIFACT_SPEC``): the spec plus what scoring, the gate
-        and drift need to use the model without this code: classes, ONNX inputs and outputs, vocabulary."""
-        document = self.spec.to_dict()
-        document.update(
-            {
-                "classes": list(self.classes),
-                "positive_class": self.classes[1] if self.spec.task == "binary" else None,
-                "onnx_inputs": [i.to_dict() for i in self.onnx_inputs],
-                "onnx_outputs": expected_outputs(self.spec),
-                "onnx_sha256": self.onnx_sha256,
-                "primary_metric": self.spec.primary_metric,
-                "vocabulary": {name: list(report.kept) for name, report in self.categories.items()},
-                "model_params": self.params,
-                "best_iteration": self.best_iteration,
-                "metrics": self.metrics,
-                "parity": self.parity.to_dict(),
-                "rows": self.rows,
-                "trained_with": library_versions(),
-            }
-        )
-        return document
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "onnx_sha256": self.onnx_sha256,
-            "onnx_size_bytes": len(self.onnx_bytes),
-            "metrics": self.metrics,
-            "primary_metric": self.spec.primary_metric,
-            "parity": self.parity.to_dict(),
-            "rows": dict(self.rows),
-            "best_iteration": self.best_iteration,
-            "trials": len(self.trials),
-            "categories": {name: report.to_dict() for name, report in self.categories.items()},
-            "warnings": list(self.warnings),
-            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
-        }
-
-
-def library_versions() -> dict[str, str]:
-    import lightgbm
-    import onnx
-    import onnxmltools
-    import onnxruntime
-    import pandas
-    import skl2onnx
-    import sklearn
-
-    return {
-        "airflow_mlops": __version__,
-        "scikit-learn": sklearn.__version__,
-        "lightgbm": lightgbm.__version__,
-        "pandas": pandas.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "skl2onnx": skl2onnx.__version__,
-        "onnxmltools": onnxmltools.__version__,
-    }
 
 
 def split_frame(frame: pd.DataFrame, spec: TrainingSpec) -> dict[str, pd.DataFrame]:
@@ -312,109 +205,6 @@ def load_spec(spec: TrainingSpec | Mapping[str, Any] | str) -> TrainingSpec:
     raise SpecError(
         f"A training spec must be a mapping or the path of a .yaml/.yml/.json file. Got {str(spec)[:200]!r} instead."
     )
-
-
-def read_snapshot(root: StorageRoot, uri: str, expected_sha256: str | None = None) -> tuple[pd.DataFrame, str]:
-    """Read a Parquet snapshot; verify its sha256 when one is given. Returns the frame and its sha256.
-
-    The snapshot may live inside the storage root (local or S3) or be any local file.
-
-    :raises IntegrityError: the content does not hash to ``expected_sha256``.
-    :raises DataError: the file is not readable Parquet.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from airflow_mlops.core.errors import IntegrityError, SourceNotFoundError
-
-    if root.contains(uri):
-        source = root
-    elif uri.startswith("s3://"):
-        raise SpecError(
-            f"The snapshot {uri!r} lies outside the storage root {root.uri!r}; S3 snapshots must be inside it."
-        )
-    else:  # a local file anywhere (a shipped sample, a file produced outside the pipeline)
-        path = os.path.abspath(uri[len("file://") :] if uri.startswith("file://") else uri)
-        source, uri = StorageRoot(os.path.dirname(path)), path
-    try:
-        content = source.read_bytes(uri)
-    except SourceNotFoundError as exc:
-        raise SourceNotFoundError(f"The snapshot {uri!r} does not exist.") from exc
-    digest = sha256_bytes(content)
-    if expected_sha256 and digest != expected_sha256.strip().lower():
-        raise IntegrityError(
-            f"The snapshot {uri!r} has sha256 {digest}, but {expected_sha256} was recorded when it was ingested: "
-            "it changed since. Refusing to train on it."
-        )
-    try:
-        table = pq.read_table(pa.BufferReader(content))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"The snapshot {uri!r} is not a readable Parquet file: {exc}") from exc
-    return table.to_pandas(), digest
-
-
-def feature_samples(frame: pd.DataFrame, features: tuple[str, ...], rows: int = 10_000) -> dict[str, list[Any]]:
-    """The first ``rows`` values of each text feature (what the personal-data detector reads); other
-    features by name only (numbers are not inspected, a name such as ``email`` still is)."""
-    from pandas.api.types import is_numeric_dtype
-
-    head = frame.head(rows)
-    return {name: [] if is_numeric_dtype(head[name]) else head[name].tolist() for name in features}
-
-
-def write_frame(root: StorageRoot, uri: str, frame: pd.DataFrame) -> str:
-    """Write ``frame`` as Parquet to ``uri`` atomically; return the content's sha256."""
-    return root.write_bytes(uri, parquet_bytes(frame))
-
-
-def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd")
-    return buffer.getvalue()
-
-
-@dataclass(frozen=True)
-class TrainingReceipt:
-    """What :func:`run_training` hands back (JSON-able through :meth:`to_dict`)."""
-
-    run_id: str
-    experiment_id: str
-    model_uri: str
-    onnx_uri: str
-    onnx_sha256: str
-    spec_uri: str
-    reference_uri: str
-    test_split_uri: str
-    test_split_sha256: str
-    dataset_uri: str
-    dataset_sha256: str
-    result: dict[str, Any]
-    mlflow_seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        summary = dict(self.result)
-        rows = summary.pop("rows")
-        return {
-            "run_id": self.run_id,
-            "experiment_id": self.experiment_id,
-            "model_uri": self.model_uri,
-            "onnx_uri": self.onnx_uri,
-            "onnx_sha256": self.onnx_sha256,
-            "spec_uri": self.spec_uri,
-            "reference_uri": self.reference_uri,
-            "test_split_uri": self.test_split_uri,
-            "test_split_sha256": self.test_split_sha256,
-            "dataset_uri": self.dataset_uri,
-            "dataset_sha256": self.dataset_sha256,
-            "rows_used": rows["used"],
-            "rows_dropped": rows["dropped_missing_target"],
-            "rows": rows,
-            **summary,
-            "mlflow_seconds": round(self.mlflow_seconds, 3),
-        }
 
 
 def run_training(
