@@ -24,12 +24,13 @@ from airflow_mlops import __version__
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.metrics import Predictions, compute_metrics
+from airflow_mlops.core.onnx_model import OnnxInput
 from airflow_mlops.core.pipeline.requirements import FeatureRequirements, refuse
 from airflow_mlops.core.storage import StorageRoot, sha256_bytes
-from airflow_mlops.core.training.data import PreparedData, check_columns, onnx_inputs, prepare, split_rows
+from airflow_mlops.core.training.data import PreparedData, Splits, check_columns, onnx_inputs, prepare, split_rows
 from airflow_mlops.core.training.export import check_parity, export_onnx
 from airflow_mlops.core.training.frames import feature_samples, read_snapshot, write_frame
-from airflow_mlops.core.training.model import feature_importance, fit_model, predict
+from airflow_mlops.core.training.model import FittedModel, feature_importance, fit_model, predict
 from airflow_mlops.core.training.result import SPLITS, TrainingReceipt, TrainingResult
 from airflow_mlops.core.training.spec import TrainingSpec
 
@@ -98,65 +99,27 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
     :raises SpecError: the estimator rejects its parameters or cannot be exported.
     :raises ParityError: the ONNX graph disagrees with the native model on the test split.
     """
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = now - clock
-        clock = now
-
+    laps = _Laps()
     data = prepare(frame, spec)
     splits = split_rows(data, spec)
-    lap("prepare")
+    laps.lap("prepare")
     x = {name: data.x.iloc[getattr(splits, name)] for name in SPLITS}
     y = {name: data.y[getattr(splits, name)] for name in SPLITS}
     # Train rows whose predictions are needed: the train-metric sample and the drift reference.
     train_rows = _sample_positions(len(y["train"]), max(spec.train_metrics_rows, spec.reference_rows), spec.seed)
     fitted = fit_model(spec, x["train"], y["train"], x["validation"], y["validation"], data.classes)
-    lap("fit")
-    estimator = fitted.pipeline.named_steps["model"]
-    test_matrix = fitted.pipeline.named_steps["features"].transform(x["test"])
+    laps.lap("fit")
     inputs = onnx_inputs(spec)
-    # The converter is Python (holds the GIL); native prediction is C++ (releases it): run them side by side.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="native-test") as pool:
-        native_test = pool.submit(predict, estimator, test_matrix, spec, data.classes)
-        model_bytes = export_onnx(fitted.pipeline, spec, inputs, data.classes)
-        predictions = {"test": native_test.result()}
-    lap("export")
-    predictions["validation"] = fitted.validation_predictions or predict(
-        estimator, fitted.validation_matrix, spec, data.classes
-    )
-    predictions["train"] = predict(estimator, fitted.train_matrix[train_rows], spec, data.classes)
-    targets = {**y, "train": y["train"][train_rows]}
-    metric_rows = _sample_positions(len(train_rows), spec.train_metrics_rows, spec.seed)
-    metrics = {
-        name: compute_metrics(
-            spec.task, targets[name], _take(predictions[name], metric_rows if name == "train" else None), data.classes
-        )
-        for name in SPLITS
-    }
-    lap("evaluate")
+    model_bytes, test_predictions = _export_and_predict_test(fitted, spec, x["test"], inputs, data.classes)
+    laps.lap("export")
+    predictions, metrics = _evaluate_splits(fitted, spec, y, train_rows, test_predictions, data.classes)
+    laps.lap("evaluate")
     test_frame = data.frame.iloc[splits.test].reset_index(drop=True)
     parity = check_parity(model_bytes, inputs, spec, test_frame, predictions["test"], data.classes)
-    lap("parity")
+    laps.lap("parity")
     reference = _reference(data, splits.train[train_rows], predictions["train"], spec, data.classes)
     importance = feature_importance(fitted, spec)
-    lap("reference")
-    rows = {
-        "input": data.rows_in,
-        "dropped_missing_target": data.rows_dropped_missing_target,
-        "used": len(data.y),
-        **splits.sizes(),
-    }
-    warnings = data.warnings + splits.warnings
-    warnings += tuple(
-        f"categorical feature {name!r}: kept {len(r.kept)} of {r.distinct} values, "
-        f"covering {r.coverage:.1%} of train rows"
-        for name, r in fitted.categories.items()
-        if len(r.kept) < r.distinct
-    )
+    laps.lap("reference")
     return TrainingResult(
         spec=spec,
         pipeline=fitted.pipeline,
@@ -171,13 +134,86 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
         trials=fitted.trials,
         categories=fitted.categories,
         importance=importance,
-        rows=rows,
-        warnings=warnings,
+        rows=_rows(data, splits),
+        warnings=_warnings(data, splits, fitted),
         test_frame=test_frame,
         test_target=y["test"],
         test_predictions=predictions["test"],
         reference=reference,
-        seconds=seconds,
+        seconds=laps.seconds,
+    )
+
+
+class _Laps:
+    """Seconds spent in each stage of training, each lap measured from the end of the previous one."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = now - self._clock
+        self._clock = now
+
+
+def _export_and_predict_test(
+    fitted: FittedModel, spec: TrainingSpec, x_test: pd.DataFrame, inputs: list[OnnxInput], classes: tuple[Any, ...]
+) -> tuple[bytes, Predictions]:
+    """The pipeline as ONNX bytes, and the native model's predictions of the test split."""
+    estimator = fitted.pipeline.named_steps["model"]
+    test_matrix = fitted.pipeline.named_steps["features"].transform(x_test)
+    # The converter is Python (holds the GIL); native prediction is C++ (releases it): run them side by side.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="native-test") as pool:
+        native_test = pool.submit(predict, estimator, test_matrix, spec, classes)
+        model_bytes = export_onnx(fitted.pipeline, spec, inputs, classes)
+        return model_bytes, native_test.result()
+
+
+def _evaluate_splits(
+    fitted: FittedModel, spec: TrainingSpec, y: dict[str, np.ndarray], train_rows: np.ndarray,
+    test_predictions: Predictions, classes: tuple[Any, ...],
+) -> tuple[dict[str, Predictions], dict[str, dict[str, float]]]:  # fmt: skip
+    """Predictions of every split (of the sampled ``train_rows`` for train) and their metrics; train
+    metrics are computed on a sample of at most ``train_metrics_rows`` of those rows."""
+    estimator = fitted.pipeline.named_steps["model"]
+    predictions = {"test": test_predictions}
+    predictions["validation"] = fitted.validation_predictions or predict(
+        estimator, fitted.validation_matrix, spec, classes
+    )
+    predictions["train"] = predict(estimator, fitted.train_matrix[train_rows], spec, classes)
+    targets = {**y, "train": y["train"][train_rows]}
+    metric_rows = _sample_positions(len(train_rows), spec.train_metrics_rows, spec.seed)
+    metrics = {
+        name: compute_metrics(
+            spec.task, targets[name], _take(predictions[name], metric_rows if name == "train" else None), classes
+        )
+        for name in SPLITS
+    }
+    return predictions, metrics
+
+
+def _rows(data: PreparedData, splits: Splits) -> dict[str, int]:
+    """Row counts: read, dropped for a missing target, used, and in each split."""
+    return {
+        "input": data.rows_in,
+        "dropped_missing_target": data.rows_dropped_missing_target,
+        "used": len(data.y),
+        **splits.sizes(),
+    }
+
+
+def _warnings(data: PreparedData, splits: Splits, fitted: FittedModel) -> tuple[str, ...]:
+    """What the data, the split and the category bounds warned about."""
+    return (
+        data.warnings
+        + splits.warnings
+        + tuple(
+            f"categorical feature {name!r}: kept {len(r.kept)} of {r.distinct} values, "
+            f"covering {r.coverage:.1%} of train rows"
+            for name, r in fitted.categories.items()
+            if len(r.kept) < r.distinct
+        )
     )
 
 
@@ -255,14 +291,7 @@ def run_training(
     check_columns(frame, spec)
     if requirements is not None:
         refuse(requirements.personal_data_violations(feature_samples(frame, spec.features)), where=where)
-    lineage = {
-        **dict(tags or {}),
-        contracts.TAG_PIPELINE: pipeline,
-        contracts.TAG_DATASET_URI: snapshot_uri,
-        contracts.TAG_DATASET_SHA256: dataset_sha256,
-        contracts.TAG_PACKAGE_VERSION: __version__,
-        contracts.TAG_TEST_SPLIT_URI: test_split_uri,
-    }
+    lineage = _lineage(tags, pipeline, snapshot_uri, dataset_sha256, test_split_uri)
     with tracking.training_run(experiment_id, run_name or f"{pipeline}-{partition}", lineage) as run:
         if on_start is not None:
             on_start(run.experiment_id, run.run_id)
@@ -295,3 +324,17 @@ def run_training(
         result=summary,
         mlflow_seconds=run.seconds,
     )
+
+
+def _lineage(
+    tags: Mapping[str, str] | None, pipeline: str, snapshot_uri: str, dataset_sha256: str, test_split_uri: str
+) -> dict[str, str]:
+    """The run's lineage tags: the caller's, plus the pipeline, dataset, package version and test split."""
+    return {
+        **dict(tags or {}),
+        contracts.TAG_PIPELINE: pipeline,
+        contracts.TAG_DATASET_URI: snapshot_uri,
+        contracts.TAG_DATASET_SHA256: dataset_sha256,
+        contracts.TAG_PACKAGE_VERSION: __version__,
+        contracts.TAG_TEST_SPLIT_URI: test_split_uri,
+    }
