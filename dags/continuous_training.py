@@ -106,8 +106,7 @@ def choose_pipelines(params: dict[str, Any], triggering_asset_events: Any = None
 
 def new_data(ti: Any, params: dict[str, Any], group: str, model_name: str, **_: Any) -> bool:
     """Go on unless the snapshot is the very one the champion was trained on (``force_retrain`` overrides)."""
-    from airflow_mlops.core import contracts
-    from airflow_mlops.core.registry import versions as registry
+    from airflow_mlops.core import contracts, registry
     from airflow_mlops.hooks.mlflow import MlflowHook
 
     snapshot = ti.xcom_pull(task_ids=f"{group}.ingest")

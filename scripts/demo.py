@@ -117,7 +117,7 @@ class Deployment:
         return events[-1]["id"] if events else 0
 
     def champion(self) -> dict[str, Any] | None:
-        from airflow_mlops.core.registry import versions as registry
+        from airflow_mlops.core import registry
 
         version = registry.alias_version(self.client, MODEL, "champion")
         if version is None:

@@ -70,7 +70,7 @@ def check_training_serving_skew(
     if rows.empty:
         raise DataError(f"The reference sample of model {model.name!r} v{model.version} has no rows.")
     from airflow_mlops.core.scoring import ScoringSpec, score_partition
-    from airflow_mlops.core.training.run import parquet_bytes
+    from airflow_mlops.core.training import parquet_bytes
 
     with tempfile.TemporaryDirectory(prefix="mlops-skew-") as folder:
         root = StorageRoot(folder)
@@ -210,7 +210,7 @@ def check_reproducibility(
     :raises SourceNotFoundError: the run records no snapshot, or it is gone.
     :raises IntegrityError: the snapshot changed since training (its sha256 differs).
     """
-    from airflow_mlops.core.training.run import read_snapshot, train_model
+    from airflow_mlops.core.training import read_snapshot, train_model
 
     if not facts.dataset_uri:
         raise SourceNotFoundError(
