@@ -18,12 +18,6 @@ from tests.support.imports import REPO
 
 # Cycles being removed while this test lands: each entry is the set of modules of one known cycle. A
 # strongly connected group of modules passes only when it lies inside one entry. Empty this when they go.
-KNOWN_CYCLES_BEING_REMOVED: tuple[frozenset[str], ...] = (
-    frozenset({"airflow_mlops.core.gating.card", "airflow_mlops.core.gating.evaluate"}),
-    frozenset(
-        {"airflow_mlops.core.training.plots", "airflow_mlops.core.training.run", "airflow_mlops.core.training.tracking"}
-    ),
-)
 
 # What each part of the package may import from the package. The root package (``__version__`` only) is
 # a leaf everyone may import; settings and exceptions are leaves that the Airflow side shares.
@@ -100,7 +94,7 @@ def test_the_graph_sees_every_kind_of_import(graph: ImportGraph) -> None:
 
 
 def test_no_import_cycle(graph: ImportGraph) -> None:
-    found = unexpected_cycles(graph, KNOWN_CYCLES_BEING_REMOVED)
+    found = unexpected_cycles(graph, ())
     assert not found, "import cycles:\n" + "\n".join(found)
 
 
@@ -149,7 +143,7 @@ def test_an_injected_cycle_is_reported(tmp_path: Path, files: dict[str, str], ex
     for name, text in files.items():
         (root / PACKAGE / name).parent.mkdir(parents=True, exist_ok=True)
         (root / PACKAGE / name).write_text(text)
-    found = unexpected_cycles(ImportGraph(root), KNOWN_CYCLES_BEING_REMOVED)
+    found = unexpected_cycles(ImportGraph(root), ())
     assert len(found) == 1 and found[0].startswith(expected), found
 
 
@@ -167,7 +161,7 @@ def test_a_name_from_a_lazy_package_is_an_edge_to_its_submodule(tmp_path: Path) 
     assert adjacency[f"{PACKAGE}.core.careless.caller"] == {f"{PACKAGE}.core.careless.impl"}
     assert adjacency[f"{PACKAGE}.core.careless.impl"] == {f"{PACKAGE}.core.careless.user"}
     assert adjacency[f"{PACKAGE}.core.careless"] == {f"{PACKAGE}.core._exports", f"{PACKAGE}.core.careless.impl"}
-    assert unexpected_cycles(graph, KNOWN_CYCLES_BEING_REMOVED) == []
+    assert unexpected_cycles(graph, ()) == []
 
 
 @pytest.mark.parametrize(

@@ -103,8 +103,7 @@ class EvaluateModelGateOperator(BaseOperator):
 
         from airflow_mlops.core import gating
         from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundError, SpecError
-        from airflow_mlops.core.gating import GatePolicy
-        from airflow_mlops.core.gating.evaluate import evaluate
+        from airflow_mlops.core.gating import GatePolicy, evaluate
         from airflow_mlops.core.params import parse_flag
         from airflow_mlops.exceptions import ModelIntegrityFailure, ModelRejected
         from airflow_mlops.hooks.mlflow import MlflowHook

@@ -4,8 +4,7 @@ policy), with the decision saved as evidence and a model card. Public API: ``Gat
 ``ModelUnderTest``, ``GateDecision``, ``Check``, ``read_evaluation_frame``, ``prepare_data``,
 ``EvaluationData``, ``measure_latency``, ``write_evidence``, ``evidence_location``, ``Evidence``,
 ``load_run_model``, ``download_run_artifact``, ``load_native_model``, ``render_markdown``, ``render_html``.
-The gate itself is ``evaluate`` in the submodule of that name (``from airflow_mlops.core.gating.evaluate
-import evaluate``): the package attribute ``evaluate`` is that submodule. (modules: ``evaluate`` runs the
+The gate itself is ``evaluate`` (module ``gate``). (modules: ``gate`` runs the
 checks and decides, ``checks`` holds one function per policy check, ``decision`` the result types,
 ``data`` the evaluation rows, ``models`` the models under test and how they are scored, ``baseline`` the
 simple model to beat, ``policy`` the policy, ``evidence`` and ``card`` the decision record and model card,
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from airflow_mlops.core.gating.data import EvaluationData, prepare_data, read_evaluation_frame
     from airflow_mlops.core.gating.decision import Check, GateDecision
     from airflow_mlops.core.gating.evidence import Evidence, evidence_location, write_evidence
+    from airflow_mlops.core.gating.gate import evaluate
     from airflow_mlops.core.gating.inputs import download_run_artifact, load_native_model, load_run_model
     from airflow_mlops.core.gating.models import ModelUnderTest, measure_latency
     from airflow_mlops.core.gating.policy import GatePolicy
@@ -34,6 +34,7 @@ __all__ = [
     "GatePolicy",
     "ModelUnderTest",
     "download_run_artifact",
+    "evaluate",
     "evidence_location",
     "load_native_model",
     "load_run_model",
@@ -57,6 +58,7 @@ __getattr__, __dir__ = lazy_exports(
         "Evidence": "evidence",
         "evidence_location": "evidence",
         "write_evidence": "evidence",
+        "evaluate": "gate",
         "download_run_artifact": "inputs",
         "load_native_model": "inputs",
         "load_run_model": "inputs",

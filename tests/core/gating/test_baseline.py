@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from airflow_mlops.core.gating.evaluate import evaluate
+from airflow_mlops.core.gating import evaluate
 from tests.core.gating.support import Exported, candidate, evaluation_truth, failed, labelled, policy
 from tests.support.data import flights
 

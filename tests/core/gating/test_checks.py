@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from airflow_mlops.core.errors import DataError
-from airflow_mlops.core.gating.evaluate import evaluate
+from airflow_mlops.core.gating import evaluate
 from tests.core.gating.support import LOOSE_PARITY, Exported, candidate, failed, policy
 
 

@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from airflow_mlops.core.errors import DataError, SourceNotFoundError
-from airflow_mlops.core.gating import prepare_data, read_evaluation_frame
-from airflow_mlops.core.gating.evaluate import evaluate
+from airflow_mlops.core.gating import evaluate, prepare_data, read_evaluation_frame
 from airflow_mlops.core.storage import StorageRoot
 from tests.core.gating.support import Exported, candidate, labelled, policy
 

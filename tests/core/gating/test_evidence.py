@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from airflow_mlops.core.gating import evidence_location, write_evidence
-from airflow_mlops.core.gating.evaluate import evaluate
+from airflow_mlops.core.gating import evaluate, evidence_location, write_evidence
 from airflow_mlops.core.storage import StorageRoot
 from tests.core.gating.support import Exported, candidate, champion, policy
 

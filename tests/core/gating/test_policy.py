@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from airflow_mlops.core.errors import SpecError
-from airflow_mlops.core.gating import GatePolicy
-from airflow_mlops.core.gating.evaluate import evaluate
+from airflow_mlops.core.gating import GatePolicy, evaluate
 from tests.core.gating.support import Exported, candidate, policy
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from airflow_mlops.core.errors import IntegrityError
-from airflow_mlops.core.gating.evaluate import evaluate
+from airflow_mlops.core.gating import evaluate
 from airflow_mlops.core.gating.models import ModelUnderTest
 from tests.core.gating.support import Exported, candidate, champion, failed, policy, train
 from tests.support.data import flights
