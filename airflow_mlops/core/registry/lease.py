@@ -59,7 +59,12 @@ def registry_lock(
             )
             break
         except mlflow_exception as exc:
-            if _error_code(exc) != "RESOURCE_ALREADY_EXISTS":
+            code = _error_code(exc)
+            if code == "RESOURCE_DOES_NOT_EXIST":
+                # The server found the name taken, then could not read it back: its holder released it in
+                # between. The lease is free now; try again at once.
+                continue
+            if code != "RESOURCE_ALREADY_EXISTS":
                 raise
         holder = _lock_holder(client, lock_name)
         if holder is not None and time.time() > holder[1]:

@@ -45,3 +45,23 @@ def test_the_lease_is_released_when_the_promotion_fails(client: Any, three: list
     with registry.registry_lock(client, NAME, owner="me") as token:
         holder = client.get_registered_model(NAME + registry.LOCK_SUFFIX).tags[registry.TAG_LOCK_OWNER]
         assert holder == token and token.startswith("me#")
+
+
+def test_a_lease_released_while_it_was_being_created_is_taken_at_once(client: Any, three: list[str]) -> None:
+    """MLflow's store answers a name clash by reading the model back; if its holder released it in between,
+    the clash surfaces as RESOURCE_DOES_NOT_EXIST. That is a free lease, not a failure of the promotion."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+
+    real_create = client.create_registered_model
+    calls: list[str] = []
+
+    def racing_create(name: str, **kwargs: Any) -> Any:
+        calls.append(name)
+        if len(calls) == 1:
+            raise MlflowException(f"Registered Model with name={name} not found", error_code=RESOURCE_DOES_NOT_EXIST)
+        return real_create(name, **kwargs)
+
+    client.create_registered_model = racing_create
+    assert registry.promote(client, NAME, "1", expected=None).changed
+    assert calls == [NAME + registry.LOCK_SUFFIX] * 2
