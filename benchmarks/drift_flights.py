@@ -84,7 +84,7 @@ def main() -> None:
 
     from airflow_mlops.core.drift.labels import LabelSpec, join_labels
     from airflow_mlops.core.drift.policy import DriftPolicy, decide, observe
-    from airflow_mlops.core.drift.report import DriftSpec, compute_drift
+    from airflow_mlops.core.drift import DriftSpec, compute_drift
 
     data = load()
     quarter = data[(data["month"] <= 3) & data[TARGET].notna()].reset_index(drop=True)
