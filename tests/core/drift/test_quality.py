@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn import metrics as skm
 
-from airflow_mlops.core.drift import DriftSpec, compute_drift
+from airflow_mlops.core.drift import DriftSpec, compute_drift, quality_metrics
 from tests.support import drift as flights_drift
 
 
@@ -70,3 +71,40 @@ def test_multiclass_quality() -> None:
     quality = compute_drift(reference, current, spec).quality
     assert quality is not None and quality.metric == "f1_macro" and quality.baseline == 1.0
     assert quality.current_metrics["accuracy"] == pytest.approx(0.5)
+
+
+def test_quality_metrics_are_the_core_metrics(scored: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """Drift measures quality with the metrics training and the gate report, to the last bit."""
+    from airflow_mlops.core import metrics
+
+    _, labelled = scored
+    labelled = labelled[labelled["arr_delayed_15"].notna()]
+    found = quality_metrics(
+        labelled["arr_delayed_15"], labelled["prediction"], labelled[["probability_1"]], "binary", ("0", "1")
+    )
+    y = labelled["arr_delayed_15"].astype(int).to_numpy()
+    score = labelled["probability_1"].to_numpy(dtype="float64")
+    decided = labelled["prediction"].astype(int).to_numpy()
+    proba = np.column_stack([1 - score, score])
+    for name in ("roc_auc", "log_loss"):
+        assert found[name] == metrics.compute(name, y, proba)
+    for name in ("accuracy", "precision", "recall", "f1"):
+        assert found[name] == metrics.compute(name, y, None, decided=decided)
+    assert found["roc_auc"] == pytest.approx(skm.roc_auc_score(y, score), abs=1e-12)
+
+
+def test_r2_of_a_constant_target_is_undefined() -> None:
+    """Drift used scikit-learn's r2_score, which reports 0.0 (or 1.0) for a constant target; training and
+    the gate left it undefined. R² divides by the target's variance: with none it is undefined (None)."""
+    target = pd.Series([3.0] * 5)
+    found = quality_metrics(target, pd.Series([3.0, 3.0, 3.0, 3.0, 4.0]), None, "regression", ())
+    assert found["r2"] is None and found["rmse"] == pytest.approx(np.sqrt(0.2)) and found["mae"] == 0.2
+    assert quality_metrics(target[:1], target[:1], None, "regression", ())["r2"] is None
+
+
+def test_multiclass_quality_over_labels_outside_the_classes() -> None:
+    y = pd.Series(["a", "b", "c", "a", "b", "c"])
+    predicted = pd.Series(["a", "b", "x", "a", "c", "c"])  # "x" is no class of the model
+    found = quality_metrics(y, predicted, None, "multiclass", ("a", "b", "c"))
+    assert found["accuracy"] == pytest.approx(skm.accuracy_score(y, predicted))
+    assert found["f1_macro"] == pytest.approx(skm.f1_score(y, predicted, average="macro", zero_division=0))
