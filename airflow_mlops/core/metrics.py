@@ -229,7 +229,7 @@ _AT_DECISION: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], float]] =
 def _argmax(proba: np.ndarray) -> np.ndarray:
     import numpy as np
 
-    return np.argmax(proba, axis=1)
+    return np.asarray(np.argmax(proba, axis=1))
 
 
 def accuracy(y: np.ndarray, proba: np.ndarray, weights: np.ndarray | None = None) -> float:

@@ -134,9 +134,9 @@ class CheckDriftOperator(BaseOperator):
         self.business_metric = business_metric
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import drift
         from airflow_mlops.core.contracts import KIND_DRIFT
         from airflow_mlops.core.drift import policy as drift_policy
-        from airflow_mlops.core import drift
         from airflow_mlops.core.errors import SpecError
         from airflow_mlops.hooks.storage import StorageHook
 
@@ -200,8 +200,7 @@ class CheckDriftOperator(BaseOperator):
         }  # fmt: skip
 
     def _log_to_mlflow(self, ref: dict[str, Any], result: Any, decision: Any, as_of: str) -> str:
-        from airflow_mlops.core import contracts
-        from airflow_mlops.core import drift
+        from airflow_mlops.core import contracts, drift
         from airflow_mlops.hooks.mlflow import MlflowHook
 
         hook = MlflowHook(self.mlflow_conn_id)
@@ -281,7 +280,7 @@ class JoinLabelsOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import contracts
-        from airflow_mlops.core.drift.labels import LabelSpec, join_label_files
+        from airflow_mlops.core.drift import LabelSpec, join_label_files
         from airflow_mlops.hooks.storage import StorageHook
 
         spec = LabelSpec.from_mapping(
