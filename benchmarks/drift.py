@@ -37,7 +37,7 @@ CATEGORICAL = [f"cat_{i}" for i in range(6)]
 OURS = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-from airflow_mlops.core.drift.report import DriftSpec, compute_drift, render_reports
+from airflow_mlops.core.drift import DriftSpec, compute_drift, render_reports
 import evidently  # imported before timing, as in a worker that already imported it
 columns = {"numeric_features": json.loads(sys.argv[4]), "categorical_features": json.loads(sys.argv[5])}
 spec = DriftSpec.from_mapping(columns)

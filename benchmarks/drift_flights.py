@@ -82,9 +82,7 @@ def main() -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import cross_val_predict
 
-    from airflow_mlops.core.drift.labels import LabelSpec, join_labels
-    from airflow_mlops.core.drift.policy import DriftPolicy, decide, observe
-    from airflow_mlops.core.drift.report import DriftSpec, compute_drift
+    from airflow_mlops.core.drift import DriftPolicy, DriftSpec, LabelSpec, compute_drift, decide, join_labels, observe
 
     data = load()
     quarter = data[(data["month"] <= 3) & data[TARGET].notna()].reset_index(drop=True)

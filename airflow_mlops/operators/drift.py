@@ -67,7 +67,7 @@ class CheckDriftOperator(BaseOperator):
     :param model_name: registered model whose ``champion`` alias gives the reference and its training
         spec. (templated)
     :param reference_uri: a reference Parquet file instead of the champion's. (templated)
-    :param spec: :class:`~airflow_mlops.core.drift.report.DriftSpec` parameters; columns default to the
+    :param spec: :class:`~airflow_mlops.core.drift.spec.DriftSpec` parameters; columns default to the
         champion's training spec. (templated)
     :param policy: :class:`~airflow_mlops.core.drift.policy.DriftPolicy` parameters. (templated)
     :param partition: storage partition of the outputs; the run's logical date by default. (templated)
@@ -134,9 +134,9 @@ class CheckDriftOperator(BaseOperator):
         self.business_metric = business_metric
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import drift
         from airflow_mlops.core.contracts import KIND_DRIFT
         from airflow_mlops.core.drift import policy as drift_policy
-        from airflow_mlops.core.drift import report as drift
         from airflow_mlops.core.errors import SpecError
         from airflow_mlops.hooks.storage import StorageHook
 
@@ -186,7 +186,7 @@ class CheckDriftOperator(BaseOperator):
             digest = hashlib.sha256(self.reference_uri.encode()).hexdigest()[:12]
             receipt = {"id": f"reference-{digest}", "uri": self.reference_uri, "model_name": self.model_name}
             return {"location": self.reference_uri, "training_spec": None, "receipt": receipt, "experiment": None}
-        from airflow_mlops.core.drift.report import fetch_champion_reference
+        from airflow_mlops.core.drift import fetch_champion_reference
         from airflow_mlops.hooks.mlflow import MlflowHook
 
         champion = fetch_champion_reference(MlflowHook(self.mlflow_conn_id).get_conn(), str(self.model_name), folder)
@@ -200,8 +200,7 @@ class CheckDriftOperator(BaseOperator):
         }  # fmt: skip
 
     def _log_to_mlflow(self, ref: dict[str, Any], result: Any, decision: Any, as_of: str) -> str:
-        from airflow_mlops.core import contracts
-        from airflow_mlops.core.drift import report as drift
+        from airflow_mlops.core import contracts, drift
         from airflow_mlops.hooks.mlflow import MlflowHook
 
         hook = MlflowHook(self.mlflow_conn_id)
@@ -281,7 +280,7 @@ class JoinLabelsOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import contracts
-        from airflow_mlops.core.drift.labels import LabelSpec, join_label_files
+        from airflow_mlops.core.drift import LabelSpec, join_label_files
         from airflow_mlops.hooks.storage import StorageHook
 
         spec = LabelSpec.from_mapping(

@@ -184,7 +184,7 @@ def test_feature_importance_of_the_training_run(env: Champion) -> None:
 
 
 def test_staleness_impact_from_the_quality_the_drift_checks_logged(env: Champion) -> None:
-    from airflow_mlops.core.drift import report as drift
+    from airflow_mlops.core import drift
     from airflow_mlops.hooks.mlflow import MlflowHook
 
     client = MlflowHook().get_conn()

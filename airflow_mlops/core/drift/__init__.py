@@ -1,1 +1,114 @@
-"""drift"""
+"""Drift: compare a current batch with the champion's training reference using Evidently's stattests,
+measure quality once labels arrive, render Evidently reports, and decide when drift asks for
+retraining. Public API: ``DriftSpec``, ``compute_drift``, ``DriftResult``, ``ColumnDrift``,
+``SchemaSkew``, ``QualityResult``, ``quality_metrics``, ``check_batch``, ``CheckOutcome``,
+``render_reports``, ``write_outputs``, ``DriftOutputs``, ``open_table``, ``sample_rows``, ``Table``,
+``fetch_champion_reference``, ``ChampionReference``, ``monitoring_run``, ``log_drift_metrics``,
+``LabelSpec``, ``LabelJoinResult``, ``join_labels``, ``join_label_files``, ``DriftPolicy``,
+``Observation``, ``PolicyDecision``, ``decide``, ``decide_and_save``, ``observe``, ``receipt``,
+``state_uri`` (modules: ``spec`` is the check's spec, ``tables`` reads the inputs column by column,
+``columns`` chooses the columns and tests each, ``quality`` measures the model on labelled rows,
+``compare`` gives the verdict, ``report`` renders and writes the reports, ``tracking`` talks to MLflow,
+``labels`` joins late ground truth, ``policy`` turns verdicts into retrain decisions).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow_mlops.core._exports import lazy_exports
+
+if TYPE_CHECKING:
+    from airflow_mlops.core.drift.columns import ColumnDrift, SchemaSkew
+    from airflow_mlops.core.drift.compare import DriftResult, compute_drift
+    from airflow_mlops.core.drift.labels import LabelJoinResult, LabelSpec, join_label_files, join_labels
+    from airflow_mlops.core.drift.policy import (
+        DriftPolicy,
+        Observation,
+        PolicyDecision,
+        decide,
+        decide_and_save,
+        observe,
+        receipt,
+        state_uri,
+    )
+    from airflow_mlops.core.drift.quality import QualityResult, quality_metrics
+    from airflow_mlops.core.drift.report import CheckOutcome, DriftOutputs, check_batch, render_reports, write_outputs
+    from airflow_mlops.core.drift.spec import DriftSpec
+    from airflow_mlops.core.drift.tables import Table, open_table, sample_rows
+    from airflow_mlops.core.drift.tracking import (
+        ChampionReference,
+        fetch_champion_reference,
+        log_drift_metrics,
+        monitoring_run,
+    )
+
+__all__ = [
+    "ChampionReference",
+    "CheckOutcome",
+    "ColumnDrift",
+    "DriftOutputs",
+    "DriftPolicy",
+    "DriftResult",
+    "DriftSpec",
+    "LabelJoinResult",
+    "LabelSpec",
+    "Observation",
+    "PolicyDecision",
+    "QualityResult",
+    "SchemaSkew",
+    "Table",
+    "check_batch",
+    "compute_drift",
+    "decide",
+    "decide_and_save",
+    "fetch_champion_reference",
+    "join_label_files",
+    "join_labels",
+    "log_drift_metrics",
+    "monitoring_run",
+    "observe",
+    "open_table",
+    "quality_metrics",
+    "receipt",
+    "render_reports",
+    "sample_rows",
+    "state_uri",
+    "write_outputs",
+]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ChampionReference": "tracking",
+        "CheckOutcome": "report",
+        "ColumnDrift": "columns",
+        "DriftOutputs": "report",
+        "DriftPolicy": "policy",
+        "DriftResult": "compare",
+        "DriftSpec": "spec",
+        "LabelJoinResult": "labels",
+        "LabelSpec": "labels",
+        "Observation": "policy",
+        "PolicyDecision": "policy",
+        "QualityResult": "quality",
+        "SchemaSkew": "columns",
+        "Table": "tables",
+        "check_batch": "report",
+        "compute_drift": "compare",
+        "decide": "policy",
+        "decide_and_save": "policy",
+        "fetch_champion_reference": "tracking",
+        "join_label_files": "labels",
+        "join_labels": "labels",
+        "log_drift_metrics": "tracking",
+        "monitoring_run": "tracking",
+        "observe": "policy",
+        "open_table": "tables",
+        "quality_metrics": "quality",
+        "receipt": "policy",
+        "render_reports": "report",
+        "sample_rows": "tables",
+        "state_uri": "policy",
+        "write_outputs": "report",
+    },
+)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.core.drift.report import open_table
+from airflow_mlops.core.drift.tables import open_table
 from airflow_mlops.core.errors import DataError, SpecError
 from airflow_mlops.core.storage import sha256_bytes
 

@@ -27,6 +27,7 @@ JSON file under the storage root, atomically.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,9 +36,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import ArtifactError, SpecError
+from airflow_mlops.core.params import parse_number
 
 if TYPE_CHECKING:
-    from airflow_mlops.core.drift.report import DriftOutputs, DriftResult
+    from airflow_mlops.core.drift.compare import DriftResult
+    from airflow_mlops.core.drift.report import DriftOutputs
     from airflow_mlops.core.storage import StorageRoot
 
 STATE_FORMAT = 1
@@ -69,14 +72,7 @@ def parse_duration(raw: Any, name: str = "cooldown") -> float:
 def _optional_fraction(raw: Any, name: str, upper: float | None = 1.0) -> float | None:
     if raw is None or raw == "":
         return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not (value >= 0 and (upper is None or value <= upper)):
-        bound = f"in [0, {upper}]" if upper is not None else ">= 0"
-        raise SpecError(f"The {name!r} parameter of DriftPolicy must be a number {bound}. Got {raw!r} instead.")
-    return value
+    return parse_number(raw, name, high=math.inf if upper is None else upper)
 
 
 @dataclass(frozen=True)
@@ -148,13 +144,7 @@ class DriftPolicy:
 
 
 def _whole(raw: Any, name: str, low: int) -> int:
-    try:
-        value = int(raw)
-        if float(raw) != value or value < low:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise SpecError(f"The {name!r} parameter of DriftPolicy must be an integer >= {low}. Got {raw!r}.") from None
-    return value
+    return int(parse_number(raw, name, low=low, integer=True))
 
 
 def _utc(value: str | datetime) -> datetime:

@@ -62,7 +62,7 @@ class ModelVersionFacts:
 
     def proxy_metric(self, metric: str | None = None) -> tuple[str, str, bool]:
         """``(task, metric, higher_is_better)``: ``metric``, else the training spec's primary metric."""
-        from airflow_mlops.core.training.spec import METRIC_DIRECTIONS
+        from airflow_mlops.core.metrics import METRIC_DIRECTIONS
 
         task = str(self.spec.get("task", "binary"))
         chosen = metric or str(self.spec.get("primary_metric") or "roc_auc")

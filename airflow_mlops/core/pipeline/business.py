@@ -50,7 +50,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 def _reserved_names() -> set[str]:
     """Names that would shadow a metric training or drift already logs. Imported here, not at the top:
     pipeline files are read at every DAG parse, and the training spec module is not needed for that."""
-    from airflow_mlops.core.training.spec import METRIC_DIRECTIONS
+    from airflow_mlops.core.metrics import METRIC_DIRECTIONS
 
     return {m for metrics in METRIC_DIRECTIONS.values() for m in metrics} | {"positive_rate", "labelled_rows"}
 

@@ -35,29 +35,12 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
+from airflow_mlops.core.metrics import DEFAULT_PRIMARY as DEFAULT_METRIC
+from airflow_mlops.core.metrics import METRIC_DIRECTIONS, TASKS, Task
 from airflow_mlops.core.params import parse_flag
 
-Task = Literal["binary", "multiclass", "regression"]
-TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
 LIGHTGBM = "lightgbm"
 
-# Metric name -> True when higher is better. The names are the keys of the metric dicts training
-# reports (prefixed with the split: ``test_roc_auc``).
-METRIC_DIRECTIONS: dict[str, dict[str, bool]] = {
-    "binary": {
-        "roc_auc": True,
-        "pr_auc": True,
-        "log_loss": False,
-        "brier": False,
-        "accuracy": True,
-        "f1": True,
-        "precision": True,
-        "recall": True,
-    },
-    "multiclass": {"log_loss": False, "accuracy": True, "f1_macro": True, "roc_auc_ovr": True},
-    "regression": {"rmse": False, "mae": False, "r2": True, "median_ae": False},
-}
-DEFAULT_METRIC: dict[str, str] = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 
 # LightGBM defaults, overridable by ``estimator.params``. One thread and ``deterministic`` make the
 # same data, spec and seed give the same trees on any machine; raise ``n_jobs`` for large data on a

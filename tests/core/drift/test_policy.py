@@ -42,9 +42,9 @@ def run(policy: DriftPolicy, observations: list[Observation]) -> tuple[list[str]
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"drift_share": 2}, "'drift_share' parameter of DriftPolicy must be a number in \\[0, 1.0\\]"),
+        ({"drift_share": 2}, "'drift_share' parameter must be a number >= 0 and <= 1"),
         ({"cooldown": "a week"}, "'cooldown' parameter of DriftPolicy must be seconds or a duration"),
-        ({"min_new_labels": -1}, "'min_new_labels' parameter of DriftPolicy must be an integer >= 0"),
+        ({"min_new_labels": -1}, "'min_new_labels' parameter must be an integer >= 0"),
         ({"drift_share": 0.3, "hysteresis": 0.4}, "must not exceed its 'drift_share'"),
         ({"quality_drop": 0.01, "quality_hysteresis": 0.02}, "must not exceed its 'quality_drop'"),
         ({"trigger_columns": [1]}, "'trigger_columns' of DriftPolicy must be a list of column names"),

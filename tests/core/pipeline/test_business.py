@@ -186,7 +186,7 @@ def test_a_bad_business_section_names_the_file(tmp_path: Path) -> None:
 def test_the_drift_check_measures_a_regression_cost_on_real_bike_rentals() -> None:
     """2011's mean rentals per hour of day as the prediction for 2011 (reference) and 2012 (current): demand grew
     by half, so 2012 is under-predicted and its cost, weighted 3 per missing rental, is far above 2011's."""
-    from airflow_mlops.core.drift.report import DriftSpec, compute_drift
+    from airflow_mlops.core.drift import DriftSpec, compute_drift
     from tests.support.data import bike_sharing
 
     hours = bike_sharing()
@@ -207,7 +207,7 @@ def test_the_drift_check_measures_a_regression_cost_on_real_bike_rentals() -> No
 
 
 def test_a_binary_batch_without_a_probability_has_no_threshold_to_apply() -> None:
-    from airflow_mlops.core.drift.report import DriftSpec, compute_drift
+    from airflow_mlops.core.drift import DriftSpec, compute_drift
 
     march = flights(months=[3], sample=2000)
     labelled = march[march["arr_delayed_15"].notna()].assign(prediction=0)[["distance", "arr_delayed_15", "prediction"]]
