@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_mlops.operators.base import MlopsBaseOperator, model_failures, run_moment
 
 if TYPE_CHECKING:
@@ -86,7 +84,7 @@ class ResolveModelVersionOperator(MlopsBaseOperator):
         return ref.to_dict()
 
 
-class ListPartitionsOperator(BaseOperator):
+class ListPartitionsOperator(MlopsBaseOperator):
     """List the partitions under a prefix, for ``ScoreBatchOperator.partial(...).expand_kwargs(...)``.
 
     A partition is a sub-folder (``month=2013-01/``) or a ``.parquet`` file directly under the prefix;
