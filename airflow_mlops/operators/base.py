@@ -55,9 +55,9 @@ def default_partition(context: Context) -> str:
 def batch_time(context: Context) -> dt.datetime:
     """The time a run's batch stands for (the monitoring clock): data interval end, logical date, or when
     the run was due."""
-    for key in ("data_interval_end", "logical_date"):
-        if context.get(key) is not None:
-            return context[key]  # type: ignore[literal-required]
+    moment = context.get("data_interval_end") or context.get("logical_date")
+    if moment is not None:
+        return moment
     dag_run = context.get("dag_run")
     return getattr(dag_run, "run_after", None) or dt.datetime.now(dt.UTC)
 

@@ -107,7 +107,7 @@ class ValidateDatasetOperator(MlopsBaseOperator):
             suite, suite_uri, result, page = self._validate(self.run_partition(context))
         except (DataError, IntegrityError) as exc:  # unreadable or altered data: retrying cannot help
             raise DataValidationFailed(str(exc)) from exc
-        receipt = result.to_dict()
+        receipt: dict[str, Any] = result.to_dict()
         base_url = self.report_base_url or settings.report_base_url() or None
         receipt["report_url"] = core.report_url(root, str(result.report_uri), base_url)
         ValidationReportLink.persist(context, receipt["report_url"])
