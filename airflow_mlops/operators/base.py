@@ -45,10 +45,15 @@ def run_moment(context: Context) -> dt.datetime:
     raise SpecError("The run has no data interval, logical date or run_after to name its partition; pass 'partition'.")
 
 
+def partition_key(value: dt.datetime | str) -> str:
+    """A partition key: a moment in UTC ISO 8601, or a string checked to be one safe path segment."""
+    from airflow_mlops.core.ingestion.snapshot import partition_key as core_partition_key
+
+    return core_partition_key(value)
+
+
 def default_partition(context: Context) -> str:
     """The run's partition key: :func:`run_moment` in UTC ISO 8601 (``2013-02-01T00:00:00+00:00``)."""
-    from airflow_mlops.core.ingestion.snapshot import partition_key
-
     return partition_key(run_moment(context))
 
 
@@ -122,8 +127,6 @@ class MlopsBaseOperator(BaseOperator, MlopsHookMixin):
         Only ``None`` means "not given": a template that rendered empty is refused by the partition key's
         check rather than silently replaced by the default, which would write somewhere else.
         """
-        from airflow_mlops.core.ingestion.snapshot import partition_key
-
         explicit = getattr(self, "partition", None)
         return default_partition(context) if explicit is None else partition_key(explicit)
 
