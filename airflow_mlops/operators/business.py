@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators.monitoring import MonitoringOperator, mlflow_client
+from airflow_mlops.operators.monitoring import MonitoringOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -74,7 +74,7 @@ class CheckProxyCorrelationOperator(MonitoringOperator):
         from airflow_mlops.core.monitoring import facts as reg
         from airflow_mlops.core.pipeline import business
 
-        client = mlflow_client(self.mlflow_conn_id)
+        client = self.mlflow_client
         facts = reg.model_version_facts(client, self.model_name, alias=self.alias)
         task, metric, higher_is_better = facts.proxy_metric(self.metric)
         cost = business.BusinessMetric.from_mapping(self.business_metric, task)

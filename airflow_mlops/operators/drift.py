@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk import Asset, AssetAlias
 
 from airflow_mlops import settings
 from airflow_mlops.links.drift import DriftReportLink, report_url
+from airflow_mlops.operators.base import MlopsBaseOperator, batch_time
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -37,21 +38,7 @@ def drift_alias(pipeline: str) -> AssetAlias:
     return AssetAlias(name=f"mlops-drift-{pipeline}")
 
 
-def batch_time(context: Context) -> datetime:
-    """The time a run's batch stands for: data interval end, logical date, or when the run was due."""
-    for key in ("data_interval_end", "logical_date"):
-        if context.get(key) is not None:
-            return context[key]  # type: ignore[literal-required]
-    dag_run = context.get("dag_run")
-    return getattr(dag_run, "run_after", None) or datetime.now(UTC)
-
-
-def default_partition(context: Context) -> str:
-    moment = context.get("logical_date") or batch_time(context)
-    return moment.isoformat()
-
-
-class CheckDriftOperator(BaseOperator):
+class CheckDriftOperator(MlopsBaseOperator):
     """Compare a batch with the champion's training reference; decide whether to retrain.
 
     Writes Evidently's HTML report and a JSON summary under ``{root}/{pipeline}/drift/{partition}/``,
@@ -70,7 +57,8 @@ class CheckDriftOperator(BaseOperator):
     :param spec: :class:`~airflow_mlops.core.drift.spec.DriftSpec` parameters; columns default to the
         champion's training spec. (templated)
     :param policy: :class:`~airflow_mlops.core.drift.policy.DriftPolicy` parameters. (templated)
-    :param partition: storage partition of the outputs; the run's logical date by default. (templated)
+    :param partition: storage partition of the outputs; the run's partition by default (the snapshot's:
+        data interval start, else logical date, else ``run_after``). (templated)
     :param as_of: ISO time of the batch for the policy's clock and the MLflow step; the data interval
         end by default. (templated)
     :param storage_root: storage root URI; ``[mlops] storage_root`` when omitted.
@@ -134,26 +122,18 @@ class CheckDriftOperator(BaseOperator):
         self.business_metric = business_metric
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core import drift
         from airflow_mlops.core.contracts import KIND_DRIFT
         from airflow_mlops.core.drift import policy as drift_policy
         from airflow_mlops.core.errors import SpecError
-        from airflow_mlops.hooks.storage import StorageHook
 
         if not self.model_name and not self.reference_uri:
             raise SpecError("CheckDriftOperator needs 'model_name' (its champion's reference) or 'reference_uri'.")
         policy = drift_policy.DriftPolicy.from_mapping(self.policy)
-        root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
-        partition = self.partition or default_partition(context)
+        root = self.storage
+        partition = self.run_partition(context)
         root.layout(self.pipeline, KIND_DRIFT, partition)  # refuse bad names before any work
         as_of = self.as_of or batch_time(context).isoformat()
-        with tempfile.TemporaryDirectory(prefix="mlops-drift-") as folder:
-            ref = self._reference(folder)
-            business = {"business_metric": self.business_metric} if self.business_metric else {}
-            spec = drift.DriftSpec.from_mapping({**(self.spec or {}), **business}, ref["training_spec"])
-            meta = {"pipeline": self.pipeline, "current_uri": self.current_uri, "reference": ref["receipt"]}
-            outcome = drift.check_batch(root, ref["location"], self.current_uri, spec,
-                                        pipeline=self.pipeline, partition=partition, metadata=meta)  # fmt: skip
+        ref, outcome = self._check(partition)
         result = outcome.result
         batch_id = partition + (":labelled" if result.target is not None else "")
         observation = drift_policy.observe(result, batch_id, as_of, ref["receipt"]["id"])
@@ -163,9 +143,7 @@ class CheckDriftOperator(BaseOperator):
         receipt.update(current_uri=self.current_uri, partition=partition, state_uri=state_uri)
         if self.log_to_mlflow:
             receipt["mlflow_run_id"] = self._log_to_mlflow(ref, result, decision, observation.as_of)
-        report = outcome.outputs.report_uri
-        base_url = self.report_base_url or settings.report_base_url() or None
-        DriftReportLink.persist(context, report_url(report, root.uri, base_url) if report else "")
+        self._persist_link(context, outcome.outputs.report_uri)
         if decision.retrain:
             receipt["asset_event"] = self._emit(context, receipt)
         self.log.info(
@@ -180,6 +158,23 @@ class CheckDriftOperator(BaseOperator):
             raise DataValidationFailed(f"Schema skew in {self.current_uri}: {result.schema_skew.to_dict()}")
         return receipt
 
+    def _check(self, partition: str) -> tuple[dict[str, Any], Any]:
+        """Compare the batch with the reference and write the report: the reference and the outcome."""
+        from airflow_mlops.core.drift import report as drift
+
+        with tempfile.TemporaryDirectory(prefix="mlops-drift-") as folder:
+            ref = self._reference(folder)
+            business = {"business_metric": self.business_metric} if self.business_metric else {}
+            spec = drift.DriftSpec.from_mapping({**(self.spec or {}), **business}, ref["training_spec"])
+            meta = {"pipeline": self.pipeline, "current_uri": self.current_uri, "reference": ref["receipt"]}
+            outcome = drift.check_batch(self.storage, ref["location"], self.current_uri, spec,
+                                        pipeline=self.pipeline, partition=partition, metadata=meta)  # fmt: skip
+        return ref, outcome
+
+    def _persist_link(self, context: Context, report_uri: str | None) -> None:
+        base_url = self.report_base_url or settings.report_base_url() or None
+        DriftReportLink.persist(context, report_url(report_uri, self.storage.uri, base_url) if report_uri else "")
+
     def _reference(self, folder: str) -> dict[str, Any]:
         """Where the reference is, its training spec, and how the receipt names it."""
         if self.reference_uri:
@@ -187,9 +182,8 @@ class CheckDriftOperator(BaseOperator):
             receipt = {"id": f"reference-{digest}", "uri": self.reference_uri, "model_name": self.model_name}
             return {"location": self.reference_uri, "training_spec": None, "receipt": receipt, "experiment": None}
         from airflow_mlops.core.drift import fetch_champion_reference
-        from airflow_mlops.hooks.mlflow import MlflowHook
 
-        champion = fetch_champion_reference(MlflowHook(self.mlflow_conn_id).get_conn(), str(self.model_name), folder)
+        champion = fetch_champion_reference(self.mlflow_client, str(self.model_name), folder)
         receipt = {
             "id": champion.reference_id, "model_name": champion.model_name, "version": champion.version,
             "run_id": champion.run_id,
@@ -201,14 +195,12 @@ class CheckDriftOperator(BaseOperator):
 
     def _log_to_mlflow(self, ref: dict[str, Any], result: Any, decision: Any, as_of: str) -> str:
         from airflow_mlops.core import contracts, drift
-        from airflow_mlops.hooks.mlflow import MlflowHook
 
-        hook = MlflowHook(self.mlflow_conn_id)
-        experiment = ref["experiment"] or hook.ensure_experiment(f"{self.pipeline}-monitoring")
+        experiment = ref["experiment"] or self.mlflow_hook.ensure_experiment(f"{self.pipeline}-monitoring")
         tags = {contracts.TAG_PIPELINE: self.pipeline}
         if ref["receipt"].get("run_id"):
             tags[contracts.TAG_SOURCE_RUN_ID] = ref["receipt"]["run_id"]
-        client = hook.get_conn()
+        client = self.mlflow_client
         run_id = drift.monitoring_run(client, experiment, ref["receipt"]["id"], tags)
         moment = datetime.fromisoformat(as_of)
         extra = {"policy.alarm": float(decision.alarm), "policy.retrain": float(decision.retrain)}
@@ -224,7 +216,7 @@ class CheckDriftOperator(BaseOperator):
         return {"uri": asset.uri, "extra": extra}
 
 
-class JoinLabelsOperator(BaseOperator):
+class JoinLabelsOperator(MlopsBaseOperator):
     """Join ground truth that became known later to past predictions; write the labelled batch.
 
     The labelled batch (predictions with a known label, the label column added) goes to
@@ -239,7 +231,7 @@ class JoinLabelsOperator(BaseOperator):
     :param source: ground-truth column the label comes from; ``target`` by default. (templated)
     :param op: optional comparison making a 0/1 label, e.g. ``>=``. (templated)
     :param value: right-hand side of ``op``, e.g. ``15``. (templated)
-    :param partition: partition of the labelled batch; the run's logical date by default. (templated)
+    :param partition: partition of the labelled batch; the run's partition by default. (templated)
     :param storage_root: storage root URI; ``[mlops] storage_root`` when omitted.
     :param aws_conn_id: AWS connection for an S3 storage root.
     """
@@ -281,16 +273,14 @@ class JoinLabelsOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import contracts
         from airflow_mlops.core.drift import LabelSpec, join_label_files
-        from airflow_mlops.hooks.storage import StorageHook
 
         spec = LabelSpec.from_mapping(
             {"id_columns": self.id_columns, "target": self.target, "source": self.source, "op": self.op,
              "value": self.value}
         )  # fmt: skip
-        root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
-        partition = self.partition or default_partition(context)
-        output = root.layout(self.pipeline, contracts.KIND_LABELS, partition, "labelled.parquet")
-        result = join_label_files(root, self.predictions_uri, self.labels_uri, spec, output)
+        partition = self.run_partition(context)
+        output = self.storage.layout(self.pipeline, contracts.KIND_LABELS, partition, "labelled.parquet")
+        result = join_label_files(self.storage, self.predictions_uri, self.labels_uri, spec, output)
         self.log.info(
             "Joined labels (%s) to %s: %d labelled, %d pending, %d ground-truth rows without a prediction -> %s",
             spec.rule, self.predictions_uri, result.rows_labelled, result.rows_pending, result.labels_unmatched, output,

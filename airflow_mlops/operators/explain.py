@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow_mlops.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ExplainPredictionOperator(BaseOperator):
+class ExplainPredictionOperator(MlopsBaseOperator):
     """Explain one row's prediction: inputs, the values fed to the model, the transformed columns,
     per-feature contributions, and the native and ONNX predictions side by side.
 
@@ -26,7 +26,7 @@ class ExplainPredictionOperator(BaseOperator):
     :param row: the row, ``{column: value}``. (templated)
     :param input_uri: a Parquet file to take the row from. (templated)
     :param row_index: position of the row in ``input_uri`` (0). (templated)
-    :param partition: partition of the output; the run's logical date by default. (templated)
+    :param partition: partition of the output; the run's partition by default. (templated)
     :param storage_root: storage root; ``[mlops] storage_root`` when omitted. (templated)
     :param mlflow_conn_id: MLflow connection. (templated)
     :param aws_conn_id: AWS connection for an S3 storage root. (templated)
@@ -72,17 +72,12 @@ class ExplainPredictionOperator(BaseOperator):
         import json
 
         from airflow_mlops.core.scoring import explain_row, read_row
-        from airflow_mlops.core.serving import resolve_model_version
-        from airflow_mlops.hooks.mlflow import MlflowHook
-        from airflow_mlops.hooks.storage import StorageHook
-        from airflow_mlops.operators.drift import default_partition
 
-        root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
+        root = self.storage
         row, index = read_row(root, self.row, self.input_uri, self.row_index)
-        client = MlflowHook(self.mlflow_conn_id).get_conn()
-        ref = resolve_model_version(client, self.model_name, alias=self.alias, version=self.model_version)
-        explanation = explain_row(client, ref, row).to_dict()
-        partition = self.partition or default_partition(context)
+        ref = self.resolve_model(self.model_name, alias=self.alias, version=self.model_version)
+        explanation = explain_row(self.mlflow_client, ref, row).to_dict()
+        partition = self.run_partition(context)
         uri = root.layout(self.pipeline, "explanations", partition, f"{ref.name}-v{ref.version}-row{index}.json")
         root.write_bytes(uri, json.dumps(explanation, indent=2, default=str).encode("utf-8"))
         top = explanation["contributions"][:3]

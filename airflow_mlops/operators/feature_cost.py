@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators.monitoring import MonitoringOperator, mlflow_client
+from airflow_mlops.operators.monitoring import MonitoringOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -78,7 +78,7 @@ class CheckFeatureCostOperator(MonitoringOperator):
         rows = int(parse_number(self.rows, "rows", low=1, integer=True))
         repeats = int(parse_number(self.repeats, "repeats", low=1, high=50, integer=True))
         log_to_run = parse_flag(self.log_to_run, "The 'log_to_run' argument")
-        client = mlflow_client(self.mlflow_conn_id)
+        client = self.mlflow_client
         importance = run_feature_importance(client, self.run_id)
         measurement = fc.measure_run(client, self.run_id, rows=rows, repeats=repeats)
         finding = fc.check_feature_cost(measurement, importance, policy)

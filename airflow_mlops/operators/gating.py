@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_mlops.core import contracts
+from airflow_mlops.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._=+:@,-]")
 
-
-def _partition(context: Context) -> str:
-    ds = context.get("ds")
-    return str(ds) if ds else (_UNSAFE.sub("_", str(context["run_id"])).lstrip("._") or "manual")
-
-
-class EvaluateModelGateOperator(BaseOperator):
+class EvaluateModelGateOperator(MlopsBaseOperator):
     """Decide whether a candidate may replace the champion, and record why.
 
     The champion is resolved once through the registry alias and its version is recorded in the
@@ -44,7 +35,7 @@ class EvaluateModelGateOperator(BaseOperator):
     :param policy: the gate policy, a mapping (see :class:`~airflow_mlops.core.gating.policy.GatePolicy`). (templated)
     :param evaluation_uri: named evaluation snapshot (Parquet or CSV under the storage root) instead of
         the candidate's test split. (templated)
-    :param partition: evidence partition; the run's logical date, else its run id. (templated)
+    :param partition: evidence partition; the run's partition by default (the snapshot's). (templated)
     :param champion_alias: alias of the champion (``champion``). (templated)
     :param on_reject: ``fail`` (raise ModelRejected) or ``skip``.
     :param force: pass the candidate whatever the checks say; recorded as ``forced``. (templated)
@@ -99,36 +90,14 @@ class EvaluateModelGateOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops.core import gating
-        from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundError, SpecError
-        from airflow_mlops.core.gating import GatePolicy, evaluate
-        from airflow_mlops.core.params import parse_flag
-        from airflow_mlops.exceptions import ModelIntegrityFailure, ModelRejected
-        from airflow_mlops.hooks.mlflow import MlflowHook
-        from airflow_mlops.hooks.storage import StorageHook
+        from airflow_mlops.exceptions import ModelRejected
 
-        client = MlflowHook(self.mlflow_conn_id).get_conn()
-        storage = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
-        try:
-            if self.on_reject not in ("fail", "skip"):
-                raise SpecError(f"'on_reject' must be 'fail' or 'skip'. Got {self.on_reject!r} instead.")
-            policy = GatePolicy.from_mapping(self.policy)
-            force = parse_flag(self.force, "The 'force' argument")
-            candidate, champion = self._models(client)
-            uri = self._evaluation_uri(client)
-            frame, sha256 = gating.read_evaluation_frame(storage, uri)
-            decision = evaluate(
-                candidate, champion, frame, policy, data_uri=uri, data_sha256=sha256, force=force,
-                force_reason=self.force_reason,
-            )  # fmt: skip
-        except IntegrityError as exc:
-            raise ModelIntegrityFailure(str(exc)) from exc
-        except (SpecError, DataError, SourceNotFoundError) as exc:
-            raise AirflowFailException(str(exc)) from exc
-        partition = self.partition or _partition(context)
-        folder = gating.evidence_location(storage, self.pipeline, partition, str(candidate.run_id))
+        client, storage = self.mlflow_client, self.storage
+        decision, candidate, champion = self._decide()
+        folder = gating.evidence_location(storage, self.pipeline, self.run_partition(context), str(candidate.run_id))
         decision, evidence = gating.write_evidence(storage, decision, folder)
         self._record_on_run(client, str(candidate.run_id), decision, evidence)
         receipt = self._receipt(decision, evidence, champion)
@@ -141,6 +110,38 @@ class EvaluateModelGateOperator(BaseOperator):
         if self.on_reject == "skip":
             raise AirflowSkipException(message)
         raise ModelRejected(message)
+
+    def _decide(self) -> tuple[Any, Any, Any]:
+        """Score candidate and champion on the evaluation rows and apply the policy: decision, both models.
+
+        Bad arguments and data, and a missing run or file, fail without retries; a model file that does not
+        match its recorded checksum is a ``ModelIntegrityFailure``.
+        """
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_mlops.core import gating
+        from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundError, SpecError
+        from airflow_mlops.core.gating.policy import GatePolicy
+        from airflow_mlops.core.params import parse_flag
+        from airflow_mlops.exceptions import ModelIntegrityFailure
+
+        try:
+            if self.on_reject not in ("fail", "skip"):
+                raise SpecError(f"'on_reject' must be 'fail' or 'skip'. Got {self.on_reject!r} instead.")
+            policy = GatePolicy.from_mapping(self.policy)
+            force = parse_flag(self.force, "The 'force' argument")
+            candidate, champion = self._models(self.mlflow_client)
+            uri = self._evaluation_uri(self.mlflow_client)
+            frame, sha256 = gating.read_evaluation_frame(self.storage, uri)
+            decision = gating.evaluate(
+                candidate, champion, frame, policy, data_uri=uri, data_sha256=sha256, force=force,
+                force_reason=self.force_reason,
+            )  # fmt: skip
+        except IntegrityError as exc:
+            raise ModelIntegrityFailure(str(exc)) from exc
+        except (SpecError, DataError, SourceNotFoundError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+        return decision, candidate, champion
 
     def _evaluation_uri(self, client: Any) -> str:
         from airflow_mlops.core.errors import SpecError

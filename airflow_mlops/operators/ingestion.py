@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ from airflow.sdk import Asset, BaseOperator
 
 from airflow_mlops.core import contracts
 from airflow_mlops.hooks.ingestion import SqlSourceHook
+from airflow_mlops.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -21,19 +21,7 @@ def dataset_asset(pipeline: str) -> Asset:
     return Asset(name=uri, uri=uri)
 
 
-def default_partition(context: Context) -> str:
-    """The run's partition: data interval start, else logical date, else the run's ``run_after``, in UTC."""
-    from airflow_mlops.core.errors import SpecError
-    from airflow_mlops.core.ingestion import partition_key
-
-    dag_run = context.get("dag_run")
-    for value in (context.get("data_interval_start"), context.get("logical_date"), getattr(dag_run, "run_after", None)):
-        if isinstance(value, dt.datetime):
-            return partition_key(value)
-    raise SpecError("The run has no data interval, logical date or run_after to name its partition; pass 'partition'.")
-
-
-class IngestDatasetOperator(BaseOperator):
+class IngestDatasetOperator(MlopsBaseOperator):
     """Read one source into the Parquet snapshot of a partition under the storage root.
 
     The snapshot lands at ``{storage_root}/{pipeline}/snapshots/{partition}/data.parquet``, written
@@ -65,7 +53,8 @@ class IngestDatasetOperator(BaseOperator):
     :param incremental: SQL only: ``since`` is the watermark of the latest earlier partition.
     :param chunk_rows: rows per chunk read and per Parquet row group.
     :param on_empty: ``fail`` (raise) or ``skip`` (skip the task, write nothing) when no rows come back.
-    :param partition: partition key; the run's data interval start (or logical date) when omitted. (templated)
+    :param partition: partition key; the run's data interval start (else logical date, else ``run_after``)
+        when omitted, see :func:`~airflow_mlops.operators.base.default_partition`. (templated)
     :param sql_conn_id: SQL connection (see :class:`~airflow_mlops.hooks.ingestion.SqlSourceHook`).
     :param aws_conn_id: AWS connection for ``s3`` sources.
     :param storage_root: storage root; ``[mlops] storage_root`` when omitted.
@@ -77,6 +66,7 @@ class IngestDatasetOperator(BaseOperator):
     )  # fmt: skip
     template_fields_renderers = {"query_params": "json", "schema": "json"}
     ui_color = "#d7eadf"
+    storage_conn_attr = "storage_conn_id"  # aws_conn_id is the connection of an s3 source
 
     def __init__(
         self,
@@ -140,27 +130,14 @@ class IngestDatasetOperator(BaseOperator):
 
         from airflow_mlops.core import ingestion as core
         from airflow_mlops.hooks.ingestion import source_handles
-        from airflow_mlops.hooks.storage import StorageHook
 
-        partition = core.partition_key(self.partition) if self.partition else default_partition(context)
-        query, bound = (None, {}) if not self.query else render_query(self, self.query, context)
-        spec = core.IngestSpec.from_mapping(
-            {
-                "source": self.source, "query": query, "table": self.table,
-                "params": {**(self.query_params or {}), **bound}, "order_by": self.order_by or (),
-                "path": self.path, "pattern": self.pattern, "format": self.format,
-                "csv_delimiter": self.csv_delimiter, "schema": self.schema or {},
-                "keep_extra_columns": self.keep_extra_columns, "watermark_column": self.watermark_column,
-                "since": self.since, "until": self.until, "incremental": self.incremental,
-                "chunk_rows": self.chunk_rows, "on_empty": self.on_empty,
-            }
-        )  # fmt: skip
+        partition = self.run_partition(context)
+        spec = self._spec(context)
         engine, filesystem = source_handles(
             spec.source, spec.path, sql_conn_id=self.sql_conn_id, aws_conn_id=self.aws_conn_id
         )
-        root = StorageHook(self.storage_root, self.storage_conn_id).get_conn()
         receipt = core.ingest(
-            spec, root=root, pipeline=self.pipeline, partition=partition, engine=engine, filesystem=filesystem
+            spec, root=self.storage, pipeline=self.pipeline, partition=partition, engine=engine, filesystem=filesystem
         )
         if receipt is None:
             raise AirflowSkipException(
@@ -174,6 +151,23 @@ class IngestDatasetOperator(BaseOperator):
             receipt.rows, len(receipt.columns), receipt.source, receipt.uri, receipt.sha256, receipt.source_watermark,
         )  # fmt: skip
         return payload
+
+    def _spec(self, context: Context) -> Any:
+        """The core ``IngestSpec`` of the rendered arguments, the query's ``{{ ... }}`` values bound."""
+        from airflow_mlops.core.ingestion.snapshot import IngestSpec
+
+        query, bound = (None, {}) if not self.query else render_query(self, self.query, context)
+        return IngestSpec.from_mapping(
+            {
+                "source": self.source, "query": query, "table": self.table,
+                "params": {**(self.query_params or {}), **bound}, "order_by": self.order_by or (),
+                "path": self.path, "pattern": self.pattern, "format": self.format,
+                "csv_delimiter": self.csv_delimiter, "schema": self.schema or {},
+                "keep_extra_columns": self.keep_extra_columns, "watermark_column": self.watermark_column,
+                "since": self.since, "until": self.until, "incremental": self.incremental,
+                "chunk_rows": self.chunk_rows, "on_empty": self.on_empty,
+            }
+        )  # fmt: skip
 
 
 def render_query(task: BaseOperator, query: str, context: Context) -> tuple[str, dict[str, Any]]:

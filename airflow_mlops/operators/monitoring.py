@@ -17,9 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
-from airflow_mlops.operators.drift import batch_time
+from airflow_mlops.operators.base import MlopsBaseOperator, batch_time
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseNotifier, Context
@@ -27,7 +25,7 @@ if TYPE_CHECKING:
 ALERT_CONTEXT_KEY = "mlops_alert"  # the same key as airflow_mlops.notifiers.webhook.ALERT_CONTEXT_KEY
 
 
-class MonitoringOperator(BaseOperator):
+class MonitoringOperator(MlopsBaseOperator):
     """Base of the monitoring operators: notify on a non-ok finding, fail on a blocking one.
 
     :param notifiers: notifiers called with the finding when it is not ``ok``.
@@ -79,12 +77,6 @@ class MonitoringOperator(BaseOperator):
         return receipt
 
 
-def mlflow_client(mlflow_conn_id: str | None) -> Any:
-    from airflow_mlops.hooks.mlflow import MlflowHook
-
-    return MlflowHook(mlflow_conn_id).get_conn()
-
-
 class CheckNumericalStabilityOperator(MonitoringOperator):
     """Fail the batch when predictions, features or a training run's losses hold NaN or infinity.
 
@@ -125,37 +117,20 @@ class CheckNumericalStabilityOperator(MonitoringOperator):
         self.aws_conn_id = aws_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core import contracts
         from airflow_mlops.core.errors import SpecError
         from airflow_mlops.core.monitoring import checks as m
-        from airflow_mlops.core.monitoring.facts import read_columns
-        from airflow_mlops.hooks.storage import StorageHook
 
         if not (self.predictions_uri or self.features_uri or self.training_run_id):
             raise SpecError(
                 "Give 'predictions_uri', 'features_uri' and/or 'training_run_id': there is nothing to check."
             )
-        root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
         findings = []
         if self.predictions_uri:
-            outputs = read_columns(
-                root,
-                self.predictions_uri,
-                lambda name: (
-                    name == contracts.PREDICTION_COLUMN or name.startswith(contracts.PROBABILITY_COLUMN_PREFIX)
-                ),
-            )
-            if not outputs:
-                raise SpecError(f"{self.predictions_uri!r} has no numeric prediction or probability column.")
-            findings.append(m.check_finite(outputs, what="predictions", rows=len(next(iter(outputs.values())))))
+            findings.append(self._check_predictions())
         if self.features_uri:
-            columns = read_columns(root, self.features_uri)
-            allowed = self.allow_missing_features
-            names = [c.strip() for c in allowed.split(",")] if isinstance(allowed, str) else list(allowed)
-            allow = set(columns) if "*" in names else set(names)
-            findings.append(m.check_finite(columns, what="features", allow_nan=allow))
+            findings.append(self._check_features())
         if self.training_run_id:
-            run = mlflow_client(self.mlflow_conn_id).get_run(self.training_run_id)
+            run = self.mlflow_client.get_run(self.training_run_id)
             task = run.data.params.get("task", "binary")
             findings.append(
                 m.check_metrics_finite(
@@ -170,6 +145,31 @@ class CheckNumericalStabilityOperator(MonitoringOperator):
             {"checks": [f.details for f in findings]},
         )
         return self.conclude(context, combined)
+
+    def _check_predictions(self) -> Any:
+        from airflow_mlops.core import contracts
+        from airflow_mlops.core.errors import SpecError
+        from airflow_mlops.core.monitoring import checks as m
+        from airflow_mlops.core.monitoring.facts import read_columns
+
+        outputs = read_columns(
+            self.storage,
+            str(self.predictions_uri),
+            lambda name: name == contracts.PREDICTION_COLUMN or name.startswith(contracts.PROBABILITY_COLUMN_PREFIX),
+        )
+        if not outputs:
+            raise SpecError(f"{self.predictions_uri!r} has no numeric prediction or probability column.")
+        return m.check_finite(outputs, what="predictions", rows=len(next(iter(outputs.values()))))
+
+    def _check_features(self) -> Any:
+        from airflow_mlops.core.monitoring import checks as m
+        from airflow_mlops.core.monitoring.facts import read_columns
+
+        columns = read_columns(self.storage, str(self.features_uri))
+        allowed = self.allow_missing_features
+        names = [c.strip() for c in allowed.split(",")] if isinstance(allowed, str) else list(allowed)
+        allow = set(columns) if "*" in names else set(names)
+        return m.check_finite(columns, what="features", allow_nan=allow)
 
 
 class CheckPerformanceOperator(MonitoringOperator):
@@ -223,13 +223,12 @@ class CheckPerformanceOperator(MonitoringOperator):
         from airflow_mlops.core.monitoring import checks as m
         from airflow_mlops.core.monitoring import facts as reg
         from airflow_mlops.core.params import parse_flag, parse_number
-        from airflow_mlops.hooks.mlflow import MlflowHook
 
         receipt = json.loads(self.receipt) if isinstance(self.receipt, str) else dict(self.receipt)
         value = reg.receipt_value(receipt, self.value_path)
-        hook = MlflowHook(self.mlflow_conn_id)
-        client = hook.get_conn()
-        run_id = reg.performance_run(client, hook.ensure_experiment(f"{self.pipeline}-monitoring"), self.pipeline)
+        client = self.mlflow_client
+        experiment = self.mlflow_hook.ensure_experiment(f"{self.pipeline}-monitoring")
+        run_id = reg.performance_run(client, experiment, self.pipeline)
         step = reg.step_of(batch_time(context))
         history = reg.record_metric(client, run_id, self.metric, value, step)
         finding = m.check_performance(

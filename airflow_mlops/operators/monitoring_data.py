@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators.monitoring import MonitoringOperator, mlflow_client
+from airflow_mlops.operators.monitoring import MonitoringOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -49,9 +49,7 @@ class CheckModelDependenciesOperator(MonitoringOperator):
         from airflow_mlops.core.monitoring import checks as m
         from airflow_mlops.core.monitoring.facts import model_version_facts
 
-        facts = model_version_facts(
-            mlflow_client(self.mlflow_conn_id), self.model_name, alias=self.alias, version=self.model_version
-        )
+        facts = model_version_facts(self.mlflow_client, self.model_name, alias=self.alias, version=self.model_version)
         recorded = facts.spec.get("trained_with")
         if not isinstance(recorded, dict) or not recorded:
             raise ArtifactError(
@@ -108,10 +106,9 @@ class CheckSourceSchemaOperator(MonitoringOperator):
         from airflow_mlops.core.errors import SourceNotFoundError
         from airflow_mlops.core.monitoring import checks as m
         from airflow_mlops.core.monitoring.facts import model_version_facts, parquet_schema
-        from airflow_mlops.hooks.storage import StorageHook
 
-        root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
-        client = mlflow_client(self.mlflow_conn_id)
+        root = self.storage
+        client = self.mlflow_client
         if registry.alias_version(client, self.model_name, self.alias) is None:
             # The first training of a model: there is no earlier schema to compare with.
             first = m.Finding(
@@ -154,7 +151,7 @@ class CheckFeatureImportanceOperator(MonitoringOperator):
         from airflow_mlops.core.monitoring import checks as m
         from airflow_mlops.core.monitoring.facts import run_feature_importance
 
-        importance = run_feature_importance(mlflow_client(self.mlflow_conn_id), self.run_id)
+        importance = run_feature_importance(self.mlflow_client, self.run_id)
         finding = m.check_feature_importance(
             importance, min_share=m.parse_fraction(self.min_share, "min_share", default=0.01)
         )
@@ -194,9 +191,8 @@ class CheckPersonalDataOperator(MonitoringOperator):
         from airflow_mlops.core.monitoring import checks as m
         from airflow_mlops.core.monitoring.facts import read_text_columns
         from airflow_mlops.core.params import parse_number
-        from airflow_mlops.hooks.storage import StorageHook
 
-        root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
+        root = self.storage
         rows = int(parse_number(self.sample_rows, "sample_rows", low=1, integer=True))
         allowed = self.allow_columns
         allow = [c.strip() for c in allowed.split(",") if c.strip()] if isinstance(allowed, str) else list(allowed)

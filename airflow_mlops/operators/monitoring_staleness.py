@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators.drift import batch_time, drift_alias, drift_asset
-from airflow_mlops.operators.monitoring import MonitoringOperator, mlflow_client
+from airflow_mlops.operators.base import batch_time
+from airflow_mlops.operators.drift import drift_alias, drift_asset
+from airflow_mlops.operators.monitoring import MonitoringOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -71,13 +72,12 @@ class CheckModelStalenessOperator(MonitoringOperator):
         from airflow_mlops.core.monitoring import checks as m
         from airflow_mlops.core.monitoring.facts import model_version_facts, snapshot_watermark
         from airflow_mlops.core.params import parse_flag
-        from airflow_mlops.hooks.storage import StorageHook
 
-        facts = model_version_facts(mlflow_client(self.mlflow_conn_id), self.model_name, alias=self.alias)
+        facts = model_version_facts(self.mlflow_client, self.model_name, alias=self.alias)
         data_timestamp = self.data_timestamp
         if data_timestamp in (None, "") and facts.dataset_uri:
             # The newest row of the champion's snapshot, from the ingestion receipt beside it.
-            root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
+            root = self.storage
             data_timestamp = snapshot_watermark(root, facts.dataset_uri)
         finding = m.check_staleness(
             model_created_at=facts.created_at,
@@ -143,13 +143,12 @@ class MeasureStalenessImpactOperator(MonitoringOperator):
         from airflow_mlops.core.monitoring import checks as m
         from airflow_mlops.core.monitoring import facts as reg
         from airflow_mlops.core.params import parse_number
-        from airflow_mlops.hooks.storage import StorageHook
 
-        client = mlflow_client(self.mlflow_conn_id)
+        client = self.mlflow_client
         facts = reg.model_version_facts(client, self.model_name, alias=self.alias)
         data_at = m.parse_timestamp(self.data_timestamp, "data_timestamp")
         if data_at is None and facts.dataset_uri:
-            root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
+            root = self.storage
             data_at = m.parse_timestamp(reg.snapshot_watermark(root, facts.dataset_uri), "source_watermark")
         data_at = data_at or facts.created_at
         _, metric, higher_is_better = facts.proxy_metric(self.metric)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators.monitoring import MonitoringOperator, mlflow_client
+from airflow_mlops.operators.monitoring import MonitoringOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -54,16 +54,15 @@ class CheckSpecProvenanceOperator(MonitoringOperator):
         from airflow_mlops.core.errors import SpecError
         from airflow_mlops.core.pipeline.file import parse_review
         from airflow_mlops.core.provenance import SpecProvenance, check_spec_provenance
-        from airflow_mlops.core.serving import resolve_model_version
 
         review = parse_review(self.review, "The 'review' argument")
-        client = mlflow_client(self.mlflow_conn_id)
+        client = self.mlflow_client
         identity: dict[str, Any] = {}
         run_id = self.run_id
         if not run_id:
             if not self.model_name:
                 raise SpecError("Give 'run_id', or 'model_name' with 'model_version' or 'alias': nothing to judge.")
-            ref = resolve_model_version(client, self.model_name, alias=self.alias, version=self.model_version)
+            ref = self.resolve_model(self.model_name, alias=self.alias, version=self.model_version)
             run_id = ref.run_id
             identity = {"model_name": self.model_name, "model_version": ref.version, "alias": ref.alias}
         tags = client.get_run(run_id).data.tags

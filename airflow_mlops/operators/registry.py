@@ -8,11 +8,12 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, BaseOperator
+from airflow.sdk import Asset
 
 from airflow_mlops.core import contracts
 from airflow_mlops.exceptions import MlopsVerdictFailure, ModelRejected
 from airflow_mlops.links.registry import MlflowModelVersionLink
+from airflow_mlops.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -89,7 +90,7 @@ def _task_key(context: Context) -> str:
     return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
 
 
-class RegisterModelOperator(BaseOperator):
+class RegisterModelOperator(MlopsBaseOperator):
     """Register a training run's model as a new version, once: a retry returns the same version.
 
     The version's source is ``runs:/<run_id>/<source_path>``; it carries the run's ``mlops.*`` lineage
@@ -142,26 +143,10 @@ class RegisterModelOperator(BaseOperator):
     def _register(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import registry
         from airflow_mlops.core.errors import SpecError
-        from airflow_mlops.hooks.mlflow import MlflowHook
 
         gate = parse_gate_receipt(self.gate_receipt, "RegisterModelOperator")
-        run_id = str(self.run_id or (gate or {}).get("candidate_run_id") or "")
-        if gate is None and self.require_gate:
-            raise SpecError(
-                "RegisterModelOperator needs the gate's receipt (gate_receipt=gate.output), or require_gate=False."
-            )
-        if gate is not None and str(gate["candidate_run_id"]) != run_id:
-            raise SpecError(
-                f"The gate evaluated run {gate['candidate_run_id']!r}, not run {run_id!r}: refusing to register it."
-            )
-        if gate is not None and not gate["passed"]:
-            raise ModelRejected(
-                f"The gate rejected run {run_id}; it is not registered. Evidence: {gate.get('evidence_uri')}"
-            )
-        if self.alias == contracts.ALIAS_CHAMPION:
-            raise SpecError("RegisterModelOperator does not set 'champion'; promote with PromoteModelOperator.")
-        hook = MlflowHook(self.mlflow_conn_id)
-        client = hook.get_conn()
+        run_id = self._run_to_register(gate)
+        client = self.mlflow_client
         tags = run_tags(client, run_id)
         if not tags.get(contracts.TAG_ONNX_SHA256):
             raise SpecError(
@@ -178,7 +163,7 @@ class RegisterModelOperator(BaseOperator):
         )
         if self.alias:
             client.set_registered_model_alias(self.model_name, self.alias, result.version)
-        url = hook.model_version_url(self.model_name, result.version)
+        url = self.mlflow_hook.model_version_url(self.model_name, result.version)
         MlflowModelVersionLink.persist(context, url)
         self.log.info(
             "Model %s version %s from run %s (created=%s, completed=%s)",
@@ -190,8 +175,29 @@ class RegisterModelOperator(BaseOperator):
         )
         return {**result.to_dict(), "alias": self.alias, "url": url}
 
+    def _run_to_register(self, gate: dict[str, Any] | None) -> str:
+        """The run to register, once the arguments and the gate's verdict allow it."""
+        from airflow_mlops.core.errors import SpecError
 
-class PromoteModelOperator(BaseOperator):
+        run_id = str(self.run_id or (gate or {}).get("candidate_run_id") or "")
+        if gate is None and self.require_gate:
+            raise SpecError(
+                "RegisterModelOperator needs the gate's receipt (gate_receipt=gate.output), or require_gate=False."
+            )
+        if gate is not None and str(gate["candidate_run_id"]) != run_id:
+            raise SpecError(
+                f"The gate evaluated run {gate['candidate_run_id']!r}, not run {run_id!r}: refusing to register it."
+            )
+        if gate is not None and not gate["passed"]:
+            raise ModelRejected(
+                f"The gate rejected run {run_id}; it is not registered. Evidence: {gate.get('evidence_uri')}"
+            )
+        if self.alias == contracts.ALIAS_CHAMPION:
+            raise SpecError("RegisterModelOperator does not set 'champion'; promote with PromoteModelOperator.")
+        return run_id
+
+
+class PromoteModelOperator(MlopsBaseOperator):
     """Move the ``champion`` alias to a version, compare-and-set against the champion the gate saw.
 
     The old champion gets ``previous_champion``, so rolling back is promoting it again: run this
@@ -268,38 +274,15 @@ class PromoteModelOperator(BaseOperator):
             return self._promote(context)
 
     def _promote(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core import registry
         from airflow_mlops.core.errors import SpecError
-        from airflow_mlops.hooks.mlflow import MlflowHook
 
         if self.mode not in ("promote", "rollback"):
             raise SpecError(f"The 'mode' of PromoteModelOperator must be 'promote' or 'rollback'. Got {self.mode!r}.")
         gate = parse_gate_receipt(self.gate_receipt, "PromoteModelOperator")
         if gate is not None and not gate["passed"]:
             raise ModelRejected(f"The gate rejected run {gate['candidate_run_id']}; it is not promoted.")
-        expected = self._expected(gate)
-        hook = MlflowHook(self.mlflow_conn_id)
-        client = hook.get_conn()
-        common = {
-            "alias": self.alias,
-            "previous_alias": self.previous_alias,
-            "key": _task_key(context),
-            "lock_timeout": float(self.lock_timeout),
-            "expected": expected,
-        }
-        try:
-            if self.mode == "rollback":
-                result = registry.rollback(client, self.model_name, **common)
-            else:
-                if self.version in (None, ""):
-                    raise SpecError("PromoteModelOperator needs the 'version' to promote (register.output['version']).")
-                run_id = None if gate is None else str(gate["candidate_run_id"])
-                result = registry.promote(client, self.model_name, str(self.version), expected_run_id=run_id, **common)
-        except registry.ChampionMoved as exc:
-            raise PromotionConflict(str(exc)) from exc
-        except registry.VersionNotPromotable as exc:
-            raise ModelNotPromotable(str(exc)) from exc
-        url = hook.model_version_url(self.model_name, result.version)
+        result = self._move_alias(context, gate, self._expected(gate))
+        url = self.mlflow_hook.model_version_url(self.model_name, result.version)
         receipt = {
             **result.to_dict(),
             "model_uri": f"models:/{self.model_name}@{self.alias}",
@@ -318,6 +301,31 @@ class PromoteModelOperator(BaseOperator):
             result.changed,
         )
         return receipt
+
+    def _move_alias(self, context: Context, gate: dict[str, Any] | None, expected: Any) -> Any:
+        """Promote or roll back under the registry's compare-and-set; a lost race is a ``PromotionConflict``."""
+        from airflow_mlops.core import registry
+        from airflow_mlops.core.errors import SpecError
+
+        client = self.mlflow_client
+        common = {
+            "alias": self.alias,
+            "previous_alias": self.previous_alias,
+            "key": _task_key(context),
+            "lock_timeout": float(self.lock_timeout),
+            "expected": expected,
+        }
+        try:
+            if self.mode == "rollback":
+                return registry.rollback(client, self.model_name, **common)
+            if self.version in (None, ""):
+                raise SpecError("PromoteModelOperator needs the 'version' to promote (register.output['version']).")
+            run_id = None if gate is None else str(gate["candidate_run_id"])
+            return registry.promote(client, self.model_name, str(self.version), expected_run_id=run_id, **common)
+        except registry.ChampionMoved as exc:
+            raise PromotionConflict(str(exc)) from exc
+        except registry.VersionNotPromotable as exc:
+            raise ModelNotPromotable(str(exc)) from exc
 
     def _emit(self, context: Context, receipt: dict[str, Any]) -> None:
         uri = receipt["asset_uri"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.operators.base import model_failures
 from airflow_mlops.operators.monitoring import MonitoringOperator
 
 if TYPE_CHECKING:
@@ -50,19 +51,14 @@ class CheckTrainingServingSkewOperator(MonitoringOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.errors import IntegrityError
         from airflow_mlops.core.params import parse_number
         from airflow_mlops.core.reproducibility import check_training_serving_skew, read_reference
-        from airflow_mlops.core.serving import load_serving_model, resolve_model_version
-        from airflow_mlops.exceptions import ModelIntegrityFailure
-        from airflow_mlops.hooks.mlflow import MlflowHook
+        from airflow_mlops.core.serving import load_serving_model
 
-        client = MlflowHook(self.mlflow_conn_id).get_conn()
-        try:
-            ref = resolve_model_version(client, self.model_name, alias=self.alias, version=self.model_version)
+        client = self.mlflow_client
+        ref = self.resolve_model(self.model_name, alias=self.alias, version=self.model_version)
+        with model_failures():
             model = load_serving_model(client, ref)
-        except IntegrityError as exc:
-            raise ModelIntegrityFailure(str(exc)) from exc
         max_rows = self.max_rows
         finding = check_training_serving_skew(
             read_reference(client, ref.run_id),
@@ -123,11 +119,8 @@ class CheckReproducibilityOperator(MonitoringOperator):
         from airflow_mlops.core.params import parse_flag, parse_number
         from airflow_mlops.core.reproducibility import check_reproducibility
         from airflow_mlops.exceptions import DataValidationFailed
-        from airflow_mlops.hooks.mlflow import MlflowHook
-        from airflow_mlops.hooks.storage import StorageHook
 
-        client = MlflowHook(self.mlflow_conn_id).get_conn()
-        root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
+        client, root = self.mlflow_client, self.storage
         facts = model_version_facts(client, self.model_name, alias=self.alias, version=self.model_version)
         try:
             finding = check_reproducibility(

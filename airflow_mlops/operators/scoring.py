@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow_mlops.operators.base import MlopsBaseOperator, model_failures, run_moment
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -39,7 +39,7 @@ def _input_filesystem(uri: str, aws_conn_id: str | None) -> Any:
     return StorageHook(storage_root=f"s3://{bucket}", aws_conn_id=aws_conn_id).get_conn().filesystem
 
 
-class ResolveModelVersionOperator(BaseOperator):
+class ResolveModelVersionOperator(MlopsBaseOperator):
     """Resolve a registered model's alias to a version, once, and check its ONNX file.
 
     Mapped scoring tasks take the version from this task's XCom (key ``model_version``), so that every
@@ -72,17 +72,11 @@ class ResolveModelVersionOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.errors import IntegrityError
-        from airflow_mlops.core.serving import load_serving_model, resolve_model_version
-        from airflow_mlops.exceptions import ModelIntegrityFailure
-        from airflow_mlops.hooks.mlflow import MlflowHook
+        from airflow_mlops.core.serving import load_serving_model
 
-        client = MlflowHook(self.mlflow_conn_id).get_conn()
-        try:
-            ref = resolve_model_version(client, self.model_name, alias=self.alias)
-            load_serving_model(client, ref)
-        except IntegrityError as exc:
-            raise ModelIntegrityFailure(str(exc)) from exc
+        ref = self.resolve_model(self.model_name, alias=self.alias)
+        with model_failures():
+            load_serving_model(self.mlflow_client, ref)
         context["ti"].xcom_push(key="model_version", value=ref.version)
         self.log.info(
             "Alias %r of model %r is version %s (sha256 %s).", ref.alias, ref.name, ref.version, ref.onnx_sha256
@@ -90,7 +84,7 @@ class ResolveModelVersionOperator(BaseOperator):
         return ref.to_dict()
 
 
-class ListPartitionsOperator(BaseOperator):
+class ListPartitionsOperator(MlopsBaseOperator):
     """List the partitions under a prefix, for ``ScoreBatchOperator.partial(...).expand_kwargs(...)``.
 
     A partition is a sub-folder (``month=2013-01/``) or a ``.parquet`` file directly under the prefix;
@@ -127,7 +121,7 @@ class ListPartitionsOperator(BaseOperator):
         return partitions
 
 
-class ScoreBatchOperator(BaseOperator):
+class ScoreBatchOperator(MlopsBaseOperator):
     """Score one partition with a registered model's ONNX graph and write the predictions atomically.
 
     The model is the version ``alias`` points at (resolved once, at the start), or ``model_version``
@@ -143,8 +137,9 @@ class ScoreBatchOperator(BaseOperator):
     :param input_uri: a Parquet file, a folder of them or a glob; local or ``s3://``. (templated)
     :param model_name: registered model name. (templated)
     :param pipeline: pipeline name, the first segment of the storage layout. (templated)
-    :param partition: partition key of the outputs; defaults to the run's logical date (ISO 8601).
-        Mapped tasks must give one each (``ListPartitionsOperator`` does). (templated)
+    :param partition: partition key of the outputs; defaults to the run's partition (data interval
+        start, else logical date, else ``run_after``, in UTC ISO 8601). Mapped tasks must give one each
+        (``ListPartitionsOperator`` does). (templated)
     :param alias: alias resolved when ``model_version`` is not given, ``champion`` by default. (templated)
     :param model_version: a pinned version, which wins over ``alias``. (templated)
     :param passthrough_columns: input columns copied to the output (ids, keys): a list, or a
@@ -218,21 +213,18 @@ class ScoreBatchOperator(BaseOperator):
         from airflow_mlops.core.errors import SpecError
         from airflow_mlops.core.scoring import ScoringSpec
 
-        # The logical date, not the wall clock: a rerun writes the same bytes. Runs without one
-        # (manual runs in Airflow 3) use run_after, which is fixed for the run too.
-        scored_at = context.get("logical_date") or context["dag_run"].run_after
-        partition = self.partition
-        if not partition:
-            if getattr(context["ti"], "map_index", -1) not in (-1, None):
-                raise SpecError(
-                    "A mapped ScoreBatchOperator needs a 'partition' per mapped task, or all of them would write "
-                    "to the same place: expand over ListPartitionsOperator's output with expand_kwargs()."
-                )
-            partition = scored_at.isoformat()
+        # The moment the run's partition stands for, not the wall clock: a rerun writes the same bytes.
+        # Runs without a logical date (manual runs in Airflow 3) use run_after, fixed for the run too.
+        scored_at = run_moment(context)
+        if not self.partition and getattr(context["ti"], "map_index", -1) not in (-1, None):
+            raise SpecError(
+                "A mapped ScoreBatchOperator needs a 'partition' per mapped task, or all of them would write "
+                "to the same place: expand over ListPartitionsOperator's output with expand_kwargs()."
+            )
         return ScoringSpec.from_mapping(
             {
                 "pipeline": self.pipeline,
-                "partition": partition,
+                "partition": self.run_partition(context),
                 "input_uri": self.input_uri,
                 "scored_at": scored_at,
                 "passthrough_columns": self.passthrough_columns,
@@ -244,31 +236,23 @@ class ScoreBatchOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.errors import DataError, IntegrityError
+        from airflow_mlops.core.errors import DataError
         from airflow_mlops.core.params import parse_flag
-        from airflow_mlops.core.scoring import load_challenger, score_partition
-        from airflow_mlops.core.serving import load_serving_model, resolve_model_version
-        from airflow_mlops.exceptions import DataValidationFailed, ModelIntegrityFailure
-        from airflow_mlops.hooks.mlflow import MlflowHook
-        from airflow_mlops.hooks.storage import StorageHook
+        from airflow_mlops.core.scoring import score_partition
+        from airflow_mlops.exceptions import DataValidationFailed
 
         spec = self._spec(context)
         shadow = parse_flag(self.shadow, "The 'shadow' parameter")
-        root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
-        client = MlflowHook(self.mlflow_conn_id).get_conn()
+        root = self.storage
+        ref = self.resolve_model(self.model_name, alias=self.alias, version=self.model_version)
         try:
-            ref = resolve_model_version(client, self.model_name, alias=self.alias, version=self.model_version)
-            model = load_serving_model(client, ref, threads=spec.threads, with_baseline=spec.explain_top_k > 0)
-            challenger, skipped = (
-                load_challenger(client, self.model_name, champion=model, alias=self.shadow_alias, threads=spec.threads)
-                if shadow
-                else (None, None)
-            )
-            on_root_s3 = root.is_s3 and spec.input_uri.startswith("s3://")
-            input_fs = root.filesystem if on_root_s3 else _input_filesystem(spec.input_uri, self.aws_conn_id)
-            result = score_partition(root, spec, model, input_fs=input_fs, shadow=challenger, shadow_skipped=skipped)
-        except IntegrityError as exc:
-            raise ModelIntegrityFailure(str(exc)) from exc
+            with model_failures():
+                model, challenger, skipped = self._models(ref, spec, shadow)
+                on_root_s3 = root.is_s3 and spec.input_uri.startswith("s3://")
+                input_fs = root.filesystem if on_root_s3 else _input_filesystem(spec.input_uri, self.aws_conn_id)
+                result = score_partition(
+                    root, spec, model, input_fs=input_fs, shadow=challenger, shadow_skipped=skipped
+                )
         except DataError as exc:
             raise DataValidationFailed(str(exc)) from exc
         receipt = {**result.to_dict(), "input_uri": spec.input_uri, "model_alias": ref.alias, "run_id": ref.run_id}
@@ -278,3 +262,17 @@ class ScoreBatchOperator(BaseOperator):
             result.output_uri,
         )  # fmt: skip
         return receipt
+
+    def _models(self, ref: Any, spec: Any, shadow: bool) -> tuple[Any, Any, Any]:
+        """The served model, its verified ONNX loaded; with ``shadow``, the challenger or why it was skipped."""
+        from airflow_mlops.core.scoring import load_challenger
+        from airflow_mlops.core.serving import load_serving_model
+
+        client = self.mlflow_client
+        model = load_serving_model(client, ref, threads=spec.threads, with_baseline=spec.explain_top_k > 0)
+        if not shadow:
+            return model, None, None
+        challenger, skipped = load_challenger(
+            client, self.model_name, champion=model, alias=self.shadow_alias, threads=spec.threads
+        )
+        return model, challenger, skipped

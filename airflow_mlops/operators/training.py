@@ -9,19 +9,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_mlops.links.training import MLFLOW_RUN_URL_KEY, MlflowTrainingRunLink
+from airflow_mlops.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_mlops.core.provenance import Bundle
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._=+:@,-]")
+    from airflow_mlops.core.provenance import Bundle, SpecProvenance
 
 
-class TrainModelOperator(BaseOperator):
+class TrainModelOperator(MlopsBaseOperator):
     """Train the model a training spec describes on a snapshot; log it to MLflow; export it to ONNX.
 
     The task reads the snapshot (verifying its sha256), splits it (seeded random or time-based),
@@ -42,8 +39,9 @@ class TrainModelOperator(BaseOperator):
     :param snapshot_sha256: sha256 recorded when the snapshot was ingested; training refuses a
         snapshot that no longer matches it (templated).
     :param experiment_name: MLflow experiment; ``mlops-<pipeline>`` when omitted (templated).
-    :param partition: storage partition of the test split; the run's logical date (``ds``) when
-        omitted, or the run id for runs without one (templated).
+    :param partition: storage partition of the test split; the run's partition when omitted (data
+        interval start, else logical date, else ``run_after``, as the snapshot's), see
+        :func:`~airflow_mlops.operators.base.default_partition` (templated).
     :param run_name: MLflow run name; ``<pipeline>-<partition>`` when omitted (templated).
     :param mlflow_conn_id: MLflow connection; ``[mlops] mlflow_conn_id`` when omitted (the embedded
         store when that connection does not exist).
@@ -109,52 +107,58 @@ class TrainModelOperator(BaseOperator):
 
         from airflow_mlops import exceptions
         from airflow_mlops.core.errors import DataError, IntegrityError, SpecError
-        from airflow_mlops.core.pipeline.requirements import FeatureRequirements
         from airflow_mlops.core.provenance import spec_provenance
         from airflow_mlops.core.training.export import ParityError
-        from airflow_mlops.core.training.run import load_spec, run_training
-        from airflow_mlops.hooks.mlflow import MlflowHook
-        from airflow_mlops.hooks.storage import StorageHook
-
-        mlflow_hook = MlflowHook(self.mlflow_conn_id)
-
-        def publish_link(experiment_id: str, run_id: str) -> None:
-            context["ti"].xcom_push(key=MLFLOW_RUN_URL_KEY, value=mlflow_hook.run_url(experiment_id, run_id))
+        from airflow_mlops.core.training.run import load_spec
 
         try:
             source = self._spec_source(context)
             spec = load_spec(source)
             provenance = spec_provenance(source, defined_in=dag_file(context), bundle=dag_bundle(context))
-            requirements = (
-                None
-                if self.feature_requirements is None
-                else FeatureRequirements.from_mapping(
-                    self.feature_requirements, where="The 'feature_requirements' of TrainModelOperator"
-                )
-            )
-            root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
-            mlflow_hook.activate()
-            experiment_id = mlflow_hook.ensure_experiment(self.experiment_name or f"mlops-{self.pipeline}")
-            receipt = run_training(
-                spec,
-                root=root,
-                snapshot_uri=self.snapshot_uri,
-                snapshot_sha256=self.snapshot_sha256 or None,
-                pipeline=self.pipeline,
-                partition=self.partition or default_partition(context),
-                experiment_id=experiment_id,
-                tags={**lineage_tags(context), **provenance.tags()},
-                run_name=self.run_name,
-                on_start=publish_link,
-                requirements=requirements,
-                business_metric=self.business_metric or None,
-            ).to_dict()
+            receipt = self._train(context, spec, provenance)
         except (DataError, IntegrityError) as exc:
             raise exceptions.DataValidationFailed(str(exc)) from exc
         except (SpecError, ParityError) as exc:
             raise AirflowFailException(str(exc)) from exc
-        receipt["run_url"] = mlflow_hook.run_url(receipt["experiment_id"], receipt["run_id"])
+        receipt["run_url"] = self.mlflow_hook.run_url(receipt["experiment_id"], receipt["run_id"])
         receipt["spec_provenance"] = provenance.to_dict()
+        self._log_summary(receipt, provenance)
+        return receipt
+
+    def _train(self, context: Context, spec: Any, provenance: SpecProvenance) -> dict[str, Any]:
+        """Open the MLflow run (its link published at once) and run the core training; the receipt."""
+        from airflow_mlops.core.pipeline.requirements import FeatureRequirements
+        from airflow_mlops.core.training.run import run_training
+
+        def publish_link(experiment_id: str, run_id: str) -> None:
+            context["ti"].xcom_push(key=MLFLOW_RUN_URL_KEY, value=self.mlflow_hook.run_url(experiment_id, run_id))
+
+        requirements = (
+            None
+            if self.feature_requirements is None
+            else FeatureRequirements.from_mapping(
+                self.feature_requirements, where="The 'feature_requirements' of TrainModelOperator"
+            )
+        )
+        root = self.storage
+        self.mlflow_hook.activate()
+        experiment_id = self.mlflow_hook.ensure_experiment(self.experiment_name or f"mlops-{self.pipeline}")
+        return run_training(
+            spec,
+            root=root,
+            snapshot_uri=self.snapshot_uri,
+            snapshot_sha256=self.snapshot_sha256 or None,
+            pipeline=self.pipeline,
+            partition=self.run_partition(context),
+            experiment_id=experiment_id,
+            tags={**lineage_tags(context), **provenance.tags()},
+            run_name=self.run_name,
+            on_start=publish_link,
+            requirements=requirements,
+            business_metric=self.business_metric or None,
+        ).to_dict()
+
+    def _log_summary(self, receipt: dict[str, Any], provenance: SpecProvenance) -> None:
         test = receipt["metrics"]["test"]
         metric = receipt["primary_metric"]
         self.log.info(
@@ -171,7 +175,6 @@ class TrainModelOperator(BaseOperator):
             receipt["parity"]["value"],
         )
         self.log.info("Spec %s: %s %s", provenance.source, provenance.state, provenance.note)
-        return receipt
 
     def _spec_source(self, context: Context) -> Mapping[str, Any] | str:
         if not isinstance(self.spec, str):
@@ -186,14 +189,6 @@ class TrainModelOperator(BaseOperator):
             if (folder / path).is_file():
                 return str(folder / path)
         return str(path)  # not found: the core names the path in its error
-
-
-def default_partition(context: Context) -> str:
-    """The run's logical date (``ds``), or its run id (made path-safe) for runs without one."""
-    ds = context.get("ds")
-    if ds:
-        return str(ds)
-    return _UNSAFE.sub("_", str(context["run_id"])).lstrip("._") or "manual"
 
 
 def dag_file(context: Context) -> str | None:

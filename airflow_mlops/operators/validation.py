@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_mlops import settings
 from airflow_mlops.links.validation import ValidationReportLink
+from airflow_mlops.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ValidateDatasetOperator(BaseOperator):
+class ValidateDatasetOperator(MlopsBaseOperator):
     """Run an expectation suite on a Parquet snapshot; stop on schema skew, warn on value skew.
 
     The suite is either a GX suite file (``suite_uri``) or inferred from a reference snapshot
@@ -33,7 +32,8 @@ class ValidateDatasetOperator(BaseOperator):
     :param snapshot_uri: the Parquet snapshot to validate (file or folder, inside the storage root or a
         local path). (templated)
     :param pipeline: pipeline name, the first segment of the storage layout. (templated)
-    :param partition: partition key of this run, usually its logical date. (templated)
+    :param partition: partition key of this run; the run's partition when omitted (the snapshot's: data
+        interval start, else logical date, else ``run_after``). (templated)
     :param suite_uri: a GX suite JSON file (storage root or local path, e.g. under ``include/``). (templated)
     :param reference_uri: a snapshot to infer the suite from; give this or ``suite_uri``. (templated)
     :param inference: settings of :class:`~airflow_mlops.core.validation.InferenceSpec` for an inferred
@@ -69,7 +69,7 @@ class ValidateDatasetOperator(BaseOperator):
         *,
         snapshot_uri: str,
         pipeline: str,
-        partition: str = "{{ ds }}",
+        partition: str | None = None,
         suite_uri: str | None = None,
         reference_uri: str | None = None,
         inference: dict[str, Any] | None = None,
@@ -101,37 +101,13 @@ class ValidateDatasetOperator(BaseOperator):
         from airflow_mlops.core import validation as core
         from airflow_mlops.core.errors import DataError, IntegrityError
         from airflow_mlops.exceptions import DataValidationFailed
-        from airflow_mlops.hooks.storage import StorageHook
 
-        root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()
+        root = self.storage
         try:
-            suite, suite_uri = core.prepare_suite(
-                root,
-                pipeline=self.pipeline,
-                partition=self.partition,
-                suite_uri=self.suite_uri or None,
-                reference_uri=self.reference_uri or None,
-                inference=self.inference or None,
-                save=False,
-            )
-            # Check the snapshot before writing anything: an altered or unreadable snapshot leaves no
-            # suite or report behind that would look like the evidence of a validation.
-            if self.snapshot_sha256:
-                root.verify_sha256(self.snapshot_uri, self.snapshot_sha256)
-            result, page = core.validate_snapshot(
-                root,
-                self.snapshot_uri,
-                suite,
-                pipeline=self.pipeline,
-                partition=self.partition,
-                suite_uri=suite_uri,
-                max_failures=int(self.max_failures),
-            )
-            if not self.suite_uri:
-                core.save_suite(root, suite, self.pipeline, self.partition)
+            suite, suite_uri, result, page = self._validate(self.run_partition(context))
         except (DataError, IntegrityError) as exc:  # unreadable or altered data: retrying cannot help
             raise DataValidationFailed(str(exc)) from exc
-        receipt = result.to_dict()
+        receipt: dict[str, Any] = result.to_dict()
         base_url = self.report_base_url or settings.report_base_url() or None
         receipt["report_url"] = core.report_url(root, str(result.report_uri), base_url)
         ValidationReportLink.persist(context, receipt["report_url"])
@@ -144,10 +120,40 @@ class ValidateDatasetOperator(BaseOperator):
             raise DataValidationFailed(result.failure_message())
         return receipt
 
+    def _validate(self, partition: str) -> tuple[Any, str, Any, str]:
+        """Prepare the suite, check the snapshot's sha256, run the suite, save an inferred suite."""
+        from airflow_mlops.core import validation as core
+
+        root = self.storage
+        suite, suite_uri = core.prepare_suite(
+            root,
+            pipeline=self.pipeline,
+            partition=partition,
+            suite_uri=self.suite_uri or None,
+            reference_uri=self.reference_uri or None,
+            inference=self.inference or None,
+            save=False,
+        )
+        # Check the snapshot before writing anything: an altered or unreadable snapshot leaves no
+        # suite or report behind that would look like the evidence of a validation.
+        if self.snapshot_sha256:
+            root.verify_sha256(self.snapshot_uri, self.snapshot_sha256)
+        result, page = core.validate_snapshot(
+            root,
+            self.snapshot_uri,
+            suite,
+            pipeline=self.pipeline,
+            partition=partition,
+            suite_uri=suite_uri,
+            max_failures=int(self.max_failures),
+        )
+        if not self.suite_uri:
+            core.save_suite(root, suite, self.pipeline, partition)
+        return suite, suite_uri, result, page
+
     def _log_to_mlflow(self, suite: Any, result: Any, page: str) -> None:
         from airflow_mlops.core import validation as core
-        from airflow_mlops.hooks.mlflow import MlflowHook
 
-        client = MlflowHook(self.mlflow_conn_id).get_conn()
+        client = self.mlflow_client
         core.log_suite(client, str(self.mlflow_run_id), suite)
         core.log_validation(client, str(self.mlflow_run_id), result, page)

@@ -10,6 +10,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_mlops.exceptions import MlopsVerdictFailure
 from airflow_mlops.links.registry import MlflowModelVersionLink
+from airflow_mlops.operators.base import MlopsHookMixin
 from airflow_mlops.triggers.registry import ERROR, EVENT_STATUSES, FAILED, ModelVersionReadyTrigger, check_registry
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ class ModelVersionFailed(MlopsVerdictFailure):
     """The registry failed the version's registration: waiting longer cannot help. Not retried."""
 
 
-class ModelVersionSensor(BaseSensorOperator):
+class ModelVersionSensor(BaseSensorOperator, MlopsHookMixin):
     """Wait until a model version is READY, or until an alias points at a version other than a known one.
 
     Give ``version`` to wait for that version (READY and, with ``require_complete``, marked complete by
@@ -129,9 +130,7 @@ class ModelVersionSensor(BaseSensorOperator):
             raise ModelVersionFailed(
                 f"Version {payload['version']} of {self.model_name} failed to register: {payload.get('message')}"
             )
-        from airflow_mlops.hooks.mlflow import MlflowHook
-
-        url = MlflowHook(self.mlflow_conn_id).model_version_url(self.model_name, payload["version"])
+        url = self.mlflow_hook.model_version_url(self.model_name, payload["version"])
         MlflowModelVersionLink.persist(context, url)
         return {
             "model_name": self.model_name,

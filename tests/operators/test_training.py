@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,12 +20,15 @@ from airflow_mlops.core.storage import StorageRoot, sha256_bytes
 from airflow_mlops.core.training import parquet_bytes
 from airflow_mlops.exceptions import DataValidationFailed
 from airflow_mlops.links.training import MLFLOW_RUN_URL_KEY
-from airflow_mlops.operators.training import TrainModelOperator, default_partition, git_sha
+from airflow_mlops.operators.base import default_partition
+from airflow_mlops.operators.training import TrainModelOperator, git_sha
 from tests.support.data import flights
 
 REPO = Path(__file__).resolve().parents[2]
 FLIGHTS_SPEC = REPO / "include" / "pipelines" / "flights_delay.yaml"
-PARTITION = "2013-03-01"
+MARCH = datetime(2013, 3, 1, tzinfo=UTC)
+PARTITION = "2013-03-01T00:00:00+00:00"  # the run's partition, the same as its snapshot's
+MANUAL_RUN_AFTER = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 class FakeTaskInstance:
@@ -40,11 +44,16 @@ class FakeTaskInstance:
         self.xcom[key] = value
 
 
-def context_for(ti: FakeTaskInstance, ds: str | None = PARTITION, fileloc: str = __file__) -> dict[str, Any]:
+def context_for(ti: FakeTaskInstance, logical_date: datetime | None = MARCH, fileloc: str = __file__) -> dict[str, Any]:
+    """A run's context as the task runner gives it; a manual run has no logical date, only run_after."""
     dag = SimpleNamespace(dag_id=ti.dag_id, fileloc=fileloc)
-    context: dict[str, Any] = {"ti": ti, "run_id": ti.run_id, "dag": dag}
-    if ds:
-        context["ds"] = ds
+    dag_run = SimpleNamespace(run_after=logical_date or MANUAL_RUN_AFTER)
+    context: dict[str, Any] = {"ti": ti, "run_id": ti.run_id, "dag": dag, "dag_run": dag_run}
+    if logical_date:
+        context.update(
+            logical_date=logical_date, data_interval_start=logical_date,
+            data_interval_end=logical_date + timedelta(days=31), ds=logical_date.strftime("%Y-%m-%d"),
+        )  # fmt: skip
     return context
 
 
@@ -180,8 +189,8 @@ def test_spec_from_a_yaml_path_next_to_the_dags(
     context = context_for(FakeTaskInstance(), fileloc=str(REPO / "dags" / "continuous_training.py"))
     assert op._spec_source(context) == str(REPO / path)
     assert default_partition(context) == PARTITION
-    no_ds = context_for(FakeTaskInstance(), ds=None)
-    assert default_partition(no_ds) == "scheduled__2013-03-01T00:00:00+00:00"
+    manual = context_for(FakeTaskInstance(), logical_date=None)
+    assert default_partition(manual) == "2026-01-02T03:04:05+00:00"
 
 
 def test_leakage_fails_without_retry_and_marks_the_run_failed(env: Path, snapshot: tuple[str, str]) -> None:
