@@ -160,7 +160,7 @@ class CheckDriftOperator(MlopsBaseOperator):
 
     def _check(self, partition: str) -> tuple[dict[str, Any], Any]:
         """Compare the batch with the reference and write the report: the reference and the outcome."""
-        from airflow_mlops.core.drift import report as drift
+        from airflow_mlops.core import drift
 
         with tempfile.TemporaryDirectory(prefix="mlops-drift-") as folder:
             ref = self._reference(folder)
