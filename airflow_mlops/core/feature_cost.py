@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import ArtifactError, DataError, SpecError
-from airflow_mlops.core.monitoring.checks import Finding
+from airflow_mlops.core.monitoring import Finding
 from airflow_mlops.core.onnx_model import OnnxInput
 from airflow_mlops.core.params import parse_number
 
@@ -455,7 +455,7 @@ def log_cost_table(client: Any, run_id: str, finding: Finding) -> None:
     so that runs can be compared in the MLflow UI."""
     from mlflow.entities import Metric
 
-    from airflow_mlops.core.monitoring.facts import metric_key
+    from airflow_mlops.core.monitoring import metric_key
 
     client.log_dict(run_id, finding.to_dict(), ARTIFACT_FEATURE_COST)
     now = int(time.time() * 1000)

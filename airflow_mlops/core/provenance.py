@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
-from airflow_mlops.core.monitoring.checks import Finding, Severity
+from airflow_mlops.core.monitoring import Finding, Severity
 from airflow_mlops.core.pipeline.file import ReviewMode, parse_review
 
 SpecState = Literal["clean", "modified", "untracked", "unknown"]

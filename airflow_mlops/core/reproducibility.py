@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import DataError, SourceNotFoundError, SpecError
-from airflow_mlops.core.monitoring.checks import Finding
+from airflow_mlops.core.monitoring import Finding
 from airflow_mlops.core.storage import StorageRoot
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from airflow_mlops.core.monitoring.facts import ModelVersionFacts
+    from airflow_mlops.core.monitoring import ModelVersionFacts
     from airflow_mlops.core.serving import ServingModel
 
 DEFAULT_SKEW_TOLERANCE = 1e-4

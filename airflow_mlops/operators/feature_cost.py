@@ -64,7 +64,7 @@ class CheckFeatureCostOperator(MonitoringOperator):
 
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import feature_cost as fc
-        from airflow_mlops.core.monitoring.facts import run_feature_importance
+        from airflow_mlops.core.monitoring import run_feature_importance
         from airflow_mlops.core.params import parse_flag, parse_number
 
         policy = fc.CostPolicy.from_mapping(

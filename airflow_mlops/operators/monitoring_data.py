@@ -45,9 +45,9 @@ class CheckModelDependenciesOperator(MonitoringOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import monitoring as m
         from airflow_mlops.core.errors import ArtifactError
-        from airflow_mlops.core.monitoring import checks as m
-        from airflow_mlops.core.monitoring.facts import model_version_facts
+        from airflow_mlops.core.monitoring import model_version_facts
 
         facts = model_version_facts(
             mlflow_client(self.mlflow_conn_id), self.model_name, alias=self.alias, version=self.model_version
@@ -104,9 +104,9 @@ class CheckSourceSchemaOperator(MonitoringOperator):
         self.aws_conn_id = aws_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import monitoring as m
         from airflow_mlops.core.errors import SourceNotFoundError
-        from airflow_mlops.core.monitoring import checks as m
-        from airflow_mlops.core.monitoring.facts import model_version_facts, parquet_schema
+        from airflow_mlops.core.monitoring import model_version_facts, parquet_schema
         from airflow_mlops.core.registry import versions as registry
         from airflow_mlops.hooks.storage import StorageHook
 
@@ -151,8 +151,8 @@ class CheckFeatureImportanceOperator(MonitoringOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.monitoring import checks as m
-        from airflow_mlops.core.monitoring.facts import run_feature_importance
+        from airflow_mlops.core import monitoring as m
+        from airflow_mlops.core.monitoring import run_feature_importance
 
         importance = run_feature_importance(mlflow_client(self.mlflow_conn_id), self.run_id)
         finding = m.check_feature_importance(
@@ -191,8 +191,8 @@ class CheckPersonalDataOperator(MonitoringOperator):
         self.aws_conn_id = aws_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.monitoring import checks as m
-        from airflow_mlops.core.monitoring.facts import read_text_columns
+        from airflow_mlops.core import monitoring as m
+        from airflow_mlops.core.monitoring import read_text_columns
         from airflow_mlops.core.params import parse_number
         from airflow_mlops.hooks.storage import StorageHook
 

@@ -1,7 +1,8 @@
 """What the monitoring checks read from MLflow and storage: a model version's facts, a snapshot's
 schema, a prediction file's columns, and the time series of a performance metric.
 
-Kept apart from :mod:`airflow_mlops.core.monitoring.checks` so that the rules there stay pure functions.
+Kept apart from the checks (:mod:`~airflow_mlops.core.monitoring.model`, ``data``, ``serving``) so that
+the rules there stay pure functions.
 """
 
 from __future__ import annotations

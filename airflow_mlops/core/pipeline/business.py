@@ -19,7 +19,7 @@ Two kinds of metric, both a cost (lower is better; a negative cost is a gain) pe
 - regression, a **cost per unit of error**: ``under`` for each unit predicted below the truth,
   ``over`` for each unit above it.
 
-Everything here is pure: numbers in, numbers or a :class:`~airflow_mlops.core.monitoring.checks.Finding` out.
+Everything here is pure: numbers in, numbers or a :class:`~airflow_mlops.core.monitoring.findings.Finding` out.
 Parsing is cheap (the standard library only), because DAG files read pipeline files when they parse.
 """
 
@@ -37,7 +37,7 @@ from airflow_mlops.core.params import parse_number
 if TYPE_CHECKING:
     import numpy as np
 
-    from airflow_mlops.core.monitoring.checks import Finding
+    from airflow_mlops.core.monitoring import Finding
 
 SERIES_PREFIX = "business."  # on the monitoring run of a served version, per labelled batch
 TRAINING_PREFIX = "test_"  # on the training run, computed on the test split
@@ -307,7 +307,7 @@ def proxy_correlation(
     An alert when a judged correlation is below ``min_correlation``: the proxy no longer tells the
     business how the model is doing. A side whose values are all equal cannot be ranked: not judged.
     """
-    from airflow_mlops.core.monitoring.checks import Finding
+    from airflow_mlops.core.monitoring import Finding
 
     usable = sorted((b for b in batches if math.isfinite(b.business)), key=lambda b: b.step)[-check.window :]
     sign = 1.0 if higher_is_better else -1.0
