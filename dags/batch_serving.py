@@ -54,8 +54,7 @@ from airflow.sdk import DAG, Asset, Param, TaskGroup
 from airflow.timetables.interval import CronDataIntervalTimetable, DeltaDataIntervalTimetable
 
 from airflow_mlops import settings
-from airflow_mlops.core.pipeline.file import PipelineFile, discover
-from airflow_mlops.core.pipeline.schedule import MONTHLY, ServingSchedule, batch_dags
+from airflow_mlops.core.pipeline import MONTHLY, PipelineFile, ServingSchedule, batch_dags, discover
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.business import CheckProxyCorrelationOperator

@@ -56,7 +56,7 @@ from airflow.sdk import DAG, Param, TaskGroup
 from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
 
 from airflow_mlops import settings
-from airflow_mlops.core.pipeline.file import discover, pipeline_of_asset_uri
+from airflow_mlops.core.pipeline import discover, pipeline_of_asset_uri
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.drift import drift_asset

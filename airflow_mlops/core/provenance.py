@@ -32,7 +32,7 @@ from typing import Any, Literal
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 from airflow_mlops.core.monitoring import Finding, Severity
-from airflow_mlops.core.pipeline.file import ReviewMode, parse_review
+from airflow_mlops.core.pipeline import ReviewMode, parse_review
 
 SpecState = Literal["clean", "modified", "untracked", "unknown"]
 GIT_TIMEOUT_SECONDS = 5.0
