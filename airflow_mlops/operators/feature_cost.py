@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class CheckFeatureCostOperator(MonitoringOperator):
-    """Warn when a feature of a training run costs more than it brings (see ``core/feature_cost.py``).
+    """Warn when a feature of a training run costs more than it brings (see ``core/feature_cost/``).
 
     Measures each feature's share of the run's ONNX model (tree nodes splitting on it, bytes) and of the
     serving time (coercion into the feed and graph nodes, per 1,000 rows of the run's reference sample),
