@@ -54,8 +54,7 @@ from airflow.sdk import DAG, Asset, Param, TaskGroup
 from airflow.timetables.interval import CronDataIntervalTimetable, DeltaDataIntervalTimetable
 
 from airflow_mlops import settings
-from airflow_mlops.core.pipeline.file import PipelineFile, discover
-from airflow_mlops.core.pipeline.schedule import MONTHLY, ServingSchedule, batch_dags
+from airflow_mlops.core.pipeline import MONTHLY, PipelineFile, ServingSchedule, batch_dags, discover
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.business import CheckProxyCorrelationOperator
@@ -111,13 +110,30 @@ def explain_kwargs(receipt: dict[str, Any]) -> dict[str, str]:
 
 def pipeline_tasks(pipeline: PipelineFile) -> None:
     """The tasks of one pipeline, inside its task group."""
-    name = pipeline.name
     landing = pipeline.landing_uri(settings.storage_root())
-    on_s3 = landing.startswith("s3://")
-    aws_conn_id = settings.storage_conn_id() if on_s3 else None
+    aws_conn_id = settings.storage_conn_id() if landing.startswith("s3://") else None
+    wait, partitions, validate = intake_tasks(pipeline, landing, aws_conn_id)
+    champion, score = scoring_tasks(pipeline, partitions, aws_conn_id)
+    drift = drift_task(pipeline, score)
+    alerts = [WebhookNotifier(webhook_conn_id=pipeline.alerts_conn_id)]
+    dependencies, stability, throughput, explain, impact = monitoring_tasks(
+        pipeline, champion, score, alerts, aws_conn_id
+    )
+    wait >> partitions >> validate >> score
+    wait >> champion >> [score, dependencies]
+    score >> [throughput, explain]
+    stability >> drift >> impact
+    if pipeline.max_model_age or pipeline.max_data_age:  # a staleness check needs a limit
+        champion >> staleness_task(pipeline, alerts, aws_conn_id)
+    if pipeline.business_metric:  # the proxy is checked against the business metric the drift checks log
+        drift >> proxy_correlation_task(pipeline, alerts)
+
+
+def intake_tasks(pipeline: PipelineFile, landing: str, aws_conn_id: str | None) -> tuple[Any, Any, Any]:
+    """Wait for a batch in the landing folder, list its partitions, validate each (mapped)."""
     wait = DatasetAvailableSensor(
         task_id="wait_for_batch",
-        source="s3" if on_s3 else "local",
+        source="s3" if landing.startswith("s3://") else "local",
         path=landing,
         pattern=pipeline.batch_pattern,
         aws_conn_id=aws_conn_id,
@@ -131,33 +147,49 @@ def pipeline_tasks(pipeline: PipelineFile) -> None:
     )
     validate = ValidateDatasetOperator.partial(
         task_id="validate",
-        pipeline=name,
+        pipeline=pipeline.name,
         suite_uri=str(pipeline.suite) if pipeline.suite else None,
         aws_conn_id=aws_conn_id,
     ).expand_kwargs(partitions.output.map(validate_kwargs))
+    return wait, partitions, validate
+
+
+def scoring_tasks(pipeline: PipelineFile, partitions: Any, aws_conn_id: str | None) -> tuple[Any, Any]:
+    """Resolve the champion, then score each partition with it (mapped)."""
     champion = ResolveModelVersionOperator(task_id="resolve_champion", model_name=pipeline.model_name)
     score = ScoreBatchOperator.partial(
         task_id="score",
         model_name=pipeline.model_name,
-        pipeline=name,
+        pipeline=pipeline.name,
         model_version=champion.output["model_version"],
         passthrough_columns=list(pipeline.passthrough_columns),
         shadow=pipeline.shadow,
         explain_top_k=pipeline.explain_top_k,
         aws_conn_id=aws_conn_id,
     ).expand_kwargs(partitions.output)
-    drift = CheckDriftOperator.partial(
+    return champion, score
+
+
+def drift_task(pipeline: PipelineFile, score: Any) -> Any:
+    """Check each scored partition's serving log for drift (mapped)."""
+    return CheckDriftOperator.partial(
         task_id="check_drift",
-        pipeline=name,
+        pipeline=pipeline.name,
         model_name=pipeline.model_name,
         spec=pipeline.drift_spec or None,
         policy=pipeline.drift_policy or None,
         # Declared here because a mapped operator's constructor defaults are not applied at parse time.
-        outlets=[drift_alias(name)],
+        outlets=[drift_alias(pipeline.name)],
         max_active_tis_per_dag=1,
         business_metric=pipeline.business_metric or None,  # measured with quality on labelled batches
     ).expand_kwargs(score.output.map(drift_kwargs))
-    alerts = [WebhookNotifier(webhook_conn_id=pipeline.alerts_conn_id)]
+
+
+def monitoring_tasks(
+    pipeline: PipelineFile, champion: Any, score: Any, alerts: list[Any], aws_conn_id: str | None
+) -> tuple[Any, Any, Any, Any, Any]:
+    """The champion's dependencies, each partition's numerical stability, throughput and an explained row,
+    and the impact of staleness on quality."""
     dependencies = CheckModelDependenciesOperator(
         task_id="check_dependencies",
         model_name=pipeline.model_name,
@@ -169,43 +201,48 @@ def pipeline_tasks(pipeline: PipelineFile) -> None:
     ).expand_kwargs(score.output.map(stability_kwargs))
     throughput = CheckPerformanceOperator.partial(
         task_id="record_throughput",
-        pipeline=name,
+        pipeline=pipeline.name,
         metric="scoring_throughput_rows_per_s",
         value_path="throughput_rows_per_s",
         max_drop="0.5",  # alert below half the trailing median
         notifiers=alerts,
     ).expand(receipt=score.output)
     explain = ExplainPredictionOperator.partial(
-        task_id="explain_sample", model_name=pipeline.model_name, pipeline=name, row_index=0, aws_conn_id=aws_conn_id
+        task_id="explain_sample",
+        model_name=pipeline.model_name,
+        pipeline=pipeline.name,
+        row_index=0,
+        aws_conn_id=aws_conn_id,
     ).expand_kwargs(score.output.map(explain_kwargs))
     impact = MeasureStalenessImpactOperator(
         task_id="measure_staleness_impact", model_name=pipeline.model_name, notifiers=alerts, aws_conn_id=aws_conn_id
     )
-    wait >> partitions >> validate >> score
-    wait >> champion >> [score, dependencies]
-    score >> [throughput, explain]
-    stability >> drift >> impact
-    if pipeline.max_model_age or pipeline.max_data_age:  # a staleness check needs a limit
-        staleness = CheckModelStalenessOperator(
-            task_id="check_staleness",
-            model_name=pipeline.model_name,
-            pipeline=name,
-            max_model_age=pipeline.max_model_age,
-            max_data_age=pipeline.max_data_age,
-            trigger_retraining=pipeline.retrain_when_stale,
-            notifiers=alerts,
-            aws_conn_id=aws_conn_id,
-        )
-        champion >> staleness
-    if pipeline.business_metric:  # the proxy is checked against the business metric the drift checks log
-        proxy = CheckProxyCorrelationOperator(
-            task_id="check_proxy_correlation",
-            model_name=pipeline.model_name,
-            business_metric=pipeline.business_metric,
-            **pipeline.proxy_check,
-            notifiers=alerts,
-        )
-        drift >> proxy
+    return dependencies, stability, throughput, explain, impact
+
+
+def staleness_task(pipeline: PipelineFile, alerts: list[Any], aws_conn_id: str | None) -> Any:
+    """Check the champion's age and its data's age against the pipeline file's limits."""
+    return CheckModelStalenessOperator(
+        task_id="check_staleness",
+        model_name=pipeline.model_name,
+        pipeline=pipeline.name,
+        max_model_age=pipeline.max_model_age,
+        max_data_age=pipeline.max_data_age,
+        trigger_retraining=pipeline.retrain_when_stale,
+        notifiers=alerts,
+        aws_conn_id=aws_conn_id,
+    )
+
+
+def proxy_correlation_task(pipeline: PipelineFile, alerts: list[Any]) -> Any:
+    """Check that the proxy metric still tracks the business metric."""
+    return CheckProxyCorrelationOperator(
+        task_id="check_proxy_correlation",
+        model_name=pipeline.model_name,
+        business_metric=pipeline.business_metric,
+        **pipeline.proxy_check,
+        notifiers=alerts,
+    )
 
 
 def timetable(schedule: ServingSchedule) -> Any:

@@ -56,7 +56,7 @@ from airflow.sdk import DAG, Param, TaskGroup
 from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
 
 from airflow_mlops import settings
-from airflow_mlops.core.pipeline.file import discover, pipeline_of_asset_uri
+from airflow_mlops.core.pipeline import discover, pipeline_of_asset_uri
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.drift import drift_asset
@@ -147,12 +147,30 @@ def reproducibility_wanted(params: dict[str, Any], group: str, enabled: bool, **
 
 def pipeline_tasks(pipeline: Any) -> None:
     """The tasks of one pipeline, inside its task group."""
-    name = pipeline.name
+    partition = "{{ ti.xcom_pull(task_ids='" + pipeline.name + ".ingest')['partition'] }}"
+    ingest, validate, check_new = intake_tasks(pipeline, partition)
+    train = training_task(pipeline, ingest, partition)
+    gate, route, approve, register, promote = promotion_tasks(pipeline, train, partition)
+    alerts = [WebhookNotifier(webhook_conn_id=pipeline.alerts_conn_id)]
+    personal_data, source_schema = data_checks(pipeline, ingest, alerts)
+    training_stability, feature_importance, training_time = training_checks(pipeline, train, alerts)
+    serving_skew, spec_provenance = model_version_checks(pipeline, register, alerts)
+    feature_cost = feature_cost_task(pipeline, train, alerts)
+    wanted, reproducibility = reproducibility_tasks(pipeline, register, alerts)
+    ingest >> personal_data >> validate >> source_schema >> check_new >> train
+    train >> training_stability >> gate >> route >> [approve, register]
+    train >> [feature_importance, training_time, feature_cost]
+    approve >> register >> serving_skew >> promote >> wanted >> reproducibility
+    register >> spec_provenance >> promote
+
+
+def intake_tasks(pipeline: Any, partition: str) -> tuple[Any, Any, Any]:
+    """Ingest a snapshot of the landing folder, validate it, and branch on whether it is new data."""
     landing = pipeline.landing_uri(settings.storage_root())
     on_s3 = landing.startswith("s3://")
     ingest = IngestDatasetOperator(
         task_id="ingest",
-        pipeline=name,
+        pipeline=pipeline.name,
         source="s3" if on_s3 else "local",
         path=landing,
         pattern=pipeline.training_pattern,
@@ -161,10 +179,9 @@ def pipeline_tasks(pipeline: Any) -> None:
         aws_conn_id=settings.storage_conn_id() if on_s3 else None,
         multiple_outputs=True,  # each receipt key is its own XCom, so ingest.output["uri"] reads one
     )
-    partition = "{{ ti.xcom_pull(task_ids='" + name + ".ingest')['partition'] }}"
     validate = ValidateDatasetOperator(
         task_id="validate",
-        pipeline=name,
+        pipeline=pipeline.name,
         snapshot_uri=ingest.output["uri"],
         snapshot_sha256=ingest.output["sha256"],
         partition=partition,
@@ -175,11 +192,16 @@ def pipeline_tasks(pipeline: Any) -> None:
     check_new = BranchOnFunctionOperator(
         task_id="new_data",
         python_callable=train_if_new_data,
-        op_kwargs={"group": name, "model_name": pipeline.model_name},
+        op_kwargs={"group": pipeline.name, "model_name": pipeline.model_name},
     )
-    train = TrainModelOperator(
+    return ingest, validate, check_new
+
+
+def training_task(pipeline: Any, ingest: Any, partition: str) -> Any:
+    """Train the pipeline file's spec on the snapshot."""
+    return TrainModelOperator(
         task_id="train",
-        pipeline=name,
+        pipeline=pipeline.name,
         snapshot_uri=ingest.output["uri"],
         snapshot_sha256=ingest.output["sha256"],
         spec=str(pipeline.path),
@@ -189,19 +211,27 @@ def pipeline_tasks(pipeline: Any) -> None:
         feature_requirements=pipeline.feature_requirements.to_dict(),
         business_metric=pipeline.business_metric or None,  # logged as test_<name> beside test_roc_auc
     )
+
+
+def promotion_tasks(pipeline: Any, train: Any, partition: str) -> tuple[Any, Any, Any, Any, Any]:
+    """Gate the candidate, route it through a human approval when asked, register it and promote it."""
     gate = EvaluateModelGateOperator(
         task_id="gate",
         model_name=pipeline.model_name,
         candidate_run_id=train.output["run_id"],
-        pipeline=name,
+        pipeline=pipeline.name,
         policy=pipeline.gate_policy,
         partition=partition,
         on_reject=pipeline.on_reject,
         force="{{ params.force_promotion }}",
         force_reason="forced from the trigger form of {{ dag.dag_id }} run {{ run_id }}",
     )
-    route = BranchOnFunctionOperator(task_id="route", python_callable=approval_route, op_kwargs={"group": name})
-    approve = gate_approval_task(f"{name}.gate", task_id="approve_promotion", ignore_downstream_trigger_rules=True)
+    route = BranchOnFunctionOperator(
+        task_id="route", python_callable=approval_route, op_kwargs={"group": pipeline.name}
+    )
+    approve = gate_approval_task(
+        f"{pipeline.name}.gate", task_id="approve_promotion", ignore_downstream_trigger_rules=True
+    )
     register = RegisterModelOperator(
         task_id="register",
         model_name=pipeline.model_name,
@@ -212,11 +242,15 @@ def pipeline_tasks(pipeline: Any) -> None:
     promote = PromoteModelOperator(
         task_id="promote",
         model_name=pipeline.model_name,
-        pipeline=name,
+        pipeline=pipeline.name,
         version=register.output["version"],
         gate_receipt=gate.output,
     )
-    alerts = [WebhookNotifier(webhook_conn_id=pipeline.alerts_conn_id)]
+    return gate, route, approve, register, promote
+
+
+def data_checks(pipeline: Any, ingest: Any, alerts: list[Any]) -> tuple[Any, Any]:
+    """Personal data in the snapshot, and its schema against the one the champion was trained on."""
     personal_data = CheckPersonalDataOperator(
         task_id="check_personal_data", snapshot_uri=ingest.output["uri"], notifiers=alerts
     )
@@ -227,6 +261,11 @@ def pipeline_tasks(pipeline: Any) -> None:
         snapshot_uri=ingest.output["uri"],
         notifiers=alerts,
     )
+    return personal_data, source_schema
+
+
+def training_checks(pipeline: Any, train: Any, alerts: list[Any]) -> tuple[Any, Any, Any]:
+    """The training run's numerical stability, feature importance and training time."""
     training_stability = CheckNumericalStabilityOperator(
         task_id="check_training_stability", training_run_id=train.output["run_id"], notifiers=alerts
     )
@@ -235,7 +274,7 @@ def pipeline_tasks(pipeline: Any) -> None:
     )
     training_time = CheckPerformanceOperator(
         task_id="record_training_time",
-        pipeline=name,
+        pipeline=pipeline.name,
         metric="training_seconds",
         receipt=train.output,  # the whole receipt: multiple_outputs pushes it as return_value too
         value_path="seconds",
@@ -243,6 +282,11 @@ def pipeline_tasks(pipeline: Any) -> None:
         max_drop="1.0",  # alert at twice the trailing median training time
         notifiers=alerts,
     )
+    return training_stability, feature_importance, training_time
+
+
+def model_version_checks(pipeline: Any, register: Any, alerts: list[Any]) -> tuple[Any, Any]:
+    """The registered version's training/serving skew and its spec's provenance."""
     serving_skew = CheckTrainingServingSkewOperator(
         task_id="check_serving_skew",
         model_name=pipeline.model_name,
@@ -258,16 +302,25 @@ def pipeline_tasks(pipeline: Any) -> None:
         review=pipeline.spec_review,
         notifiers=alerts,
     )
-    feature_cost = CheckFeatureCostOperator(
+    return serving_skew, spec_provenance
+
+
+def feature_cost_task(pipeline: Any, train: Any, alerts: list[Any]) -> Any:
+    """What each feature costs the trained model, against its importance (the pipeline file's settings)."""
+    return CheckFeatureCostOperator(
         task_id="check_feature_cost",
         run_id=train.output["run_id"],
         notifiers=alerts,
         **{key: str(value) for key, value in pipeline.feature_cost.items()},
     )
+
+
+def reproducibility_tasks(pipeline: Any, register: Any, alerts: list[Any]) -> tuple[Any, Any]:
+    """Retrain the promoted version on its snapshot and compare, when the pipeline file or the form asks."""
     wanted = BranchOnFunctionOperator(
         task_id="reproducibility_wanted",
         python_callable=reproducibility_wanted,
-        op_kwargs={"group": name, "enabled": pipeline.check_reproducibility},
+        op_kwargs={"group": pipeline.name, "enabled": pipeline.check_reproducibility},
     )
     reproducibility = CheckReproducibilityOperator(
         task_id="check_reproducibility",
@@ -275,11 +328,7 @@ def pipeline_tasks(pipeline: Any) -> None:
         model_version=register.output["version"],  # the version this run promoted
         notifiers=alerts,
     )
-    ingest >> personal_data >> validate >> source_schema >> check_new >> train
-    train >> training_stability >> gate >> route >> [approve, register]
-    train >> [feature_importance, training_time, feature_cost]
-    approve >> register >> serving_skew >> promote >> wanted >> reproducibility
-    register >> spec_provenance >> promote
+    return wanted, reproducibility
 
 
 assets = None

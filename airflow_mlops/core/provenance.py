@@ -13,17 +13,15 @@ spec a model was trained on *is* the submitted one, and say so with the model:
   and unchanged is ``ok``; a modified, untracked or unknown one is a finding whose severity the
   pipeline file's ``monitoring.spec_review`` chooses (``require``: alert, ``warn``: warn, ``off``: ok).
 
-Git is asked through its command line, each call bounded by a timeout: git missing, a folder that is
-not a repository, a repository git refuses to read (another owner) or a slow disk all give the state
-``unknown`` with the reason, never an error that would stop a training.
+Git is asked through its command line (:mod:`airflow_mlops.core.git`), each call bounded by a timeout:
+git missing, a folder that is not a repository, a repository git refuses to read (another owner) or a
+slow disk all give the state ``unknown`` with the reason, never an error that would stop a training.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,11 +29,11 @@ from typing import Any, Literal
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
-from airflow_mlops.core.monitoring.checks import Finding, Severity
-from airflow_mlops.core.pipeline.file import ReviewMode, parse_review
+from airflow_mlops.core.git import GIT_TIMEOUT_SECONDS, GitUnanswered, run_git
+from airflow_mlops.core.monitoring import Finding, Severity
+from airflow_mlops.core.pipeline import ReviewMode, parse_review
 
 SpecState = Literal["clean", "modified", "untracked", "unknown"]
-GIT_TIMEOUT_SECONDS = 5.0
 _SEVERITY: dict[ReviewMode, Severity] = {"require": "alert", "warn": "warn", "off": "ok"}
 
 
@@ -126,10 +124,6 @@ class GitFacts:
     toplevel: str | None = None
 
 
-class _GitUnanswered(Exception):
-    """Git could not be asked (missing, timed out): the state is unknown."""
-
-
 def spec_provenance(
     spec: Mapping[str, Any] | str | Path,
     *,
@@ -143,19 +137,7 @@ def spec_provenance(
     :raises SourceNotFoundError: the spec file does not exist.
     :raises SpecError: the spec file cannot be read.
     """
-    if isinstance(spec, Mapping):
-        content = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
-        kind: Literal["file", "mapping"] = "mapping"
-        file = Path(defined_in).resolve() if defined_in else None
-    else:
-        file = Path(str(spec).strip()).resolve()
-        try:
-            content = file.read_bytes()
-        except FileNotFoundError as exc:
-            raise SourceNotFoundError(f"The spec file {str(file)!r} does not exist.") from exc
-        except OSError as exc:
-            raise SpecError(f"The spec file {str(file)!r} cannot be read: {exc}.") from exc
-        kind = "file"
+    content, kind, file = _spec_content(spec, defined_in)
     sha256 = hashlib.sha256(content).hexdigest()
     if file is None:
         facts = GitFacts("unknown", note="the spec was given as a mapping from no known file")
@@ -164,20 +146,10 @@ def spec_provenance(
     else:
         facts = git_facts(file, timeout=timeout)
     state_by: Literal["git", "bundle"] | None = "git" if facts.state != "unknown" else None
-    if file is not None and bundle is not None and bundle.version and bundle.root:
-        inside = _relative(file, Path(bundle.root))
-        # A versioned bundle checks out exactly the files of that version (GitDagBundle: a commit of the
-        # tracked branch) and, by default, removes the checkout's .git folder: git then knows nothing,
-        # or answers for some repository around the bundle's folder, which says nothing of this file.
-        own_repository = facts.toplevel is not None and _relative(Path(facts.toplevel), Path(bundle.root)) is not None
-        if inside is not None and not own_repository:
-            facts = GitFacts(
-                "clean",
-                commit=bundle.version,
-                repo_path=inside,
-                note=f"from version {bundle.version} of the DAG bundle {bundle.name!r}",
-            )
-            state_by = "bundle"
+    if file is not None and bundle is not None:
+        from_bundle = _bundle_facts(file, bundle)
+        if from_bundle is not None and not _own_repository(facts, bundle):
+            facts, state_by = from_bundle, "bundle"
     return SpecProvenance(
         kind=kind,
         source=str(file) if file is not None else None,
@@ -194,12 +166,53 @@ def spec_provenance(
     )
 
 
+def _spec_content(
+    spec: Mapping[str, Any] | str | Path, defined_in: str | Path | None
+) -> tuple[bytes, Literal["file", "mapping"], Path | None]:
+    """The bytes a spec's sha256 is taken of, its kind, and the file it was read from or written in.
+
+    :raises SourceNotFoundError: the spec file does not exist.
+    :raises SpecError: the spec file cannot be read.
+    """
+    if isinstance(spec, Mapping):
+        content = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+        return content, "mapping", Path(defined_in).resolve() if defined_in else None
+    file = Path(str(spec).strip()).resolve()
+    try:
+        return file.read_bytes(), "file", file
+    except FileNotFoundError as exc:
+        raise SourceNotFoundError(f"The spec file {str(file)!r} does not exist.") from exc
+    except OSError as exc:
+        raise SpecError(f"The spec file {str(file)!r} cannot be read: {exc}.") from exc
+
+
+def _bundle_facts(file: Path, bundle: Bundle) -> GitFacts | None:
+    """The facts a versioned DAG bundle gives about ``file`` (None: not versioned, or not inside it)."""
+    if not (bundle.version and bundle.root):
+        return None
+    inside = _relative(file, Path(bundle.root))
+    if inside is None:
+        return None
+    note = f"from version {bundle.version} of the DAG bundle {bundle.name!r}"
+    return GitFacts("clean", commit=bundle.version, repo_path=inside, note=note)
+
+
+def _own_repository(facts: GitFacts, bundle: Bundle) -> bool:
+    """Whether git answered for a repository inside the bundle's folder, which then speaks for the file.
+
+    A versioned bundle checks out exactly the files of that version (GitDagBundle: a commit of the
+    tracked branch) and, by default, removes the checkout's .git folder: git then knows nothing, or
+    answers for some repository around the bundle's folder, which says nothing of this file.
+    """
+    return facts.toplevel is not None and _relative(Path(facts.toplevel), Path(bundle.root or "")) is not None
+
+
 def git_facts(file: str | Path, *, timeout: float = GIT_TIMEOUT_SECONDS) -> GitFacts:
     """Ask git about ``file``: ``clean`` (tracked, identical to HEAD), ``modified`` (tracked, but the working
     copy or the index differs from HEAD, or nothing is committed yet), ``untracked`` or ``unknown``."""
     path = Path(file).resolve()
     try:
-        code, top, error = _git(path.parent, timeout, "rev-parse", "--show-toplevel")
+        code, top, error = run_git(path.parent, timeout, "rev-parse", "--show-toplevel")
         if code != 0 or not top:
             return GitFacts("unknown", note=_no_work_tree(path.parent, error))
         toplevel = Path(top).resolve()
@@ -207,24 +220,24 @@ def git_facts(file: str | Path, *, timeout: float = GIT_TIMEOUT_SECONDS) -> GitF
         if relative is None:
             return GitFacts("unknown", note=f"{str(path)!r} lies outside its work tree {str(toplevel)!r}")
         top_text = str(toplevel)
-        code, head, _ = _git(toplevel, timeout, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+        code, head, _ = run_git(toplevel, timeout, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
         commit = head if code == 0 and head else None
-        tracked = _git(toplevel, timeout, "ls-files", "--error-unmatch", "--", relative)[0] == 0
+        tracked = run_git(toplevel, timeout, "ls-files", "--error-unmatch", "--", relative)[0] == 0
         if not tracked:
-            ignored = _git(toplevel, timeout, "check-ignore", "--quiet", "--", relative)[0] == 0
+            ignored = run_git(toplevel, timeout, "check-ignore", "--quiet", "--", relative)[0] == 0
             note = "not tracked by git" + (" (ignored by .gitignore)" if ignored else "")
             return GitFacts("untracked", commit, relative, tracked=False, note=note, toplevel=top_text)
         if commit is None:
             return GitFacts("modified", None, relative, True, True, "the repository has no commit yet", top_text)
-        code, _, error = _git(toplevel, timeout, "diff", "--quiet", "HEAD", "--", relative)
+        code, _, error = run_git(toplevel, timeout, "diff", "--quiet", "HEAD", "--", relative)
         if code == 0:
             return GitFacts("clean", commit, relative, True, False, toplevel=top_text)
         if code == 1:
-            in_head = _git(toplevel, timeout, "cat-file", "-e", f"{commit}:{relative}")[0] == 0
+            in_head = run_git(toplevel, timeout, "cat-file", "-e", f"{commit}:{relative}")[0] == 0
             note = "differs from HEAD" if in_head else "staged, not in any commit yet"
             return GitFacts("modified", commit, relative, True, True, note, top_text)
         return GitFacts("unknown", commit, relative, True, None, f"git diff failed: {_first_line(error)}", top_text)
-    except _GitUnanswered as exc:
+    except GitUnanswered as exc:
         return GitFacts("unknown", note=str(exc))
 
 
@@ -264,27 +277,6 @@ def check_spec_provenance(provenance: SpecProvenance | None, review: str) -> Fin
 
 def _prefixed(mode: ReviewMode, message: str) -> str:
     return f"Not judged (spec_review: off): {message}" if mode == "off" else message
-
-
-def _git(folder: Path, timeout: float, *args: str) -> tuple[int, str, str]:
-    """Run one git command in ``folder``: (exit code, stdout, stderr), stripped."""
-    # Paths are taken literally (a file named "*.yaml" is not a glob); check-ignore takes plain paths
-    # and refuses that option.
-    literal = [] if args[0] == "check-ignore" else ["--literal-pathspecs"]
-    command = ["git", "--no-optional-locks", *literal, "-C", str(folder), *args]
-    # No prompt for credentials, no lock files in someone else's repository, messages in English.
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, check=False, env=env, stdin=subprocess.DEVNULL
-        )
-    except FileNotFoundError as exc:
-        raise _GitUnanswered("git is not installed (no 'git' on PATH)") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise _GitUnanswered(f"'git {args[0]}' did not answer within {timeout:g} s") from exc
-    except OSError as exc:
-        raise _GitUnanswered(f"git could not be run: {exc}") from exc
-    return done.returncode, done.stdout.strip(), done.stderr.strip()
 
 
 def _relative(path: Path, root: Path) -> str | None:

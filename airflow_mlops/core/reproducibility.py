@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import DataError, SourceNotFoundError, SpecError
-from airflow_mlops.core.monitoring.checks import Finding
+from airflow_mlops.core.monitoring import Finding
 from airflow_mlops.core.storage import StorageRoot
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from airflow_mlops.core.monitoring.facts import ModelVersionFacts
+    from airflow_mlops.core.monitoring import ModelVersionFacts
     from airflow_mlops.core.serving import ServingModel
 
 DEFAULT_SKEW_TOLERANCE = 1e-4
@@ -56,9 +56,29 @@ def check_training_serving_skew(
     :param max_rows: score only the first ``max_rows`` rows (all when None).
     :raises DataError: the reference lacks a feature or prediction column.
     """
-    import numpy as np
-    import pandas as pd
+    rows = _reference_rows(reference, model, max_rows)
+    served = _serve(rows, model)
+    details: dict[str, Any] = {**_identity(model), "rows": len(rows), "tolerance": tolerance}
+    if model.spec.is_classifier:
+        measured, bad, summary = _classifier_skew(rows, served, model, tolerance)
+    else:
+        measured, bad, summary = _regression_skew(rows, served, tolerance)
+    details.update(measured)
+    if bad:
+        message = (
+            f"Training/serving skew on {len(rows)} training rows of {model.name!r} v{model.version}: {summary} "
+            f"(tolerance {tolerance:g})."
+        )
+        return Finding("training_serving_skew", "alert", message, details)
+    message = f"Serving path matches training on {len(rows)} rows of {model.name!r} v{model.version}: {summary}."
+    return Finding("training_serving_skew", "ok", message, details)
 
+
+def _reference_rows(reference: pd.DataFrame, model: ServingModel, max_rows: int | None) -> pd.DataFrame:
+    """The reference rows to score (the first ``max_rows``), once they are known to hold every column.
+
+    :raises DataError: the reference lacks a feature or prediction column, or has no rows.
+    """
     expected_columns = _reference_columns(model)
     missing = [c for c in (*model.spec.feature_columns, *expected_columns) if c not in reference.columns]
     if missing:
@@ -69,6 +89,13 @@ def check_training_serving_skew(
     rows = reference if max_rows is None else reference.head(max_rows)
     if rows.empty:
         raise DataError(f"The reference sample of model {model.name!r} v{model.version} has no rows.")
+    return rows
+
+
+def _serve(rows: pd.DataFrame, model: ServingModel) -> pd.DataFrame:
+    """``rows`` scored by :func:`~airflow_mlops.core.scoring.run.score_partition` in a scratch folder."""
+    import pandas as pd
+
     from airflow_mlops.core.scoring import ScoringSpec, score_partition
     from airflow_mlops.core.training import parquet_bytes
 
@@ -85,39 +112,40 @@ def check_training_serving_skew(
             serving_log_rows=0,
         )
         result = score_partition(root, spec, model)
-        served = pd.read_parquet(result.output_uri)
-    details: dict[str, Any] = {**_identity(model), "rows": len(rows), "tolerance": tolerance}
-    if model.spec.is_classifier:
-        trained = rows[model.spec.probability_columns].to_numpy(dtype=np.float64)
-        scored = served[model.spec.probability_columns].to_numpy(dtype=np.float64)
-        gap = float(np.max(np.abs(trained - scored)))
-        # A label may flip where the two top classes tie within float32 rounding: not skew.
-        top = np.sort(trained, axis=1)
-        decided = (top[:, -1] - top[:, -2]) > 2 * tolerance
-        differs = (
-            served[contracts.PREDICTION_COLUMN].astype(str).to_numpy()
-            != rows[contracts.PREDICTION_COLUMN].astype(str).to_numpy()
-        )
-        flips = int((differs & decided).sum())
-        details.update(max_abs_probability_difference=gap, label_mismatches=flips)
-        bad = gap > tolerance or flips > 0
-        summary = f"max |probability difference| {gap:.3g}, {flips} label mismatch(es)"
-    else:
-        trained = rows[contracts.PREDICTION_COLUMN].to_numpy(dtype=np.float64)
-        scored = served[contracts.PREDICTION_COLUMN].to_numpy(dtype=np.float64)
-        scale = max(1.0, float(np.max(np.abs(trained))))
-        gap = float(np.max(np.abs(trained - scored)) / scale)
-        details.update(max_relative_difference=gap)
-        bad = not math.isfinite(gap) or gap > tolerance
-        summary = f"max relative difference {gap:.3g}"
-    if bad:
-        message = (
-            f"Training/serving skew on {len(rows)} training rows of {model.name!r} v{model.version}: {summary} "
-            f"(tolerance {tolerance:g})."
-        )
-        return Finding("training_serving_skew", "alert", message, details)
-    message = f"Serving path matches training on {len(rows)} rows of {model.name!r} v{model.version}: {summary}."
-    return Finding("training_serving_skew", "ok", message, details)
+        return pd.read_parquet(result.output_uri)
+
+
+def _classifier_skew(
+    rows: pd.DataFrame, served: pd.DataFrame, model: ServingModel, tolerance: float
+) -> tuple[dict[str, Any], bool, str]:
+    """A classifier's largest probability difference and label flips: (details, skewed, summary)."""
+    import numpy as np
+
+    trained = rows[model.spec.probability_columns].to_numpy(dtype=np.float64)
+    scored = served[model.spec.probability_columns].to_numpy(dtype=np.float64)
+    gap = float(np.max(np.abs(trained - scored)))
+    # A label may flip where the two top classes tie within float32 rounding: not skew.
+    top = np.sort(trained, axis=1)
+    decided = (top[:, -1] - top[:, -2]) > 2 * tolerance
+    differs = (
+        served[contracts.PREDICTION_COLUMN].astype(str).to_numpy()
+        != rows[contracts.PREDICTION_COLUMN].astype(str).to_numpy()
+    )
+    flips = int((differs & decided).sum())
+    details = {"max_abs_probability_difference": gap, "label_mismatches": flips}
+    return details, gap > tolerance or flips > 0, f"max |probability difference| {gap:.3g}, {flips} label mismatch(es)"
+
+
+def _regression_skew(rows: pd.DataFrame, served: pd.DataFrame, tolerance: float) -> tuple[dict[str, Any], bool, str]:
+    """A regressor's largest difference relative to the scale of its values: (details, skewed, summary)."""
+    import numpy as np
+
+    trained = rows[contracts.PREDICTION_COLUMN].to_numpy(dtype=np.float64)
+    scored = served[contracts.PREDICTION_COLUMN].to_numpy(dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(trained))))
+    gap = float(np.max(np.abs(trained - scored)) / scale)
+    bad = not math.isfinite(gap) or gap > tolerance
+    return {"max_relative_difference": gap}, bad, f"max relative difference {gap:.3g}"
 
 
 def _identity(model: ServingModel) -> dict[str, Any]:

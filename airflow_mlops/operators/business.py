@@ -71,7 +71,7 @@ class CheckProxyCorrelationOperator(MonitoringOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.monitoring import facts as reg
+        from airflow_mlops.core import monitoring as reg
         from airflow_mlops.core.pipeline import business
 
         client = self.mlflow_client

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class CheckFeatureCostOperator(MonitoringOperator):
-    """Warn when a feature of a training run costs more than it brings (see ``core/feature_cost.py``).
+    """Warn when a feature of a training run costs more than it brings (see ``core/feature_cost/``).
 
     Measures each feature's share of the run's ONNX model (tree nodes splitting on it, bytes) and of the
     serving time (coercion into the feed and graph nodes, per 1,000 rows of the run's reference sample),
@@ -64,7 +64,7 @@ class CheckFeatureCostOperator(MonitoringOperator):
 
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import feature_cost as fc
-        from airflow_mlops.core.monitoring.facts import run_feature_importance
+        from airflow_mlops.core.monitoring import run_feature_importance
         from airflow_mlops.core.params import parse_flag, parse_number
 
         policy = fc.CostPolicy.from_mapping(

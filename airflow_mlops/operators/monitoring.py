@@ -5,7 +5,7 @@ The other monitoring operators build on :class:`MonitoringOperator`: staleness a
 importance and personal data in :mod:`~airflow_mlops.operators.monitoring_data`; training/serving
 skew and reproducibility in :mod:`~airflow_mlops.operators.reproducibility`.
 
-Each runs one check of :mod:`airflow_mlops.core.monitoring.checks` and returns its finding
+Each runs one check of :mod:`airflow_mlops.core.monitoring` and returns its finding
 (``{"check", "severity", "message", "details"}``). A finding that is not ``ok`` is sent to every
 notifier in ``notifiers`` (for instance :class:`~airflow_mlops.notifiers.webhook.WebhookNotifier`),
 with the finding in the context under ``mlops_alert``. Where the check is blocking (``fail_on``), the
@@ -117,8 +117,8 @@ class CheckNumericalStabilityOperator(MonitoringOperator):
         self.aws_conn_id = aws_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import monitoring as m
         from airflow_mlops.core.errors import SpecError
-        from airflow_mlops.core.monitoring import checks as m
 
         if not (self.predictions_uri or self.features_uri or self.training_run_id):
             raise SpecError(
@@ -220,8 +220,8 @@ class CheckPerformanceOperator(MonitoringOperator):
     def run_check(self, context: Context) -> dict[str, Any]:
         import json
 
-        from airflow_mlops.core.monitoring import checks as m
-        from airflow_mlops.core.monitoring import facts as reg
+        from airflow_mlops.core import monitoring as m
+        from airflow_mlops.core import monitoring as reg
         from airflow_mlops.core.params import parse_flag, parse_number
 
         receipt = json.loads(self.receipt) if isinstance(self.receipt, str) else dict(self.receipt)

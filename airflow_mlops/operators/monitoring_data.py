@@ -45,9 +45,9 @@ class CheckModelDependenciesOperator(MonitoringOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import monitoring as m
         from airflow_mlops.core.errors import ArtifactError
-        from airflow_mlops.core.monitoring import checks as m
-        from airflow_mlops.core.monitoring.facts import model_version_facts
+        from airflow_mlops.core.monitoring import model_version_facts
 
         facts = model_version_facts(self.mlflow_client, self.model_name, alias=self.alias, version=self.model_version)
         recorded = facts.spec.get("trained_with")
@@ -102,10 +102,10 @@ class CheckSourceSchemaOperator(MonitoringOperator):
         self.aws_conn_id = aws_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import monitoring as m
         from airflow_mlops.core import registry
         from airflow_mlops.core.errors import SourceNotFoundError
-        from airflow_mlops.core.monitoring import checks as m
-        from airflow_mlops.core.monitoring.facts import model_version_facts, parquet_schema
+        from airflow_mlops.core.monitoring import model_version_facts, parquet_schema
 
         root = self.storage
         client = self.mlflow_client
@@ -148,8 +148,8 @@ class CheckFeatureImportanceOperator(MonitoringOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.monitoring import checks as m
-        from airflow_mlops.core.monitoring.facts import run_feature_importance
+        from airflow_mlops.core import monitoring as m
+        from airflow_mlops.core.monitoring import run_feature_importance
 
         importance = run_feature_importance(self.mlflow_client, self.run_id)
         finding = m.check_feature_importance(
@@ -188,8 +188,8 @@ class CheckPersonalDataOperator(MonitoringOperator):
         self.aws_conn_id = aws_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.monitoring import checks as m
-        from airflow_mlops.core.monitoring.facts import read_text_columns
+        from airflow_mlops.core import monitoring as m
+        from airflow_mlops.core.monitoring import read_text_columns
         from airflow_mlops.core.params import parse_number
 
         root = self.storage

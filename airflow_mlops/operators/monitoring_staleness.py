@@ -69,8 +69,8 @@ class CheckModelStalenessOperator(MonitoringOperator):
         self.aws_conn_id = aws_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.monitoring import checks as m
-        from airflow_mlops.core.monitoring.facts import model_version_facts, snapshot_watermark
+        from airflow_mlops.core import monitoring as m
+        from airflow_mlops.core.monitoring import model_version_facts, snapshot_watermark
         from airflow_mlops.core.params import parse_flag
 
         facts = model_version_facts(self.mlflow_client, self.model_name, alias=self.alias)
@@ -140,8 +140,8 @@ class MeasureStalenessImpactOperator(MonitoringOperator):
         self.aws_conn_id = aws_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.monitoring import checks as m
-        from airflow_mlops.core.monitoring import facts as reg
+        from airflow_mlops.core import monitoring as m
+        from airflow_mlops.core import monitoring as reg
         from airflow_mlops.core.params import parse_number
 
         client = self.mlflow_client

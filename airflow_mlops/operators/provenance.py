@@ -52,7 +52,7 @@ class CheckSpecProvenanceOperator(MonitoringOperator):
 
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.errors import SpecError
-        from airflow_mlops.core.pipeline.file import parse_review
+        from airflow_mlops.core.pipeline import parse_review
         from airflow_mlops.core.provenance import SpecProvenance, check_spec_provenance
 
         review = parse_review(self.review, "The 'review' argument")

@@ -115,7 +115,7 @@ class CheckReproducibilityOperator(MonitoringOperator):
 
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.errors import IntegrityError
-        from airflow_mlops.core.monitoring.facts import model_version_facts
+        from airflow_mlops.core.monitoring import model_version_facts
         from airflow_mlops.core.params import parse_flag, parse_number
         from airflow_mlops.core.reproducibility import check_reproducibility
         from airflow_mlops.exceptions import DataValidationFailed

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -237,18 +234,6 @@ def lineage_tags(context: Context) -> dict[str, str]:
 
 def git_sha(folder: Path) -> str | None:
     """Commit of the git checkout holding ``folder`` (the DAG code), or None when it is not one."""
-    if not folder.is_dir():
-        return None
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    sha = result.stdout.strip()
-    return sha if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", sha) else None
+    from airflow_mlops.core.git import head_commit
+
+    return head_commit(folder)

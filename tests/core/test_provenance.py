@@ -13,7 +13,7 @@ import pytest
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
-from airflow_mlops.core.pipeline.file import parse_review
+from airflow_mlops.core.pipeline import parse_review
 from airflow_mlops.core.provenance import (
     Bundle,
     SpecProvenance,

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import DataError, IntegrityError, SpecError
-from airflow_mlops.core.monitoring.facts import model_version_facts
+from airflow_mlops.core.monitoring import model_version_facts
 from airflow_mlops.core.reproducibility import (
     check_reproducibility,
     check_training_serving_skew,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from airflow_mlops.core.pipeline.file import discover
+from airflow_mlops.core.pipeline import discover
 from tests.support import data
 from tests.support.project import copy_project, pipeline_file
 

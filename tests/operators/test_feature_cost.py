@@ -17,7 +17,7 @@ from airflow_mlops.core.training import TrainingSpec, parquet_bytes, run_trainin
 from airflow_mlops.exceptions import MlopsVerdictFailure
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.feature_cost import CheckFeatureCostOperator
-from tests.core.test_feature_cost import shipped_spec, with_tailnum
+from tests.core.feature_cost.support import shipped_spec, with_tailnum
 from tests.notifiers.test_webhook import Receiver
 from tests.operators.monitoring_support import env_for, small_spec, task_context
 from tests.support.data import flights

@@ -1,7 +1,8 @@
 """What the monitoring checks read from MLflow and storage: a model version's facts, a snapshot's
 schema, a prediction file's columns, and the time series of a performance metric.
 
-Kept apart from :mod:`airflow_mlops.core.monitoring.checks` so that the rules there stay pure functions.
+Kept apart from the checks (:mod:`~airflow_mlops.core.monitoring.model`, ``data``, ``serving``) so that
+the rules there stay pure functions.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from airflow_mlops.core.storage import StorageRoot
 if TYPE_CHECKING:
     import numpy as np
 
-    from airflow_mlops.core.pipeline.business import BusinessMetric, LabelledBatch
+    from airflow_mlops.core.pipeline import BusinessMetric, LabelledBatch
 
 TAG_MONITORING_OF = contracts.TAG_MONITORING_OF
 TAG_MONITORING = contracts.TAG_MONITORING
@@ -329,7 +330,7 @@ def labelled_batches(client: Any, model_name: str, metric: str, business: Busine
     served ``quality.<metric>`` and ``business.<name>`` at the batch's step on the version's monitoring
     run, with that version's training-time ``test_<metric>``. Batches without the business metric (served
     before it was declared) are left out."""
-    from airflow_mlops.core.pipeline.business import LabelledBatch
+    from airflow_mlops.core.pipeline import LabelledBatch
 
     runs: dict[str, Any] = {}
     for found in client.search_model_versions(f"name = '{model_name}'"):

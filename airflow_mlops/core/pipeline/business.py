@@ -19,7 +19,7 @@ Two kinds of metric, both a cost (lower is better; a negative cost is a gain) pe
 - regression, a **cost per unit of error**: ``under`` for each unit predicted below the truth,
   ``over`` for each unit above it.
 
-Everything here is pure: numbers in, numbers or a :class:`~airflow_mlops.core.monitoring.checks.Finding` out.
+Everything here is pure: numbers in, numbers or a :class:`~airflow_mlops.core.monitoring.findings.Finding` out.
 Parsing is cheap (the standard library only), because DAG files read pipeline files when they parse.
 """
 
@@ -37,7 +37,7 @@ from airflow_mlops.core.params import parse_number
 if TYPE_CHECKING:
     import numpy as np
 
-    from airflow_mlops.core.monitoring.checks import Finding
+    from airflow_mlops.core.monitoring import Finding
 
 SERIES_PREFIX = "business."  # on the monitoring run of a served version, per labelled batch
 TRAINING_PREFIX = "test_"  # on the training run, computed on the test split
@@ -307,8 +307,6 @@ def proxy_correlation(
     An alert when a judged correlation is below ``min_correlation``: the proxy no longer tells the
     business how the model is doing. A side whose values are all equal cannot be ranked: not judged.
     """
-    from airflow_mlops.core.monitoring.checks import Finding
-
     usable = sorted((b for b in batches if math.isfinite(b.business)), key=lambda b: b.step)[-check.window :]
     sign = 1.0 if higher_is_better else -1.0
     details: dict[str, Any] = {
@@ -322,24 +320,59 @@ def proxy_correlation(
     judged: dict[str, float] = {}
     notes: list[str] = []
     for side, needs_models in (("served", 1), ("offline", check.min_models)):
-        pairs = [(getattr(b, side), b.business, b.version) for b in usable]
-        pairs = [(p, c, v) for p, c, v in pairs if p is not None and math.isfinite(p)]
-        models = len({v for _, _, v in pairs})
-        rho = spearman([sign * p for p, _, _ in pairs], [-c for _, c, _ in pairs]) if pairs else None
-        details[side] = {"batches": len(pairs), "models": models, "spearman": rho}
-        if len(pairs) < check.min_batches:
-            notes.append(f"{side}: {len(pairs)} labelled batch(es), {check.min_batches} needed")
-        elif models < needs_models:
-            notes.append(f"{side}: {models} model(s) served, {needs_models} needed")
-        elif rho is None:
-            notes.append(f"{side}: the {metric} or {business} values are all equal, nothing to rank")
-        else:
+        details[side], rho, note = _rank_side(
+            usable, side, needs_models=needs_models, sign=sign, check=check, metric=metric, business=business
+        )
+        if note is not None:
+            notes.append(note)
+        elif rho is not None:
             judged[side] = rho
     details["judged"] = judged
+    return _proxy_finding(judged, notes, details, metric=metric, business=business, check=check)
+
+
+def _rank_side(
+    usable: Sequence[LabelledBatch],
+    side: str,
+    *,
+    needs_models: int,
+    sign: float,
+    check: ProxyCheck,
+    metric: str,
+    business: str,
+) -> tuple[dict[str, Any], float | None, str | None]:
+    """One side (``served`` or ``offline``) of :func:`proxy_correlation`: its summary, its rank
+    correlation, and a note saying why it cannot be judged (None when it can)."""
+    pairs = [(getattr(b, side), b.business, b.version) for b in usable]
+    pairs = [(p, c, v) for p, c, v in pairs if p is not None and math.isfinite(p)]
+    models = len({v for _, _, v in pairs})
+    rho = spearman([sign * p for p, _, _ in pairs], [-c for _, c, _ in pairs]) if pairs else None
+    summary = {"batches": len(pairs), "models": models, "spearman": rho}
+    if len(pairs) < check.min_batches:
+        return summary, rho, f"{side}: {len(pairs)} labelled batch(es), {check.min_batches} needed"
+    if models < needs_models:
+        return summary, rho, f"{side}: {models} model(s) served, {needs_models} needed"
+    if rho is None:
+        return summary, rho, f"{side}: the {metric} or {business} values are all equal, nothing to rank"
+    return summary, rho, None
+
+
+def _proxy_finding(
+    judged: Mapping[str, float],
+    notes: Sequence[str],
+    details: dict[str, Any],
+    *,
+    metric: str,
+    business: str,
+    check: ProxyCheck,
+) -> Finding:
+    """The verdict of :func:`proxy_correlation` from its judged sides and the notes on the others."""
+    from airflow_mlops.core.monitoring import Finding
+
     weak = {side: rho for side, rho in judged.items() if rho < check.min_correlation}
     text = "; ".join(
         [f"{side} {metric} vs {business}: Spearman {rho:+.2f} over {details[side]['batches']} batches"
-         for side, rho in judged.items()] + notes
+         for side, rho in judged.items()] + list(notes)
     )  # fmt: skip
     if weak:
         listed = ", ".join(f"{side} {rho:+.2f}" for side, rho in weak.items())

@@ -29,7 +29,7 @@ is a new file, not new code::
       retrain_when_stale: true           # a stale champion emits the drift asset: retrain
       reproducibility: false             # retrain every new champion to check it reproduces
       spec_review: warn                  # a spec not committed unchanged: require (block) | warn | off
-      feature_cost: {max_cost_ratio: 3}  # CheckFeatureCostOperator's settings (core/feature_cost.py)
+      feature_cost: {max_cost_ratio: 3}  # CheckFeatureCostOperator's settings (core/feature_cost/)
     feature_requirements:                # never features, each with its reason (core/pipeline/requirements.py)
       forbidden: {dep_delay: known only after departure}
       forbidden_patterns: {"^(dep|arr)_": actual times are known only after the flight}

@@ -18,7 +18,7 @@ serving side will not have, personal data. The pipeline file declares them in it
 ``serving_columns`` is ``suite`` (the columns the pipeline's ``validation.suite`` names: every serving
 batch is validated against it, so a column it names is there at serving) or an explicit list.
 ``personal_data`` (true by default) runs the personal-data detector of
-:func:`~airflow_mlops.core.monitoring.checks.check_personal_data` on the feature columns of every training
+:func:`~airflow_mlops.core.monitoring.data.check_personal_data` on the feature columns of every training
 snapshot, with no column allowed: a column reviewed for the snapshot (``allow_columns``) may still not
 be a feature.
 
@@ -156,7 +156,7 @@ class FeatureRequirements:
         """Feature columns (name -> sample values; text values are inspected) that look like personal data."""
         if not self.personal_data:
             return []
-        from airflow_mlops.core.monitoring.checks import check_personal_data
+        from airflow_mlops.core.monitoring import check_personal_data
 
         finding = check_personal_data(columns, min_share=min_share)
         found = []

@@ -129,7 +129,7 @@ def read_row(
 
     import pyarrow.parquet as pq
 
-    from airflow_mlops.core.monitoring.facts import locate
+    from airflow_mlops.core.monitoring import locate
 
     if (row in (None, "", {})) == (not input_uri):
         raise SpecError("Give either 'row' (a mapping of column to value) or 'input_uri' with 'row_index'.")

@@ -10,8 +10,14 @@ import pytest
 import yaml
 
 from airflow_mlops.core.errors import SpecError
-from airflow_mlops.core.pipeline.business import BusinessMetric, LabelledBatch, ProxyCheck, proxy_correlation, spearman
-from airflow_mlops.core.pipeline.file import PipelineFile
+from airflow_mlops.core.pipeline import (
+    BusinessMetric,
+    LabelledBatch,
+    PipelineFile,
+    ProxyCheck,
+    proxy_correlation,
+    spearman,
+)
 from tests.support.data import flights
 
 REPO = Path(__file__).resolve().parents[3]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
-from airflow_mlops.core.pipeline.file import PipelineFile, discover, pipeline_of_asset_uri
+from airflow_mlops.core.pipeline import PipelineFile, discover, pipeline_of_asset_uri
 
 REPO = Path(__file__).resolve().parents[3]
 FOLDER = REPO / "include" / "pipelines"

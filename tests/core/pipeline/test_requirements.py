@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
-from airflow_mlops.core.pipeline.file import PipelineFile, discover
-from airflow_mlops.core.pipeline.requirements import FeatureRequirements, suite_columns
+from airflow_mlops.core.pipeline import FeatureRequirements, PipelineFile, discover, suite_columns
 from airflow_mlops.core.storage import StorageRoot
 from airflow_mlops.core.training import feature_samples, parquet_bytes, run_training
 from airflow_mlops.core.training.spec import TrainingSpec

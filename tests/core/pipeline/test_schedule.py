@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from airflow_mlops.core.errors import SpecError
-from airflow_mlops.core.pipeline.file import PipelineFile
-from airflow_mlops.core.pipeline.schedule import ServingSchedule, batch_dags, parse_schedule
+from airflow_mlops.core.pipeline import PipelineFile, ServingSchedule, batch_dags, parse_schedule
 
 REPO = Path(__file__).resolve().parents[3]
 WHERE = "include/pipelines/p.yaml: serving.schedule"
