@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from airflow_mlops.core.feature_cost import measure_feature_cost
-from airflow_mlops.core.training.run import TrainingResult, TrainingSpec, parquet_bytes, train_model
+from airflow_mlops.core.training import TrainingResult, TrainingSpec, parquet_bytes, train_model
 from tests.operators.monitoring_support import REPO, small_spec
 from tests.support.data import flights
 
