@@ -49,7 +49,6 @@ def expected_calibration_error(
         return float("nan")
     edges = np.linspace(0.0, 1.0, bins + 1)
     index = np.searchsorted(edges[1:-1], predicted)
-    weight_per_bin = np.bincount(index, weights=w, minlength=bins)
     predicted_per_bin = np.bincount(index, weights=w * predicted, minlength=bins)
     observed_per_bin = np.bincount(index, weights=w * observed, minlength=bins)
     # sum over bins of (bin weight / total) * |mean predicted - mean observed|; the bin weights cancel

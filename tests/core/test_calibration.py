@@ -9,6 +9,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss
 
 from airflow_mlops.core.calibration import expected_calibration_error, multiclass_brier
+from airflow_mlops.core.errors import SpecError
 
 
 @pytest.fixture(scope="module")
@@ -65,5 +66,5 @@ def test_multiclass_brier_is_twice_the_binary_score_on_two_classes(calibrated: t
 
 
 def test_ece_refuses_no_bins() -> None:
-    with pytest.raises(ValueError, match="must be >= 1. Got 0"):
+    with pytest.raises(SpecError, match=r"must be >= 1\. Got 0"):
         expected_calibration_error(np.array([0, 1]), np.array([[0.5, 0.5], [0.5, 0.5]]), bins=0)

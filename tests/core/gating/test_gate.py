@@ -51,16 +51,19 @@ def test_better_candidate_passes_and_worse_one_is_rejected_on_the_same_rows(
 
 
 def test_a_tolerance_admits_a_candidate_that_is_slightly_worse(good: Exported, evaluation: pd.DataFrame) -> None:
+    """The single-metric rule (no proper scoring rule): ROC AUC alone, within its tolerance."""
     other = train(flights(months=[2, 3], sample=8000), seed=1)
-    decision = evaluate(candidate(other), champion(good), evaluation, policy())
+    strict = policy(compare={"proper_scoring_rule": "none", "tolerance": {"primary": 0}})
+    decision = evaluate(candidate(other), champion(good), evaluation, strict)
     gap = decision.champion_metrics["roc_auc"] - decision.candidate_metrics["roc_auc"]  # type: ignore[index]
     if gap <= 0:
         other, good = good, other  # make "other" the slightly worse one
-        decision = evaluate(candidate(other), champion(good), evaluation, policy())
+        decision = evaluate(candidate(other), champion(good), evaluation, strict)
         gap = -gap
     assert 0 < gap < 0.03 and "non_regression:roc_auc" in failed(decision)
-    lenient = evaluate(candidate(other), champion(good), evaluation, policy(tolerance={"roc_auc": gap + 0.001}))
-    assert "non_regression:roc_auc" not in failed(lenient)
+    assert decision.comparison is not None and decision.comparison["rule"] == "primary_only"
+    lenient = policy(compare={"proper_scoring_rule": "none", "tolerance": {"primary": gap + 0.001}})
+    assert "non_regression:roc_auc" not in failed(evaluate(candidate(other), champion(good), evaluation, lenient))
 
 
 def test_force_passes_a_rejected_candidate_and_says_so(shuffled: Exported, evaluation: pd.DataFrame) -> None:

@@ -13,7 +13,8 @@ from tests.core.gating.support import Exported, candidate, policy
 
 def test_policy_coerces_rendered_strings() -> None:
     rules = GatePolicy.from_mapping(
-        {"floors": {"roc_auc": "0.6", "log_loss": "0.7"}, "tolerance": "0.01", "bootstrap": {"samples": "500"},
+        {"floors": {"roc_auc": "0.6", "log_loss": "0.7"}, "compare_metrics": "pr_auc", "tolerance": "0.01",
+         "bootstrap": {"samples": "500"},
          "slices": {"columns": "origin, carrier", "floor": "0.5"}, "max_model_bytes": "2000000",
          "baseline": {"enabled": "false"}}
     )  # fmt: skip
@@ -30,7 +31,7 @@ def test_policy_coerces_rendered_strings() -> None:
         ({"floor": {}}, r"Unknown key\(s\) \['floor'\] in the gate policy"),
         ({"floors": {"auc": 0.6}}, r"'auc' is not a metric the gate knows"),
         ({"floors": {"roc_auc": "high"}}, r"'floors.roc_auc' parameter of GatePolicy must be a number. Got 'high'"),
-        ({"tolerance": -0.1}, r"'tolerance' parameter of GatePolicy must be a number >= 0. Got -0.1"),
+        ({"compare_metrics": ["pr_auc"], "tolerance": -0.1}, r"'tolerance' parameter .* must be a number >= 0. Got -0.1"),
         ({"bootstrap": {"confidence": 1.3}}, r"'bootstrap.confidence' .* must be a number >= 0.5 and <= 0.999"),
         ({"bootstrap": {"samples": 10.5}}, r"'bootstrap.samples' .* must be an integer >= 100"),
         ({"slices": {"colums": ["origin"]}}, r"Unknown key\(s\) \['colums'\] in the 'slices' section"),
