@@ -19,7 +19,8 @@ class EvaluateModelGateOperator(MlopsBaseOperator):
     receipt, so :class:`~airflow_mlops.operators.registry.PromoteModelOperator` can refuse to replace a
     champion other than the one evaluated. Both models are scored through ONNX Runtime on the same
     rows: the candidate's test split (its run's ``mlops.test_split_uri`` tag) or ``evaluation_uri``.
-    The policy (see ``docs/gating.md``) sets floors, non-regression with a tolerance, an optional
+    The policy (see ``docs/gating.md``) sets floors, the champion comparison (the primary metric
+    with a proper scoring rule, each within a tolerance; an optional minimum gain), an optional
     paired bootstrap, slice floors and gaps, a baseline, parity, latency and size budgets, and the
     first-run rule. The decision record and a model card (Markdown, HTML) are written under
     ``{storage_root}/{pipeline}/evidence/{partition}/gate/{run_id}/`` and logged on the candidate run.

@@ -1,14 +1,16 @@
 """Gating: a candidate model against the champion on the same evaluation rows, decided by a policy
-(floors, non-regression, bootstrap, slices, baseline, parity, latency and size budgets, first-run
+(floors, the champion comparison, bootstrap, slices, baseline, parity, latency and size budgets, first-run
 policy), with the decision saved as evidence and a model card. Public API: ``GatePolicy``,
 ``ModelUnderTest``, ``GateDecision``, ``Check``, ``read_evaluation_frame``, ``prepare_data``,
 ``EvaluationData``, ``measure_latency``, ``write_evidence``, ``evidence_location``, ``Evidence``,
 ``load_run_model``, ``download_run_artifact``, ``load_native_model``, ``render_markdown``, ``render_html``.
-The gate itself is ``evaluate`` (module ``gate``). (modules: ``gate`` runs the
-checks and decides, ``checks`` holds one function per policy check, ``decision`` the result types,
-``data`` the evaluation rows, ``models`` the models under test and how they are scored, ``baseline`` the
-simple model to beat, ``policy`` the policy, ``evidence`` and ``card`` the decision record and model card,
-``inputs`` fetches both models from MLflow, ``metrics`` the metrics)."""
+The gate itself is ``evaluate`` (module ``gate``). (modules: ``gate`` runs the checks and decides,
+``checks`` holds one function per policy check, ``comparison`` the candidate against the champion (the
+primary metric with a proper scoring rule, the minimum gain, calibration), ``decision`` the result
+types, ``data`` the evaluation rows, ``models`` the models under test and how they are scored,
+``baseline`` the simple model to beat, ``policy`` the policy (``coercion`` its values), ``evidence`` and
+``card`` the decision record and model card, ``inputs`` fetches both models from MLflow, ``metrics`` the
+metrics)."""
 
 from __future__ import annotations
 

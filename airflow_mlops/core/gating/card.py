@@ -42,6 +42,7 @@ def _sections(decision: GateDecision) -> list[tuple[str, list[str | Table]]]:
         ("Models", list(_models(decision))),
         ("Evaluation data", [(["", "value"], _data_rows(decision))]),
         ("Metrics", [(["metric", "candidate", "champion", "baseline", "better"], _metric_rows(decision))]),
+        ("Comparison with the champion and calibration", _comparison(decision)),
         ("Checks", [(["check", "status", "observed", "threshold", "detail"], check_rows)]),
         ("Slices", _slice_blocks(decision)),
         ("Parity, latency and size", _runtime(decision)),
@@ -93,6 +94,54 @@ def _metric_rows(decision: GateDecision) -> list[list[str]]:
             ]
         )
     return metric_rows
+
+
+def _comparison(decision: GateDecision) -> list[str | Table]:
+    """The comparison rule's verdict and figures, then both classifiers' calibration."""
+    blocks: list[str | Table] = []
+    comparison = decision.comparison
+    if comparison is None:
+        blocks.append("No comparable champion: the candidate was not compared.")
+    else:
+        names = [comparison["primary"]] + ([comparison["scoring_rule"]] if comparison["scoring_rule"] else [])
+        rule = " with the proper scoring rule " + names[1] if len(names) > 1 else " alone"
+        verdict = "preferred" if comparison["preferred"] else "not preferred (the champion is kept)"
+        blocks.append(f"Judged on {names[0]}{rule}: the candidate is {verdict}: {comparison['reason']}.")
+        header = ["metric", "candidate", "champion", "gain", "tolerance"]
+        rows = [
+            [
+                name,
+                _fmt(comparison["candidate"][name]),
+                _fmt(comparison["champion"][name]),
+                _fmt(comparison["gain"][name]),
+                _fmt(comparison["tolerance"][name]),
+            ]
+            for name in names
+        ]
+        blocks.append((header, rows))
+    calibration = decision.calibration
+    if calibration is None:
+        blocks.append("Calibration: not applicable (a regressor states no probabilities).")
+        return blocks
+    champion = calibration.get("champion") or {}
+    blocks.append(
+        (
+            ["calibration", "candidate", "champion"],
+            [
+                [
+                    f"Brier score ({calibration['brier']})",
+                    _fmt(calibration["candidate"]["brier"]),
+                    _fmt(champion.get("brier")),
+                ],
+                [
+                    f"expected calibration error ({calibration['bins']} bins)",
+                    _fmt(calibration["candidate"]["ece"]),
+                    _fmt(champion.get("ece")),
+                ],
+            ],
+        )
+    )
+    return blocks
 
 
 def _slice_blocks(decision: GateDecision) -> list[str | Table]:

@@ -3,8 +3,10 @@ results out (in the order the decision lists them).
 
 - **champion**: the champion can be compared on the same rows (or, with none, ``first_run: reject``);
 - **floors**: absolute bounds per metric (a ceiling for metrics where lower is better);
-- **non-regression**: the candidate is not worse than the champion by more than a tolerance, and
-  optionally the same with a confidence, by a seeded paired bootstrap;
+- **non-regression**: the candidate is preferred to the champion on the primary metric together with a
+  proper scoring rule (:mod:`~airflow_mlops.core.gating.comparison`), gains at least ``min_gain``, and
+  is not worse beyond a tolerance on any further compared metric; optionally the same with a
+  confidence, by a seeded paired bootstrap;
 - **slices**: per-slice floors (e.g. per origin airport) and the largest gap between slices;
 - **baseline**: the candidate beats a simple model by the policy's margin;
 - **parity**: ONNX outputs against the native model when one is given, else the parity the training
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import DataError
 from airflow_mlops.core.gating import metrics as gm
+from airflow_mlops.core.gating.comparison import Preference, min_gain_check, prefer, preference_check
 from airflow_mlops.core.gating.decision import Check, Status, _fmt
 from airflow_mlops.core.gating.models import PARITY_MEASURES, parity_difference
 
@@ -77,39 +80,55 @@ def floor_checks(policy: GatePolicy, metrics: dict[str, float]) -> list[Check]:
 
 
 def non_regression_checks(
-    policy: GatePolicy, primary: str, data: EvaluationData, candidate: Scored, champion: Scored | None, *,
-    first_run: bool,
-) -> tuple[list[Check], list[dict[str, Any]]]:  # fmt: skip
-    """Relative non-regression against the champion (and its bootstrap confidence), per compared metric.
+    policy: GatePolicy, primary: str, scoring_rule: str | None, data: EvaluationData, candidate: Scored,
+    champion: Scored | None, *, first_run: bool,
+) -> tuple[list[Check], list[dict[str, Any]], Preference | None]:  # fmt: skip
+    """The candidate against the champion: the primary metric by the comparison rule
+    (:mod:`~airflow_mlops.core.gating.comparison`) and its minimum gain, then plain non-regression on
+    each of ``compare_metrics``; each followed by its bootstrap confidence when enabled.
 
-    :return: the checks, and the bootstrap results for the decision.
+    :return: the checks, the bootstrap results and the comparison's figures, for the decision.
     """
     checks: list[Check] = []
     bootstrap: list[dict[str, Any]] = []
-    for name in policy.compare_metrics or (primary,):
-        spec, tolerance = gm.METRICS[name], policy.tolerance_for(name)
+    preference = None
+    for name in (primary, *policy.compare_metrics):
         check_name = f"non_regression:{name}"
         value = candidate.metrics[name]
         if champion is None:
             why = "no champion: first-run policy (absolute checks only)" if first_run else "champion not comparable"
             checks.append(Check(check_name, "skipped", value, None, why))
+            if name == primary:
+                gain = min_gain_check(policy.compare, primary, candidate.metrics, None, why)
+                checks += [] if gain is None else [gain]
             continue
-        bound = spec.shift_worse(champion.metrics[name], tolerance)
-        ok = not math.isnan(value) and spec.better_or_equal(value, bound)
-        checks.append(
-            Check(
-                check_name,
-                "passed" if ok else "failed",
-                value,
-                bound,
-                f"candidate {name} {_fmt(value)} vs champion {_fmt(champion.metrics[name])} (tolerance {tolerance:g})",
-            )
-        )
+        if name == primary:
+            preference = prefer(policy.compare, primary, scoring_rule, candidate.metrics, champion.metrics)
+            tolerance = preference.tolerance[primary]
+            checks.append(preference_check(preference, policy.compare))
+            gain = min_gain_check(policy.compare, primary, candidate.metrics, champion.metrics, "")
+            checks += [] if gain is None else [gain]
+        else:
+            tolerance = policy.tolerance_for(name)
+            checks.append(_non_regression_check(name, tolerance, value, champion.metrics[name]))
         if policy.bootstrap.enabled:
             result, check = _bootstrap_check(policy, name, tolerance, data, candidate, champion)
             bootstrap.append(result)
             checks.append(check)
-    return checks, bootstrap
+    return checks, bootstrap, preference
+
+
+def _non_regression_check(name: str, tolerance: float, value: float, champion: float) -> Check:
+    spec = gm.METRICS[name]
+    bound = spec.shift_worse(champion, tolerance)
+    ok = not math.isnan(value) and spec.better_or_equal(value, bound)
+    return Check(
+        f"non_regression:{name}",
+        "passed" if ok else "failed",
+        value,
+        bound,
+        f"candidate {name} {_fmt(value)} vs champion {_fmt(champion)} (tolerance {tolerance:g})",
+    )
 
 
 def _bootstrap_check(

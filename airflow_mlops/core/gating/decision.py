@@ -64,7 +64,9 @@ class GateDecision:
 
     ``passed`` is what downstream acts on; it is true when every check passed, or when ``forced``.
     ``verdict`` spells out which (``passed``, ``rejected``, ``forced``); a forced decision keeps its
-    failed checks in ``reasons``.
+    failed checks in ``reasons``. ``comparison`` holds the figures of the champion comparison (None
+    without a comparable champion); ``calibration`` both classifiers' Brier score and expected
+    calibration error (None for regressors).
     """
 
     passed: bool
@@ -88,6 +90,8 @@ class GateDecision:
     primary_metric: str
     created_at: str
     evidence_uri: str = ""
+    comparison: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
 
     @property
     def failed_checks(self) -> list[Check]:

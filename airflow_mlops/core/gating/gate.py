@@ -5,7 +5,10 @@ scoring will run them, on the same rows (the candidate's test split, or a named 
 The policy's checks:
 
 - **floors**: absolute bounds per metric (a ceiling for metrics where lower is better);
-- **non-regression**: the candidate is not worse than the champion by more than a tolerance;
+- **calibration** (optional): a ceiling on the candidate's expected calibration error;
+- **non-regression**: the candidate is preferred to the champion on the primary metric together with a
+  proper scoring rule, each within a tolerance (:mod:`~airflow_mlops.core.gating.comparison`), gains
+  at least ``min_gain`` on the primary metric, and is not worse beyond a tolerance on further metrics;
 - **bootstrap** (optional): the same, with 95% (configurable) confidence, by a seeded paired bootstrap;
 - **slices**: per-slice floors (e.g. per origin airport) and the largest gap between slices;
 - **baseline**: a simple model cross-fitted on the evaluation rows (class prior, mean, or a small
@@ -41,6 +44,7 @@ from airflow_mlops.core.gating.checks import (
     parity_check,
     slice_checks,
 )
+from airflow_mlops.core.gating.comparison import calibration_check, calibration_of
 from airflow_mlops.core.gating.data import EvaluationData, _label_key, _task_of, prepare_data
 from airflow_mlops.core.gating.decision import Check, GateDecision, Verdict
 from airflow_mlops.core.gating.models import (
@@ -78,7 +82,7 @@ def evaluate(
         apply to its task.
     """
     task, _target, classes = _task_of(candidate.spec)
-    policy.check_task(task)
+    policy.check_task(task, candidate.spec.get("primary_metric"))
     primary = gm.metric(policy.primary_for(task, candidate.spec.get("primary_metric")), task)
     data = prepare_data(
         frame, candidate.spec, max_rows=policy.max_rows, seed=policy.seed, uri=data_uri, sha256=data_sha256
@@ -125,11 +129,17 @@ def _policy_checks(
     """Every check after the champion's, in the decision's order.
 
     :return: the checks, and the decision's sections they fill (bootstrap, slices, baseline, parity,
-        latency).
+        latency, comparison, calibration).
     """
     champion = None if comparison is None else comparison.scored
     checks = floor_checks(policy, scored.metrics)
-    regression, bootstrap = non_regression_checks(policy, primary, data, scored, champion, first_run=comparison is None)
+    calibration = _calibration(policy, task, data, scored, champion)
+    found_calibration = calibration_check(policy.compare, calibration)
+    checks += [] if found_calibration is None else [found_calibration]
+    scoring_rule = policy.compare.scoring_rule_for(task, primary)
+    regression, bootstrap, preference = non_regression_checks(
+        policy, primary, scoring_rule, data, scored, champion, first_run=comparison is None
+    )
     checks += regression
     slice_metric = gm.METRICS[policy.slices.metric or primary]
     champion_prediction = None if champion is None else champion.prediction
@@ -158,8 +168,26 @@ def _policy_checks(
         "baseline": baseline,
         "parity": parity,
         "latency": latency_info,
+        "comparison": None if preference is None else preference.to_dict(),
+        "calibration": calibration,
     }
     return checks, sections
+
+
+def _calibration(
+    policy: GatePolicy, task: gm.Task, data: EvaluationData, candidate: Scored, champion: Scored | None
+) -> dict[str, Any] | None:
+    """Both classifiers' Brier score and expected calibration error on the evaluation rows."""
+    bins = policy.compare.ece_bins
+    found = calibration_of(task, data.y, candidate.prediction, bins)
+    if found is None:
+        return None
+    return {
+        "bins": bins,
+        "brier": "positive class" if task == "binary" else "summed over classes",
+        "candidate": found,
+        "champion": None if champion is None else calibration_of(task, data.y, champion.prediction, bins),
+    }
 
 
 def _compare_champion(

@@ -1,112 +1,40 @@
 """The gate's policy: which checks run and their thresholds, parsed from a mapping (YAML or operator
 argument) with every value validated up front, so a typo fails the task before any model is loaded.
 
-Templated values arrive as strings (``"0.01"``, ``"true"``); each coercion names the policy key it
-refused and what it expected.
+Templated values arrive as strings (``"0.01"``, ``"true"``, ``"2%"``); each coercion
+(:mod:`~airflow_mlops.core.gating.coercion`) names the policy key it refused and what it expected.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from airflow_mlops.core import params
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.gating import metrics as gm
+from airflow_mlops.core.gating.coercion import (
+    Margin,
+    _boolean,
+    _choice,
+    _margin,
+    _metric_name,
+    _names,
+    _number,
+    _optional_number,
+    _section,
+)
+
+# Metrics that reward stating the right probability (or, for regressors, the right mean), not only the
+# right ranking: the second metric of the champion comparison.
+PROPER_SCORING_RULES = ("log_loss", "brier", "rmse")
+DEFAULT_SCORING_RULE: dict[gm.Task, str] = {"binary": "log_loss", "multiclass": "log_loss", "regression": "rmse"}
+DEFAULT_TOLERANCE_PRIMARY = Margin(0.01)
+DEFAULT_TOLERANCE_SCORING_RULE = Margin(0.02)
+NO_MIN_GAIN = Margin(0.0)
 
 
-# -- coercion of policy values (templated values arrive as strings) ---------------------------------
-def _where(section: str | None, key: str) -> str:
-    return f"'{section}.{key}'" if section else f"'{key}'"
-
-
-def _number(
-    raw: Any,
-    key: str,
-    section: str | None,
-    *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    integer: bool = False,
-    exclusive_minimum: bool = False,
-) -> float:
-    kind = "an integer" if integer else "a number"
-    bounds = []
-    if minimum is not None:
-        bounds.append(f"{'>' if exclusive_minimum else '>='} {minimum:g}")
-    if maximum is not None:
-        bounds.append(f"<= {maximum:g}")
-    expected = kind + (" " + " and ".join(bounds) if bounds else "")
-    problem = SpecError(f"The {_where(section, key)} parameter of GatePolicy must be {expected}. Got {raw!r} instead.")
-    if isinstance(raw, bool):
-        raise problem
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise problem from None
-    if math.isnan(value) or math.isinf(value) or (integer and not value.is_integer()):
-        raise problem
-    if minimum is not None and (value <= minimum if exclusive_minimum else value < minimum):
-        raise problem
-    if maximum is not None and value > maximum:
-        raise problem
-    return value
-
-
-def _optional_number(raw: Any, key: str, section: str | None, **bounds: Any) -> float | None:
-    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "null")):
-        return None
-    return _number(raw, key, section, **bounds)
-
-
-def _boolean(raw: Any, key: str, section: str | None) -> bool:
-    return params.parse_flag(raw, f"The {_where(section, key)} parameter of GatePolicy")
-
-
-def _choice(raw: Any, key: str, section: str | None, options: Sequence[str]) -> str:
-    text = str(raw).strip()
-    if text not in options:
-        raise SpecError(
-            f"The {_where(section, key)} parameter of GatePolicy must be one of {list(options)}. Got {raw!r} instead."
-        )
-    return text
-
-
-def _names(raw: Any, key: str, section: str | None) -> tuple[str, ...]:
-    if raw is None:
-        return ()
-    if isinstance(raw, str):
-        raw = [p for p in (s.strip() for s in raw.split(",")) if p]
-    if not isinstance(raw, Sequence) or any(not isinstance(v, str) or not v for v in raw):
-        raise SpecError(
-            f"The {_where(section, key)} parameter of GatePolicy must be a list of names. Got {raw!r} instead."
-        )
-    return tuple(dict.fromkeys(raw))
-
-
-def _metric_name(raw: Any, key: str, section: str | None) -> str:
-    return gm.metric(str(raw), where=f"{_where(section, key)} parameter of GatePolicy").name
-
-
-def _section(raw: Any, key: str, allowed: Sequence[str]) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if isinstance(raw, bool):  # "bootstrap: true" turns a section on with its defaults
-        return {"enabled": raw}
-    if not isinstance(raw, Mapping):
-        raise SpecError(f"The '{key}' section of GatePolicy must be a mapping. Got {raw!r} instead.")
-    unknown = sorted(set(map(str, raw)) - set(allowed))
-    if unknown:
-        raise SpecError(
-            f"Unknown key(s) {unknown} in the '{key}' section of GatePolicy. Expected any of {list(allowed)}."
-        )
-    return {str(k): v for k, v in raw.items()}
-
-
-# -- the policy -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BootstrapPolicy:
     """Paired bootstrap of the improvement over the champion.
@@ -220,16 +148,92 @@ class BaselinePolicy:
 
 
 @dataclass(frozen=True)
+class ComparePolicy:
+    """How the candidate is judged against the champion: on the primary metric together with a proper
+    scoring rule, each within a tolerance (the rule: :func:`~airflow_mlops.core.gating.comparison.prefer`).
+
+    :param proper_scoring_rule: the second metric: ``auto`` (``log_loss`` for classifiers, ``rmse`` for
+        regressors), ``log_loss``, ``brier`` (binary) or ``rmse``; ``none`` judges the primary metric
+        alone, as non-regression within ``tolerance_primary`` (so does a rule equal to the primary).
+    :param tolerance_primary: how much worse than the champion the candidate may be on the primary metric
+        (``tolerance.primary``), in metric units or relative to the champion's value (``"1%"``).
+    :param tolerance_scoring_rule: the same on the scoring rule (``tolerance.scoring_rule``).
+    :param min_gain: how much better than the champion the candidate must be on the primary metric to
+        replace it, absolute or relative; 0 adds no check.
+    :param max_ece: ceiling on the candidate's expected calibration error (classifiers); none by default.
+    :param ece_bins: equal-width probability bins of the expected calibration error.
+    """
+
+    proper_scoring_rule: str = "auto"
+    tolerance_primary: Margin = DEFAULT_TOLERANCE_PRIMARY
+    tolerance_scoring_rule: Margin = DEFAULT_TOLERANCE_SCORING_RULE
+    min_gain: Margin = NO_MIN_GAIN
+    max_ece: float | None = None
+    ece_bins: int = 10
+
+    KEYS = ("proper_scoring_rule", "tolerance", "min_gain", "max_ece", "ece_bins")
+    TOLERANCE_KEYS = ("primary", "scoring_rule")
+
+    @classmethod
+    def from_mapping(cls, raw: Any) -> ComparePolicy:
+        values = _section(raw, "compare", cls.KEYS)
+        options = ("auto", *PROPER_SCORING_RULES, "none")
+        rule = _choice(values.get("proper_scoring_rule", "auto"), "proper_scoring_rule", "compare", options)
+        tolerance = values.get("tolerance")
+        if tolerance is not None and not isinstance(tolerance, Mapping):
+            raise SpecError(
+                "The 'compare.tolerance' parameter of GatePolicy must map 'primary' and 'scoring_rule' to "
+                f"tolerances, e.g. {{primary: 0.01, scoring_rule: 0.02}}. Got {tolerance!r} instead."
+            )
+        tolerances = _section(tolerance, "compare.tolerance", cls.TOLERANCE_KEYS)
+        if rule == "none" and tolerances.get("scoring_rule") is not None:
+            raise SpecError(
+                "The 'compare.tolerance.scoring_rule' parameter of GatePolicy has no effect with "
+                "'compare.proper_scoring_rule: none'. Remove it, or name a proper scoring rule."
+            )
+        where = "compare.tolerance"
+        return cls(
+            proper_scoring_rule=rule,
+            tolerance_primary=_margin(tolerances.get("primary"), "primary", where, cls.tolerance_primary),
+            tolerance_scoring_rule=_margin(
+                tolerances.get("scoring_rule"), "scoring_rule", where, cls.tolerance_scoring_rule
+            ),
+            min_gain=_margin(values.get("min_gain"), "min_gain", "compare", cls.min_gain),
+            max_ece=_optional_number(values.get("max_ece"), "max_ece", "compare", minimum=0, maximum=1),
+            ece_bins=int(
+                _number(values.get("ece_bins", 10), "ece_bins", "compare", minimum=2, maximum=100, integer=True)
+            ),
+        )
+
+    def scoring_rule_for(self, task: gm.Task, primary: str) -> str | None:
+        """The comparison's second metric for ``task``; None when the primary metric is judged alone."""
+        rule = DEFAULT_SCORING_RULE[task] if self.proper_scoring_rule == "auto" else self.proper_scoring_rule
+        return None if rule in ("none", primary) else rule
+
+    def check_task(self, task: gm.Task) -> None:
+        """:raises SpecError: the scoring rule or the ECE ceiling does not apply to ``task``."""
+        if self.proper_scoring_rule not in ("auto", "none"):
+            gm.metric(self.proper_scoring_rule, task, where="'compare.proper_scoring_rule' metric of the gate policy")
+        if self.max_ece is not None and task == "regression":
+            raise SpecError(
+                "The 'compare.max_ece' parameter of GatePolicy applies to classifiers: a regression model "
+                "states no probabilities to calibrate. Remove it for this pipeline."
+            )
+
+
+@dataclass(frozen=True)
 class GatePolicy:
     """How the gate decides. Build it with :meth:`from_mapping`; every value is coerced and checked.
 
     :param primary_metric: the metric of record; when omitted, the training spec's ``primary_metric``
         (else ``roc_auc`` for binary, ``log_loss`` for multiclass, ``rmse`` for regression). Slices,
-        non-regression and the baseline use it by default.
+        the champion comparison and the baseline use it by default.
     :param floors: ``{metric: bound}`` absolute bounds (a ceiling for lower-is-better metrics).
-    :param compare_metrics: metrics checked for non-regression against the champion (primary when omitted).
-    :param tolerance: how much worse than the champion the candidate may be, in metric units; one
-        number for all compared metrics or ``{metric: tolerance}``.
+    :param compare: how the candidate is judged against the champion on the primary metric
+        (:class:`ComparePolicy`: with a proper scoring rule, tolerances, ``min_gain``, ``max_ece``).
+    :param compare_metrics: further metrics held to plain non-regression against the champion.
+    :param tolerance: how much worse than the champion the candidate may be on ``compare_metrics``, in
+        metric units; one number for all of them or ``{metric: tolerance}``.
     :param max_parity_diff: largest allowed difference between ONNX and native outputs, in the training
         stem's measure: absolute probability difference (classifiers), difference relative to
         ``max(|native|, 1)`` (regressors).
@@ -241,6 +245,7 @@ class GatePolicy:
 
     primary_metric: str | None = None
     floors: dict[str, float] = field(default_factory=dict)
+    compare: ComparePolicy = field(default_factory=ComparePolicy)
     compare_metrics: tuple[str, ...] = ()
     tolerance: float = 0.0
     tolerances: dict[str, float] = field(default_factory=dict)
@@ -259,6 +264,7 @@ class GatePolicy:
     KEYS = (
         "primary_metric",
         "floors",
+        "compare",
         "compare_metrics",
         "tolerance",
         "bootstrap",
@@ -294,24 +300,16 @@ class GatePolicy:
                 f"The 'floors' parameter of GatePolicy must map metric names to bounds. Got {floors_raw!r}."
             )
         floors = {_metric_name(k, "floors", None): _number(v, str(k), "floors") for k, v in floors_raw.items()}
-        tolerance_raw = raw.get("tolerance", 0.0)
-        tolerance, tolerances = 0.0, {}
-        if isinstance(tolerance_raw, Mapping):
-            tolerances = {
-                _metric_name(k, "tolerance", None): _number(v, str(k), "tolerance", minimum=0)
-                for k, v in tolerance_raw.items()
-            }
-        else:
-            tolerance = _number(tolerance_raw, "tolerance", None, minimum=0)
+        compared = _names(raw.get("compare_metrics"), "compare_metrics", None)
+        compare_metrics = tuple(_metric_name(m, "compare_metrics", None) for m in compared)
+        tolerance, tolerances = _tolerances(raw.get("tolerance"), compare_metrics)
         primary = raw.get("primary_metric")
         budget_bytes = _optional_number(raw.get("max_model_bytes"), "max_model_bytes", None, minimum=1, integer=True)
         return cls(
             primary_metric=None if primary in (None, "") else _metric_name(primary, "primary_metric", None),
             floors=floors,
-            compare_metrics=tuple(
-                _metric_name(m, "compare_metrics", None)
-                for m in _names(raw.get("compare_metrics"), "compare_metrics", None)
-            ),
+            compare=ComparePolicy.from_mapping(raw.get("compare")),
+            compare_metrics=compare_metrics,
             tolerance=tolerance,
             tolerances=tolerances,
             bootstrap=BootstrapPolicy.from_mapping(raw.get("bootstrap")),
@@ -344,8 +342,9 @@ class GatePolicy:
         known = gm.METRICS.get(str(trained))
         return known.name if known is not None and task in known.tasks else gm.DEFAULT_PRIMARY[task]
 
-    def check_task(self, task: gm.Task) -> None:
-        """Every metric the policy names must apply to ``task``.
+    def check_task(self, task: gm.Task, trained: Any = None) -> None:
+        """Every metric the policy names must apply to ``task``, and ``compare_metrics`` must not repeat
+        the primary metric (``trained``: the training spec's primary metric).
 
         :raises SpecError: naming the first metric that does not.
         """
@@ -357,6 +356,14 @@ class GatePolicy:
         for where, name in named:
             if name is not None:
                 gm.metric(name, task, where=f"'{where}' metric of the gate policy")
+        self.compare.check_task(task)
+        primary = self.primary_for(task, trained)
+        if primary in self.compare_metrics:
+            raise SpecError(
+                f"The 'compare_metrics' parameter of GatePolicy lists the primary metric {primary!r}, which the "
+                "'compare' section already judges against the champion. Remove it from 'compare_metrics' and set "
+                "its tolerance as 'compare.tolerance.primary'."
+            )
         if self.baseline.kind == "prior" and task == "regression":
             raise SpecError("The baseline kind 'prior' applies to classifiers; use 'mean' or 'linear' for a regressor.")
         if self.baseline.kind == "mean" and task != "regression":
@@ -364,3 +371,32 @@ class GatePolicy:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _tolerances(raw: Any, compare_metrics: tuple[str, ...]) -> tuple[float, dict[str, float]]:
+    """The non-regression tolerance of ``compare_metrics``: one number, or ``{metric: tolerance}``.
+
+    :raises SpecError: a tolerance with no ``compare_metrics`` to apply to (before the ``compare``
+        section, ``tolerance`` was the primary metric's: refused rather than silently ignored), or one
+        for a metric that ``compare_metrics`` does not list.
+    """
+    if raw is None:
+        return 0.0, {}
+    if not compare_metrics:
+        raise SpecError(
+            "The 'tolerance' parameter of GatePolicy is the non-regression tolerance of 'compare_metrics', which "
+            f"lists no metric. Got {raw!r}. The primary metric's tolerance is 'compare.tolerance.primary' (and "
+            "the proper scoring rule's 'compare.tolerance.scoring_rule')."
+        )
+    if not isinstance(raw, Mapping):
+        return _number(raw, "tolerance", None, minimum=0), {}
+    tolerances = {
+        _metric_name(k, "tolerance", None): _number(v, str(k), "tolerance", minimum=0) for k, v in raw.items()
+    }
+    stray = sorted(set(tolerances) - set(compare_metrics))
+    if stray:
+        raise SpecError(
+            f"The 'tolerance' parameter of GatePolicy names metric(s) {stray} that 'compare_metrics' does not list "
+            f"({list(compare_metrics)}). The primary metric's tolerance is 'compare.tolerance.primary'."
+        )
+    return 0.0, tolerances

@@ -51,8 +51,6 @@ def train(
 ) -> Exported:
     """Fit a classifier of ``arr_delayed_15`` on ``frame`` and export it to ONNX."""
     import numpy as np
-    from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -84,9 +82,29 @@ def train(
     )
     pipeline = Pipeline([("features", columns), ("model", model)])
     pipeline.fit(features(data, spec), y)
+    return export(pipeline, spec)
+
+
+def export(pipeline: Any, spec: dict[str, Any]) -> Exported:
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    numeric, categorical = spec["numeric_features"], spec["categorical_features"]
     types = [(c, FloatTensorType([None, 1])) for c in numeric] + [(c, StringTensorType([None, 1])) for c in categorical]
     onx = to_onnx(pipeline, initial_types=types, options={id(pipeline): {"zipmap": False}}, target_opset=17)
     return Exported(onx.SerializeToString(), spec, pipeline)
+
+
+def recalibrated(model: Exported, *, scale: float, shift: float) -> Exported:
+    """A logistic model with its linear score stretched by ``scale`` and moved by ``shift``: the same
+    ranking of the rows (the same ROC AUC), other probabilities (log loss, Brier, calibration)."""
+    import copy
+
+    pipeline = copy.deepcopy(model.native)
+    logistic = pipeline.named_steps["model"]
+    logistic.coef_ = logistic.coef_ * scale
+    logistic.intercept_ = logistic.intercept_ * scale + shift
+    return export(pipeline, dict(model.spec))
 
 
 LOOSE_PARITY = 0.05  # random forests in ONNX compute in float32: tree thresholds flip a few rows

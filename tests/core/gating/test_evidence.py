@@ -33,6 +33,11 @@ def test_evidence_is_written_atomically_and_is_self_contained(
     card = storage.read_bytes(evidence.markdown_uri).decode()
     for section in ("## Evaluation data", "## Metrics", "## Checks", "## Slices", "## Parity, latency and size"):
         assert section in card
+    # the comparison with the champion and both models' calibration are on record, and on the card
+    assert record["comparison"]["preferred"] is True and record["comparison"]["scoring_rule"] == "log_loss"
+    assert set(record["calibration"]["candidate"]) == set(record["calibration"]["champion"]) == {"brier", "ece"}
+    assert "## Comparison with the champion and calibration" in card
+    assert f"{decision.calibration['candidate']['ece']:.4g}" in card  # type: ignore[index]
     assert f"{decision.candidate_metrics['roc_auc']:.4g}" in card
     # rerun of the same partition replaces the files in place, leaving no temporary names behind
     write_evidence(storage, decision, folder)

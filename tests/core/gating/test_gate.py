@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from airflow_mlops.core.errors import IntegrityError
-from airflow_mlops.core.gating import evaluate
+from airflow_mlops.core.gating import evaluate, render_markdown
 from airflow_mlops.core.gating.models import ModelUnderTest
-from tests.core.gating.support import Exported, candidate, champion, failed, policy, train
+from tests.core.gating.support import Exported, candidate, champion, failed, policy, recalibrated, train
 from tests.support.data import flights
 
 
@@ -51,16 +51,69 @@ def test_better_candidate_passes_and_worse_one_is_rejected_on_the_same_rows(
 
 
 def test_a_tolerance_admits_a_candidate_that_is_slightly_worse(good: Exported, evaluation: pd.DataFrame) -> None:
+    """The single-metric rule (no proper scoring rule): ROC AUC alone, within its tolerance."""
     other = train(flights(months=[2, 3], sample=8000), seed=1)
-    decision = evaluate(candidate(other), champion(good), evaluation, policy())
+    strict = policy(compare={"proper_scoring_rule": "none", "tolerance": {"primary": 0}})
+    decision = evaluate(candidate(other), champion(good), evaluation, strict)
     gap = decision.champion_metrics["roc_auc"] - decision.candidate_metrics["roc_auc"]  # type: ignore[index]
     if gap <= 0:
         other, good = good, other  # make "other" the slightly worse one
-        decision = evaluate(candidate(other), champion(good), evaluation, policy())
+        decision = evaluate(candidate(other), champion(good), evaluation, strict)
         gap = -gap
     assert 0 < gap < 0.03 and "non_regression:roc_auc" in failed(decision)
-    lenient = evaluate(candidate(other), champion(good), evaluation, policy(tolerance={"roc_auc": gap + 0.001}))
-    assert "non_regression:roc_auc" not in failed(lenient)
+    assert decision.comparison is not None and decision.comparison["rule"] == "primary_only"
+    lenient = policy(compare={"proper_scoring_rule": "none", "tolerance": {"primary": gap + 0.001}})
+    assert "non_regression:roc_auc" not in failed(evaluate(candidate(other), champion(good), evaluation, lenient))
+
+
+def test_a_champion_whose_calibration_collapsed_loses_to_a_calibrated_candidate(evaluation: pd.DataFrame) -> None:
+    """The champion ranks flights as well as ever (same ROC AUC) but its probabilities went wrong: its
+    scores were stretched and shifted. The candidate ranks a little worse and states honest probabilities."""
+    months = flights(months=[2, 3], sample=8000)
+    base = train(months, estimator="logistic")
+    collapsed = recalibrated(base, scale=3.0, shift=-2.0)
+    calibrated = train(months, estimator="logistic", categorical=["carrier", "origin"])
+    decision = evaluate(candidate(calibrated), champion(collapsed), evaluation, policy())
+    ours, theirs = decision.candidate_metrics, decision.champion_metrics
+    assert theirs is not None and decision.calibration is not None and decision.comparison is not None
+    assert 0 < theirs["roc_auc"] - ours["roc_auc"] < 0.01  # the champion still ranks a little better
+    assert theirs["log_loss"] > ours["log_loss"] + 0.5 and theirs["recall"] < 0.05
+    assert decision.passed and decision.comparison["preferred"] and decision.comparison["scoring_rule"] == "log_loss"
+    check = next(c for c in decision.reasons if c.name == "non_regression:roc_auc")
+    assert check.passed and "better on log_loss, roc_auc within tolerance" in check.message
+    assert decision.calibration["champion"]["ece"] > decision.calibration["candidate"]["ece"] + 0.2
+    assert decision.calibration["champion"]["brier"] > decision.calibration["candidate"]["brier"]
+    assert decision.calibration["candidate"]["brier"] == pytest.approx(ours["brier"])
+    card = render_markdown(decision)
+    assert "## Comparison with the champion and calibration" in card and "expected calibration error" in card
+    # judged on ROC AUC alone, as the gate used to, the champion is kept for its slightly better ranking
+    single = policy(compare={"proper_scoring_rule": "none", "tolerance": {"primary": 0}})
+    kept = evaluate(candidate(calibrated), champion(collapsed), evaluation, single)
+    assert not kept.passed and failed(kept) == {"non_regression:roc_auc"}
+    # a ceiling on the calibration error refuses the collapsed model whatever its ranking
+    capped = evaluate(candidate(collapsed), None, evaluation, policy(compare={"max_ece": 0.1}))
+    assert "calibration:ece" in failed(capped)
+
+
+def test_min_gain_keeps_the_champion_unless_the_candidate_beats_it_by_the_margin(
+    good: Exported, weak: Exported, evaluation: pd.DataFrame
+) -> None:
+    plain = evaluate(candidate(good), champion(weak), evaluation, policy())
+    assert plain.passed and plain.champion_metrics is not None
+    champion_auc = plain.champion_metrics["roc_auc"]
+    gain = plain.candidate_metrics["roc_auc"] - champion_auc
+    assert gain > 0.02
+    margin = round(gain + 0.01, 3)
+    short = evaluate(candidate(good), champion(weak), evaluation, policy(compare={"min_gain": margin}))
+    assert not short.passed and failed(short) == {"min_gain:roc_auc"}
+    check = next(c for c in short.reasons if c.name == "min_gain:roc_auc")
+    assert check.message == f"gain {gain:.4g} below min_gain {margin:g}"
+    enough = evaluate(candidate(good), champion(weak), evaluation, policy(compare={"min_gain": "2%"}))
+    assert enough.passed
+    check = next(c for c in enough.reasons if c.name == "min_gain:roc_auc")
+    assert check.passed and check.threshold == pytest.approx(0.02 * champion_auc)
+    first = evaluate(candidate(good), None, evaluation, policy(compare={"min_gain": 0.5}))
+    assert first.passed and next(c for c in first.reasons if c.name == "min_gain:roc_auc").status == "skipped"
 
 
 def test_force_passes_a_rejected_candidate_and_says_so(shuffled: Exported, evaluation: pd.DataFrame) -> None:
