@@ -144,6 +144,8 @@ def pipeline_tasks(pipeline: PipelineFile) -> None:
         passthrough_columns=list(pipeline.passthrough_columns),
         shadow=pipeline.shadow,
         explain_top_k=pipeline.explain_top_k,
+        invalid_values=pipeline.invalid_values,
+        on_empty=pipeline.on_empty,
         aws_conn_id=aws_conn_id,
     ).expand_kwargs(partitions.output)
     drift = CheckDriftOperator.partial(
