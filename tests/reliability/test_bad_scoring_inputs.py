@@ -266,6 +266,27 @@ REFUSALS: dict[str, tuple[Callable[[Deployment], Any], str]] = {
         ),
         "['hour']",
     ),
+    "text-in-a-numeric-column-mid-stream": (
+        lambda d: score(
+            d,
+            input_uri=_edited(d, "text-late", _set("distance", {1300: "far"})),
+            partition="refused-text-late",
+            chunk_rows="200",
+            shadow="true",
+        ),
+        "'far'",
+    ),
+    "an-infinity-refused-mid-stream": (
+        lambda d: score(
+            d,
+            input_uri=_edited(d, "inf-late", _set("minute", {1300: np.inf})),
+            partition="refused-inf-late",
+            chunk_rows="200",
+            shadow="true",
+            invalid_values="refuse",
+        ),
+        "'minute': {'positive_infinity': 1",
+    ),
     "not-parquet": (
         lambda d: score(d, input_uri=str(_not_parquet(d)), partition="refused-not-parquet"),
         "not-parquet.csv",
