@@ -6,8 +6,10 @@
   column and batch, and a closer look at the source values only where that finds something.
   ``invalid_values='refuse'`` fails the partition at the first batch holding an infinity or an overflow.
 - Categorical features: values outside the vocabulary the model was trained with (the training
-  spec's ``vocabulary``; the model encodes them as it encodes an unseen category), and the columns
-  whose input type is not a string and were cast to one (an integer 5 is fed as ``"5"``).
+  spec's ``vocabulary``: the values kept at training, so a value too rare to be kept counts too; the
+  model encodes them all as it encodes an unseen category), and the columns
+  whose input type is not a string and were cast to one (an integer 5 is fed as ``"5"``, or as
+  ``"5.0"`` when its column has nulls, as training feeds it).
 """
 
 from __future__ import annotations
@@ -93,12 +95,13 @@ class _InputCounts:
         for column, kind in self.cast_to_string.items():
             found.append(
                 f"Categorical feature column {column!r} is {kind} in the input, not a string: its values were cast "
-                "to strings (5 becomes '5') before being matched against the model's vocabulary."
+                "to strings as pandas prints them (5 becomes '5', or '5.0' in a column with nulls) before being matched "
+                "against the model's vocabulary."
             )
         if self.unseen:
             found.append(
-                f"Categorical feature column(s) held values the model never saw in training, encoded as an unseen "
-                f"category: {self.unseen} row(s) per column."
+                "Categorical feature column(s) held values outside the model's vocabulary (never seen in training, "
+                f"or too rare there to be kept), encoded as an unseen category: {self.unseen} row(s) per column."
             )
         return found
 
