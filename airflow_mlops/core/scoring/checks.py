@@ -95,8 +95,8 @@ class _InputCounts:
         for column, kind in self.cast_to_string.items():
             found.append(
                 f"Categorical feature column {column!r} is {kind} in the input, not a string: its values were cast "
-                "to strings as pandas prints them (5 becomes '5', or '5.0' in a column with nulls) before being matched "
-                "against the model's vocabulary."
+                "to strings as pandas prints them (5 becomes '5', or '5.0' in a column with nulls) before being "
+                "matched against the model's vocabulary."
             )
         if self.unseen:
             found.append(
