@@ -173,8 +173,9 @@ class ScoreBatchOperator(BaseOperator):
     onnx_sha256, throughput_rows_per_s, seconds, serving_log_uri, shadow_report_uri, shadow summary,
     on_empty, input_checks (missing, non-finite values and unseen categories per column, columns cast to
     strings) and warnings.
-    Raises ``ModelIntegrityFailure`` (sha256 mismatch) and ``DataValidationFailed`` (missing column,
-    uncoercible value, corrupt Parquet, NaN prediction) without retry.
+    Raises ``ModelIntegrityFailure`` (sha256 mismatch, ONNX file deleted after registration) and
+    ``DataValidationFailed`` (missing column, uncoercible value, corrupt Parquet, NaN prediction, an
+    infinity under ``invalid_values="refuse"``, no rows under ``on_empty="fail"``) without retry.
     """
 
     template_fields: Sequence[str] = (

@@ -190,7 +190,7 @@ class ServingModel:
 
         :param first_row: position of the feed's first row in the partition, for error messages.
         :raises DataError: the model produced NaN for some rows (the message names the feature
-            columns that are missing in those rows: this model does not accept missing values there).
+            columns that are missing or infinite in those rows: this model does not accept them there).
         """
         import numpy as np
 
