@@ -165,6 +165,8 @@ def scoring_tasks(pipeline: PipelineFile, partitions: Any, aws_conn_id: str | No
         passthrough_columns=list(pipeline.passthrough_columns),
         shadow=pipeline.shadow,
         explain_top_k=pipeline.explain_top_k,
+        invalid_values=pipeline.invalid_values,
+        on_empty=pipeline.on_empty,
         aws_conn_id=aws_conn_id,
     ).expand_kwargs(partitions.output)
     return champion, score

@@ -152,21 +152,31 @@ class ScoreBatchOperator(MlopsBaseOperator):
     :param explain_top_k: add the k features that moved each row's score most (occlusion against the
         training reference's typical row; one extra model run per feature). 0 turns it off. (templated)
     :param serving_log_rows: rows in the serving log sample (10000); 0 turns it off. (templated)
+    :param invalid_values: ``count`` (default: score +inf, -inf and values beyond float32's range in
+        numeric features, count them per column in the receipt's ``input_checks`` and log a warning) or
+        ``refuse`` (fail without retry naming the columns and counts). Missing values are always scored
+        and counted. (templated)
+    :param on_empty: ``fail`` (default, as ingestion: an input with no rows fails without retry) or
+        ``skip`` (write nothing, push the receipt under the XCom key ``receipt`` and skip the task).
+        (templated)
     :param storage_root: storage root of the outputs; ``[mlops] storage_root`` when omitted. (templated)
     :param mlflow_conn_id: MLflow connection; ``[mlops] mlflow_conn_id`` when omitted. (templated)
     :param aws_conn_id: AWS connection for S3 input and storage; ``[mlops] storage_conn_id`` when
         omitted. (templated)
 
     Returns the receipt: output_uri, rows_in, rows_out, model_name, model_version, model_alias, run_id,
-    onnx_sha256, throughput_rows_per_s, seconds, serving_log_uri, shadow_report_uri, shadow summary.
-    Raises ``ModelIntegrityFailure`` (sha256 mismatch) and ``DataValidationFailed`` (missing column,
-    uncoercible value, corrupt Parquet, NaN prediction) without retry.
+    onnx_sha256, throughput_rows_per_s, seconds, serving_log_uri, shadow_report_uri, shadow summary,
+    on_empty, input_checks (missing, non-finite values and unseen categories per column, columns cast to
+    strings) and warnings.
+    Raises ``ModelIntegrityFailure`` (sha256 mismatch, ONNX file deleted after registration) and
+    ``DataValidationFailed`` (missing column, uncoercible value, corrupt Parquet, NaN prediction, an
+    infinity under ``invalid_values="refuse"``, no rows under ``on_empty="fail"``) without retry.
     """
 
     template_fields: Sequence[str] = (
         "input_uri", "model_name", "pipeline", "partition", "alias", "model_version", "passthrough_columns",
-        "chunk_rows", "threads", "shadow", "shadow_alias", "explain_top_k", "serving_log_rows", "storage_root",
-        "mlflow_conn_id", "aws_conn_id",
+        "chunk_rows", "threads", "shadow", "shadow_alias", "explain_top_k", "serving_log_rows", "invalid_values",
+        "on_empty", "storage_root", "mlflow_conn_id", "aws_conn_id",
     )  # fmt: skip
     ui_color = "#e8f4ea"
 
@@ -186,6 +196,8 @@ class ScoreBatchOperator(MlopsBaseOperator):
         shadow_alias: str = "challenger",
         explain_top_k: int | str = 0,
         serving_log_rows: int | str = 10_000,
+        invalid_values: str = "count",
+        on_empty: str = "fail",
         storage_root: str | None = None,
         mlflow_conn_id: str | None = None,
         aws_conn_id: str | None = None,
@@ -205,6 +217,8 @@ class ScoreBatchOperator(MlopsBaseOperator):
         self.shadow_alias = shadow_alias
         self.explain_top_k = explain_top_k
         self.serving_log_rows = serving_log_rows
+        self.invalid_values = invalid_values
+        self.on_empty = on_empty
         self.storage_root = storage_root
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
@@ -232,6 +246,8 @@ class ScoreBatchOperator(MlopsBaseOperator):
                 "threads": self.threads,
                 "serving_log_rows": self.serving_log_rows,
                 "explain_top_k": self.explain_top_k,
+                "invalid_values": self.invalid_values,
+                "on_empty": self.on_empty,
             }
         )
 
@@ -256,6 +272,11 @@ class ScoreBatchOperator(MlopsBaseOperator):
         except DataError as exc:
             raise DataValidationFailed(str(exc)) from exc
         receipt = {**result.to_dict(), "input_uri": spec.input_uri, "model_alias": ref.alias, "run_id": ref.run_id}
+        if result.skipped is not None:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            context["ti"].xcom_push(key="receipt", value=receipt)
+            raise AirflowSkipException(result.skipped)
         self.log.info(
             "Scored %d rows of %s with %s version %s in %.1f s (%.0f rows/s) -> %s",
             result.rows_out, spec.input_uri, ref.name, ref.version, result.seconds, result.rows_per_second,

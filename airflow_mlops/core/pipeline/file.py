@@ -19,6 +19,8 @@ is a new file, not new code::
       schedule: "@monthly"               # or @weekly, a cron expression, P7D, an asset URI (core/pipeline/schedule.py)
       passthrough_columns: [flight, carrier, sched_dep_ts]
       shadow: true
+      invalid_values: count              # +inf/-inf/float32 overflow in a feature: count (warn) | refuse
+      on_empty: fail                     # a batch with no rows: fail | skip, as ingestion's on_empty
     drift:
       spec: {...}                        # DriftSpec parameters
       policy: {...}                      # DriftPolicy parameters
@@ -65,7 +67,7 @@ _SECTIONS = (
 _DATA = ("landing", "training_pattern", "batch_pattern", "watermark_column", "schema")
 _VALIDATION = ("suite",)
 _GATE = ("policy", "on_reject")
-_SERVING = ("schedule", "passthrough_columns", "shadow", "explain_top_k")
+_SERVING = ("schedule", "passthrough_columns", "shadow", "explain_top_k", "invalid_values", "on_empty")
 _DRIFT = ("spec", "policy")
 _MONITORING = (
     "alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review", "feature_cost"
@@ -112,6 +114,8 @@ class PipelineFile:
     passthrough_columns: tuple[str, ...] = ()
     shadow: bool = True
     explain_top_k: int = 0
+    invalid_values: str = "count"  # ScoringSpec's invalid_values: refuse | count
+    on_empty: str = "fail"  # ScoringSpec's on_empty: fail | skip, as ingestion
     drift_spec: dict[str, Any] = field(default_factory=dict)
     drift_policy: dict[str, Any] = field(default_factory=dict)
     alerts_conn_id: str = "ml_alerts"
@@ -190,6 +194,10 @@ class PipelineFile:
             passthrough_columns=tuple(str(c) for c in _list(serving.get("passthrough_columns"), where)),
             shadow=bool(serving.get("shadow", True)),
             explain_top_k=int(serving.get("explain_top_k", 0)),
+            invalid_values=_one_of(
+                serving.get("invalid_values", "count"), ("refuse", "count"), f"{where}: serving.invalid_values"
+            ),
+            on_empty=_one_of(serving.get("on_empty", "fail"), ("fail", "skip"), f"{where}: serving.on_empty"),
             drift_spec=dict(_section(drift.get("spec"), f"{where}: drift.spec", None)),
             drift_policy=dict(_section(drift.get("policy"), f"{where}: drift.policy", None)),
             alerts_conn_id=_text(monitoring.get("alerts", "ml_alerts"), f"{where}: monitoring.alerts"),
@@ -245,6 +253,13 @@ def _section(raw: Any, where: str, allowed: tuple[str, ...] | None) -> Mapping[s
         if unknown:
             raise SpecError(f"{where} has unknown key(s) {unknown}; allowed: {list(allowed)}.")
     return raw
+
+
+def _one_of(value: Any, allowed: tuple[str, ...], where: str) -> str:
+    """One of ``allowed``; checked here so that a DAG reading a file with a typo does not load."""
+    if value not in allowed:
+        raise SpecError(f"{where} must be {' or '.join(repr(a) for a in allowed)}. Got {value!r} instead.")
+    return str(value)
 
 
 def _text(value: Any, where: str) -> str:

@@ -5,9 +5,10 @@ Public API: ``score_partition``, ``ScoringSpec``, ``ScoringResult``, ``resolve_i
 ``input_filesystem``, ``list_partitions``, ``InputFile``, ``output_schema``, ``load_challenger``,
 ``CONTRIBUTION_FEATURE``, ``CONTRIBUTION_VALUE``, ``explain_row``, ``read_row``, ``Explanation``
 (modules: ``run`` is the scoring loop, ``inputs`` finds the input files and partitions, ``reading``
-plans and streams record batches, ``output`` defines what is written, ``reservoir`` samples the
-serving log, ``shadow`` compares the challenger, ``spec`` and ``result`` are the request and the
-receipt, ``explain`` explains one prediction). The model itself is :mod:`airflow_mlops.core.serving`.
+plans and streams record batches, ``output`` defines what is written, ``checks`` counts missing,
+infinite and overflowing numbers and unseen categories, ``reservoir`` samples the serving log,
+``shadow`` compares the challenger, ``spec`` and ``result`` are the request and the receipt,
+``explain`` explains one prediction). The model itself is :mod:`airflow_mlops.core.serving`.
 """
 
 from __future__ import annotations

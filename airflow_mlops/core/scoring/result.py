@@ -9,9 +9,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ScoringResult:
-    """What one scoring run produced (the operator's receipt is :meth:`to_dict`)."""
+    """What one scoring run produced (the operator's receipt is :meth:`to_dict`).
 
-    output_uri: str
+    ``output_uri`` is None when the input was empty and ``on_empty`` is ``skip``: ``skipped`` says why.
+    ``input_checks`` counts what the input held that the model reads without a word
+    (:mod:`airflow_mlops.core.scoring.checks`); ``warnings`` says it in sentences, as the log does.
+    """
+
+    output_uri: str | None
     rows_in: int
     rows_out: int
     input_files: int
@@ -26,6 +31,10 @@ class ScoringResult:
     shadow_report_uri: str | None = None
     shadow: Mapping[str, Any] | None = None
     explain_top_k: int = 0
+    on_empty: str = "fail"
+    skipped: str | None = None
+    input_checks: Mapping[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def rows_per_second(self) -> float:
@@ -49,4 +58,8 @@ class ScoringResult:
             "shadow_report_uri": self.shadow_report_uri,
             "shadow": dict(self.shadow) if self.shadow is not None else None,
             "explain_top_k": self.explain_top_k,
+            "on_empty": self.on_empty,
+            "skipped": self.skipped,
+            "input_checks": dict(self.input_checks) if self.input_checks is not None else None,
+            "warnings": list(self.warnings),
         }

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ from typing import Any
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import ArtifactError
+from airflow_mlops.core.ingestion.errors import EmptySourceError
 from airflow_mlops.core.onnx_model import feed_arrow
+from airflow_mlops.core.scoring.checks import _InputCounts, log_warnings
 from airflow_mlops.core.scoring.inputs import input_filesystem, resolve_input
 from airflow_mlops.core.scoring.output import _cast, _log_rows, _TopContributions, _write_parquet, output_schema
 from airflow_mlops.core.scoring.reading import _batches, _Plan, _plan, _Prefetch
@@ -65,6 +68,7 @@ class _Scorer:
             [*(plan.schema.field(c) for c in log_columns), *(f for f in self.schema if f.name not in log_columns)]
         )
         self.reservoir = _Reservoir(spec.serving_log_rows, spec.seed)
+        self.counts = _InputCounts(spec, model, plan.schema)
         self.shadow_problem = plan.shadow_problem if shadow is not None else None
         self.tracker = _ShadowTracker(model, shadow, spec.seed) if shadow and not self.shadow_problem else None
         self.constants = [
@@ -81,6 +85,7 @@ class _Scorer:
 
         rows = batch.num_rows
         feed = feed_arrow(batch, self.model.spec.inputs)
+        self.counts.update(batch, feed, self.rows_read)
         prediction = self.model.predict(feed, first_row=self.rows_read)
         arrays = _cast(batch, self.spec.passthrough_columns, self.plan.schema)
         arrays.append(pa.array(prediction.values, type=self.schema.field(contracts.PREDICTION_COLUMN).type))
@@ -162,17 +167,23 @@ def score_partition(
     :param progress: called with (rows scored so far, rows in the partition) after each batch.
     :raises SourceNotFoundError: the input does not exist.
     :raises DataError: a feature or passthrough column is missing, a value cannot be coerced, the model
-        produced NaN, or a file is not readable Parquet.
+        produced NaN, a file is not readable Parquet, or (``invalid_values='refuse'``) a numeric feature
+        holds an infinity or a value beyond float32's range.
+    :raises EmptySourceError: the input has no row and ``spec.on_empty`` is ``fail``.
     """
     started = time.perf_counter()
     filesystem = input_fs if input_fs is not None else input_filesystem(spec.input_uri, root)
     files = resolve_input(spec.input_uri, filesystem)
     plan = _plan(files, filesystem, model, spec, shadow)
+    if plan.rows == 0:
+        return _empty(spec, model, len(files), started)
     scorer = _Scorer(spec, model, plan, shadow)
     outputs = _Outputs.of(root, spec)
     written = _publish(root, scorer, outputs, _batches(plan, filesystem, spec.chunk_rows), progress, shadow_skipped)
     for uri in (outputs.predictions, outputs.serving_log, outputs.shadow_report):
         root.remove_stale_temporaries(uri)
+    warnings = scorer.counts.warnings()
+    log_warnings(warnings, spec.partition)
     return ScoringResult(
         output_uri=outputs.predictions,
         rows_in=plan.rows,
@@ -189,6 +200,36 @@ def score_partition(
         shadow_report_uri=outputs.shadow_report if written.shadow is not None else None,
         shadow=written.shadow,
         explain_top_k=spec.explain_top_k,
+        on_empty=spec.on_empty,
+        input_checks=scorer.counts.to_dict(),
+        warnings=tuple(warnings),
+    )
+
+
+def _empty(spec: ScoringSpec, model: ServingModel, files: int, started: float) -> ScoringResult:
+    """An input without rows, before anything is written: fail, or skip with a receipt that says so
+    (ingestion's ``on_empty``, with the same default)."""
+    reason = f"The scoring input {spec.input_uri!r} has no rows (partition {spec.partition!r})"
+    if spec.on_empty == "fail":
+        raise EmptySourceError(
+            f"{reason}; expected at least one (set on_empty='skip' to skip instead of failing). Nothing was written."
+        )
+    return ScoringResult(
+        output_uri=None,
+        rows_in=0,
+        rows_out=0,
+        input_files=files,
+        model_name=model.name,
+        model_version=model.version,
+        onnx_sha256=model.sha256,
+        partition=spec.partition,
+        scored_at=spec.scored_at.isoformat(),
+        seconds=time.perf_counter() - started,
+        serving_log_uri=None,
+        serving_log_rows=0,
+        explain_top_k=spec.explain_top_k,
+        on_empty=spec.on_empty,
+        skipped=f"{reason}; on_empty='skip', so nothing was written.",
     )
 
 
@@ -232,8 +273,10 @@ def _publish(
     """Stream the predictions into a temporary object and commit the side outputs before it.
 
     Any error leaves every output of the partition as it was and is raised unchanged (an ``OSError``
-    of the input is not turned into a write error of the output).
+    of the input is not turned into a write error of the output); the folders this run created for
+    its outputs are removed again when they are still empty.
     """
+    created = _missing_folders(root, outputs)
     try:
         with root.atomic_output(outputs.predictions) as sink:
             try:
@@ -241,8 +284,33 @@ def _publish(
             except OSError as exc:
                 raise _Abandoned(exc) from exc
     except _Abandoned as abandoned:
+        _remove_if_empty(created)
         abandoned.error.__suppress_context__ = True
         raise abandoned.error  # noqa: B904 - the original error, not the carrier, is what the caller needs
+    except BaseException:
+        _remove_if_empty(created)
+        raise
+
+
+def _missing_folders(root: StorageRoot, outputs: _Outputs) -> list[str]:
+    """The local folders the outputs need that do not exist yet, deepest first (S3 has no folders)."""
+    if root.is_s3:
+        return []
+    base = os.path.normpath(root.fs_path(root.uri))
+    missing: set[str] = set()
+    for uri in (outputs.predictions, outputs.serving_log, outputs.shadow_report):
+        folder = os.path.dirname(os.path.normpath(root.fs_path(uri)))
+        while folder.startswith(base + os.sep) and not os.path.isdir(folder):
+            missing.add(folder)
+            folder = os.path.dirname(folder)
+    return sorted(missing, key=lambda f: f.count(os.sep), reverse=True)
+
+
+def _remove_if_empty(folders: list[str]) -> None:
+    """Remove each folder that is empty (``rmdir`` never removes content), deepest first."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
 
 
 def _write(

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.params import parse_number
@@ -25,6 +25,11 @@ MAX_SERVING_LOG_ROWS = 1_000_000
 MAX_THREADS = 256
 MAX_EXPLAIN_TOP_K = 1000
 MAX_SEED = 2**32 - 1
+
+InvalidValues = Literal["refuse", "count"]
+OnEmpty = Literal["fail", "skip"]
+INVALID_VALUES: tuple[InvalidValues, ...] = ("refuse", "count")
+ON_EMPTY: tuple[OnEmpty, ...] = ("fail", "skip")  # ingestion's choices, and its default first
 
 
 def _integer(raw: Any, name: str, low: int, high: int) -> int:
@@ -61,6 +66,15 @@ def _as_columns(raw: Any) -> tuple[str, ...]:
     return columns
 
 
+def _choice(raw: Any, name: str, allowed: tuple[str, ...]) -> Any:
+    """``raw`` as one of ``allowed`` (case and surrounding spaces ignored: templates render strings)."""
+    text = raw.strip().lower() if isinstance(raw, str) else None
+    if text not in allowed:
+        expected = " or ".join(repr(a) for a in allowed)
+        raise SpecError(f"The {name!r} parameter of the scoring spec must be {expected}. Got {raw!r} instead.")
+    return text
+
+
 def _as_datetime(raw: Any) -> datetime:
     if isinstance(raw, datetime):
         value = raw
@@ -88,6 +102,13 @@ class ScoringSpec:
     :param serving_log_rows: size of the serving log sample (0 turns it off).
     :param explain_top_k: per-row top-k feature contributions (0 turns them off).
     :param seed: seed of the serving log and shadow samples.
+    :param invalid_values: what +inf, -inf and values beyond float32's range in a numeric feature do:
+        ``count`` (score them, count them per column in the receipt and log a warning) or ``refuse``
+        (fail the partition naming the columns and counts). Missing values (null, NaN) are always
+        scored and counted: models read them as missing.
+    :param on_empty: what an input with no rows does, as ingestion's ``on_empty``: ``fail`` (raise
+        :class:`~airflow_mlops.core.errors.EmptySourceError`) or ``skip`` (write nothing and return a
+        receipt that says so).
     """
 
     pipeline: str
@@ -100,6 +121,8 @@ class ScoringSpec:
     serving_log_rows: int = DEFAULT_SERVING_LOG_ROWS
     explain_top_k: int = 0
     seed: int = 0
+    invalid_values: InvalidValues = "count"
+    on_empty: OnEmpty = "fail"
 
     def __post_init__(self) -> None:
         validate_segment(self.pipeline, "pipeline name")
@@ -110,6 +133,10 @@ class ScoringSpec:
         _check_integer(self.serving_log_rows, "serving_log_rows", 0, MAX_SERVING_LOG_ROWS)
         _check_integer(self.explain_top_k, "explain_top_k", 0, MAX_EXPLAIN_TOP_K)
         _check_integer(self.seed, "seed", 0, MAX_SEED)
+        if self.invalid_values not in INVALID_VALUES:
+            _choice(self.invalid_values, "invalid_values", INVALID_VALUES)
+        if self.on_empty not in ON_EMPTY:
+            _choice(self.on_empty, "on_empty", ON_EMPTY)
         if not isinstance(self.passthrough_columns, tuple):
             raise SpecError(f"'passthrough_columns' must be a tuple of names. Got {self.passthrough_columns!r}.")
         if not isinstance(self.scored_at, datetime) or self.scored_at.tzinfo is None:
@@ -135,4 +162,6 @@ class ScoringSpec:
             ),
             explain_top_k=_integer(raw.get("explain_top_k", 0), "explain_top_k", 0, MAX_EXPLAIN_TOP_K),
             seed=_integer(raw.get("seed", 0), "seed", 0, MAX_SEED),
+            invalid_values=_choice(raw.get("invalid_values", "count"), "invalid_values", INVALID_VALUES),
+            on_empty=_choice(raw.get("on_empty", "fail"), "on_empty", ON_EMPTY),
         )

@@ -12,7 +12,7 @@ import tempfile
 from typing import Any
 
 from airflow_mlops.core import contracts
-from airflow_mlops.core.errors import ArtifactError
+from airflow_mlops.core.errors import ArtifactError, IntegrityError
 from airflow_mlops.core.serving.model import ModelSpec, ServingModel
 from airflow_mlops.core.serving.resolve import ModelReference, _not_found
 
@@ -40,11 +40,12 @@ def load_serving_model(
     Reads only ONNX bytes, JSON and (for ``with_baseline``) the Parquet reference sample: nothing
     here unpickles.
 
-    :raises IntegrityError: the ONNX file does not match the recorded sha256.
-    :raises ArtifactError: an artifact is missing.
+    :raises IntegrityError: the ONNX file does not match the recorded sha256, or is gone although a
+        sha256 was recorded for it at registration (deleted since: asking again will not bring it back).
+    :raises ArtifactError: another artifact is missing.
     """
     with tempfile.TemporaryDirectory(prefix="mlops-model-") as folder:
-        model_bytes = _download(client, ref.run_id, contracts.ARTIFACT_ONNX, folder)
+        model_bytes = _download_onnx(client, ref, folder)
         spec_bytes = _download(client, ref.run_id, contracts.ARTIFACT_SPEC, folder)
         try:
             raw_spec = json.loads(spec_bytes)
@@ -61,6 +62,20 @@ def load_serving_model(
         alias=ref.alias,
         baseline=baseline,
     )
+
+
+def _download_onnx(client: Any, ref: ModelReference, folder: str) -> bytes:
+    try:
+        return _download(client, ref.run_id, contracts.ARTIFACT_ONNX, folder)
+    except ArtifactError as exc:
+        if not ref.onnx_sha256:
+            raise
+        raise IntegrityError(
+            f"Model {ref.name!r} version {ref.version} was registered with an ONNX file of sha256 "
+            f"{ref.onnx_sha256}, but {contracts.ARTIFACT_ONNX!r} is no longer among the artifacts of run "
+            f"{ref.run_id}: it was deleted after registration. Refusing to serve the version; restore the file "
+            "or promote another version."
+        ) from exc
 
 
 def _baseline(client: Any, ref: ModelReference, raw_spec: Any, folder: str) -> dict[str, Any]:

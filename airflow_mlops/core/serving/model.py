@@ -31,12 +31,15 @@ class ModelSpec:
     :param inputs: graph inputs and the frame columns that feed them.
     :param classes: class labels in the order of the ``probabilities`` output (classifiers only).
     :param target: the label column the model was trained on (informational).
+    :param vocabulary: per categorical feature, the values the model encodes (the training spec's
+        ``vocabulary``); any other value is an unseen category to it. None when the spec has none.
     """
 
     task: Task
     inputs: tuple[OnnxInput, ...]
     classes: tuple[Any, ...] = ()
     target: str | None = None
+    vocabulary: Mapping[str, frozenset[str]] | None = None
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> ModelSpec:
@@ -54,11 +57,13 @@ class ModelSpec:
             if task == "binary" and len(classes) != 2:
                 raise SpecError(f"A binary training spec must list exactly two 'classes'. Got {list(classes)!r}.")
         target = raw.get("target")
+        vocabulary = raw.get("vocabulary")
         return cls(
             task=task,
             inputs=tuple(inputs_from_spec(raw)),
             classes=classes if task != "regression" else (),
             target=str(target) if target is not None else None,
+            vocabulary=_vocabulary(vocabulary) if isinstance(vocabulary, Mapping) else None,
         )
 
     @property
@@ -77,6 +82,13 @@ class ModelSpec:
     def positive_class(self) -> Any:
         """The class a binary model's score is the probability of (None for other tasks)."""
         return self.classes[POSITIVE_CLASS_INDEX] if self.task == "binary" else None
+
+
+def _vocabulary(raw: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """The training spec's ``vocabulary`` (feature -> kept values) as sets of strings."""
+    if not all(isinstance(v, list | tuple) for v in raw.values()):
+        raise SpecError(f"The training spec's 'vocabulary' must map each feature to a list of values. Got {raw!r}.")
+    return {str(k): frozenset(str(v) for v in values) for k, values in raw.items()}
 
 
 @dataclass(frozen=True)
@@ -178,7 +190,7 @@ class ServingModel:
 
         :param first_row: position of the feed's first row in the partition, for error messages.
         :raises DataError: the model produced NaN for some rows (the message names the feature
-            columns that are missing in those rows: this model does not accept missing values there).
+            columns that are missing or infinite in those rows: this model does not accept them there).
         """
         import numpy as np
 
@@ -212,10 +224,10 @@ class ServingModel:
         culprits = [
             i.column
             for i in self.spec.inputs
-            if i.type == "float" and np.isnan(feed[i.name][bad].astype(np.float32)).any()
+            if i.type == "float" and not np.isfinite(feed[i.name][bad].astype(np.float32)).all()
         ]
         where = (
-            f"those rows hold missing values (NaN/null) in feature column(s) {culprits}, "
+            f"those rows hold missing values (NaN/null) or infinities in feature column(s) {culprits}, "
             "which this model does not accept"
             if culprits
             else "no feature column is missing there: the values may be out of the model's range"

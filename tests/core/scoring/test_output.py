@@ -1,4 +1,4 @@
-"""What scoring writes: the schema of an empty partition, clashing passthrough columns, top-k contributions."""
+"""What scoring writes: nothing for an empty partition, clashing passthrough columns, top-k contributions."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_mlops.core.errors import SpecError
+from airflow_mlops.core.ingestion.errors import EmptySourceError
 from airflow_mlops.core.onnx_model import OnnxModel
 from airflow_mlops.core.scoring.output import CONTRIBUTION_FEATURE, CONTRIBUTION_VALUE
 from airflow_mlops.core.scoring.run import score_partition
@@ -20,23 +21,19 @@ from tests.support import models
 from tests.support.scoring import serving, spec_for
 
 
-def test_an_empty_partition_gives_an_empty_output_with_the_same_schema(
+def test_an_empty_partition_fails_by_default_or_is_skipped_and_writes_nothing(
     root: StorageRoot, tmp_path: Path, february: pd.DataFrame
 ) -> None:
+    """One policy with ingestion: ``on_empty`` is ``fail`` (the default) or ``skip``; neither writes a file."""
     model = serving(models.flights_classifier("sklearn"))
-    february.to_parquet(tmp_path / "full.parquet", index=False)
     pq.write_table(pa.Table.from_pandas(february, preserve_index=False).slice(0, 0), tmp_path / "empty.parquet")
-    full = score_partition(root, spec_for(tmp_path / "full.parquet", partition="full"), model)
-    empty = score_partition(root, spec_for(tmp_path / "empty.parquet", partition="empty"), model)
-    assert empty.rows_in == empty.rows_out == 0
-    full_table, empty_table = pq.read_table(full.output_uri), pq.read_table(empty.output_uri)
-    assert empty_table.num_rows == 0
-    assert empty_table.schema.remove_metadata() == full_table.schema.remove_metadata()
-    log = pq.read_table(empty.serving_log_uri)
-    assert (
-        log.num_rows == 0
-        and log.schema.remove_metadata() == pq.read_table(full.serving_log_uri).schema.remove_metadata()
-    )
+    with pytest.raises(EmptySourceError, match=r"empty\.parquet.* has no rows .*on_empty='skip'"):
+        score_partition(root, spec_for(tmp_path / "empty.parquet", partition="empty"), model)
+    skipped = score_partition(root, spec_for(tmp_path / "empty.parquet", partition="empty", on_empty="skip"), model)
+    assert skipped.rows_in == skipped.rows_out == 0 and skipped.output_uri is None
+    receipt = skipped.to_dict()
+    assert receipt["on_empty"] == "skip" and "nothing was written" in receipt["skipped"]
+    assert [p for p in Path(root.uri).rglob("*")] == []
 
 
 def test_passthrough_columns_must_not_clash_with_outputs(

@@ -39,3 +39,17 @@ def test_scoring_spec_from_rendered_templates() -> None:
     built = {"pipeline": "p", "partition": "x", "input_uri": "/d", "scored_at": datetime(2013, 2, 1, tzinfo=UTC)}
     with pytest.raises(SpecError, match=r"'chunk_rows' parameter must be an integer >= 1 and <= 4194304\. Got '5'"):
         ScoringSpec(**built, chunk_rows="5")  # a built spec holds ints: strings are parsed by from_mapping only
+
+
+def test_invalid_values_and_on_empty_are_parsed_from_rendered_templates() -> None:
+    base = {"pipeline": "p", "partition": "x", "input_uri": "/d", "scored_at": "2013-02-01T00:00:00Z"}
+    default = ScoringSpec.from_mapping(base)
+    assert (default.invalid_values, default.on_empty) == ("count", "fail")  # on_empty: ingestion's default
+    chosen = ScoringSpec.from_mapping({**base, "invalid_values": " Refuse ", "on_empty": "skip"})
+    assert (chosen.invalid_values, chosen.on_empty) == ("refuse", "skip")
+    for bad, message in [
+        ({"invalid_values": "drop"}, "'invalid_values' parameter of the scoring spec must be 'refuse' or 'count'"),
+        ({"on_empty": "ignore"}, "'on_empty' parameter of the scoring spec must be 'fail' or 'skip'. Got 'ignore'"),
+    ]:
+        with pytest.raises(SpecError, match=message):
+            ScoringSpec.from_mapping({**base, **bad})
