@@ -26,7 +26,7 @@ from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundError, SpecError
 from airflow_mlops.core.ingestion.errors import EmptySourceError
 from airflow_mlops.core.storage import StorageRoot
-from airflow_mlops.core.training.run import parquet_bytes
+from airflow_mlops.core.training import parquet_bytes
 from airflow_mlops.exceptions import DataValidationFailed, ModelIntegrityFailure
 from tests.reliability.test_bad_inputs import FLIGHTS_SPEC, context
 from tests.support import models
