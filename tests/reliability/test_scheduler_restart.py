@@ -41,6 +41,9 @@ def test_a_run_completes_when_the_scheduler_is_killed_and_restarted(tmp_path: Pa
         # Find the task that died with the scheduler in seconds, not the default five minutes.
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        # The new scheduler adopts or resets the dead one's running task at its orphan check, every five
+        # minutes by default; the check itself waits for the dead scheduler to miss its health threshold.
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
     }
     with airflow_services(
         tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'airflow.db'}",
