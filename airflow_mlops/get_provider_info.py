@@ -81,6 +81,12 @@ CONFIG = {
                 None,
                 "s3://ml-artifacts/pipelines",
             ),
+            "pipelines_folder": _option(
+                "Folder of the pipeline files (*.yaml) the reference DAGs read; relative paths inside a file "
+                "are relative to the folder's grandparent. Defaults to the DAG files' include/pipelines.",
+                None,
+                "/opt/ml/include/pipelines",
+            ),
             "storage_conn_id": _option("AWS connection used when storage_root is on S3.", "aws_default"),
             "mlflow_conn_id": _option(
                 "MLflow connection; when it does not exist the embedded store is used.", "mlflow_default"

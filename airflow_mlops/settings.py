@@ -29,6 +29,13 @@ def storage_root() -> str:
     return _get("storage_root", os.path.join(state_dir(), "storage"))
 
 
+def pipelines_folder(default: str) -> str:
+    """Folder of the pipeline files the reference DAGs read, given as ``default`` by each DAG file (its own
+    project's ``include/pipelines``). Relative paths inside a pipeline file (``validation.suite``) are relative
+    to the folder's grandparent, as they are to the project folder for ``include/pipelines``."""
+    return _get("pipelines_folder", default)
+
+
 def storage_conn_id() -> str:
     """Airflow connection (type ``aws``) used when the storage root is on S3."""
     return _get("storage_conn_id", "aws_default")

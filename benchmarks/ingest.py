@@ -42,7 +42,7 @@ import sqlalchemy as sa
 engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
 query = f"SELECT * FROM {table}"
 if method == "mlops":
-    from airflow_mlops.core.ingestion.snapshot import IngestSpec, ingest
+    from airflow_mlops.core.ingestion import IngestSpec, ingest
     from airflow_mlops.core.storage import StorageRoot
     spec = IngestSpec.from_mapping({"source": "sql", "table": table, "chunk_rows": chunk_rows})
     root = StorageRoot(out)
@@ -85,7 +85,7 @@ def load(url: str, rows_wanted: int) -> int:
     from airflow_mlops.cli.replay import copy_into_postgres, load_flights
 
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    flights = load_flights()
+    flights = load_flights(REPO / "include" / "data" / "nycflights13" / "flights.parquet")
     copies = -(-rows_wanted // flights.num_rows)
     for _ in range(copies):
         copy_into_postgres(engine, "flights", flights)

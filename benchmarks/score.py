@@ -66,7 +66,8 @@ def run_contender(kind: str, workdir: Path, input_path: str, threads: int, chunk
     if kind == "core":
         from datetime import UTC, datetime
 
-        from airflow_mlops.core.scoring.batch import ScoringSpec, ServingModel, score_partition
+        from airflow_mlops.core.scoring import ScoringSpec, score_partition
+        from airflow_mlops.core.serving import ServingModel
         from airflow_mlops.core.storage import StorageRoot
 
         model = ServingModel.from_bytes(

@@ -49,9 +49,9 @@ def main() -> int:
     import mlflow
 
     from airflow_mlops.core.storage import StorageRoot
+    from airflow_mlops.core.training import parquet_bytes, run_training
     from airflow_mlops.core.training.data import prepare, split_rows
     from airflow_mlops.core.training.model import build_preprocessor, make_estimator
-    from airflow_mlops.core.training.run import parquet_bytes, run_training
     from airflow_mlops.core.training.spec import TrainingSpec
     from tests.support.data import flights
 

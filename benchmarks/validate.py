@@ -113,8 +113,8 @@ def main() -> None:
 
     import pandas as pd
 
+    from airflow_mlops.core import validation as core
     from airflow_mlops.core.storage import StorageRoot
-    from airflow_mlops.core.validation import checks as core
     from airflow_mlops.operators.validation import ValidateDatasetOperator
 
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:

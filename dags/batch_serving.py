@@ -1,8 +1,14 @@
 """Batch serving: wait for the interval's data, validate it, score it with the champion, check drift.
 
-One task group per pipeline file in ``include/pipelines/`` that has a ``serving:`` section, scheduled
-per data interval (flights: ``@monthly``; the interval's files are named by its month). For each
-interval:
+One batch DAG per distinct ``serving.schedule`` of the pipeline files in ``include/pipelines/`` (or the
+``[mlops] pipelines_folder``) that have a ``serving:`` section, and one task group per pipeline file in
+it. ``batch_serving`` serves the ``@monthly`` pipelines (flights; the interval's files are named by its
+month) and is there even when none is monthly; ``batch_serving_weekly``, ``batch_serving_quarterly``,
+``batch_serving_cron_<fields>``, ``batch_serving_every_<7d>`` and ``batch_serving_on_<asset uri>`` serve
+the other presets, cron expressions, ISO-8601 durations and asset URIs (docs/scoring.md). A preset, a
+cron expression or a duration gives each run a data interval, which the pipeline's ``data.batch_pattern``
+names (``{{ data_interval_start.strftime('%Y-%m') }}``); an asset runs the DAG when it is updated. For
+each interval:
 
 1. ``wait_for_batch`` waits, deferred to the triggerer, until the interval's files have landed;
 2. ``list_partitions`` lists them, and every later step is mapped over that list (one task per file,
@@ -44,11 +50,12 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, TaskGroup
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import DAG, Asset, Param, TaskGroup
+from airflow.timetables.interval import CronDataIntervalTimetable, DeltaDataIntervalTimetable
 
 from airflow_mlops import settings
-from airflow_mlops.core.pipeline.file import discover
+from airflow_mlops.core.pipeline.file import PipelineFile, discover
+from airflow_mlops.core.pipeline.schedule import MONTHLY, ServingSchedule, batch_dags
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.business import CheckProxyCorrelationOperator
@@ -61,17 +68,23 @@ from airflow_mlops.operators.scoring import ListPartitionsOperator, ResolveModel
 from airflow_mlops.operators.validation import ValidateDatasetOperator
 from airflow_mlops.sensors.ingestion import DatasetAvailableSensor
 
-DAG_ID = "batch_serving"
-SCHEDULE = "@monthly"  # pipelines whose serving.schedule is this one are served here
+DAG_ID = "batch_serving"  # the @monthly pipelines' DAG; the other schedules' DAG ids are named by the schedule
 PROJECT = Path(__file__).resolve().parents[1]
-PIPELINES = [p for p in discover(PROJECT / "include" / "pipelines", PROJECT) if p.serving and p.schedule == SCHEDULE]
+PIPELINE_FOLDER = Path(settings.pipelines_folder(str(PROJECT / "include" / "pipelines"))).resolve()
+# {dag_id: (schedule, pipelines)}: one batch DAG per distinct serving schedule, in file order.
+SERVED = batch_dags(p for p in discover(PIPELINE_FOLDER, PIPELINE_FOLDER.parents[1]) if p.serving)
+SERVED.setdefault(DAG_ID, (MONTHLY, []))  # batch_serving stays, so its runs and links do not vanish
+PIPELINES = SERVED[DAG_ID][1]  # the monthly ones
 
 
-def choose_pipelines(params: dict[str, Any], dag_run: Any, **_: Any) -> list[str]:
-    """The form's pipeline for a manual run; every pipeline for a scheduled one."""
-    names = [p.name for p in PIPELINES]
+def choose_pipelines(params: dict[str, Any], dag_run: Any, pipelines: list[str] | None = None, **_: Any) -> list[str]:
+    """The form's pipeline for a manual run; every pipeline of the DAG for a scheduled or asset-triggered one.
+
+    :param pipelines: the DAG's pipelines (``op_kwargs``); the monthly ones when not given.
+    """
+    names = [p.name for p in PIPELINES] if pipelines is None else pipelines
     run_type = getattr(dag_run, "run_type", None)
-    if getattr(run_type, "value", run_type) == "scheduled" or params.get("pipeline") == "all":
+    if getattr(run_type, "value", run_type) in ("scheduled", "asset_triggered") or params.get("pipeline") == "all":
         return [f"{name}.wait_for_batch" for name in names]
     return [f"{params['pipeline']}.wait_for_batch"] if params.get("pipeline") in names else []
 
@@ -96,7 +109,7 @@ def explain_kwargs(receipt: dict[str, Any]) -> dict[str, str]:
     return {"input_uri": receipt["serving_log_uri"], "partition": receipt["partition"]}
 
 
-def pipeline_tasks(pipeline: Any) -> None:
+def pipeline_tasks(pipeline: PipelineFile) -> None:
     """The tasks of one pipeline, inside its task group."""
     name = pipeline.name
     landing = pipeline.landing_uri(settings.storage_root())
@@ -195,27 +208,45 @@ def pipeline_tasks(pipeline: Any) -> None:
         drift >> proxy
 
 
-with DAG(
-    dag_id=DAG_ID,
-    # A data-interval timetable: the run for May starts on June 1 with data_interval_start = May 1, once the
-    # month is complete. (Airflow 3 turns a plain "@monthly" into a trigger timetable without an interval.)
-    schedule=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
-    start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,  # the drift policy of a model is read-modify-write, batch after batch
-    tags=["mlops", "serving"],
-    doc_md=__doc__,
-    params={
-        "pipeline": Param(
-            PIPELINES[0].name if PIPELINES else "all",
-            type="string",
-            enum=[*(p.name for p in PIPELINES), "all"],
-            description="Pipeline to serve in a manual run ('all': every one with a serving section).",
-        ),
-    },
-) as dag:
-    plan = BranchOnFunctionOperator(task_id="choose_pipelines", python_callable=choose_pipelines)
-    for _pipeline in PIPELINES:
-        with TaskGroup(group_id=_pipeline.name) as group:
-            pipeline_tasks(_pipeline)
-        plan >> group
+def timetable(schedule: ServingSchedule) -> Any:
+    """The DAG's schedule: a data-interval timetable, so every run's data_interval_start/end is the interval it
+    serves (Airflow 3 turns a plain preset or timedelta into a timetable without an interval), or the asset."""
+    if schedule.kind == "cron":  # the run for May starts on June 1 with data_interval_start = May 1
+        return CronDataIntervalTimetable(schedule.value, timezone="UTC")
+    if schedule.kind == "delta":
+        return DeltaDataIntervalTimetable(schedule.interval)
+    return Asset(name=schedule.value, uri=schedule.value)
+
+
+def batch_dag(dag_id: str, schedule: ServingSchedule, pipelines: list[PipelineFile]) -> DAG:
+    """The batch DAG of one serving schedule: a task group per pipeline, after the branch that picks them."""
+    names = [p.name for p in pipelines]
+    with DAG(
+        dag_id=dag_id,
+        schedule=timetable(schedule),
+        start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,  # the drift policy of a model is read-modify-write, batch after batch
+        tags=["mlops", "serving"],
+        doc_md=__doc__,
+        params={
+            "pipeline": Param(
+                names[0] if names else "all",
+                type="string",
+                enum=[*names, "all"],
+                description="Pipeline to serve in a manual run ('all': every pipeline this DAG serves).",
+            ),
+        },
+    ) as batch:
+        plan = BranchOnFunctionOperator(
+            task_id="choose_pipelines", python_callable=choose_pipelines, op_kwargs={"pipelines": names}
+        )
+        for pipeline in pipelines:
+            with TaskGroup(group_id=pipeline.name) as group:
+                pipeline_tasks(pipeline)
+            plan >> group
+    return batch
+
+
+DAGS = {dag_id: batch_dag(dag_id, schedule, pipelines) for dag_id, (schedule, pipelines) in SERVED.items()}
+dag = DAGS[DAG_ID]

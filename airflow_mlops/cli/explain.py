@@ -1,8 +1,8 @@
 """Explain one prediction from the command line::
 
-    python -m airflow_mlops.cli.explain --model flights --alias champion \\
+    airflow-mlops explain --model flights --alias champion \\
         --row '{"hour": 17, "minute": 5, "sched_dep_time": 1705, ...}'
-    python -m airflow_mlops.cli.explain --model flights --version 3 --input scored.parquet --index 42
+    airflow-mlops explain --model flights --version 3 --input scored.parquet --index 42
 
 Prints a readable summary, then the explanation as JSON (``--json`` prints only the JSON). MLflow is
 reached through the ``[mlops]`` settings and the ``mlflow`` connection, as the operators reach it.
@@ -17,8 +17,8 @@ import sys
 from collections.abc import Sequence
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m airflow_mlops.cli.explain", description=__doc__.split("::")[0].strip())
+def parser(prog: str = "airflow-mlops explain") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("::")[0].strip())
     p.add_argument("--model", required=True, help="registered model name")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--alias", default=None, help="alias to explain (champion when no --version)")
@@ -32,14 +32,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "airflow-mlops explain") -> int:
+    args = parser(prog).parse_args(argv)
     out = sys.stdout
     # Airflow and MLflow log to stdout; only the explanation goes there, so that --json can be piped.
     with contextlib.redirect_stdout(sys.stderr):
         from airflow_mlops.core.errors import MlopsError
-        from airflow_mlops.core.scoring.batch import resolve_model_version
-        from airflow_mlops.core.scoring.explain import explain_row, read_row
+        from airflow_mlops.core.scoring import explain_row, read_row
+        from airflow_mlops.core.serving import resolve_model_version
         from airflow_mlops.core.storage import StorageRoot
         from airflow_mlops.hooks.mlflow import MlflowHook
 

@@ -9,9 +9,13 @@ Targets:
 
 Run::
 
-    python -m airflow_mlops.cli.replay --months 1-3 --to /tmp/landing
-    python -m airflow_mlops.cli.replay --months 4 --to s3://landing/flights --endpoint-url http://127.0.0.1:5000
-    python -m airflow_mlops.cli.replay --months 1-12 --every 30 --to postgresql://postgres@127.0.0.1/demo
+    airflow-mlops replay --months 1-3 --to /tmp/landing
+    airflow-mlops replay --months 4 --to s3://landing/flights --endpoint-url http://127.0.0.1:5000
+    airflow-mlops replay --months 1-12 --every 30 --to postgresql://postgres@127.0.0.1/demo
+
+(``python -m airflow_mlops replay ...`` is the same.) The flights come from ``--source``; without it, from
+``include/data/nycflights13/flights.parquet`` under the current directory, where an Airflow project keeps
+its shipped data (run from the project root, as ``airflow`` and ``astro`` commands are).
 
 S3 credentials come from the standard AWS environment variables or profile (read, never written).
 """
@@ -37,7 +41,9 @@ from airflow_mlops.core.storage import StorageRoot, s3_filesystem
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "include" / "data" / "nycflights13" / "flights.parquet"
+# Relative on purpose: resolved against the current directory (the Airflow project's root) when read, never
+# against this file, which sits in site-packages once the provider is installed.
+DEFAULT_SOURCE = Path("include") / "data" / "nycflights13" / "flights.parquet"
 DEFAULT_TABLE = "flights"
 YEAR = 2013
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -72,6 +78,11 @@ def load_flights(source: str | Path = DEFAULT_SOURCE) -> pa.Table:
 
     path = Path(source)
     if not path.is_file():
+        if path == DEFAULT_SOURCE:
+            raise SourceNotFoundError(
+                f"No flights file at {str(path.absolute())!r}: without --source the replay reads {str(path)!r} "
+                "under the current directory. Run it from the project root or pass --source."
+            )
         raise SourceNotFoundError(f"The flights file {str(path)!r} does not exist; pass --source.")
     return pq.read_table(path)
 
@@ -217,16 +228,20 @@ def replay(
     return landed
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "airflow-mlops replay") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_mlops.cli.replay",
+        prog=prog,
         description="Land nycflights13 month by month into a folder, an S3 prefix or a PostgreSQL table.",
     )
     parser.add_argument("--months", required=True, help="months of 2013 to land: '1-3', '4', '1,5,9-12'")
     parser.add_argument("--to", required=True, help="local folder, s3://bucket/prefix or postgresql:// URL")
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="file format (files)")
     parser.add_argument("--table", default=DEFAULT_TABLE, help="table name (PostgreSQL)")
-    parser.add_argument("--source", default=str(DEFAULT_SOURCE), help="flights.parquet to replay from")
+    parser.add_argument(
+        "--source",
+        default=str(DEFAULT_SOURCE),
+        help="flights.parquet to replay from (default: %(default)s under the current directory)",
+    )
     parser.add_argument("--every", type=float, default=0.0, help="seconds to wait between months")
     parser.add_argument("--endpoint-url", default=None, help="S3 endpoint (MinIO, moto)")
     args = parser.parse_args(argv)

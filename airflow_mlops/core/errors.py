@@ -30,3 +30,33 @@ class ArtifactError(MlopsError, OSError):
 
 class IntegrityError(ArtifactError):
     """An artifact's content does not match its recorded checksum: refuse to use it."""
+
+
+class ModelVersionError(MlopsError):
+    """A registered model, asked for by alias or version, does not resolve to a version that can be served.
+
+    Everything :func:`airflow_mlops.core.serving.resolve_model_version` raises about the registry's
+    answer is one of these, so a caller maps a single class. ``model``, ``alias`` and ``version`` say
+    what was asked for; ``retryable`` says whether asking again later may succeed. Each subclass also
+    derives from the error a caller of the older API caught.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, model: str, alias: str | None = None, version: str | None = None) -> None:
+        super().__init__(message)
+        self.model, self.alias, self.version = model, alias, version
+
+
+class ModelVersionNotFoundError(ModelVersionError, SourceNotFoundError):
+    """No such registered model, version or alias."""
+
+
+class ModelVersionNotReadyError(ModelVersionError, ArtifactError):
+    """The version exists but is still being created: asking again later may succeed."""
+
+    retryable = True
+
+
+class ModelVersionUnverifiableError(ModelVersionError, IntegrityError):
+    """The version has no source run or no trustworthy ONNX sha256 to check its file against."""

@@ -2,7 +2,7 @@
 
 - :func:`check_training_serving_skew`: the training rows kept in the run's reference sample, with the
   predictions the native model made for them at training time, are written to a Parquet file and
-  scored by :func:`~airflow_mlops.core.scoring.batch.score_partition`, the serving path itself (Parquet
+  scored by :func:`~airflow_mlops.core.scoring.run.score_partition`, the serving path itself (Parquet
   reading, dtype coercion, the registered ONNX graph). Any difference beyond the tolerance means the
   features or the model seen at serving are not those of training.
 - :func:`check_reproducibility`: retrain the version's spec on its recorded snapshot (verified by its
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from airflow_mlops.core.monitoring.facts import ModelVersionFacts
-    from airflow_mlops.core.scoring.batch import ServingModel
+    from airflow_mlops.core.serving import ServingModel
 
 DEFAULT_SKEW_TOLERANCE = 1e-4
 DEFAULT_METRIC_TOLERANCE = 1e-6
@@ -69,8 +69,8 @@ def check_training_serving_skew(
     rows = reference if max_rows is None else reference.head(max_rows)
     if rows.empty:
         raise DataError(f"The reference sample of model {model.name!r} v{model.version} has no rows.")
-    from airflow_mlops.core.scoring.batch import ScoringSpec, score_partition
-    from airflow_mlops.core.training.run import parquet_bytes
+    from airflow_mlops.core.scoring import ScoringSpec, score_partition
+    from airflow_mlops.core.training import parquet_bytes
 
     with tempfile.TemporaryDirectory(prefix="mlops-skew-") as folder:
         root = StorageRoot(folder)
@@ -210,7 +210,7 @@ def check_reproducibility(
     :raises SourceNotFoundError: the run records no snapshot, or it is gone.
     :raises IntegrityError: the snapshot changed since training (its sha256 differs).
     """
-    from airflow_mlops.core.training.run import read_snapshot, train_model
+    from airflow_mlops.core.training import read_snapshot, train_model
 
     if not facts.dataset_uri:
         raise SourceNotFoundError(

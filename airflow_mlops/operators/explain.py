@@ -1,4 +1,4 @@
-"""Explain one prediction of a model version, as a task (the same as ``python -m airflow_mlops.cli.explain``)."""
+"""Explain one prediction of a model version, as a task (the same as ``airflow-mlops explain``)."""
 
 from __future__ import annotations
 
@@ -71,8 +71,8 @@ class ExplainPredictionOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import json
 
-        from airflow_mlops.core.scoring.batch import resolve_model_version
-        from airflow_mlops.core.scoring.explain import explain_row, read_row
+        from airflow_mlops.core.scoring import explain_row, read_row
+        from airflow_mlops.core.serving import resolve_model_version
         from airflow_mlops.hooks.mlflow import MlflowHook
         from airflow_mlops.hooks.storage import StorageHook
         from airflow_mlops.operators.drift import default_partition

@@ -101,9 +101,9 @@ class EvaluateModelGateOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+        from airflow_mlops.core import gating
         from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundError, SpecError
-        from airflow_mlops.core.gating import evaluate as gating
-        from airflow_mlops.core.gating.policy import GatePolicy
+        from airflow_mlops.core.gating import GatePolicy, evaluate
         from airflow_mlops.core.params import parse_flag
         from airflow_mlops.exceptions import ModelIntegrityFailure, ModelRejected
         from airflow_mlops.hooks.mlflow import MlflowHook
@@ -119,7 +119,7 @@ class EvaluateModelGateOperator(BaseOperator):
             candidate, champion = self._models(client)
             uri = self._evaluation_uri(client)
             frame, sha256 = gating.read_evaluation_frame(storage, uri)
-            decision = gating.evaluate(
+            decision = evaluate(
                 candidate, champion, frame, policy, data_uri=uri, data_sha256=sha256, force=force,
                 force_reason=self.force_reason,
             )  # fmt: skip
@@ -156,8 +156,8 @@ class EvaluateModelGateOperator(BaseOperator):
         return str(uri)
 
     def _models(self, client: Any) -> tuple[Any, Any]:
-        from airflow_mlops.core.gating.inputs import load_run_model
-        from airflow_mlops.core.registry import versions as registry
+        from airflow_mlops.core import registry
+        from airflow_mlops.core.gating import load_run_model
 
         native = bool(self.check_native_parity)
         candidate = load_run_model(client, str(self.candidate_run_id), "candidate", native=native)

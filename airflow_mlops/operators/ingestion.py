@@ -24,7 +24,7 @@ def dataset_asset(pipeline: str) -> Asset:
 def default_partition(context: Context) -> str:
     """The run's partition: data interval start, else logical date, else the run's ``run_after``, in UTC."""
     from airflow_mlops.core.errors import SpecError
-    from airflow_mlops.core.ingestion.snapshot import partition_key
+    from airflow_mlops.core.ingestion import partition_key
 
     dag_run = context.get("dag_run")
     for value in (context.get("data_interval_start"), context.get("logical_date"), getattr(dag_run, "run_after", None)):
@@ -138,7 +138,7 @@ class IngestDatasetOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_mlops.core.ingestion import snapshot as core
+        from airflow_mlops.core import ingestion as core
         from airflow_mlops.hooks.ingestion import source_handles
         from airflow_mlops.hooks.storage import StorageHook
 
@@ -179,7 +179,7 @@ class IngestDatasetOperator(BaseOperator):
 def render_query(task: BaseOperator, query: str, context: Context) -> tuple[str, dict[str, Any]]:
     """Render a SQL template with every ``{{ ... }}`` bound; ``*.sql`` names load from the DAG's search path."""
     from airflow_mlops.core.errors import SpecError
-    from airflow_mlops.core.ingestion.snapshot import render_sql_template
+    from airflow_mlops.core.ingestion import render_sql_template
 
     env = task.get_template_env(task.dag if task.has_dag() else None)
     text = query

@@ -104,10 +104,10 @@ class CheckSourceSchemaOperator(MonitoringOperator):
         self.aws_conn_id = aws_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import registry
         from airflow_mlops.core.errors import SourceNotFoundError
         from airflow_mlops.core.monitoring import checks as m
         from airflow_mlops.core.monitoring.facts import model_version_facts, parquet_schema
-        from airflow_mlops.core.registry import versions as registry
         from airflow_mlops.hooks.storage import StorageHook
 
         root = StorageHook(self.storage_root, self.aws_conn_id).get_conn()

@@ -54,7 +54,7 @@ class CheckSpecProvenanceOperator(MonitoringOperator):
         from airflow_mlops.core.errors import SpecError
         from airflow_mlops.core.pipeline.file import parse_review
         from airflow_mlops.core.provenance import SpecProvenance, check_spec_provenance
-        from airflow_mlops.core.scoring.batch import resolve_model_version
+        from airflow_mlops.core.serving import resolve_model_version
 
         review = parse_review(self.review, "The 'review' argument")
         client = mlflow_client(self.mlflow_conn_id)

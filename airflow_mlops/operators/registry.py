@@ -95,7 +95,7 @@ class RegisterModelOperator(BaseOperator):
     The version's source is ``runs:/<run_id>/<source_path>``; it carries the run's ``mlops.*`` lineage
     tags (the ONNX sha256 among them), the source run id and the gate's verdict and evidence URI, and a
     Markdown description of the gate's findings. It is marked complete only once ``READY`` and fully
-    tagged; an interrupted registration is completed by the retry (see :mod:`airflow_mlops.core.registry.versions`).
+    tagged; an interrupted registration is completed by the retry (see :mod:`airflow_mlops.core.registry.registration`).
 
     :param model_name: registered model name. (templated)
     :param run_id: MLflow run of the candidate; defaults to the gate receipt's candidate run. (templated)
@@ -140,8 +140,8 @@ class RegisterModelOperator(BaseOperator):
             return self._register(context)
 
     def _register(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import registry
         from airflow_mlops.core.errors import SpecError
-        from airflow_mlops.core.registry import versions as registry
         from airflow_mlops.hooks.mlflow import MlflowHook
 
         gate = parse_gate_receipt(self.gate_receipt, "RegisterModelOperator")
@@ -248,7 +248,7 @@ class PromoteModelOperator(BaseOperator):
 
     def _expected(self, gate: dict[str, Any] | None) -> Any:
         from airflow_mlops.core.errors import SpecError
-        from airflow_mlops.core.registry.versions import _UNSET
+        from airflow_mlops.core.registry.promotion import _UNSET
 
         raw = self.expected_champion_version
         if raw not in (None, ""):
@@ -268,8 +268,8 @@ class PromoteModelOperator(BaseOperator):
             return self._promote(context)
 
     def _promote(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import registry
         from airflow_mlops.core.errors import SpecError
-        from airflow_mlops.core.registry import versions as registry
         from airflow_mlops.hooks.mlflow import MlflowHook
 
         if self.mode not in ("promote", "rollback"):

@@ -53,7 +53,7 @@ class CheckTrainingServingSkewOperator(MonitoringOperator):
         from airflow_mlops.core.errors import IntegrityError
         from airflow_mlops.core.params import parse_number
         from airflow_mlops.core.reproducibility import check_training_serving_skew, read_reference
-        from airflow_mlops.core.scoring.batch import load_serving_model, resolve_model_version
+        from airflow_mlops.core.serving import load_serving_model, resolve_model_version
         from airflow_mlops.exceptions import ModelIntegrityFailure
         from airflow_mlops.hooks.mlflow import MlflowHook
 

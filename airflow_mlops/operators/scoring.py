@@ -73,7 +73,7 @@ class ResolveModelVersionOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.errors import IntegrityError
-        from airflow_mlops.core.scoring.batch import load_serving_model, resolve_model_version
+        from airflow_mlops.core.serving import load_serving_model, resolve_model_version
         from airflow_mlops.exceptions import ModelIntegrityFailure
         from airflow_mlops.hooks.mlflow import MlflowHook
 
@@ -120,7 +120,7 @@ class ListPartitionsOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> list[dict[str, str]]:
-        from airflow_mlops.core.scoring.batch import list_partitions
+        from airflow_mlops.core.scoring import list_partitions
 
         partitions = list_partitions(self.input_uri, _input_filesystem(self.input_uri, self.aws_conn_id), self.pattern)
         self.log.info("Found %d partition(s) under %s matching %r.", len(partitions), self.input_uri, self.pattern)
@@ -216,7 +216,7 @@ class ScoreBatchOperator(BaseOperator):
 
     def _spec(self, context: Context) -> Any:
         from airflow_mlops.core.errors import SpecError
-        from airflow_mlops.core.scoring.batch import ScoringSpec
+        from airflow_mlops.core.scoring import ScoringSpec
 
         # The logical date, not the wall clock: a rerun writes the same bytes. Runs without one
         # (manual runs in Airflow 3) use run_after, which is fixed for the run too.
@@ -246,12 +246,8 @@ class ScoreBatchOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.errors import DataError, IntegrityError
         from airflow_mlops.core.params import parse_flag
-        from airflow_mlops.core.scoring.batch import (
-            load_challenger,
-            load_serving_model,
-            resolve_model_version,
-            score_partition,
-        )
+        from airflow_mlops.core.scoring import load_challenger, score_partition
+        from airflow_mlops.core.serving import load_serving_model, resolve_model_version
         from airflow_mlops.exceptions import DataValidationFailed, ModelIntegrityFailure
         from airflow_mlops.hooks.mlflow import MlflowHook
         from airflow_mlops.hooks.storage import StorageHook

@@ -36,7 +36,7 @@ class ValidateDatasetOperator(BaseOperator):
     :param partition: partition key of this run, usually its logical date. (templated)
     :param suite_uri: a GX suite JSON file (storage root or local path, e.g. under ``include/``). (templated)
     :param reference_uri: a snapshot to infer the suite from; give this or ``suite_uri``. (templated)
-    :param inference: settings of :class:`~airflow_mlops.core.validation.checks.InferenceSpec` for an inferred
+    :param inference: settings of :class:`~airflow_mlops.core.validation.InferenceSpec` for an inferred
         suite, e.g. ``{"schema_only_columns": ["event_ts"], "expected_rows": 30000}``. (templated)
     :param snapshot_sha256: sha256 recorded when the snapshot was written; checked before reading. (templated)
     :param mlflow_run_id: MLflow run to log the suite and the summary to. (templated)
@@ -98,8 +98,8 @@ class ValidateDatasetOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import validation as core
         from airflow_mlops.core.errors import DataError, IntegrityError
-        from airflow_mlops.core.validation import checks as core
         from airflow_mlops.exceptions import DataValidationFailed
         from airflow_mlops.hooks.storage import StorageHook
 
@@ -145,7 +145,7 @@ class ValidateDatasetOperator(BaseOperator):
         return receipt
 
     def _log_to_mlflow(self, suite: Any, result: Any, page: str) -> None:
-        from airflow_mlops.core.validation import checks as core
+        from airflow_mlops.core import validation as core
         from airflow_mlops.hooks.mlflow import MlflowHook
 
         client = MlflowHook(self.mlflow_conn_id).get_conn()

@@ -17,7 +17,7 @@ from airflow_mlops.triggers.ingestion import DatasetAvailableTrigger
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_mlops.core.ingestion.snapshot import Availability, WatchSpec
+    from airflow_mlops.core.ingestion import Availability, WatchSpec
 
 _ERRORS = (
     "SpecError", "DataError", "SourceNotFoundError", "SourceAccessError", "SourceUnavailableError", "ArtifactError",
@@ -101,7 +101,7 @@ class DatasetAvailableSensor(BaseSensorOperator):
     def watch_mapping(self, context: Context) -> dict[str, Any]:
         """The rendered arguments as a JSON-able :class:`WatchSpec` mapping (also the trigger's argument)."""
         from airflow_mlops.core.errors import SpecError
-        from airflow_mlops.core.ingestion.snapshot import WatchSpec
+        from airflow_mlops.core.ingestion import WatchSpec
         from airflow_mlops.operators.ingestion import render_query
 
         if self.on_timeout not in ("fail", "skip"):
@@ -125,7 +125,7 @@ class DatasetAvailableSensor(BaseSensorOperator):
         return source_handles(self.source, self.path, sql_conn_id=self.sql_conn_id, aws_conn_id=self.aws_conn_id)
 
     def _look(self, context: Context) -> Availability:
-        from airflow_mlops.core.ingestion.snapshot import WatchSpec, probe
+        from airflow_mlops.core.ingestion import WatchSpec, probe
 
         spec: WatchSpec = WatchSpec.from_mapping(self.watch_mapping(context))
         engine, filesystem = self._handles
@@ -164,9 +164,8 @@ class DatasetAvailableSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume from the trigger: validate its one event strictly; return the report or raise."""
-        from airflow_mlops.core import errors
-        from airflow_mlops.core.ingestion import snapshot as ingestion
-        from airflow_mlops.core.ingestion.snapshot import Availability
+        from airflow_mlops.core import errors, ingestion
+        from airflow_mlops.core.ingestion import Availability
 
         status = event.get("status") if isinstance(event, dict) else None
         if status == "error" and set(event) == {"status", "error_class", "message"}:

@@ -23,7 +23,7 @@ class DatasetAvailableTrigger(BaseTrigger):
     - ``{"status": "timeout", "report": {...}}`` when ``deadline`` passes first (the last report);
     - ``{"status": "error", "error_class": "...", "message": "..."}`` when a poll fails.
 
-    :param watch: the :class:`~airflow_mlops.core.ingestion.snapshot.WatchSpec` as a JSON-able mapping.
+    :param watch: the :class:`~airflow_mlops.core.ingestion.availability.WatchSpec` as a JSON-able mapping.
     :param sql_conn_id: SQL connection, for ``sql`` sources.
     :param aws_conn_id: AWS connection, for ``s3`` sources.
     :param poke_interval: seconds between polls.
@@ -59,7 +59,7 @@ class DatasetAvailableTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_mlops.core.ingestion.snapshot import WatchSpec, probe
+        from airflow_mlops.core.ingestion import WatchSpec, probe
         from airflow_mlops.hooks.ingestion import source_handles
 
         try:

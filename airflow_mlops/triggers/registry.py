@@ -28,7 +28,7 @@ def check_registry(
 
     Shared by the sensor's poke and the trigger, so both wait for exactly the same thing.
     """
-    from airflow_mlops.core.registry import versions as registry
+    from airflow_mlops.core import registry
     from airflow_mlops.hooks.mlflow import MlflowHook
 
     client = MlflowHook(mlflow_conn_id).get_conn()

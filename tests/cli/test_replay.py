@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from airflow_mlops.cli import replay
-from airflow_mlops.core.errors import SpecError
+from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 from tests.support.imports import REPO
 
 MONTHS = {1: 27004, 2: 24951, 3: 28834}
@@ -35,7 +36,7 @@ def test_parse_months_rejects_nonsense(text: str) -> None:
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "airflow_mlops.cli.replay", *args],
+        [sys.executable, "-m", "airflow_mlops", "replay", *args],
         capture_output=True, text=True, cwd=REPO, env={**os.environ, **(env or {})}, timeout=300,
     )  # fmt: skip
 
@@ -90,3 +91,13 @@ def test_cli_errors_name_the_problem(tmp_path: Path) -> None:
     proc = run_cli("--months", "1", "--to", str(tmp_path), "--source", str(tmp_path / "missing.parquet"))
     assert proc.returncode == 2 and "missing.parquet' does not exist; pass --source" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_default_source_is_read_under_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The package never looks beside its own files (gone in a wheel): the project root is the cwd."""
+    monkeypatch.chdir(REPO)
+    assert replay.load_flights().num_rows == 336776
+    monkeypatch.chdir(tmp_path)
+    expected = tmp_path / "include" / "data" / "nycflights13" / "flights.parquet"
+    with pytest.raises(SourceNotFoundError, match=re.escape(f"No flights file at '{expected}'")):
+        replay.load_flights()

@@ -11,7 +11,7 @@ import yaml
 
 from airflow_mlops.core.errors import ArtifactError, DataError, SpecError
 from airflow_mlops.core.feature_cost import CostPolicy, check_feature_cost, measure_feature_cost
-from airflow_mlops.core.training.run import TrainingResult, TrainingSpec, parquet_bytes, train_model
+from airflow_mlops.core.training import TrainingResult, TrainingSpec, parquet_bytes, train_model
 from tests.operators.monitoring_support import REPO, small_spec
 from tests.support.data import flights
 

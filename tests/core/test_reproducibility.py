@@ -16,7 +16,7 @@ from airflow_mlops.core.reproducibility import (
     read_reference,
     spec_from_artifact,
 )
-from airflow_mlops.core.scoring.batch import load_serving_model, resolve_model_version
+from airflow_mlops.core.serving import load_serving_model, resolve_model_version
 from airflow_mlops.hooks.mlflow import MlflowHook
 from tests.operators.monitoring_support import MODEL, Champion, small_spec, use_shared_champion
 

@@ -231,7 +231,7 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
 
     from airflow.utils.state import DagRunState, TaskInstanceState
 
-    from airflow_mlops.core.registry import versions as registry
+    from airflow_mlops.core import registry
     from airflow_mlops.hooks.mlflow import MlflowHook
 
     landing = mlops_env / "storage" / "flights_delay" / "landing"

@@ -49,8 +49,7 @@ def champion_onnx_inputs(model_name: str) -> list[str]:
     import mlflow
     import onnx
 
-    from airflow_mlops.core import contracts
-    from airflow_mlops.core.registry import versions as registry
+    from airflow_mlops.core import contracts, registry
     from airflow_mlops.hooks.mlflow import MlflowHook
 
     client = MlflowHook().get_conn()

@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from airflow_mlops.core import contracts
-from airflow_mlops.core.registry.versions import promote, register_version, registration_tags
+from airflow_mlops.core.registry import promote, register_version, registration_tags
 from airflow_mlops.core.storage import StorageRoot
-from airflow_mlops.core.training.run import TrainingReceipt, TrainingSpec, parquet_bytes, run_training
+from airflow_mlops.core.training import TrainingReceipt, TrainingSpec, parquet_bytes, run_training
 from tests.support.data import flights
 
 REPO = Path(__file__).resolve().parents[2]

@@ -109,7 +109,7 @@ def embedded_registry_client(mlops_env: Path) -> Any:
 
 def register_gated_version(client: Any, name: str) -> str:
     """Register a passed-gate version of a fresh training run the way RegisterModelOperator does; its number."""
-    from airflow_mlops.core.registry import versions as registry
+    from airflow_mlops.core import registry
     from tests.core.registry.support import gate_receipt, training_run
 
     run_id = training_run(client)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from airflow_mlops.core import contracts
-from airflow_mlops.core.training.run import parquet_bytes
+from airflow_mlops.core.training import parquet_bytes
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.business import CheckProxyCorrelationOperator
 from airflow_mlops.operators.drift import CheckDriftOperator

@@ -13,7 +13,7 @@ import pytest
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import ArtifactError, SourceNotFoundError
 from airflow_mlops.core.storage import StorageRoot
-from airflow_mlops.core.training.run import TrainingSpec, parquet_bytes, run_training
+from airflow_mlops.core.training import TrainingSpec, parquet_bytes, run_training
 from airflow_mlops.exceptions import MlopsVerdictFailure
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.feature_cost import CheckFeatureCostOperator

@@ -25,7 +25,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.storage import StorageRoot
-from airflow_mlops.core.training.run import write_frame
+from airflow_mlops.core.training import write_frame
 from airflow_mlops.exceptions import ModelIntegrityFailure, ModelRejected
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.operators.gating import EvaluateModelGateOperator, gate_approval_task

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from airflow_mlops.core import contracts
-from airflow_mlops.core.training.run import parquet_bytes
+from airflow_mlops.core.training import parquet_bytes
 from airflow_mlops.exceptions import MlopsVerdictFailure
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.explain import ExplainPredictionOperator

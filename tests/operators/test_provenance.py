@@ -16,7 +16,7 @@ import yaml
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.provenance import spec_provenance
-from airflow_mlops.core.registry.versions import register_version, registration_tags
+from airflow_mlops.core.registry import register_version, registration_tags
 from airflow_mlops.exceptions import MlopsVerdictFailure
 from airflow_mlops.notifiers.webhook import WebhookNotifier
 from airflow_mlops.operators.provenance import CheckSpecProvenanceOperator

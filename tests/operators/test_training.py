@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_mlops.core import contracts
 from airflow_mlops.core.onnx_model import OnnxModel, inputs_from_spec
 from airflow_mlops.core.storage import StorageRoot, sha256_bytes
-from airflow_mlops.core.training.run import parquet_bytes
+from airflow_mlops.core.training import parquet_bytes
 from airflow_mlops.exceptions import DataValidationFailed
 from airflow_mlops.links.training import MLFLOW_RUN_URL_KEY
 from airflow_mlops.operators.training import TrainModelOperator, default_partition, git_sha

@@ -23,7 +23,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundError, SpecError
 from airflow_mlops.core.storage import StorageRoot
-from airflow_mlops.core.training.run import parquet_bytes
+from airflow_mlops.core.training import parquet_bytes
 from airflow_mlops.exceptions import DataValidationFailed
 from tests.support import models
 from tests.support.data import flights

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_mlops.core import contracts
-from airflow_mlops.core.registry import versions as registry
+from airflow_mlops.core import contracts, registry
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.operators.registry import ModelNotPromotable, PromoteModelOperator, RegisterModelOperator
 from tests.core.registry.support import gate_receipt, training_run

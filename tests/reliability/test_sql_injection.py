@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pendulum
 import pytest
 
-from airflow_mlops.core.ingestion.snapshot import EmptySourceError
+from airflow_mlops.core.ingestion import EmptySourceError
 from tests.support import models
 
 ATTEMPTS = ["' OR '1'='1", "UA' OR 1=1 --", "x'; DROP TABLE flights; --"]

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from airflow_mlops.core import contracts
+from airflow_mlops.core import contracts, registry
 from airflow_mlops.core.errors import MlopsError, SpecError
-from airflow_mlops.core.registry import versions as registry
 from airflow_mlops.links.registry import MlflowModelVersionLink
 from airflow_mlops.sensors.registry import ModelVersionFailed, ModelVersionSensor
 from airflow_mlops.triggers.registry import ModelVersionReadyTrigger

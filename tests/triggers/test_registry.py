@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_mlops.core import contracts
-from airflow_mlops.core.registry import versions as registry
+from airflow_mlops.core import contracts, registry
 from airflow_mlops.triggers import registry as triggers
 from airflow_mlops.triggers.registry import ModelVersionReadyTrigger
 from tests.operators.registry_support import embedded_registry_client, register_gated_version

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops.core.gating import metrics as gm
 
 if TYPE_CHECKING:
-    from airflow_mlops.core.gating.evaluate import GateDecision
+    from airflow_mlops.core.gating.decision import GateDecision
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -32,6 +32,24 @@ def _fmt(value: Any) -> str:
 
 def _sections(decision: GateDecision) -> list[tuple[str, list[str | Table]]]:
     """The card's content once, as (heading, [paragraph | table]) for both renderers."""
+    check_rows = [[c.name, c.status.upper(), _fmt(c.observed), _fmt(c.threshold), c.message] for c in decision.reasons]
+    provenance = [
+        f"Decided at {decision.created_at}. Evidence: {decision.evidence_uri or 'not written'}.",
+        "Policy: " + json.dumps(decision.policy, sort_keys=True),
+    ]
+    return [
+        ("Summary", _summary(decision)),
+        ("Models", list(_models(decision))),
+        ("Evaluation data", [(["", "value"], _data_rows(decision))]),
+        ("Metrics", [(["metric", "candidate", "champion", "baseline", "better"], _metric_rows(decision))]),
+        ("Checks", [(["check", "status", "observed", "threshold", "detail"], check_rows)]),
+        ("Slices", _slice_blocks(decision)),
+        ("Parity, latency and size", _runtime(decision)),
+        ("Provenance", list(provenance)),
+    ]
+
+
+def _summary(decision: GateDecision) -> list[str | Table]:
     name = decision.candidate.get("run_id") or "candidate"
     verdict = {"passed": "PASSED", "rejected": "REJECTED", "forced": "FORCED THROUGH"}[decision.verdict]
     summary: list[str | Table] = [
@@ -47,13 +65,19 @@ def _sections(decision: GateDecision) -> list[tuple[str, list[str | Table]]]:
         summary.append(f"The gate was forced: {decision.force_reason}. The failed checks below were overridden.")
     failed = [c.name for c in decision.failed_checks]
     summary.append("Failed checks: " + (", ".join(failed) if failed else "none") + ".")
+    return summary
 
+
+def _data_rows(decision: GateDecision) -> list[list[str]]:
     data = decision.data
     data_rows = [[k, _fmt(v)] for k, v in data.items() if not isinstance(v, dict)]
     for label, counts in (("class counts", data.get("class_counts")),):
         if counts:
             data_rows.append([label, ", ".join(f"{k}: {v}" for k, v in counts.items())])
+    return data_rows
 
+
+def _metric_rows(decision: GateDecision) -> list[list[str]]:
     metric_rows = []
     baseline_metrics = (decision.baseline or {}).get("metrics") or {}
     for metric_name, value in decision.candidate_metrics.items():
@@ -68,8 +92,10 @@ def _sections(decision: GateDecision) -> list[tuple[str, list[str | Table]]]:
                 "higher" if spec.higher_is_better else "lower",
             ]
         )
+    return metric_rows
 
-    check_rows = [[c.name, c.status.upper(), _fmt(c.observed), _fmt(c.threshold), c.message] for c in decision.reasons]
+
+def _slice_blocks(decision: GateDecision) -> list[str | Table]:
     slice_blocks: list[str | Table] = []
     for table in decision.slices:
         slice_blocks.append(f"By {table['column']} ({table['metric']}; {table['slices_total']} distinct values):")
@@ -84,10 +110,13 @@ def _sections(decision: GateDecision) -> list[tuple[str, list[str | Table]]]:
         )
     if not slice_blocks:
         slice_blocks.append("No slices configured.")
+    return slice_blocks
 
+
+def _runtime(decision: GateDecision) -> list[str | Table]:
     parity = decision.parity
     latency = decision.latency
-    runtime: list[str | Table] = [
+    return [
         (
             ["measure", "candidate", "champion", "budget"],
             [
@@ -109,7 +138,10 @@ def _sections(decision: GateDecision) -> list[tuple[str, list[str | Table]]]:
         f"Parity source: {parity.get('source')} ({parity.get('rows')} rows). Latency: median of "
         f"{latency.get('repeats')} runs of {latency.get('rows')} rows, ONNX Runtime, {latency.get('threads')} thread.",
     ]
-    models = [
+
+
+def _models(decision: GateDecision) -> list[Table]:
+    return [
         (
             ["", "candidate", "champion"],
             [
@@ -124,20 +156,6 @@ def _sections(decision: GateDecision) -> list[tuple[str, list[str | Table]]]:
                 ]
             ],
         ),
-    ]
-    provenance = [
-        f"Decided at {decision.created_at}. Evidence: {decision.evidence_uri or 'not written'}.",
-        "Policy: " + json.dumps(decision.policy, sort_keys=True),
-    ]
-    return [
-        ("Summary", summary),
-        ("Models", list(models)),
-        ("Evaluation data", [(["", "value"], data_rows)]),
-        ("Metrics", [(["metric", "candidate", "champion", "baseline", "better"], metric_rows)]),
-        ("Checks", [(["check", "status", "observed", "threshold", "detail"], check_rows)]),
-        ("Slices", slice_blocks),
-        ("Parity, latency and size", runtime),
-        ("Provenance", list(provenance)),
     ]
 
 

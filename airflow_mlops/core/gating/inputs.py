@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import ArtifactError, SourceNotFoundError, SpecError
-from airflow_mlops.core.gating.evaluate import PARITY_MEASURES, ModelUnderTest, NativePredict
+from airflow_mlops.core.gating.models import PARITY_MEASURES, ModelUnderTest, NativePredict
 from airflow_mlops.core.onnx_model import feed, inputs_from_spec
 
 if TYPE_CHECKING:

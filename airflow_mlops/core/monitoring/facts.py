@@ -78,7 +78,7 @@ def model_version_facts(
     :raises IntegrityError: the version has no recorded ONNX sha256 (see ``resolve_model_version``).
     """
     from airflow_mlops.core.gating.inputs import download_run_artifact
-    from airflow_mlops.core.scoring.batch import resolve_model_version
+    from airflow_mlops.core.serving import resolve_model_version
 
     ref = resolve_model_version(client, name, alias=alias, version=version)
     found = client.get_model_version(name, ref.version)
@@ -118,7 +118,7 @@ def locate(root: StorageRoot, uri: str) -> tuple[StorageRoot, str]:
 def snapshot_watermark(root: StorageRoot, snapshot_uri: str) -> Any:
     """The ``source_watermark`` of the ingestion receipt beside a snapshot (``receipt.json``), or None
     when there is no receipt or it records no watermark (a snapshot made outside the pipeline)."""
-    from airflow_mlops.core.ingestion.snapshot import RECEIPT_FILE
+    from airflow_mlops.core.ingestion import RECEIPT_FILE
 
     if not root.contains(snapshot_uri):
         return None

@@ -16,7 +16,7 @@ is a new file, not new code::
     gate:
       policy: {floors: {roc_auc: 0.6}, tolerance: 0.005}
     serving:
-      schedule: "@monthly"
+      schedule: "@monthly"               # or @weekly, a cron expression, P7D, an asset URI (core/pipeline/schedule.py)
       passthrough_columns: [flight, carrier, sched_dep_ts]
       shadow: true
     drift:
@@ -55,6 +55,7 @@ from typing import Any, Literal
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 from airflow_mlops.core.pipeline.requirements import FeatureRequirements
+from airflow_mlops.core.pipeline.schedule import MONTHLY, ServingSchedule, check_batch_pattern, parse_schedule
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SECTIONS = (
@@ -107,7 +108,7 @@ class PipelineFile:
     gate_policy: dict[str, Any] = field(default_factory=dict)
     on_reject: str = "skip"
     serving: bool = False
-    schedule: str = "@monthly"
+    schedule: ServingSchedule = MONTHLY  # core/pipeline/schedule.py: the accepted forms, the batch DAG's id
     passthrough_columns: tuple[str, ...] = ()
     shadow: bool = True
     explain_top_k: int = 0
@@ -169,20 +170,23 @@ class PipelineFile:
         suite_path = None if suite in (None, "") else _project_path(project, str(suite))
         requirements = _feature_requirements(top, where, suite_path)
         business_metric, proxy_check = _business(top.get("business"), top["training"], where)
+        schedule = parse_schedule(serving.get("schedule", "@monthly"), f"{where}: serving.schedule")
+        batch_pattern = _text(data.get("batch_pattern", "*.parquet"), f"{where}: data.batch_pattern")
+        check_batch_pattern(schedule, batch_pattern, where)
         return cls(
             name=name,
             path=path,
             model_name=_text(top.get("model_name", name), f"{where}: model_name"),
             landing=_text(data.get("landing", "landing"), f"{where}: data.landing"),
             training_pattern=_text(data.get("training_pattern", "*.parquet"), f"{where}: data.training_pattern"),
-            batch_pattern=_text(data.get("batch_pattern", "*.parquet"), f"{where}: data.batch_pattern"),
+            batch_pattern=batch_pattern,
             watermark_column=None if data.get("watermark_column") is None else str(data["watermark_column"]),
             schema={str(k): str(v) for k, v in _section(data.get("schema"), f"{where}: data.schema", None).items()},
             suite=suite_path,
             gate_policy=dict(_section(gate.get("policy"), f"{where}: gate.policy", None)),
             on_reject=on_reject,
             serving="serving" in top,
-            schedule=_text(serving.get("schedule", "@monthly"), f"{where}: serving.schedule"),
+            schedule=schedule,
             passthrough_columns=tuple(str(c) for c in _list(serving.get("passthrough_columns"), where)),
             shadow=bool(serving.get("shadow", True)),
             explain_top_k=int(serving.get("explain_top_k", 0)),

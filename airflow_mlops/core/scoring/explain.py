@@ -9,7 +9,10 @@ Contributions: for LightGBM, the exact TreeSHAP values of the native booster (``
 raw-score units (log-odds for binary, the predicted class's margin for multiclass, the value for
 regression); they sum with the bias to the raw score. One-hot columns are summed back to their
 categorical feature. Other estimators get occlusion contributions through the ONNX graph (the score
-minus the score with that feature set to the training reference's typical value), which do not sum.
+minus the score with that feature set to the training reference's typical value), which do not sum:
+the same computation, on the same score, as the scored file's ``explain_top_k`` columns
+(:mod:`airflow_mlops.core.serving.explanations`): for binary models the probability of the positive
+class, for multiclass that of the predicted class.
 
 This is a debugging tool, not a serving path: it loads the native model, which MLflow unpickles.
 """
@@ -28,7 +31,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from airflow_mlops.core.scoring.batch import ModelReference, ServingModel
+    from airflow_mlops.core.serving.model import Prediction, ServingModel
+    from airflow_mlops.core.serving.resolve import ModelReference
 
 log = logging.getLogger(__name__)
 
@@ -163,38 +167,108 @@ def _feature_of(column: str, categorical: list[str]) -> str:
     return rest or column
 
 
-def _onnx_prediction(model: ServingModel, frame: pd.DataFrame) -> tuple[dict[str, Any], np.ndarray]:
-    from airflow_mlops.core.onnx_model import feed
-
-    prediction = model.predict(feed(frame, model.spec.inputs))
+def _onnx_prediction(model: ServingModel, fed: Mapping[str, np.ndarray]) -> tuple[dict[str, Any], Prediction]:
+    """The served graph's prediction for the row, as reported, and as the model returned it."""
+    prediction = model.predict(fed)
     if prediction.probabilities is None:
-        return {"value": _plain(prediction.values[0])}, prediction.values.astype("float64")
+        return {"value": _plain(prediction.values[0])}, prediction
     probabilities = prediction.probabilities[0].astype("float64")
     result = {
         "label": _plain(prediction.values[0]),
         "probabilities": {str(c): float(p) for c, p in zip(model.spec.classes, probabilities, strict=True)},
     }
-    return result, probabilities
+    return result, prediction
 
 
-def _occlusion(model: ServingModel, frame: pd.DataFrame, onnx_scores: np.ndarray) -> dict[str, float]:
+def _onnx_scores(prediction: Prediction) -> np.ndarray:
+    """The row's class probabilities (classifiers) or value (regression), as float64."""
     import numpy as np
 
-    from airflow_mlops.core.onnx_model import feed
+    if prediction.probabilities is None:
+        return np.asarray(prediction.values, dtype=np.float64)
+    return np.asarray(prediction.probabilities[0], dtype=np.float64)
 
-    if model.baseline is None:
-        raise SpecError(f"Model {model.name!r} v{model.version} was loaded without a baseline row.")
-    fed = feed(frame, model.spec.inputs)
-    target = int(np.argmax(onnx_scores)) if model.spec.is_classifier else 0
-    base = float(onnx_scores[target])
-    out = {}
-    for item in model.spec.inputs:
-        dtype = np.float32 if item.type == "float" else object
-        occluded = {**fed, item.name: np.full((1, 1), model.baseline[item.name], dtype=dtype)}
-        other = model.predict(occluded)
-        score = other.probabilities[0][target] if other.probabilities is not None else other.values[0]
-        out[item.column] = base - float(score)
-    return out
+
+def _occlusion(model: ServingModel, fed: Mapping[str, np.ndarray], prediction: Prediction) -> dict[str, float]:
+    """Per-feature occlusion contributions: the same computation as the scored file's top-k columns."""
+    from airflow_mlops.core.serving.explanations import occlusion_contributions
+
+    values = occlusion_contributions(model, fed, prediction)[0]
+    return {item.column: float(value) for item, value in zip(model.spec.inputs, values, strict=True)}
+
+
+@dataclass(frozen=True)
+class _NativeView:
+    """What the native (pickled) pipeline says about the row; ``per_column`` only for LightGBM."""
+
+    transformed: dict[str, float]
+    prediction: dict[str, Any]
+    difference: float
+    per_column: dict[str, float]
+    bias: float | None
+    raw_score: float | None
+
+
+def _native_view(
+    pipeline: Any, model: ServingModel, fed: Mapping[str, np.ndarray], onnx_scores: np.ndarray
+) -> _NativeView:
+    """The fitted preprocessing's columns, the native prediction and, for LightGBM, exact TreeSHAP values."""
+    import numpy as np
+    import pandas as pd
+
+    x = pd.DataFrame({i.name: fed[i.name][:, 0] for i in model.spec.inputs})
+    matrix = pipeline.named_steps["features"].transform(x)
+    names = [str(n) for n in pipeline.named_steps["features"].get_feature_names_out()]
+    transformed = {n: float(v) for n, v in zip(names, np.asarray(matrix, dtype=np.float64)[0], strict=True)}
+    native: dict[str, Any]
+    if model.spec.is_classifier:
+        native_scores = np.asarray(pipeline.predict_proba(x), dtype=np.float64)[0]
+        native = {"probabilities": {str(c): float(p) for c, p in zip(model.spec.classes, native_scores, strict=True)}}
+    else:
+        native_scores = np.asarray(pipeline.predict(x), dtype=np.float64)
+        native = {"value": float(native_scores[0])}
+    difference = float(np.max(np.abs(native_scores - onnx_scores)))
+    estimator = pipeline.named_steps["model"]
+    if not hasattr(estimator, "booster_"):
+        return _NativeView(transformed, native, difference, {}, None, None)
+    width = len(names) + 1
+    contrib = np.asarray(estimator.booster_.predict(np.asarray(matrix), pred_contrib=True), dtype=np.float64)[0]
+    block = int(np.argmax(onnx_scores)) if model.spec.task == "multiclass" else 0
+    values = contrib[block * width : (block + 1) * width]
+    per_column = {n: float(v) for n, v in zip(names, values[:-1], strict=True)}
+    return _NativeView(transformed, native, difference, per_column, float(values[-1]), float(values.sum()))
+
+
+def _per_feature(model: ServingModel, per_column: Mapping[str, float]) -> dict[str, float]:
+    """TreeSHAP values of the transformed columns summed back to their input feature (one-hot included)."""
+    categorical = [i.column for i in model.spec.inputs if i.type == "string"]
+    totals: dict[str, float] = dict.fromkeys(model.spec.feature_columns, 0.0)
+    for column, value in per_column.items():
+        totals[_feature_of(column, categorical)] = totals.get(_feature_of(column, categorical), 0.0) + value
+    return totals
+
+
+def _native_pipeline(client: Any, ref: ModelReference) -> Any:
+    """The native (pickled) pipeline of the version's run, or None when the run has none."""
+    from airflow_mlops.core.gating.inputs import load_native_model
+
+    try:
+        return load_native_model(client, client.get_run(ref.run_id))
+    except ArtifactError as exc:
+        log.warning("%s; explaining through the ONNX graph by occlusion", exc)
+        return None
+
+
+def _identity(ref: ModelReference, model: ServingModel) -> dict[str, Any]:
+    return {
+        "name": ref.name,
+        "version": ref.version,
+        "alias": ref.alias,
+        "run_id": ref.run_id,
+        "onnx_sha256": model.sha256,
+        "task": model.spec.task,
+        "classes": [_plain(c) for c in model.spec.classes],
+    }
 
 
 def explain_row(client: Any, ref: ModelReference, row: Mapping[str, Any]) -> Explanation:
@@ -203,85 +277,41 @@ def explain_row(client: Any, ref: ModelReference, row: Mapping[str, Any]) -> Exp
     :raises DataError: the row lacks a feature or holds a value the model cannot read.
     :raises ArtifactError: the model's artifacts are missing.
     """
-    import numpy as np
-    import pandas as pd
-
-    from airflow_mlops.core.gating.inputs import load_native_model
     from airflow_mlops.core.onnx_model import feed
-    from airflow_mlops.core.scoring.batch import load_serving_model
+    from airflow_mlops.core.serving.explanations import explained_output
+    from airflow_mlops.core.serving.load import load_serving_model
 
     model = load_serving_model(client, ref, with_baseline=True)
     frame = row_frame(row, model)
     fed = feed(frame, model.spec.inputs)
-    onnx, onnx_scores = _onnx_prediction(model, frame)
-    identity = {
-        "name": ref.name, "version": ref.version, "alias": ref.alias, "run_id": ref.run_id,
-        "onnx_sha256": model.sha256, "task": model.spec.task, "classes": [_plain(c) for c in model.spec.classes],
-    }  # fmt: skip
-    features_fed = {i.column: _plain(fed[i.name][0, 0]) for i in model.spec.inputs}
-    inputs = {c: _plain(frame.iloc[0][c]) for c in model.spec.feature_columns}
-    try:
-        pipeline = load_native_model(client, client.get_run(ref.run_id))
-    except ArtifactError as exc:
-        log.warning("%s; explaining through the ONNX graph by occlusion", exc)
-        pipeline = None
-    native: dict[str, Any] | None = None
-    transformed: dict[str, float] | None = None
-    difference = bias = raw = None
-    per_column: dict[str, float] = {}
-    if pipeline is not None:
-        x = pd.DataFrame({i.name: fed[i.name][:, 0] for i in model.spec.inputs})
-        matrix = pipeline.named_steps["features"].transform(x)
-        names = [str(n) for n in pipeline.named_steps["features"].get_feature_names_out()]
-        transformed = {n: float(v) for n, v in zip(names, np.asarray(matrix, dtype=np.float64)[0], strict=True)}
-        if model.spec.is_classifier:
-            native_scores = np.asarray(pipeline.predict_proba(x), dtype=np.float64)[0]
-            native = {
-                "probabilities": {str(c): float(p) for c, p in zip(model.spec.classes, native_scores, strict=True)}
-            }
-        else:
-            native_scores = np.asarray(pipeline.predict(x), dtype=np.float64)
-            native = {"value": float(native_scores[0])}
-        difference = float(np.max(np.abs(native_scores - onnx_scores)))
-        estimator = pipeline.named_steps["model"]
-        if hasattr(estimator, "booster_"):
-            width = len(names) + 1
-            contrib = np.asarray(estimator.booster_.predict(np.asarray(matrix), pred_contrib=True), dtype=np.float64)[0]
-            block = int(np.argmax(onnx_scores)) if model.spec.task == "multiclass" else 0
-            values = contrib[block * width : (block + 1) * width]
-            per_column = {n: float(v) for n, v in zip(names, values[:-1], strict=True)}
-            bias, raw = float(values[-1]), float(values.sum())
-    if per_column:
-        method = "lightgbm_pred_contrib"
+    onnx, prediction = _onnx_prediction(model, fed)
+    pipeline = _native_pipeline(client, ref)
+    native = _native_view(pipeline, model, fed, _onnx_scores(prediction)) if pipeline is not None else None
+    if native is not None and native.per_column:
+        method, totals = "lightgbm_pred_contrib", _per_feature(model, native.per_column)
         explained = {
-            "binary": f"log-odds of class {model.spec.classes[1] if model.spec.classes else 1}",
+            "binary": f"log-odds of class {model.spec.positive_class}",
             "multiclass": f"raw margin of class {onnx.get('label')}",
             "regression": "predicted value",
         }[model.spec.task]
-        categorical = [i.column for i in model.spec.inputs if i.type == "string"]
-        totals: dict[str, float] = dict.fromkeys(model.spec.feature_columns, 0.0)
-        for column, value in per_column.items():
-            totals[_feature_of(column, categorical)] = totals.get(_feature_of(column, categorical), 0.0) + value
     else:
-        method = "onnx_occlusion"
-        explained = "predicted value" if not model.spec.is_classifier else "probability of the predicted class"
-        totals = _occlusion(model, frame, onnx_scores)
-    contributions = [
-        {"feature": name, "contribution": value, "value": inputs.get(name)}
-        for name, value in sorted(totals.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
-    ]
+        method, explained, totals = "onnx_occlusion", explained_output(model.spec), _occlusion(model, fed, prediction)
+    inputs = {c: _plain(frame.iloc[0][c]) for c in model.spec.feature_columns}
     return Explanation(
-        model=identity,
+        model=_identity(ref, model),
         inputs=inputs,
-        features_fed=features_fed,
-        transformed=transformed or {},
+        features_fed={i.column: _plain(fed[i.name][0, 0]) for i in model.spec.inputs},
+        transformed=native.transformed if native is not None else {},
         method=method,
         explained_output=explained,
-        contributions=contributions,
-        transformed_contributions={k: v for k, v in per_column.items() if v != 0.0},
-        bias=bias,
-        raw_score=raw,
-        native=native,
+        contributions=[
+            {"feature": name, "contribution": value, "value": inputs.get(name)}
+            for name, value in sorted(totals.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
+        ],
+        transformed_contributions={k: v for k, v in native.per_column.items() if v != 0.0} if native else {},
+        bias=native.bias if native is not None else None,
+        raw_score=native.raw_score if native is not None else None,
+        native=native.prediction if native is not None else None,
         onnx=onnx,
-        native_onnx_difference=difference,
+        native_onnx_difference=native.difference if native is not None else None,
     )

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
 
-    from airflow_mlops.core.training.run import TrainingResult
+    from airflow_mlops.core.training.result import TrainingResult
 
 MAX_POINTS = 5000
 MAX_CURVE_POINTS = 1000

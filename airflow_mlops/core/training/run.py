@@ -15,136 +15,30 @@ and byte-identical ONNX (same sha256).
 
 from __future__ import annotations
 
-import io
-import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import __version__
 from airflow_mlops.core import contracts
-from airflow_mlops.core.errors import DataError, SpecError
+from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.metrics import Predictions, compute_metrics
 from airflow_mlops.core.onnx_model import OnnxInput
 from airflow_mlops.core.pipeline.requirements import FeatureRequirements, refuse
 from airflow_mlops.core.storage import StorageRoot, sha256_bytes
-from airflow_mlops.core.training.data import PreparedData, check_columns, onnx_inputs, prepare, split_rows
-from airflow_mlops.core.training.export import ParityError, ParityReport, check_parity, expected_outputs, export_onnx
-from airflow_mlops.core.training.model import CategoryReport, TrialResult, feature_importance, fit_model, predict
+from airflow_mlops.core.training.data import PreparedData, Splits, check_columns, onnx_inputs, prepare, split_rows
+from airflow_mlops.core.training.export import check_parity, export_onnx
+from airflow_mlops.core.training.frames import feature_samples, read_snapshot, write_frame
+from airflow_mlops.core.training.model import FittedModel, feature_importance, fit_model, predict
+from airflow_mlops.core.training.result import SPLITS, TrainingReceipt, TrainingResult
 from airflow_mlops.core.training.spec import TrainingSpec
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-    from sklearn.pipeline import Pipeline
 
     from airflow_mlops.core.pipeline.business import BusinessMetric, BusinessValue
-
-__all__ = [
-    "ParityError",
-    "TrainingReceipt",
-    "TrainingResult",
-    "TrainingSpec",
-    "load_spec",
-    "read_snapshot",
-    "run_training",
-    "split_frame",
-    "train_model",
-]
-
-SPLITS = ("train", "validation", "test")
-
-
-@dataclass(frozen=True)
-class TrainingResult:
-    """Everything :func:`train_model` produced. Big members (frames, the pipeline, ONNX bytes) stay in
-    memory; :meth:`summary` is the small JSON-able part."""
-
-    spec: TrainingSpec
-    pipeline: Pipeline
-    onnx_bytes: bytes
-    onnx_sha256: str
-    onnx_inputs: tuple[OnnxInput, ...]
-    classes: tuple[Any, ...]
-    metrics: dict[str, dict[str, float]]
-    parity: ParityReport
-    params: dict[str, Any]
-    best_iteration: int | None
-    trials: tuple[TrialResult, ...]
-    categories: dict[str, CategoryReport]
-    importance: dict[str, float]
-    rows: dict[str, int]
-    warnings: tuple[str, ...]
-    test_frame: pd.DataFrame
-    test_target: np.ndarray
-    test_predictions: Predictions
-    reference: pd.DataFrame
-    seconds: dict[str, float]
-
-    def flat_metrics(self) -> dict[str, float]:
-        """``{split}_{metric}`` for every split, as logged to MLflow."""
-        return {f"{split}_{name}": value for split in SPLITS for name, value in self.metrics[split].items()}
-
-    def spec_artifact(self) -> dict[str, Any]:
-        """The training spec artifact (``contracts.ARTIFACT_SPEC``): the spec plus what scoring, the gate
-        and drift need to use the model without this code: classes, ONNX inputs and outputs, vocabulary."""
-        document = self.spec.to_dict()
-        document.update(
-            {
-                "classes": list(self.classes),
-                "positive_class": self.classes[1] if self.spec.task == "binary" else None,
-                "onnx_inputs": [i.to_dict() for i in self.onnx_inputs],
-                "onnx_outputs": expected_outputs(self.spec),
-                "onnx_sha256": self.onnx_sha256,
-                "primary_metric": self.spec.primary_metric,
-                "vocabulary": {name: list(report.kept) for name, report in self.categories.items()},
-                "model_params": self.params,
-                "best_iteration": self.best_iteration,
-                "metrics": self.metrics,
-                "parity": self.parity.to_dict(),
-                "rows": self.rows,
-                "trained_with": library_versions(),
-            }
-        )
-        return document
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "onnx_sha256": self.onnx_sha256,
-            "onnx_size_bytes": len(self.onnx_bytes),
-            "metrics": self.metrics,
-            "primary_metric": self.spec.primary_metric,
-            "parity": self.parity.to_dict(),
-            "rows": dict(self.rows),
-            "best_iteration": self.best_iteration,
-            "trials": len(self.trials),
-            "categories": {name: report.to_dict() for name, report in self.categories.items()},
-            "warnings": list(self.warnings),
-            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
-        }
-
-
-def library_versions() -> dict[str, str]:
-    import lightgbm
-    import onnx
-    import onnxmltools
-    import onnxruntime
-    import pandas
-    import skl2onnx
-    import sklearn
-
-    return {
-        "airflow_mlops": __version__,
-        "scikit-learn": sklearn.__version__,
-        "lightgbm": lightgbm.__version__,
-        "pandas": pandas.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "skl2onnx": skl2onnx.__version__,
-        "onnxmltools": onnxmltools.__version__,
-    }
 
 
 def split_frame(frame: pd.DataFrame, spec: TrainingSpec) -> dict[str, pd.DataFrame]:
@@ -205,65 +99,27 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
     :raises SpecError: the estimator rejects its parameters or cannot be exported.
     :raises ParityError: the ONNX graph disagrees with the native model on the test split.
     """
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = now - clock
-        clock = now
-
+    laps = _Laps()
     data = prepare(frame, spec)
     splits = split_rows(data, spec)
-    lap("prepare")
+    laps.lap("prepare")
     x = {name: data.x.iloc[getattr(splits, name)] for name in SPLITS}
     y = {name: data.y[getattr(splits, name)] for name in SPLITS}
     # Train rows whose predictions are needed: the train-metric sample and the drift reference.
     train_rows = _sample_positions(len(y["train"]), max(spec.train_metrics_rows, spec.reference_rows), spec.seed)
     fitted = fit_model(spec, x["train"], y["train"], x["validation"], y["validation"], data.classes)
-    lap("fit")
-    estimator = fitted.pipeline.named_steps["model"]
-    test_matrix = fitted.pipeline.named_steps["features"].transform(x["test"])
+    laps.lap("fit")
     inputs = onnx_inputs(spec)
-    # The converter is Python (holds the GIL); native prediction is C++ (releases it): run them side by side.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="native-test") as pool:
-        native_test = pool.submit(predict, estimator, test_matrix, spec, data.classes)
-        model_bytes = export_onnx(fitted.pipeline, spec, inputs, data.classes)
-        predictions = {"test": native_test.result()}
-    lap("export")
-    predictions["validation"] = fitted.validation_predictions or predict(
-        estimator, fitted.validation_matrix, spec, data.classes
-    )
-    predictions["train"] = predict(estimator, fitted.train_matrix[train_rows], spec, data.classes)
-    targets = {**y, "train": y["train"][train_rows]}
-    metric_rows = _sample_positions(len(train_rows), spec.train_metrics_rows, spec.seed)
-    metrics = {
-        name: compute_metrics(
-            spec.task, targets[name], _take(predictions[name], metric_rows if name == "train" else None), data.classes
-        )
-        for name in SPLITS
-    }
-    lap("evaluate")
+    model_bytes, test_predictions = _export_and_predict_test(fitted, spec, x["test"], inputs, data.classes)
+    laps.lap("export")
+    predictions, metrics = _evaluate_splits(fitted, spec, y, train_rows, test_predictions, data.classes)
+    laps.lap("evaluate")
     test_frame = data.frame.iloc[splits.test].reset_index(drop=True)
     parity = check_parity(model_bytes, inputs, spec, test_frame, predictions["test"], data.classes)
-    lap("parity")
+    laps.lap("parity")
     reference = _reference(data, splits.train[train_rows], predictions["train"], spec, data.classes)
     importance = feature_importance(fitted, spec)
-    lap("reference")
-    rows = {
-        "input": data.rows_in,
-        "dropped_missing_target": data.rows_dropped_missing_target,
-        "used": len(data.y),
-        **splits.sizes(),
-    }
-    warnings = data.warnings + splits.warnings
-    warnings += tuple(
-        f"categorical feature {name!r}: kept {len(r.kept)} of {r.distinct} values, "
-        f"covering {r.coverage:.1%} of train rows"
-        for name, r in fitted.categories.items()
-        if len(r.kept) < r.distinct
-    )
+    laps.lap("reference")
     return TrainingResult(
         spec=spec,
         pipeline=fitted.pipeline,
@@ -278,13 +134,86 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
         trials=fitted.trials,
         categories=fitted.categories,
         importance=importance,
-        rows=rows,
-        warnings=warnings,
+        rows=_rows(data, splits),
+        warnings=_warnings(data, splits, fitted),
         test_frame=test_frame,
         test_target=y["test"],
         test_predictions=predictions["test"],
         reference=reference,
-        seconds=seconds,
+        seconds=laps.seconds,
+    )
+
+
+class _Laps:
+    """Seconds spent in each stage of training, each lap measured from the end of the previous one."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = now - self._clock
+        self._clock = now
+
+
+def _export_and_predict_test(
+    fitted: FittedModel, spec: TrainingSpec, x_test: pd.DataFrame, inputs: list[OnnxInput], classes: tuple[Any, ...]
+) -> tuple[bytes, Predictions]:
+    """The pipeline as ONNX bytes, and the native model's predictions of the test split."""
+    estimator = fitted.pipeline.named_steps["model"]
+    test_matrix = fitted.pipeline.named_steps["features"].transform(x_test)
+    # The converter is Python (holds the GIL); native prediction is C++ (releases it): run them side by side.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="native-test") as pool:
+        native_test = pool.submit(predict, estimator, test_matrix, spec, classes)
+        model_bytes = export_onnx(fitted.pipeline, spec, inputs, classes)
+        return model_bytes, native_test.result()
+
+
+def _evaluate_splits(
+    fitted: FittedModel, spec: TrainingSpec, y: dict[str, np.ndarray], train_rows: np.ndarray,
+    test_predictions: Predictions, classes: tuple[Any, ...],
+) -> tuple[dict[str, Predictions], dict[str, dict[str, float]]]:  # fmt: skip
+    """Predictions of every split (of the sampled ``train_rows`` for train) and their metrics; train
+    metrics are computed on a sample of at most ``train_metrics_rows`` of those rows."""
+    estimator = fitted.pipeline.named_steps["model"]
+    predictions = {"test": test_predictions}
+    predictions["validation"] = fitted.validation_predictions or predict(
+        estimator, fitted.validation_matrix, spec, classes
+    )
+    predictions["train"] = predict(estimator, fitted.train_matrix[train_rows], spec, classes)
+    targets = {**y, "train": y["train"][train_rows]}
+    metric_rows = _sample_positions(len(train_rows), spec.train_metrics_rows, spec.seed)
+    metrics = {
+        name: compute_metrics(
+            spec.task, targets[name], _take(predictions[name], metric_rows if name == "train" else None), classes
+        )
+        for name in SPLITS
+    }
+    return predictions, metrics
+
+
+def _rows(data: PreparedData, splits: Splits) -> dict[str, int]:
+    """Row counts: read, dropped for a missing target, used, and in each split."""
+    return {
+        "input": data.rows_in,
+        "dropped_missing_target": data.rows_dropped_missing_target,
+        "used": len(data.y),
+        **splits.sizes(),
+    }
+
+
+def _warnings(data: PreparedData, splits: Splits, fitted: FittedModel) -> tuple[str, ...]:
+    """What the data, the split and the category bounds warned about."""
+    return (
+        data.warnings
+        + splits.warnings
+        + tuple(
+            f"categorical feature {name!r}: kept {len(r.kept)} of {r.distinct} values, "
+            f"covering {r.coverage:.1%} of train rows"
+            for name, r in fitted.categories.items()
+            if len(r.kept) < r.distinct
+        )
     )
 
 
@@ -312,109 +241,6 @@ def load_spec(spec: TrainingSpec | Mapping[str, Any] | str) -> TrainingSpec:
     raise SpecError(
         f"A training spec must be a mapping or the path of a .yaml/.yml/.json file. Got {str(spec)[:200]!r} instead."
     )
-
-
-def read_snapshot(root: StorageRoot, uri: str, expected_sha256: str | None = None) -> tuple[pd.DataFrame, str]:
-    """Read a Parquet snapshot; verify its sha256 when one is given. Returns the frame and its sha256.
-
-    The snapshot may live inside the storage root (local or S3) or be any local file.
-
-    :raises IntegrityError: the content does not hash to ``expected_sha256``.
-    :raises DataError: the file is not readable Parquet.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from airflow_mlops.core.errors import IntegrityError, SourceNotFoundError
-
-    if root.contains(uri):
-        source = root
-    elif uri.startswith("s3://"):
-        raise SpecError(
-            f"The snapshot {uri!r} lies outside the storage root {root.uri!r}; S3 snapshots must be inside it."
-        )
-    else:  # a local file anywhere (a shipped sample, a file produced outside the pipeline)
-        path = os.path.abspath(uri[len("file://") :] if uri.startswith("file://") else uri)
-        source, uri = StorageRoot(os.path.dirname(path)), path
-    try:
-        content = source.read_bytes(uri)
-    except SourceNotFoundError as exc:
-        raise SourceNotFoundError(f"The snapshot {uri!r} does not exist.") from exc
-    digest = sha256_bytes(content)
-    if expected_sha256 and digest != expected_sha256.strip().lower():
-        raise IntegrityError(
-            f"The snapshot {uri!r} has sha256 {digest}, but {expected_sha256} was recorded when it was ingested: "
-            "it changed since. Refusing to train on it."
-        )
-    try:
-        table = pq.read_table(pa.BufferReader(content))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"The snapshot {uri!r} is not a readable Parquet file: {exc}") from exc
-    return table.to_pandas(), digest
-
-
-def feature_samples(frame: pd.DataFrame, features: tuple[str, ...], rows: int = 10_000) -> dict[str, list[Any]]:
-    """The first ``rows`` values of each text feature (what the personal-data detector reads); other
-    features by name only (numbers are not inspected, a name such as ``email`` still is)."""
-    from pandas.api.types import is_numeric_dtype
-
-    head = frame.head(rows)
-    return {name: [] if is_numeric_dtype(head[name]) else head[name].tolist() for name in features}
-
-
-def write_frame(root: StorageRoot, uri: str, frame: pd.DataFrame) -> str:
-    """Write ``frame`` as Parquet to ``uri`` atomically; return the content's sha256."""
-    return root.write_bytes(uri, parquet_bytes(frame))
-
-
-def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd")
-    return buffer.getvalue()
-
-
-@dataclass(frozen=True)
-class TrainingReceipt:
-    """What :func:`run_training` hands back (JSON-able through :meth:`to_dict`)."""
-
-    run_id: str
-    experiment_id: str
-    model_uri: str
-    onnx_uri: str
-    onnx_sha256: str
-    spec_uri: str
-    reference_uri: str
-    test_split_uri: str
-    test_split_sha256: str
-    dataset_uri: str
-    dataset_sha256: str
-    result: dict[str, Any]
-    mlflow_seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        summary = dict(self.result)
-        rows = summary.pop("rows")
-        return {
-            "run_id": self.run_id,
-            "experiment_id": self.experiment_id,
-            "model_uri": self.model_uri,
-            "onnx_uri": self.onnx_uri,
-            "onnx_sha256": self.onnx_sha256,
-            "spec_uri": self.spec_uri,
-            "reference_uri": self.reference_uri,
-            "test_split_uri": self.test_split_uri,
-            "test_split_sha256": self.test_split_sha256,
-            "dataset_uri": self.dataset_uri,
-            "dataset_sha256": self.dataset_sha256,
-            "rows_used": rows["used"],
-            "rows_dropped": rows["dropped_missing_target"],
-            "rows": rows,
-            **summary,
-            "mlflow_seconds": round(self.mlflow_seconds, 3),
-        }
 
 
 def run_training(
@@ -465,14 +291,7 @@ def run_training(
     check_columns(frame, spec)
     if requirements is not None:
         refuse(requirements.personal_data_violations(feature_samples(frame, spec.features)), where=where)
-    lineage = {
-        **dict(tags or {}),
-        contracts.TAG_PIPELINE: pipeline,
-        contracts.TAG_DATASET_URI: snapshot_uri,
-        contracts.TAG_DATASET_SHA256: dataset_sha256,
-        contracts.TAG_PACKAGE_VERSION: __version__,
-        contracts.TAG_TEST_SPLIT_URI: test_split_uri,
-    }
+    lineage = _lineage(tags, pipeline, snapshot_uri, dataset_sha256, test_split_uri)
     with tracking.training_run(experiment_id, run_name or f"{pipeline}-{partition}", lineage) as run:
         if on_start is not None:
             on_start(run.experiment_id, run.run_id)
@@ -505,3 +324,17 @@ def run_training(
         result=summary,
         mlflow_seconds=run.seconds,
     )
+
+
+def _lineage(
+    tags: Mapping[str, str] | None, pipeline: str, snapshot_uri: str, dataset_sha256: str, test_split_uri: str
+) -> dict[str, str]:
+    """The run's lineage tags: the caller's, plus the pipeline, dataset, package version and test split."""
+    return {
+        **dict(tags or {}),
+        contracts.TAG_PIPELINE: pipeline,
+        contracts.TAG_DATASET_URI: snapshot_uri,
+        contracts.TAG_DATASET_SHA256: dataset_sha256,
+        contracts.TAG_PACKAGE_VERSION: __version__,
+        contracts.TAG_TEST_SPLIT_URI: test_split_uri,
+    }

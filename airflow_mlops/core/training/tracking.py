@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.training.export import ParityError
+from airflow_mlops.core.training.frames import parquet_bytes
 from airflow_mlops.core.training.spec import TrainingSpec
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from airflow_mlops.core.pipeline.business import BusinessMetric, BusinessValue
-    from airflow_mlops.core.training.run import TrainingResult
+    from airflow_mlops.core.training.result import TrainingResult
 
 TAG_ERROR = contracts.TAG_PREFIX + "error"
 TAG_TRIAL = contracts.TAG_PREFIX + "trial"
@@ -156,8 +157,6 @@ class TrainingRun:
             )
             _write(folder / contracts.ARTIFACT_ONNX, result.onnx_bytes)
             _write(folder / contracts.ARTIFACT_SPEC, _json(spec_document))
-            from airflow_mlops.core.training.run import parquet_bytes
-
             _write(folder / contracts.ARTIFACT_REFERENCE, parquet_bytes(result.reference))
             _write(folder / "importance" / "feature_importance.json", _json(result.importance))
             _write(folder / "training" / "summary.json", _json(result.summary()))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core.gating import GatePolicy, ModelUnderTest
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -85,3 +87,27 @@ def train(
     types = [(c, FloatTensorType([None, 1])) for c in numeric] + [(c, StringTensorType([None, 1])) for c in categorical]
     onx = to_onnx(pipeline, initial_types=types, options={id(pipeline): {"zipmap": False}}, target_opset=17)
     return Exported(onx.SerializeToString(), spec, pipeline)
+
+
+LOOSE_PARITY = 0.05  # random forests in ONNX compute in float32: tree thresholds flip a few rows
+
+
+def candidate(model: Exported, **extra: object) -> ModelUnderTest:
+    base = {"run_id": "cand", "native_predict": model.native_predict}
+    return ModelUnderTest("candidate", model.onnx_bytes, model.spec, **{**base, **extra})  # type: ignore[arg-type]
+
+
+def champion(model: Exported, version: str = "1") -> ModelUnderTest:
+    return ModelUnderTest("champion", model.onnx_bytes, model.spec, run_id="champ", version=version)
+
+
+def policy(**raw: object) -> GatePolicy:
+    return GatePolicy.from_mapping({"max_parity_diff": LOOSE_PARITY, "latency_repeats": 2, **raw})
+
+
+def failed(decision) -> set[str]:  # type: ignore[no-untyped-def]
+    return {c.name for c in decision.failed_checks}
+
+
+def evaluation_truth(frame: pd.DataFrame) -> pd.Series:
+    return labelled(frame)["arr_delayed_15"].astype(float)

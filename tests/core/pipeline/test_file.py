@@ -17,7 +17,8 @@ def test_shipped_pipeline_files_load_with_their_stages() -> None:
     found = {p.name: p for p in discover(FOLDER)}
     assert sorted(found) == ["bike_sharing", "flights_delay"]
     flights = found["flights_delay"]
-    assert flights.model_name == "flights_delay" and flights.serving and flights.schedule == "@monthly"
+    assert flights.model_name == "flights_delay" and flights.serving and flights.schedule.text == "@monthly"
+    assert flights.schedule.dag_id == "batch_serving"
     assert flights.suite == REPO / "include" / "expectations" / "flights.json" and flights.suite.is_file()
     assert "arr_delayed_15" in flights.passthrough_columns
     assert flights.drift_policy["trigger_columns"] == ["probability_1", "arr_delayed_15"]

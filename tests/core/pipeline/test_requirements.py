@@ -12,7 +12,7 @@ from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 from airflow_mlops.core.pipeline.file import PipelineFile, discover
 from airflow_mlops.core.pipeline.requirements import FeatureRequirements, suite_columns
 from airflow_mlops.core.storage import StorageRoot
-from airflow_mlops.core.training.run import feature_samples, parquet_bytes, run_training
+from airflow_mlops.core.training import feature_samples, parquet_bytes, run_training
 from airflow_mlops.core.training.spec import TrainingSpec
 from tests.support.data import flights
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from airflow_mlops.core import contracts
+from airflow_mlops.core.registry import Registration, register_version, registration_tags, version_description
 from airflow_mlops.core.storage import sha256_bytes
 
 _TEMPLATE: list[Path] = []
@@ -91,3 +93,46 @@ def gate_receipt(run_id: str, *, passed: bool = True, champion_version: str | No
         "reasons": [{"name": "floor:roc_auc", "passed": True, "observed": 0.71, "threshold": 0.6}],
         "evidence_uri": f"/storage/flights/evidence/2013-04-01/gate/{run_id}/decision.json",
     }
+
+
+NAME = "flights_delay"
+
+
+class Flaky:
+    """A real MlflowClient whose chosen calls fail, the way a registry that went away fails."""
+
+    def __init__(self, client: Any, failures: dict[str, Callable[[tuple[Any, ...]], bool]]) -> None:
+        self._client = client
+        self._failures = failures
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._client, name)
+        if not callable(real):
+            return real
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            should_fail = self._failures.get(name)
+            if should_fail is not None and should_fail(args):
+                raise ConnectionError(f"registry unreachable during {name}")
+            return real(*args, **kwargs)
+
+        return call
+
+
+def register(client: Any, run_id: str, **kwargs: Any) -> Registration:
+    """Register ``run_id`` as a version of :data:`NAME` the way the operator does, gated and tagged."""
+    tags = registration_tags(dict(client.get_run(run_id).data.tags), run_id, gate_receipt(run_id))
+    return register_version(
+        client, NAME, run_id, source=f"runs:/{run_id}/onnx", tags=tags,
+        description=version_description(run_id, gate_receipt(run_id)), **kwargs,
+    )  # fmt: skip
+
+
+def versions(client: Any) -> list[Any]:
+    return sorted(client.search_model_versions(f"name = '{NAME}'"), key=lambda v: int(v.version))
+
+
+def aliases(client: Any) -> dict[str, str]:
+    return {k: str(v) for k, v in client.get_registered_model(NAME).aliases.items()}

@@ -10,8 +10,8 @@ import pytest
 from airflow_mlops.cli import explain as cli
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import DataError, SpecError
-from airflow_mlops.core.scoring.batch import resolve_model_version
 from airflow_mlops.core.scoring.explain import explain_row, read_row
+from airflow_mlops.core.serving import resolve_model_version
 from airflow_mlops.core.storage import StorageRoot
 from airflow_mlops.hooks.mlflow import MlflowHook
 from tests.operators.monitoring_support import MODEL, Champion, use_shared_champion
@@ -91,7 +91,7 @@ def test_python_dash_m_in_a_fresh_process(champion_env: Champion, tmp_path) -> N
     rows = tmp_path / "rows.parquet"
     flights(months=[3], sample=20).to_parquet(rows, index=False)
     done = subprocess.run(
-        [sys.executable, "-m", "airflow_mlops.cli.explain", "--model", MODEL, "--input", str(rows), "--index", "5",
+        [sys.executable, "-m", "airflow_mlops", "explain", "--model", MODEL, "--input", str(rows), "--index", "5",
          "--json"],
         capture_output=True, text=True, timeout=180, env=dict(os.environ), check=False,
     )  # fmt: skip
@@ -112,7 +112,7 @@ def test_without_a_native_model_it_explains_by_occlusion_through_onnx(champion_e
     row = {c: trained.reference.iloc[0][c] for c in models.FLIGHT_NUMERIC + models.FLIGHT_CATEGORICAL}
     explanation = explain_row(client, ref, row).to_dict()
     assert explanation["method"] == "onnx_occlusion" and explanation["native"] is None
-    assert explanation["explained_output"] == "probability of the predicted class"
+    assert explanation["explained_output"] == "probability of class 1 (the positive class)"
     assert {c["feature"] for c in explanation["contributions"]} == set(row)
     assert any(c["contribution"] != 0.0 for c in explanation["contributions"])
     assert explanation["bias"] is None and explanation["transformed"] == {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tracemalloc
-from typing import Any
 
 import numpy as np
 import onnx
@@ -13,50 +12,12 @@ import pytest
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import DataError, SpecError
 from airflow_mlops.core.metrics import Predictions
-from airflow_mlops.core.onnx_model import OnnxModel, inputs_from_spec
+from airflow_mlops.core.onnx_model import OnnxModel
+from airflow_mlops.core.training import TrainingResult, split_frame, train_model
 from airflow_mlops.core.training.data import feature_frame
 from airflow_mlops.core.training.export import ParityError, check_parity
-from airflow_mlops.core.training.run import TrainingResult, split_frame, train_model
 from airflow_mlops.core.training.spec import TrainingSpec
-from tests.support.data import bike_sharing, flights
-
-FLIGHTS: dict[str, Any] = {
-    "task": "binary",
-    "target": "arr_delayed_15",
-    "features": {"numeric": ["hour", "minute", "distance"], "categorical": ["carrier", "origin", "dest"]},
-    "estimator": {"params": {"n_estimators": 60, "learning_rate": 0.1, "num_leaves": 15}},
-    "split": {"method": "time", "column": "sched_dep_ts"},
-    "early_stopping_rounds": 10,
-    "categories": {"max": 20, "min_frequency": 5},
-    "reference_rows": 500,
-    "seed": 3,
-}
-BIKE: dict[str, Any] = {
-    "task": "regression",
-    "target": "cnt",
-    "features": {"numeric": ["hr", "temp", "hum", "yr", "mnth"], "categorical": ["weathersit", "workingday"]},
-    "estimator": {"params": {"n_estimators": 150, "learning_rate": 0.1}},
-    "split": {"method": "time", "column": "timestamp"},
-}
-
-
-def spec_of(base: dict[str, Any], **changes: Any) -> TrainingSpec:
-    return TrainingSpec.from_mapping({**base, **changes})
-
-
-@pytest.fixture(scope="module")
-def january() -> pd.DataFrame:
-    return flights(months=[1], sample=6000)
-
-
-@pytest.fixture(scope="module")
-def bikes() -> pd.DataFrame:
-    return bike_sharing().iloc[:6000].reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def trained(january: pd.DataFrame) -> TrainingResult:
-    return train_model(january, spec_of(FLIGHTS))
+from tests.core.training.support import BIKE, FLIGHTS, spec_of
 
 
 # -- the exported model follows the contract --------------------------------------------------------
@@ -73,26 +34,6 @@ def test_classifier_graph_follows_the_onnx_contract(trained: TrainingResult) -> 
     assert outputs["label"].elem_type == onnx.TensorProto.INT64
     assert [d.dim_value for d in outputs["probabilities"].shape.dim][1] == 2
     assert {p.key for p in model.metadata_props} >= {"mlops.task", "mlops.classes", "mlops.onnx_inputs"}
-
-
-def test_spec_artifact_lets_scoring_run_the_model(trained: TrainingResult, january: pd.DataFrame) -> None:
-    document = trained.spec_artifact()
-    assert document["classes"] == [0, 1] and document["positive_class"] == 1
-    assert document["onnx_outputs"] == ["label", "probabilities"]
-    model = OnnxModel(trained.onnx_bytes, inputs_from_spec(document), expected_sha256=trained.onnx_sha256)
-    outputs = model.run(january.head(50))
-    assert outputs["probabilities"].shape == (50, 2)
-    np.testing.assert_allclose(outputs["probabilities"].sum(axis=1), 1.0, atol=1e-6)
-
-
-def test_spec_artifact_keeps_the_spec_and_the_kept_vocabulary_apart(trained: TrainingResult) -> None:
-    """The artifact alone rebuilds the spec (no run params needed); the vocabulary sits beside it."""
-    from airflow_mlops.core.reproducibility import spec_from_artifact
-
-    document = trained.spec_artifact()
-    assert document["categories"] == trained.spec.to_dict()["categories"]
-    assert document["vocabulary"]["carrier"] == list(trained.categories["carrier"].kept)
-    assert spec_from_artifact(document) == trained.spec
 
 
 def test_metrics_parity_and_rows(trained: TrainingResult, january: pd.DataFrame) -> None:
@@ -341,7 +282,7 @@ def test_validation_scores_kept_from_the_fit_equal_fresh_predictions(january: pd
 
 _TRAIN_IN_A_FRESH_PROCESS = """
 import json, sys
-from airflow_mlops.core.training.run import TrainingSpec, train_model
+from airflow_mlops.core.training import TrainingSpec, train_model
 from tests.support.data import flights
 spec = TrainingSpec.from_mapping(json.loads(sys.argv[1]))
 result = train_model(flights(months=[1], sample=3000), spec)

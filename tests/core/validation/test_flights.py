@@ -4,7 +4,7 @@ The seasons move the delay distributions (summer storms, the December holidays),
 and carriers renumber flights: all of that is value skew and must warn, never stop. Renaming or dropping a
 column is schema skew and must stop.
 
-``python -m tests.core.test_validation_flights`` prints the per-month table of docs/validation.md from
+``python -m tests.core.validation.test_flights`` prints the per-month table of docs/validation.md from
 the full data; the tests use seeded samples to stay fast.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from airflow_mlops.core.validation import checks as v
+from airflow_mlops.core import validation as v
 from tests.support.data import flights
 
 # Time keys move with every batch by design: check their presence, type and nulls, not their values.

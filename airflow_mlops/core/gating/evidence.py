@@ -1,0 +1,59 @@
+"""The gate's evidence: the decision record (JSON) and its model card (Markdown, HTML), written under
+``{root}/{pipeline}/evidence/{partition}/gate/{run_id}``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from airflow_mlops.core.contracts import KIND_EVIDENCE
+from airflow_mlops.core.gating.card import render_html, render_markdown
+from airflow_mlops.core.gating.decision import GateDecision
+
+if TYPE_CHECKING:
+    from airflow_mlops.core.storage import StorageRoot
+
+DECISION_FILE = "decision.json"
+CARD_MARKDOWN_FILE = "model_card.md"
+CARD_HTML_FILE = "model_card.html"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where the decision record and the model card were written, and their content."""
+
+    decision_uri: str
+    markdown_uri: str
+    html_uri: str
+    files: dict[str, bytes]  # file name -> content, for logging the same files as run artifacts
+
+    def to_dict(self) -> dict[str, str]:
+        return {"decision_uri": self.decision_uri, "markdown_uri": self.markdown_uri, "html_uri": self.html_uri}
+
+
+def evidence_location(storage: StorageRoot, pipeline: str, partition: str, run_id: str) -> str:
+    """Folder of a candidate's gate evidence: ``{root}/{pipeline}/evidence/{partition}/gate/{run_id}``."""
+    return storage.layout(pipeline, KIND_EVIDENCE, partition, "gate", run_id)
+
+
+def write_evidence(storage: StorageRoot, decision: GateDecision, folder: str) -> tuple[GateDecision, Evidence]:
+    """Write the model card (Markdown, HTML) and then the decision record (JSON) under ``folder``.
+
+    Each file is written atomically; the decision record goes last, so when it exists the cards
+    beside it are complete. A rerun of the same partition replaces the same files.
+
+    :return: the decision with ``evidence_uri`` set to the decision record, and where things went.
+    """
+    decision_uri = f"{folder}/{DECISION_FILE}"
+    decision = dataclasses.replace(decision, evidence_uri=decision_uri)
+    files = {
+        CARD_MARKDOWN_FILE: render_markdown(decision).encode(),
+        CARD_HTML_FILE: render_html(decision).encode(),
+        DECISION_FILE: json.dumps(decision.to_dict(), indent=2, sort_keys=True).encode(),
+    }
+    for name, content in files.items():
+        storage.write_bytes(f"{folder}/{name}", content)
+    evidence = Evidence(decision_uri, f"{folder}/{CARD_MARKDOWN_FILE}", f"{folder}/{CARD_HTML_FILE}", files)
+    return decision, evidence

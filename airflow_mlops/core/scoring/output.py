@@ -1,0 +1,109 @@
+"""What batch scoring writes: the schema of ``predictions.parquet``, its top-k contribution columns,
+the serving log's rows, and atomic Parquet writes.
+
+Output contract (see :mod:`airflow_mlops.core.contracts`): passthrough columns, ``prediction``, for
+classifiers ``probability_<class>`` per class, optional top-k contributions, then ``model_name``,
+``model_version`` and ``scored_at`` (the run's logical date, never the wall clock, so that a rerun
+writes the same bytes).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core import contracts
+from airflow_mlops.core.errors import SpecError
+from airflow_mlops.core.scoring.spec import ScoringSpec
+from airflow_mlops.core.serving.explanations import occlusion_contributions, require_baseline
+from airflow_mlops.core.serving.model import Prediction, ServingModel
+from airflow_mlops.core.storage import StorageRoot
+
+if TYPE_CHECKING:
+    import numpy as np
+
+CONTRIBUTION_FEATURE = "contribution_{rank}_feature"
+CONTRIBUTION_VALUE = "contribution_{rank}_value"
+
+
+def output_schema(model: ServingModel, spec: ScoringSpec, input_schema: Any, explain_top_k: int = 0) -> Any:
+    """The Arrow schema of ``predictions.parquet`` for this model and request."""
+    import pyarrow as pa
+
+    fields = [input_schema.field(c) for c in spec.passthrough_columns]
+    fields.append(pa.field(contracts.PREDICTION_COLUMN, model.prediction_type()))
+    fields += [pa.field(c, pa.float32()) for c in model.spec.probability_columns]
+    for rank in range(1, explain_top_k + 1):
+        fields.append(pa.field(CONTRIBUTION_FEATURE.format(rank=rank), pa.string()))
+        fields.append(pa.field(CONTRIBUTION_VALUE.format(rank=rank), pa.float32()))
+    fields += [
+        pa.field(contracts.MODEL_NAME_COLUMN, pa.string()),
+        pa.field(contracts.MODEL_VERSION_COLUMN, pa.string()),
+        pa.field(contracts.SCORED_AT_COLUMN, pa.timestamp("us", tz="UTC")),
+    ]
+    names = [f.name for f in fields]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise SpecError(
+            f"Passthrough column(s) {clash} clash with the output columns the scorer writes; rename them or "
+            "leave them out of 'passthrough_columns'."
+        )
+    metadata = {
+        "mlops.model_name": model.name,
+        "mlops.model_version": model.version,
+        "mlops.onnx_sha256": model.sha256,
+        "mlops.task": model.spec.task,
+        "mlops.classes": json.dumps([str(c) for c in model.spec.classes]),
+        "mlops.partition": spec.partition,
+        "mlops.scored_at": spec.scored_at.isoformat(),
+    }
+    return pa.schema(fields, metadata=metadata)
+
+
+def _cast(batch: Any, columns: Sequence[str], schema: Any) -> list[Any]:
+    """Columns of ``batch`` in the unified input types (dictionaries decoded)."""
+    return [batch.column(c).cast(schema.field(c).type) for c in columns]
+
+
+def _log_rows(scored: Any, features: Any, schema: Any) -> Any:
+    import pyarrow as pa
+
+    columns = {name: scored.column(name) for name in scored.column_names}
+    columns.update({name: features.column(name) for name in features.column_names})
+    return pa.table([columns[f.name] for f in schema], schema=schema.remove_metadata())
+
+
+def _write_parquet(root: StorageRoot, uri: str, table: Any) -> None:
+    import pyarrow.parquet as pq
+
+    with root.atomic_output(uri) as stream:
+        pq.write_table(table, stream, compression="zstd")
+
+
+class _TopContributions:
+    """The ``explain_top_k`` columns of each scored batch: the k features with the largest absolute
+    occlusion contributions (:mod:`airflow_mlops.core.serving.explanations`), largest first."""
+
+    def __init__(self, model: ServingModel, top_k: int) -> None:
+        require_baseline(model)
+        if top_k > len(model.spec.inputs):
+            raise SpecError(
+                f"'explain_top_k' is {top_k} but model {model.name!r} has only {len(model.spec.inputs)} features."
+            )
+        self.model, self.top_k = model, top_k
+        self.names = [i.column for i in model.spec.inputs]
+
+    def columns(self, feed: Mapping[str, np.ndarray], prediction: Prediction) -> list[Any]:
+        """Arrays ``contribution_<k>_feature``, ``contribution_<k>_value`` for k = 1..top_k, in order."""
+        import numpy as np
+        import pyarrow as pa
+
+        contributions = occlusion_contributions(self.model, feed, prediction)
+        order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, : self.top_k]
+        names = np.asarray(self.names, dtype=object)
+        arrays = []
+        for rank in range(self.top_k):
+            arrays.append(pa.array(names[order[:, rank]], type=pa.string()))
+            arrays.append(pa.array(np.take_along_axis(contributions, order[:, rank : rank + 1], axis=1)[:, 0]))
+        return arrays

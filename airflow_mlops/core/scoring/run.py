@@ -1,0 +1,268 @@
+"""Batch scoring: stream a Parquet partition through a registered ONNX model and write predictions atomically.
+
+The input (one Parquet file, a folder of them, or a glob; local or S3) is read in bounded record
+batches (:mod:`~airflow_mlops.core.scoring.reading`). A reader thread decodes the next batch while
+ONNX Runtime scores the current one, and each scored batch is appended to a Parquet writer whose
+target is a temporary object of the storage root: the predictions appear at
+``{root}/{pipeline}/predictions/{partition}/predictions.parquet`` whole or not at all, and a rerun
+replaces them. Memory is bounded by a few batches, whatever the input size.
+
+Beside the predictions, and committed before them so that the predictions file marks a complete run:
+
+- the serving log, a seeded reservoir sample of inputs and predictions (deterministic for a given
+  input, whatever the chunk size) that drift monitoring compares with the training reference;
+- optionally the shadow report (:mod:`~airflow_mlops.core.scoring.shadow`): the same batches scored by
+  the ``challenger`` alias, compared with the champion. The shadow never changes or fails the served output.
+
+Model loading never unpickles anything (:mod:`airflow_mlops.core.serving`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_mlops.core import contracts
+from airflow_mlops.core.errors import ArtifactError
+from airflow_mlops.core.onnx_model import feed_arrow
+from airflow_mlops.core.scoring.inputs import input_filesystem, resolve_input
+from airflow_mlops.core.scoring.output import _cast, _log_rows, _TopContributions, _write_parquet, output_schema
+from airflow_mlops.core.scoring.reading import _batches, _Plan, _plan, _Prefetch
+from airflow_mlops.core.scoring.reservoir import _Reservoir
+from airflow_mlops.core.scoring.result import ScoringResult
+from airflow_mlops.core.scoring.shadow import _shadow_report, _shadow_step, _ShadowTracker
+from airflow_mlops.core.scoring.spec import ScoringSpec
+from airflow_mlops.core.serving.model import ServingModel
+from airflow_mlops.core.storage import StorageRoot
+
+Progress = Callable[[int, int], None]
+
+
+class _Abandoned(Exception):
+    """Carries an ``OSError`` out of ``atomic_output`` unchanged (it would wrap it as a write error)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Scorer:
+    """The state of one scoring run: schemas, constant columns, samples, shadow and explainer."""
+
+    def __init__(self, spec: ScoringSpec, model: ServingModel, plan: _Plan, shadow: ServingModel | None) -> None:
+        import pyarrow as pa
+
+        self.spec, self.model, self.plan, self.shadow = spec, model, plan, shadow
+        self.explainer = _TopContributions(model, spec.explain_top_k) if spec.explain_top_k else None
+        self.schema = output_schema(model, spec, plan.schema, spec.explain_top_k)
+        self.features = [c for c in model.spec.feature_columns if c not in spec.passthrough_columns]
+        log_columns = [*spec.passthrough_columns, *self.features]
+        self.log_schema = pa.schema(
+            [*(plan.schema.field(c) for c in log_columns), *(f for f in self.schema if f.name not in log_columns)]
+        )
+        self.reservoir = _Reservoir(spec.serving_log_rows, spec.seed)
+        self.shadow_problem = plan.shadow_problem if shadow is not None else None
+        self.tracker = _ShadowTracker(model, shadow, spec.seed) if shadow and not self.shadow_problem else None
+        self.constants = [
+            pa.scalar(model.name, pa.string()),
+            pa.scalar(model.version, pa.string()),
+            pa.scalar(spec.scored_at, pa.timestamp("us", tz="UTC")),
+        ]
+        self.rows_read = 0
+
+    def score(self, batch: Any) -> Any:
+        """The output record batch of one input batch; feeds the serving log and the shadow on the way."""
+        import numpy as np
+        import pyarrow as pa
+
+        rows = batch.num_rows
+        feed = feed_arrow(batch, self.model.spec.inputs)
+        prediction = self.model.predict(feed, first_row=self.rows_read)
+        arrays = _cast(batch, self.spec.passthrough_columns, self.plan.schema)
+        arrays.append(pa.array(prediction.values, type=self.schema.field(contracts.PREDICTION_COLUMN).type))
+        if prediction.probabilities is not None:
+            arrays += [pa.array(np.ascontiguousarray(column)) for column in prediction.probabilities.T]
+        if self.explainer is not None:
+            arrays += self.explainer.columns(feed, prediction)
+        arrays += [pa.repeat(value, rows) for value in self.constants]
+        scored = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        chosen = self.reservoir.select(rows)
+        if len(chosen):
+            features = pa.table(_cast(batch.take(chosen), self.features, self.plan.schema), names=self.features)
+            self.reservoir.add(_log_rows(pa.Table.from_batches([scored.take(chosen)]), features, self.log_schema))
+        if self.tracker is not None and self.tracker.error is None:
+            self.tracker.error = _shadow_step(self.tracker, self.shadow, batch, prediction, self.rows_read)
+        self.rows_read += rows
+        return scored
+
+    def stream(self, sink: Any, batches: Iterator[Any], progress: Progress | None) -> int:
+        """Write every scored batch to ``sink``; return the row count the Parquet footer records."""
+        import pyarrow.parquet as pq
+
+        writer = pq.ParquetWriter(sink, self.schema, compression="zstd")
+        reader = _Prefetch(batches)
+        try:
+            for batch in reader:
+                writer.write_batch(self.score(batch))
+                if progress is not None:
+                    progress(self.rows_read, self.plan.rows)
+        except BaseException:
+            reader.close()
+            with contextlib.suppress(Exception):  # the temporary output is discarded anyway
+                writer.close()
+            raise
+        reader.close()
+        writer.close()
+        footer = getattr(getattr(writer, "writer", None), "metadata", None)
+        return int(footer.num_rows) if footer is not None else self.rows_read
+
+    def write_serving_log(self, root: StorageRoot, uri: str) -> int:
+        sample = self.reservoir.result()
+        table = sample if sample is not None else self.log_schema.empty_table()
+        _write_parquet(root, uri, table.replace_schema_metadata(self.schema.metadata))
+        return int(table.num_rows)
+
+    def write_shadow_report(self, root: StorageRoot, uri: str, skipped: str | None) -> dict[str, Any]:
+        report = _shadow_report(self.spec, self.model, self.shadow, self.tracker, skipped, self.shadow_problem)
+        root.write_bytes(uri, (json.dumps(report, indent=2, sort_keys=True, default=str) + "\n").encode())
+        return {
+            "status": report["status"],
+            "challenger_version": (report.get("challenger") or {}).get("version"),
+            "agreement_rate": report.get("agreement_rate"),
+            "reason": report.get("error"),
+        }
+
+
+def score_partition(
+    root: StorageRoot,
+    spec: ScoringSpec,
+    model: ServingModel,
+    *,
+    input_fs: Any = None,
+    shadow: ServingModel | None = None,
+    shadow_skipped: str | None = None,
+    progress: Progress | None = None,
+) -> ScoringResult:
+    """Score one partition and write its predictions, serving log and shadow report.
+
+    The serving log and the shadow report are committed first and the predictions last, so a
+    predictions file always comes with the side outputs of the same run. On any error nothing new is
+    published: earlier outputs of the partition stay as they were.
+
+    :param root: storage root that receives the outputs.
+    :param spec: what to score and where to write it.
+    :param model: the champion (the served model).
+    :param input_fs: pyarrow filesystem of the input; :func:`input_filesystem` decides when omitted.
+    :param shadow: a challenger scored on the same batches, for the shadow report only.
+    :param shadow_skipped: why a requested challenger could not be loaded; written as the report.
+    :param progress: called with (rows scored so far, rows in the partition) after each batch.
+    :raises SourceNotFoundError: the input does not exist.
+    :raises DataError: a feature or passthrough column is missing, a value cannot be coerced, the model
+        produced NaN, or a file is not readable Parquet.
+    """
+    started = time.perf_counter()
+    filesystem = input_fs if input_fs is not None else input_filesystem(spec.input_uri, root)
+    files = resolve_input(spec.input_uri, filesystem)
+    plan = _plan(files, filesystem, model, spec, shadow)
+    scorer = _Scorer(spec, model, plan, shadow)
+    outputs = _Outputs.of(root, spec)
+    written = _publish(root, scorer, outputs, _batches(plan, filesystem, spec.chunk_rows), progress, shadow_skipped)
+    for uri in (outputs.predictions, outputs.serving_log, outputs.shadow_report):
+        root.remove_stale_temporaries(uri)
+    return ScoringResult(
+        output_uri=outputs.predictions,
+        rows_in=plan.rows,
+        rows_out=written.rows,
+        input_files=len(files),
+        model_name=model.name,
+        model_version=model.version,
+        onnx_sha256=model.sha256,
+        partition=spec.partition,
+        scored_at=spec.scored_at.isoformat(),
+        seconds=time.perf_counter() - started,
+        serving_log_uri=outputs.serving_log if spec.serving_log_rows else None,
+        serving_log_rows=written.serving_log_rows,
+        shadow_report_uri=outputs.shadow_report if written.shadow is not None else None,
+        shadow=written.shadow,
+        explain_top_k=spec.explain_top_k,
+    )
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """Where one partition's outputs go in the storage layout."""
+
+    predictions: str
+    serving_log: str
+    shadow_report: str
+
+    @classmethod
+    def of(cls, root: StorageRoot, spec: ScoringSpec) -> _Outputs:
+        def place(kind: str, name: str) -> str:
+            return root.layout(spec.pipeline, kind, spec.partition, name)
+
+        return cls(
+            predictions=place(contracts.KIND_PREDICTIONS, contracts.PREDICTIONS_FILE),
+            serving_log=place(contracts.KIND_SERVING_LOG, contracts.SERVING_LOG_FILE),
+            shadow_report=place(contracts.KIND_SHADOW, contracts.SHADOW_REPORT_FILE),
+        )
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What :func:`_publish` wrote: predicted rows, serving log rows, the shadow summary (if any)."""
+
+    rows: int
+    serving_log_rows: int
+    shadow: dict[str, Any] | None
+
+
+def _publish(
+    root: StorageRoot,
+    scorer: _Scorer,
+    outputs: _Outputs,
+    batches: Iterator[Any],
+    progress: Progress | None,
+    shadow_skipped: str | None,
+) -> _Written:
+    """Stream the predictions into a temporary object and commit the side outputs before it.
+
+    Any error leaves every output of the partition as it was and is raised unchanged (an ``OSError``
+    of the input is not turned into a write error of the output).
+    """
+    try:
+        with root.atomic_output(outputs.predictions) as sink:
+            try:
+                return _write(root, scorer, sink, outputs, batches, progress, shadow_skipped)
+            except OSError as exc:
+                raise _Abandoned(exc) from exc
+    except _Abandoned as abandoned:
+        abandoned.error.__suppress_context__ = True
+        raise abandoned.error  # noqa: B904 - the original error, not the carrier, is what the caller needs
+
+
+def _write(
+    root: StorageRoot,
+    scorer: _Scorer,
+    sink: Any,
+    outputs: _Outputs,
+    batches: Iterator[Any],
+    progress: Progress | None,
+    shadow_skipped: str | None,
+) -> _Written:
+    spec, rows = scorer.spec, scorer.plan.rows
+    written = scorer.stream(sink, batches, progress)
+    if not rows == scorer.rows_read == written:
+        raise ArtifactError(
+            f"Row count mismatch while scoring {spec.input_uri!r}: the file footers announce {rows} "
+            f"rows, {scorer.rows_read} were read and {written} written. Nothing was published."
+        )
+    log_rows = scorer.write_serving_log(root, outputs.serving_log) if spec.serving_log_rows else 0
+    summary = None
+    if scorer.shadow is not None or shadow_skipped is not None:
+        summary = scorer.write_shadow_report(root, outputs.shadow_report, shadow_skipped)
+    return _Written(rows=written, serving_log_rows=log_rows, shadow=summary)

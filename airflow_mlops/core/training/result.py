@@ -1,0 +1,156 @@
+"""What training produces: :class:`TrainingResult`, everything
+:func:`~airflow_mlops.core.training.run.train_model` made (in memory), and :class:`TrainingReceipt`, the
+small JSON-able record :func:`~airflow_mlops.core.training.run.run_training` hands back. A leaf module:
+tracking and plots read these types without importing the training run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops import __version__
+from airflow_mlops.core.training.export import expected_outputs
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from airflow_mlops.core.metrics import Predictions
+    from airflow_mlops.core.onnx_model import OnnxInput
+    from airflow_mlops.core.training.export import ParityReport
+    from airflow_mlops.core.training.model import CategoryReport, TrialResult
+    from airflow_mlops.core.training.spec import TrainingSpec
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """Everything :func:`train_model` produced. Big members (frames, the pipeline, ONNX bytes) stay in
+    memory; :meth:`summary` is the small JSON-able part."""
+
+    spec: TrainingSpec
+    pipeline: Pipeline
+    onnx_bytes: bytes
+    onnx_sha256: str
+    onnx_inputs: tuple[OnnxInput, ...]
+    classes: tuple[Any, ...]
+    metrics: dict[str, dict[str, float]]
+    parity: ParityReport
+    params: dict[str, Any]
+    best_iteration: int | None
+    trials: tuple[TrialResult, ...]
+    categories: dict[str, CategoryReport]
+    importance: dict[str, float]
+    rows: dict[str, int]
+    warnings: tuple[str, ...]
+    test_frame: pd.DataFrame
+    test_target: np.ndarray
+    test_predictions: Predictions
+    reference: pd.DataFrame
+    seconds: dict[str, float]
+
+    def flat_metrics(self) -> dict[str, float]:
+        """``{split}_{metric}`` for every split, as logged to MLflow."""
+        return {f"{split}_{name}": value for split in SPLITS for name, value in self.metrics[split].items()}
+
+    def spec_artifact(self) -> dict[str, Any]:
+        """The training spec artifact (``contracts.ARTIFACT_SPEC``): the spec plus what scoring, the gate
+        and drift need to use the model without this code: classes, ONNX inputs and outputs, vocabulary."""
+        document = self.spec.to_dict()
+        document.update(
+            {
+                "classes": list(self.classes),
+                "positive_class": self.classes[1] if self.spec.task == "binary" else None,
+                "onnx_inputs": [i.to_dict() for i in self.onnx_inputs],
+                "onnx_outputs": expected_outputs(self.spec),
+                "onnx_sha256": self.onnx_sha256,
+                "primary_metric": self.spec.primary_metric,
+                "vocabulary": {name: list(report.kept) for name, report in self.categories.items()},
+                "model_params": self.params,
+                "best_iteration": self.best_iteration,
+                "metrics": self.metrics,
+                "parity": self.parity.to_dict(),
+                "rows": self.rows,
+                "trained_with": library_versions(),
+            }
+        )
+        return document
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "onnx_sha256": self.onnx_sha256,
+            "onnx_size_bytes": len(self.onnx_bytes),
+            "metrics": self.metrics,
+            "primary_metric": self.spec.primary_metric,
+            "parity": self.parity.to_dict(),
+            "rows": dict(self.rows),
+            "best_iteration": self.best_iteration,
+            "trials": len(self.trials),
+            "categories": {name: report.to_dict() for name, report in self.categories.items()},
+            "warnings": list(self.warnings),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+def library_versions() -> dict[str, str]:
+    import lightgbm
+    import onnx
+    import onnxmltools
+    import onnxruntime
+    import pandas
+    import skl2onnx
+    import sklearn
+
+    return {
+        "airflow_mlops": __version__,
+        "scikit-learn": sklearn.__version__,
+        "lightgbm": lightgbm.__version__,
+        "pandas": pandas.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "skl2onnx": skl2onnx.__version__,
+        "onnxmltools": onnxmltools.__version__,
+    }
+
+
+@dataclass(frozen=True)
+class TrainingReceipt:
+    """What :func:`run_training` hands back (JSON-able through :meth:`to_dict`)."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    onnx_uri: str
+    onnx_sha256: str
+    spec_uri: str
+    reference_uri: str
+    test_split_uri: str
+    test_split_sha256: str
+    dataset_uri: str
+    dataset_sha256: str
+    result: dict[str, Any]
+    mlflow_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        summary = dict(self.result)
+        rows = summary.pop("rows")
+        return {
+            "run_id": self.run_id,
+            "experiment_id": self.experiment_id,
+            "model_uri": self.model_uri,
+            "onnx_uri": self.onnx_uri,
+            "onnx_sha256": self.onnx_sha256,
+            "spec_uri": self.spec_uri,
+            "reference_uri": self.reference_uri,
+            "test_split_uri": self.test_split_uri,
+            "test_split_sha256": self.test_split_sha256,
+            "dataset_uri": self.dataset_uri,
+            "dataset_sha256": self.dataset_sha256,
+            "rows_used": rows["used"],
+            "rows_dropped": rows["dropped_missing_target"],
+            "rows": rows,
+            **summary,
+            "mlflow_seconds": round(self.mlflow_seconds, 3),
+        }

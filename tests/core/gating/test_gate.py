@@ -1,0 +1,141 @@
+"""The gate's decision on real flights models: it rejects what is worse and passes what is better."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from airflow_mlops.core.errors import IntegrityError
+from airflow_mlops.core.gating import evaluate
+from airflow_mlops.core.gating.models import ModelUnderTest
+from tests.core.gating.support import Exported, candidate, champion, failed, policy, train
+from tests.support.data import flights
+
+
+def test_a_model_trained_on_shuffled_labels_is_rejected(shuffled: Exported, evaluation: pd.DataFrame) -> None:
+    decision = evaluate(candidate(shuffled), None, evaluation, policy(floors={"roc_auc": 0.6}))
+    assert decision.verdict == "rejected" and not decision.passed
+    assert {"floor:roc_auc", "baseline:log_loss"} <= failed(decision)
+    assert decision.candidate_metrics["roc_auc"] < 0.56
+    # even with no floor at all, the class-prior baseline exposes it: its log loss is worse than a constant
+    bare = evaluate(candidate(shuffled), None, evaluation, policy())
+    assert "baseline:log_loss" in failed(bare) and all(name.startswith("baseline:") for name in failed(bare))
+
+
+def test_first_run_applies_absolute_checks_only(good: Exported, evaluation: pd.DataFrame) -> None:
+    decision = evaluate(candidate(good), None, evaluation, policy(floors={"roc_auc": 0.6}))
+    assert decision.passed and decision.verdict == "passed" and decision.first_run
+    assert decision.champion_metrics is None and decision.champion is None
+    regression = next(c for c in decision.reasons if c.name == "non_regression:roc_auc")
+    assert regression.status == "skipped" and "first-run" in regression.message
+    strict = evaluate(candidate(good), None, evaluation, policy(first_run="reject"))
+    assert failed(strict) == {"champion_required"}
+
+
+def test_better_candidate_passes_and_worse_one_is_rejected_on_the_same_rows(
+    good: Exported, weak: Exported, evaluation: pd.DataFrame
+) -> None:
+    rules = policy(floors={"roc_auc": 0.55}, bootstrap={"enabled": True, "samples": 300})
+    up = evaluate(candidate(good), champion(weak), evaluation, rules)
+    down = evaluate(candidate(weak), champion(good), evaluation, rules)
+    assert up.passed and not up.first_run
+    assert up.candidate_metrics["roc_auc"] > up.champion_metrics["roc_auc"]  # type: ignore[index]
+    assert not down.passed
+    assert {"non_regression:roc_auc", "bootstrap:roc_auc"} <= failed(down)
+    # the same rows: each side's metrics are the other side's, swapped
+    assert down.champion_metrics == up.candidate_metrics and down.candidate_metrics == up.champion_metrics
+    assert up.bootstrap[0]["lower"] > 0 > down.bootstrap[0]["lower"]
+    assert up.data["rows"] == down.data["rows"] == int(evaluation["arr_delayed_15"].notna().sum())
+
+
+def test_a_tolerance_admits_a_candidate_that_is_slightly_worse(good: Exported, evaluation: pd.DataFrame) -> None:
+    other = train(flights(months=[2, 3], sample=8000), seed=1)
+    decision = evaluate(candidate(other), champion(good), evaluation, policy())
+    gap = decision.champion_metrics["roc_auc"] - decision.candidate_metrics["roc_auc"]  # type: ignore[index]
+    if gap <= 0:
+        other, good = good, other  # make "other" the slightly worse one
+        decision = evaluate(candidate(other), champion(good), evaluation, policy())
+        gap = -gap
+    assert 0 < gap < 0.03 and "non_regression:roc_auc" in failed(decision)
+    lenient = evaluate(candidate(other), champion(good), evaluation, policy(tolerance={"roc_auc": gap + 0.001}))
+    assert "non_regression:roc_auc" not in failed(lenient)
+
+
+def test_force_passes_a_rejected_candidate_and_says_so(shuffled: Exported, evaluation: pd.DataFrame) -> None:
+    decision = evaluate(
+        candidate(shuffled), None, evaluation, policy(floors={"roc_auc": 0.6}), force=True, force_reason="INC-42"
+    )
+    assert decision.passed and decision.forced and decision.verdict == "forced"
+    assert decision.force_reason == "INC-42"
+    assert "floor:roc_auc" in failed(decision)  # the overridden checks stay on record
+    assert decision.summary().startswith("FORCED")
+    good_enough = evaluate(candidate(shuffled), None, evaluation, policy(), force=True)
+    assert good_enough.forced  # the baseline check still failed, so force was needed
+    assert good_enough.force_reason == "forced without a stated reason"
+
+
+def test_a_champion_that_cannot_be_compared_fails_the_gate_with_the_reason(
+    good: Exported, weak: Exported, evaluation: pd.DataFrame
+) -> None:
+    other_target = dataclasses.replace(champion(weak), spec={**weak.spec, "target": "cancelled"})
+    decision = evaluate(candidate(good), other_target, evaluation, policy())
+    check = next(c for c in decision.reasons if c.name == "champion_comparable")
+    assert check.status == "failed" and "'cancelled'" in check.message
+    assert next(c for c in decision.reasons if c.name.startswith("non_regression")).status == "skipped"
+    missing = evaluation.drop(columns=["distance"])
+    no_distance = train(flights(months=[2, 3], sample=4000), estimator="logistic", numeric=["hour"], categorical=[])
+    decision = evaluate(candidate(no_distance), champion(weak), missing, policy())
+    check = next(c for c in decision.reasons if c.name == "champion_comparable")
+    assert check.status == "failed" and "missing feature column(s) ['distance']" in check.message
+
+
+def test_a_changed_model_file_is_refused(good: Exported, evaluation: pd.DataFrame) -> None:
+    with pytest.raises(IntegrityError, match="was changed"):
+        evaluate(candidate(good, expected_sha256="0" * 64), None, evaluation, policy())
+
+
+def test_a_regressor_is_gated_on_rmse_with_a_mean_baseline_and_relative_parity() -> None:
+    """Bike sharing (hourly rentals): a ridge regression on hour-of-day one-hot beats the mean."""
+    import numpy as np
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from tests.support.data import bike_sharing
+
+    bikes = bike_sharing()
+    train_rows, test_rows = bikes.iloc[:8000], bikes.iloc[8000:11000]
+    numeric, categorical = ["temp", "hum"], ["hr", "workingday"]
+    x = train_rows[numeric + categorical].astype({c: "float32" for c in numeric}).astype({c: str for c in categorical})
+    model = Pipeline([
+        ("features", ColumnTransformer([("num", "passthrough", numeric), ("cat", OneHotEncoder(), categorical)])),
+        ("model", Ridge(alpha=1.0)),
+    ])  # fmt: skip
+    model.fit(x, train_rows["cnt"].astype(float))
+    types = [(c, FloatTensorType([None, 1])) for c in numeric] + [(c, StringTensorType([None, 1])) for c in categorical]
+    onnx_bytes = to_onnx(model, initial_types=types, target_opset=17).SerializeToString()
+    spec = {"task": "regression", "target": "cnt", "primary_metric": "rmse",
+            "onnx_inputs": [{"name": c, "column": c, "type": "float"} for c in numeric]
+            + [{"name": c, "column": c, "type": "string"} for c in categorical]}  # fmt: skip
+
+    def native(frame: pd.DataFrame) -> np.ndarray:
+        rows = (
+            frame[numeric + categorical].astype({c: "float32" for c in numeric}).astype({c: str for c in categorical})
+        )
+        return model.predict(rows)
+
+    model_under_test = ModelUnderTest("candidate", onnx_bytes, spec, run_id="bikes", native_predict=native,
+                                      training_sample=train_rows)  # fmt: skip
+    decision = evaluate(model_under_test, None, test_rows, policy(floors={"r2": 0.4}, max_parity_diff=1e-4))
+    assert decision.passed and decision.primary_metric == "rmse"
+    assert decision.baseline is not None and decision.baseline["kind"] == "mean"
+    assert decision.candidate_metrics["rmse"] < decision.baseline["metrics"]["rmse"]
+    assert decision.parity["measure"] == "max_rel_diff" and decision.parity["value"] < 1e-4
+    assert decision.data["target_mean"] == pytest.approx(float(test_rows["cnt"].mean()))
+    worse = evaluate(model_under_test, None, test_rows, policy(floors={"rmse": 10.0}))
+    assert [c.name for c in worse.failed_checks] == ["floor:rmse"]  # a ceiling for a lower-is-better metric
