@@ -11,4 +11,5 @@ ruff format --check .
 echo ">> mypy (strict on airflow_mlops/core)"
 mypy
 echo ">> pytest"
-exec pytest "$@"
+# Two workers, one test file each at a time: module-scoped servers and models stay shared inside a file.
+exec pytest -n "${MLOPS_TEST_WORKERS:-2}" --dist loadfile "$@"

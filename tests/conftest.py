@@ -94,3 +94,19 @@ def postgres_url(postgres_server: services.PostgresServer) -> Iterator[str]:
     """SQLAlchemy URL of a fresh database, dropped after the test."""
     with postgres_server.database() as url:
         yield url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with end-to-end tests (marked ``slow``) run first, the real-Airflow ones first of all.
+
+    ``scripts/test.sh`` runs the suite on two pytest-xdist workers, one test file per unit of work: a
+    file that starts Airflow's scheduler takes minutes, and started first it runs beside the quick files
+    instead of after them. The sort is stable, so tests keep their order inside a file.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+
+    def weight(item: pytest.Item) -> tuple[bool, bool]:
+        real_airflow = item.path.parent.name in {"e2e", "reliability"}
+        return item.path not in slow_files, not real_airflow
+
+    items.sort(key=weight)
