@@ -88,6 +88,8 @@ PROBABILITY_COLUMN_PREFIX = "probability_"
 # -- gate and registry (appended by the gating/registry stems) ------------------------------------
 TAG_GATE_VERDICT = "mlops.gate_verdict"  # "passed" | "rejected" | "forced"
 TAG_GATE_CHAMPION_VERSION = "mlops.gate_champion_version"  # the champion the gate compared against
+# On a candidate run: JSON list of every gate decision on it, oldest first (the verdict tags hold the last).
+TAG_GATE_HISTORY = "mlops.gate_history"
 # Set last on a model version, once it is READY and carries every other tag: a version without it is
 # an interrupted registration that promotion refuses and a retry of the registration completes.
 TAG_REGISTRATION_COMPLETE = "mlops.registration_complete"

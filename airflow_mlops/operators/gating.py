@@ -173,11 +173,15 @@ class EvaluateModelGateOperator(MlopsBaseOperator):
         return candidate, champion
 
     def _record_on_run(self, client: Any, run_id: str, decision: Any, evidence: Any) -> None:
+        from airflow_mlops.core.gating.evidence import gate_history
+
         for name, content in evidence.files.items():
             client.log_text(run_id, content.decode(), f"{contracts.GATE_ARTIFACT_DIR}/{name}")
         client.set_tag(run_id, contracts.TAG_GATE_PASSED, "true" if decision.passed else "false")
         client.set_tag(run_id, contracts.TAG_GATE_VERDICT, decision.verdict)
         client.set_tag(run_id, contracts.TAG_GATE_EVIDENCE_URI, decision.evidence_uri)
+        previous = client.get_run(run_id).data.tags.get(contracts.TAG_GATE_HISTORY)
+        client.set_tag(run_id, contracts.TAG_GATE_HISTORY, gate_history(previous, decision))
 
     def _receipt(self, decision: Any, evidence: Any, champion: Any) -> dict[str, Any]:
         record = decision.to_dict()

@@ -191,6 +191,12 @@ def test_force_a_named_evaluation_snapshot_and_skip_on_reject(one_run: Any) -> N
     assert receipt["evaluation_uri"] == april and receipt["evaluation_rows"] < 3000
     _, pushed, error = gate(run_id, "skipped", policy=strict, on_reject="skip")
     assert isinstance(error, AirflowSkipException) and pushed["return_value"]["passed"] is False
+    # Gated twice: the verdict tag holds the last decision, the history keeps both, oldest first.
+    tags = MlflowHook().get_conn().get_run(run_id).data.tags
+    history = json.loads(tags[contracts.TAG_GATE_HISTORY])
+    assert [entry["verdict"] for entry in history] == ["forced", "rejected"]
+    assert tags[contracts.TAG_GATE_VERDICT] == "rejected"
+    assert history[0]["evidence_uri"] == receipt["evidence_uri"]
 
 
 @pytest.mark.parametrize(

@@ -57,3 +57,32 @@ def write_evidence(storage: StorageRoot, decision: GateDecision, folder: str) ->
         storage.write_bytes(f"{folder}/{name}", content)
     evidence = Evidence(decision_uri, f"{folder}/{CARD_MARKDOWN_FILE}", f"{folder}/{CARD_HTML_FILE}", files)
     return decision, evidence
+
+
+GATE_HISTORY_KEEP = 20  # entries kept in the run's gate history tag (MLflow caps a tag's length)
+
+
+def gate_history(previous: str | None, decision: GateDecision) -> str:
+    """The run's gate history with ``decision`` appended, as the JSON kept in one run tag.
+
+    A candidate run can be gated more than once (rejected, then forced; or judged against a champion
+    that moved). The verdict tags say what the last gate decided; this list keeps every decision, oldest
+    first, so an earlier rejection is not lost behind a later pass. An unreadable previous value starts
+    a new list rather than failing the gate that is being recorded.
+    """
+    try:
+        entries = json.loads(previous) if previous else []
+    except ValueError:
+        entries = []
+    if not isinstance(entries, list):
+        entries = []
+    champion = decision.champion or {}
+    entries.append(
+        {
+            "at": decision.created_at,
+            "verdict": decision.verdict,
+            "champion_version": champion.get("version"),
+            "evidence_uri": decision.evidence_uri,
+        }
+    )
+    return json.dumps(entries[-GATE_HISTORY_KEEP:], separators=(",", ":"))
