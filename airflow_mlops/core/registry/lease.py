@@ -50,29 +50,12 @@ def registry_lock(
     lock_name = name + LOCK_SUFFIX
     token = f"{owner}#{uuid.uuid4().hex}"
     waited_until = time.monotonic() + timeout
-    mlflow_exception = _mlflow_exception()
-    while True:
-        tags = {TAG_LOCK_OWNER: token, TAG_LOCK_EXPIRES: f"{time.time() + ttl:.3f}"}
-        try:
-            client.create_registered_model(
-                lock_name, tags=tags, description=f"Promotion lease of {name!r} held by {owner}; removed when done."
-            )
-            break
-        except mlflow_exception as exc:
-            code = _error_code(exc)
-            if code == "RESOURCE_DOES_NOT_EXIST":
-                # The server found the name taken, then could not read it back: its holder released it in
-                # between. The lease is free now; try again at once.
-                continue
-            if code != "RESOURCE_ALREADY_EXISTS":
-                raise
+    while not _try_create(
+        client, lock_name, token, ttl, f"Promotion lease of {name!r} held by {owner}; removed when done."
+    ):
         holder = _lock_holder(client, lock_name)
-        if holder is not None and time.time() > holder[1]:
-            log.warning("Taking over the expired promotion lease of %s from %s", name, holder[0])
-            _release(client, lock_name, holder[0])
-            continue
-        if holder is not None and reclaim_own and holder[0].rpartition("#")[0] == owner:
-            log.warning("Taking over the promotion lease of %s left by an earlier try %s", name, holder[0])
+        if holder is not None and _may_take_over(holder, owner, reclaim_own):
+            log.warning("Taking over the promotion lease of %s from %s", name, holder[0])
             _release(client, lock_name, holder[0])
             continue
         if time.monotonic() >= waited_until:
@@ -86,6 +69,28 @@ def registry_lock(
         yield token
     finally:
         _release(client, lock_name, token)
+
+
+def _try_create(client: Any, lock_name: str, token: str, ttl: float, description: str) -> bool:
+    """Create the lease for ``token``: True when this call took it, False when someone holds it."""
+    tags = {TAG_LOCK_OWNER: token, TAG_LOCK_EXPIRES: f"{time.time() + ttl:.3f}"}
+    while True:
+        try:
+            client.create_registered_model(lock_name, tags=tags, description=description)
+            return True
+        except _mlflow_exception() as exc:
+            code = _error_code(exc)
+            if code == "RESOURCE_ALREADY_EXISTS":
+                return False
+            if code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            # The server found the name taken, then could not read it back: its holder released it in
+            # between. The lease is free now; try again at once.
+
+
+def _may_take_over(holder: tuple[str, float], owner: str, reclaim_own: bool) -> bool:
+    """A lease whose holder died (expired), or one left by an earlier try of the same task instance."""
+    return time.time() > holder[1] or (reclaim_own and holder[0].rpartition("#")[0] == owner)
 
 
 def _lock_holder(client: Any, lock_name: str) -> tuple[str, float] | None:
