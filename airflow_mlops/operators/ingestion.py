@@ -167,6 +167,8 @@ class IngestDatasetOperator(BaseOperator):
                 f"{spec.describe()} returned no rows for partition {partition!r}; on_empty='skip', so nothing "
                 "was written and no dataset event is emitted."
             )
+        for warning in receipt.warnings:
+            self.log.warning("%s", warning)
         payload = receipt.to_dict()
         context["outlet_events"][dataset_asset(self.pipeline)].extra.update(payload)
         self.log.info(

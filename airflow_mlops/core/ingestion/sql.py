@@ -107,7 +107,7 @@ def _sql_error(exc: Exception, what: str, url: str) -> MlopsError:
     if code in ("42501", "28000", "28P01") or unknown_role or any(m in lowered for m in refused):
         return SourceAccessError(f"{what} at {url}: access refused, check the connection's credentials ({text}).")
     if code == "25006":
-        return SpecError(f"{what} at {url} tried to change data; an ingestion query must only read: {text}")
+        return SpecError(f"{what} at {url} tried to change data; a source query must only read: {text}")
     if "database" in lowered and "does not exist" in lowered:
         return SourceNotFoundError(f"{what} at {url}: the database does not exist ({text}).")
     if code.startswith("42") or code == "0A000":

@@ -145,6 +145,8 @@ class _Conformer:
         self.describe = describe
         self.declared = {name: declared_type(type_, name) for name, type_ in spec.schema}
         self.schema: pa.Schema | None = None
+        self.type_origin: dict[str, str] = {}  # undeclared column -> the data that decided its type
+        self.warnings: list[str] = []  # accepted but worth a look: recorded in the receipt and logged
 
     def plan(self, source: pa.Schema, where: str) -> pa.Schema:
         names = list(source.names)
@@ -211,9 +213,11 @@ class _Conformer:
         try:
             return pc.cast(column, target.type, safe=safe)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            origin = self.type_origin.get(target.name)
+            decided = f" (its type in {origin})" if origin and origin != where else ""
             raise DataError(
                 f"The column {target.name!r} of {where} ({source_type}) cannot be converted to the {declared}type "
-                f"{target.type}: {exc}"
+                f"{target.type}{decided}: {exc}"
             ) from exc
 
 
