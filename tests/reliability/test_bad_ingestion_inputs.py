@@ -400,6 +400,22 @@ def test_a_column_all_null_in_the_first_file_takes_its_type_from_a_later_file(pl
     assert snapshot(place, csv).column("x").to_pylist() == [None, 2.25]
 
 
+def sparse_sqlite_column(p: Place) -> None:
+    with sqlite3.connect(p.sqlite) as conn:
+        conn.execute("CREATE TABLE sparse (id INTEGER, late REAL)")
+        conn.executemany("INSERT INTO sparse VALUES (?, ?)", [(1, None), (2, None), (3, 1.5)])
+
+
+def test_a_sql_column_all_null_in_the_first_chunk_is_never_turned_into_text(place: Place) -> None:
+    sparse_sqlite_column(place)
+    query = "SELECT id, late FROM sparse ORDER BY id"
+    with pytest.raises(DataError, match=r"'late' of SQL query held only NULLs in the first chunk.* float values"):
+        ingest_sql(place, query, chunk_rows="2")
+    assert place.files() == []
+    declared = ingest_sql(place, query, chunk_rows="2", schema={"late": "float64"})
+    assert snapshot(place, declared).column("late").to_pylist() == [None, None, 1.5]
+
+
 def test_an_integer_column_takes_the_floats_of_a_later_file_when_nothing_is_lost(place: Place) -> None:
     land(place, "a.parquet", pa.table({"n": [1.5]}))
     land(place, "b.parquet", pa.table({"n": [2]}))

@@ -293,6 +293,6 @@ def _sql_tables(spec: IngestSpec, engine: Engine, since: Any, until: Any, confor
         names, kinds = next(chunks)
         conformer.check_declared(names, what)
         for rows in chunks:
-            yield _rows_to_table(rows, names, kinds, what)
+            yield _rows_to_table(rows, names, kinds, what, conformer.declared)
     except (sa_exc.SQLAlchemyError, driver_error) as exc:
         raise _sql_error(exc, what, url) from exc
