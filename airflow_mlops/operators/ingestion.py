@@ -39,8 +39,9 @@ class IngestDatasetOperator(BaseOperator):
     The snapshot lands at ``{storage_root}/{pipeline}/snapshots/{partition}/data.parquet``, written
     atomically; rerunning the partition replaces it with identical bytes when the source is unchanged.
     Memory is bounded by ``chunk_rows``, not by the size of the source. The receipt (uri, rows, columns,
-    schema, schema fingerprint, sha256, source watermark, partition) is returned to XCom and carried in
-    the extra of the asset event ``x-mlops://<pipeline>/dataset``, which this operator declares as outlet.
+    schema, schema fingerprint, sha256, source watermark, partition, warnings) is returned to XCom and
+    carried in the extra of the asset event ``x-mlops://<pipeline>/dataset``, which this operator
+    declares as outlet. Each warning (something accepted that deserves a look) is also logged.
 
     SQL values never enter the SQL text: ``query`` is a Jinja template whose every ``{{ ... }}``
     becomes a bound parameter (``WHERE ts >= {{ data_interval_start }}``), and ``query_params`` binds
