@@ -27,8 +27,9 @@ class IngestDatasetOperator(MlopsBaseOperator):
     The snapshot lands at ``{storage_root}/{pipeline}/snapshots/{partition}/data.parquet``, written
     atomically; rerunning the partition replaces it with identical bytes when the source is unchanged.
     Memory is bounded by ``chunk_rows``, not by the size of the source. The receipt (uri, rows, columns,
-    schema, schema fingerprint, sha256, source watermark, partition) is returned to XCom and carried in
-    the extra of the asset event ``x-mlops://<pipeline>/dataset``, which this operator declares as outlet.
+    schema, schema fingerprint, sha256, source watermark, partition, warnings) is returned to XCom and
+    carried in the extra of the asset event ``x-mlops://<pipeline>/dataset``, which this operator
+    declares as outlet. Each warning (something accepted that deserves a look) is also logged.
 
     SQL values never enter the SQL text: ``query`` is a Jinja template whose every ``{{ ... }}``
     becomes a bound parameter (``WHERE ts >= {{ data_interval_start }}``), and ``query_params`` binds
@@ -144,6 +145,8 @@ class IngestDatasetOperator(MlopsBaseOperator):
                 f"{spec.describe()} returned no rows for partition {partition!r}; on_empty='skip', so nothing "
                 "was written and no dataset event is emitted."
             )
+        for warning in receipt.warnings:
+            self.log.warning("%s", warning)
         payload = receipt.to_dict()
         context["outlet_events"][dataset_asset(self.pipeline)].extra.update(payload)
         self.log.info(

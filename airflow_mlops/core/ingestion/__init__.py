@@ -1,12 +1,13 @@
 """Ingestion: read one source (a SQL query or table, CSV or Parquet files on S3 or a local disk) in bounded
 chunks into one immutable, reproducible Parquet snapshot with a receipt, and tell the data-event sensor
 whether new data has landed. Public API: ``IngestSpec``, ``ingest``, ``IngestReceipt``, ``previous_receipt``,
-``partition_key``, ``snapshot_uri``, ``receipt_uri``, ``render_sql_template``, ``WatchSpec``, ``probe``,
-``Availability``, ``declared_type``, ``normal_type``, ``schema_fingerprint``, ``list_source_files``,
-``SourceFile``, ``EmptySourceError``, ``SourceAccessError``, ``SourceUnavailableError`` (modules: ``spec``
-validates what to read, ``types`` normalises column types, ``sql`` renders SQL templates and streams SQL
-rows, ``files`` lists and reads files, ``snapshot`` writes the snapshot and its receipt, ``availability``
-probes for new data, ``errors`` holds the stem's failures).
+``partition_key``, ``snapshot_uri``, ``receipt_uri``, ``render_sql_template``, ``check_read_only``,
+``WatchSpec``, ``probe``, ``Availability``, ``declared_type``, ``normal_type``, ``schema_fingerprint``,
+``list_source_files``, ``SourceFile``, ``EmptySourceError``, ``SourceAccessError``, ``SourceUnavailableError``
+(modules: ``spec`` validates what to read, ``types`` normalises column types, ``sql`` renders SQL templates
+and streams SQL rows, ``readonly`` refuses source queries that would write, ``files`` lists and reads files,
+``unify`` decides one schema for the files of one ingestion, ``snapshot`` writes the snapshot and its
+receipt, ``availability`` probes for new data, ``errors`` holds the stem's failures).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from airflow_mlops.core.ingestion.availability import Availability, WatchSpec, probe
     from airflow_mlops.core.ingestion.errors import EmptySourceError, SourceAccessError, SourceUnavailableError
     from airflow_mlops.core.ingestion.files import SourceFile, list_source_files
+    from airflow_mlops.core.ingestion.readonly import check_read_only
     from airflow_mlops.core.ingestion.snapshot import (
         RECEIPT_FILE,
         SNAPSHOT_FILE,
@@ -44,6 +46,7 @@ __all__ = [
     "SourceFile",
     "SourceUnavailableError",
     "WatchSpec",
+    "check_read_only",
     "declared_type",
     "ingest",
     "list_source_files",
@@ -69,6 +72,7 @@ __getattr__, __dir__ = lazy_exports(
         "SourceFile": "files",
         "SourceUnavailableError": "errors",
         "WatchSpec": "availability",
+        "check_read_only": "readonly",
         "declared_type": "types",
         "ingest": "snapshot",
         "list_source_files": "files",

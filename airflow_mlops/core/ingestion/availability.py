@@ -17,6 +17,7 @@ import pyarrow.fs as pafs
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 from airflow_mlops.core.ingestion.files import list_source_files
 from airflow_mlops.core.ingestion.patterns import glob_regex
+from airflow_mlops.core.ingestion.readonly import check_read_only
 from airflow_mlops.core.ingestion.spec import (
     SourceKind,
     _bindable,
@@ -92,6 +93,8 @@ class WatchSpec:
                 raise SpecError(f"{owner} with source 'sql' needs exactly one of 'table' or 'query'.")
             if self.path or self.pattern or self.start_after:
                 raise SpecError(f"{owner}: 'path', 'pattern' and 'start_after' apply to file sources, not 'sql'.")
+            if self.query is not None:
+                check_read_only(self.query)
             if self.table is not None:
                 _table_name(self.table, owner)
             if self.since is not None and self.watermark_column is None:

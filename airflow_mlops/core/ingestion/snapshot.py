@@ -20,6 +20,7 @@ become engines and filesystems in the hooks.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -67,6 +68,10 @@ class IngestReceipt:
     watermark_column: str | None
     source_watermark: Scalar
     since: Scalar
+    warnings: tuple[str, ...] = ()  # what was accepted but deserves a look (also logged by the operator)
+
+    def with_warnings(self, warnings: Iterable[str]) -> IngestReceipt:
+        return dataclasses.replace(self, warnings=tuple(warnings))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +89,7 @@ class IngestReceipt:
             "watermark_column": self.watermark_column,
             "source_watermark": self.source_watermark,
             "since": self.since,
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -104,6 +110,7 @@ class IngestReceipt:
                 watermark_column=data.get("watermark_column"),
                 source_watermark=data.get("source_watermark"),
                 since=data.get("since"),
+                warnings=tuple(str(w) for w in data.get("warnings") or ()),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"Not an ingestion receipt: {exc!r} in {dict(data)!r}.") from exc
@@ -303,6 +310,7 @@ def ingest(
     receipt = _receipt(
         written, written.schema, uri=uri, pipeline=pipeline, partition=partition, source=source, spec=spec, since=since
     )
+    receipt = receipt.with_warnings(conformer.warnings)
     body = json.dumps(receipt.to_dict(), indent=2).encode() + b"\n"  # key order is fixed by to_dict()
     root.write_bytes(receipt_uri(root, pipeline, partition), body)
     root.remove_stale_temporaries(uri)  # what a killed earlier attempt of this partition left

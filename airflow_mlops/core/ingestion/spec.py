@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.ingestion.patterns import glob_regex
+from airflow_mlops.core.ingestion.readonly import check_read_only
 from airflow_mlops.core.ingestion.types import declared_type
 from airflow_mlops.core.params import parse_flag, parse_integer
 
@@ -177,6 +178,8 @@ class IngestSpec:
         for name in ("path", "pattern", "format"):
             if getattr(self, name) is not None:
                 raise SpecError(f"The {name!r} parameter of {owner} applies to file sources, not to source 'sql'.")
+        if self.query is not None:
+            check_read_only(self.query)
         if self.table is not None:
             _table_name(self.table, owner)
             if self.params:

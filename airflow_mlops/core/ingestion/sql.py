@@ -107,7 +107,7 @@ def _sql_error(exc: Exception, what: str, url: str) -> MlopsError:
     if code in ("42501", "28000", "28P01") or unknown_role or any(m in lowered for m in refused):
         return SourceAccessError(f"{what} at {url}: access refused, check the connection's credentials ({text}).")
     if code == "25006":
-        return SpecError(f"{what} at {url} tried to change data; an ingestion query must only read: {text}")
+        return SpecError(f"{what} at {url} tried to change data; a source query must only read: {text}")
     if "database" in lowered and "does not exist" in lowered:
         return SourceNotFoundError(f"{what} at {url}: the database does not exist ({text}).")
     if code.startswith("42") or code == "0A000":
@@ -293,6 +293,6 @@ def _sql_tables(spec: IngestSpec, engine: Engine, since: Any, until: Any, confor
         names, kinds = next(chunks)
         conformer.check_declared(names, what)
         for rows in chunks:
-            yield _rows_to_table(rows, names, kinds, what)
+            yield _rows_to_table(rows, names, kinds, what, conformer.declared)
     except (sa_exc.SQLAlchemyError, driver_error) as exc:
         raise _sql_error(exc, what, url) from exc

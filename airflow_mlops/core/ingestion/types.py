@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, cast
 
 import pyarrow as pa
@@ -145,6 +145,8 @@ class _Conformer:
         self.describe = describe
         self.declared = {name: declared_type(type_, name) for name, type_ in spec.schema}
         self.schema: pa.Schema | None = None
+        self.type_origin: dict[str, str] = {}  # undeclared column -> the data that decided its type
+        self.warnings: list[str] = []  # accepted but worth a look: recorded in the receipt and logged
 
     def plan(self, source: pa.Schema, where: str) -> pa.Schema:
         names = list(source.names)
@@ -211,9 +213,11 @@ class _Conformer:
         try:
             return pc.cast(column, target.type, safe=safe)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            origin = self.type_origin.get(target.name)
+            decided = f" (its type in {origin})" if origin and origin != where else ""
             raise DataError(
                 f"The column {target.name!r} of {where} ({source_type}) cannot be converted to the {declared}type "
-                f"{target.type}: {exc}"
+                f"{target.type}{decided}: {exc}"
             ) from exc
 
 
@@ -293,8 +297,19 @@ _STRUCT_TYPES: dict[str, pa.DataType] = {
 }  # fmt: skip
 
 
-def _rows_to_table(rows: Sequence[Any], names: list[str], kinds: list[str | None], what: str) -> pa.Table:
-    """One Arrow table from DBAPI rows; column kinds not known yet are decided from these rows, once."""
+_ALL_NULL = "all-null"  # a column whose first chunk held only NULLs: stored as text, its type unknown
+
+
+def _rows_to_table(
+    rows: Sequence[Any], names: list[str], kinds: list[str | None], what: str, declared: Collection[str] = ()
+) -> pa.Table:
+    """One Arrow table from DBAPI rows; column kinds not known yet are decided from these rows, once.
+
+    A column with only NULLs in the first chunk says nothing about its type. A declared one takes the kind
+    of the first chunk with values (the conformer converts it to the declared type anyway); an undeclared
+    one was stored as text from the first chunk on, so a later chunk with non-text values is refused
+    rather than turned into text.
+    """
     if isinstance(rows[0], tuple) and all(k in _STRUCT_TYPES for k in kinds):
         # Every column has a native Arrow conversion: let Arrow walk the row tuples itself (no transpose).
         struct = pa.struct([pa.field(f"c{i}", _STRUCT_TYPES[cast(str, k)]) for i, k in enumerate(kinds)])
@@ -303,9 +318,8 @@ def _rows_to_table(rows: Sequence[Any], names: list[str], kinds: list[str | None
             return pa.Table.from_batches([batch]).rename_columns(names)
     arrays = []
     for index, values in enumerate(zip(*rows, strict=True)):
-        if kinds[index] is None:  # decided once, from the first chunk: one type for every chunk
-            first = next((v for v in values if v is not None), None)
-            kinds[index] = _python_kind(first) if first is not None else "text"
+        if kinds[index] in (None, _ALL_NULL):
+            _decide_kind(index, values, names, kinds, what, declared)
         try:
             arrays.append(_build_column(cast(str, kinds[index]), values))
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
@@ -314,3 +328,19 @@ def _rows_to_table(rows: Sequence[Any], names: list[str], kinds: list[str | None
                 f"({kinds[index]}): {exc}. Declare its type in the schema."
             ) from exc
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def _decide_kind(
+    index: int, values: Sequence[Any], names: list[str], kinds: list[str | None], what: str, declared: Collection[str]
+) -> None:
+    first = next((v for v in values if v is not None), None)
+    if kinds[index] is None:  # the first chunk: one type for every chunk
+        kinds[index] = _python_kind(first) if first is not None else _ALL_NULL
+    elif first is not None and names[index] in declared:
+        kinds[index] = _python_kind(first)
+    elif first is not None and not isinstance(first, str):
+        raise DataError(
+            f"The column {names[index]!r} of {what} held only NULLs in the first chunk, so it is stored as text, "
+            f"but a later chunk holds {type(first).__name__} values ({first!r}). Declare its type in 'schema' "
+            "(or raise 'chunk_rows') so that it is read as what it holds."
+        )

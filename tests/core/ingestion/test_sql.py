@@ -192,7 +192,7 @@ def test_sql_empty_result(pg: sa.Engine, root: StorageRoot, on_empty: str) -> No
     [
         ({"query": "SELECT * FROM flights WHERE month = :m"}, SpecError, r"placeholder\(s\) \[':m'\] without a value"),
         ({"query": "SELECT * FROM flights", "params": {"m": 1}}, SpecError, r"'params' \['m'\] have no ':name'"),
-        ({"query": "SELEKT * FROM flights"}, SpecError, r"is not valid SQL for this database: .*syntax error"),
+        ({"query": "SELECT * FROM flights WHERE"}, SpecError, r"is not valid SQL for this database: .*syntax error"),
         ({"query": "WITH gone AS (DELETE FROM flights RETURNING *) SELECT * FROM gone"}, SpecError, r"data-modifying"),
         ({"query": "SELECT nextval('flights_seen') AS n"}, SpecError, r"tried to change data; .* must only read"),
         (
