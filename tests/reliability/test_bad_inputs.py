@@ -285,6 +285,24 @@ def test_bad_input_is_refused_by_name_and_writes_nothing(world: World, case: Cas
     assert world.files() == before
 
 
+@pytest.mark.parametrize(
+    "value", [float("inf"), float("-inf"), 1e40], ids=["plus-inf", "minus-inf", "float32-overflow"]
+)
+def test_an_infinite_feature_at_training_is_refused_by_name_without_retry(world: World, value: float) -> None:
+    """An infinity in a numeric feature used to reach the leakage check as scikit-learn's bare ValueError
+    (no column named, and retried by Airflow); 1e40 becomes infinite when fed to the model as float32."""
+    frame = flights(months=[1], sample=3000)
+    frame["distance"] = frame["distance"].astype("float64")
+    frame.loc[frame.index[:3], "distance"] = value
+    snapshot = world.root.layout("flights", contracts.KIND_SNAPSHOT, "2013-01-infinite", "data.parquet")
+    sha = world.root.write_bytes(snapshot, parquet_bytes(frame))
+    before = world.files()
+    with pytest.raises(DataValidationFailed, match=r"'distance' has 3 infinite values") as raised:
+        train(world, snapshot_uri=snapshot, snapshot_sha256=sha)
+    assert isinstance(raised.value.__cause__, DataError)
+    assert world.files() == before
+
+
 def test_the_catalogue_covers_every_stage_with_at_least_25_cases() -> None:
     stages = {name.split("-", 1)[0] for name in CASES}
     assert stages == {"ingest", "validate", "train", "gate", "score", "drift"} and len(CASES) >= 25

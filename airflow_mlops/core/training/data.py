@@ -163,6 +163,13 @@ def prepare(frame: pd.DataFrame, spec: TrainingSpec) -> PreparedData:
                 f"Numeric feature {name!r} has no value in the {len(kept)} rows with a target (all missing). "
                 "Drop it from the spec or fix the data."
             )
+        infinite = int(np.isinf(column).sum())
+        if infinite:  # an infinity is not a missing value: a data error to fix upstream, not to learn from
+            raise DataError(
+                f"Numeric feature {name!r} has {infinite} infinite values in the {len(kept)} rows with a target "
+                "(+inf, -inf, or beyond float32's range of 3.4e38 once fed to the model); expected finite numbers "
+                "or missing values. Fix the data or clip the column upstream."
+            )
         if np.nanmin(column) == np.nanmax(column):
             warnings.append(f"numeric feature {name!r} is constant ({np.nanmin(column)!r}): it cannot help the model")
     for name in spec.categorical_features:
