@@ -95,13 +95,11 @@ class BacktestResult:
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
-        from airflow_mlops.core.backtest.report import summary
-
+        """Settings, batches and every policy's records (the report module adds the summary)."""
         return {
             "settings": self.settings,
             "initial_rows": self.initial_rows,
             "batches": self.batches,
-            "summary": summary(self),
             "policies": {name: run.to_dict() for name, run in self.runs.items()},
             "seconds": round(self.seconds, 1),
         }

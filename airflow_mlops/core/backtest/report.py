@@ -72,6 +72,11 @@ def summary(result: BacktestResult) -> dict[str, Any]:
     }
 
 
+def document(result: BacktestResult) -> dict[str, Any]:
+    """The JSON report: the summary, then settings, batches and every policy's records."""
+    return {"summary": summary(result), **result.to_dict()}
+
+
 def bench_line(result: BacktestResult) -> str:
     facts = summary(result)
     return (
@@ -202,7 +207,7 @@ def write_reports(result: BacktestResult, folder: str | Path) -> dict[str, str]:
         "html": out / "backtest.html",
         "png": out / "backtest.png",
     }
-    files["json"].write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")
+    files["json"].write_text(json.dumps(document(result), indent=1, default=str), encoding="utf-8")
     files["markdown"].write_text(to_markdown(result), encoding="utf-8")
     files["html"].write_text(to_html(result, png), encoding="utf-8")
     files["png"].write_bytes(png)

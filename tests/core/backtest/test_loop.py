@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_mlops.core.backtest import BacktestResult
+from airflow_mlops.core.backtest import BacktestResult, report
 from airflow_mlops.core.backtest.loop import ALWAYS, NEVER, POLICY
 
 
@@ -44,12 +44,16 @@ def test_the_policy_decides_on_drift_figures_and_gates_its_candidate(replayed: B
     assert 0.0 <= first.weighted_drift_share <= 1.0
 
 
-def test_to_dict_carries_the_summary(replayed: BacktestResult) -> None:
-    document = replayed.to_dict()
+def test_the_document_carries_the_summary(replayed: BacktestResult) -> None:
+    document = report.document(replayed)
     assert document["summary"]["batches"] == 2
     assert set(document["policies"]) == {POLICY, NEVER, ALWAYS}
     assert document["settings"]["training_spec"]["search"] is None
     assert document["summary"]["quality_vs_never"] == pytest.approx(
-        sum(p.quality - n.quality for p, n in zip(replayed.runs[POLICY].records, replayed.runs[NEVER].records)) / 2,
+        sum(
+            p.quality - n.quality
+            for p, n in zip(replayed.runs[POLICY].records, replayed.runs[NEVER].records, strict=True)
+        )
+        / 2,
         abs=1e-6,
     )

@@ -10,7 +10,9 @@ from airflow_mlops.core.backtest import BacktestResult, bench_line, write_report
 
 def test_bench_line_names_both_comparisons(replayed: BacktestResult) -> None:
     line = bench_line(replayed)
-    match = re.fullmatch(r"BENCH backtest quality_vs_never=(\S+) quality_vs_always=(\S+) retrains=(\d+) batches=2", line)
+    match = re.fullmatch(
+        r"BENCH backtest quality_vs_never=(\S+) quality_vs_always=(\S+) retrains=(\d+) batches=2", line
+    )
     assert match is not None
     assert int(match.group(3)) == replayed.runs["drift_policy"].retrains
 
