@@ -147,15 +147,19 @@ def plot_png(result: BacktestResult) -> bytes:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    metric, _ = _metric(result)
+    metric, higher = _metric(result)
     figure, axes = plt.subplots(figsize=(9, 4))
     labels = [b["batch"] for b in result.batches]
-    for name, run in result.runs.items():
-        values = [float("nan") if r.quality is None else r.quality for r in run.records]
-        axes.plot(range(len(values)), values, marker=".", label=LABELS[name])
+    # The policy is drawn last and thickest: where it equals a baseline, it stays visible on top.
+    for name, style in (("never_retrain", "--"), ("retrain_every_batch", ":"), ("drift_policy", "-")):
+        values = [float("nan") if r.quality is None else r.quality for r in result.runs[name].records]
+        width = 2.2 if name == "drift_policy" else 1.4
+        axes.plot(range(len(values)), values, style, marker=".", linewidth=width, label=LABELS[name])
     _retrain_markers(axes, result.runs["drift_policy"])
     axes.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
-    axes.set(ylabel=f"served {metric}", title=f"{result.settings['pipeline']}: served quality per batch")
+    direction = "higher" if higher else "lower"
+    title = f"{result.settings['pipeline']}: served quality per batch"
+    axes.set(ylabel=f"served {metric} ({direction} is better)", title=title)
     axes.legend(fontsize=8)
     figure.tight_layout()
     buffer = io.BytesIO()
@@ -169,8 +173,8 @@ def _retrain_markers(axes: Any, run: PolicyRun) -> None:
         if record.retrain and record.quality is not None:
             face = "tab:red" if record.promoted else "none"
             axes.scatter([index], [record.quality], s=90, facecolors=face, edgecolors="tab:red", zorder=3)
-    axes.scatter([], [], s=90, facecolors="tab:red", edgecolors="tab:red", label="policy retrain, promoted")
-    axes.scatter([], [], s=90, facecolors="none", edgecolors="tab:red", label="policy retrain, rejected")
+    for face, outcome in (("tab:red", "promoted"), ("none", "rejected")):
+        axes.scatter([], [], s=90, facecolors=face, edgecolors="tab:red", label=f"policy retrained after it, {outcome}")
 
 
 def _table_html(markdown: str) -> str:
