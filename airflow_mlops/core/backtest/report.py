@@ -204,7 +204,6 @@ def write_reports(result: BacktestResult, folder: str | Path) -> dict[str, str]:
     """Write ``backtest.json``, ``backtest.md``, ``backtest.html`` and ``backtest.png``; return their paths."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    png = plot_png(result)
     files = {
         "json": out / "backtest.json",
         "markdown": out / "backtest.md",
@@ -213,6 +212,7 @@ def write_reports(result: BacktestResult, folder: str | Path) -> dict[str, str]:
     }
     files["json"].write_text(json.dumps(document(result), indent=1, default=str), encoding="utf-8")
     files["markdown"].write_text(to_markdown(result), encoding="utf-8")
+    png = plot_png(result)  # after the figures are safe: a plotting failure loses no replay
     files["html"].write_text(to_html(result, png), encoding="utf-8")
     files["png"].write_bytes(png)
     return {kind: str(path) for kind, path in files.items()}
