@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import DataError, SpecError
 from airflow_mlops.core.metrics import Predictions, compute_metrics, is_better
+from airflow_mlops.core.training.recency import combined_weights
 from airflow_mlops.core.training.spec import TrainingSpec
 
 if TYPE_CHECKING:
@@ -302,18 +303,21 @@ def fit_model(
     x_validation: pd.DataFrame,
     y_validation: np.ndarray,
     classes: tuple[Any, ...],
+    train_weights: np.ndarray | None = None,
 ) -> FittedModel:
     """Fit the preprocessor on the train split, then the estimator (each search trial), and keep the best.
 
     Early stopping (LightGBM) and the search both look at the validation split only; the test split
     stays untouched until the final evaluation.
+
+    :param train_weights: per-row weights of the train split (recency), multiplied into the class weights.
     """
     from sklearn.pipeline import Pipeline
 
     preprocessor, categories = build_preprocessor(spec, x_train)
     train_matrix = preprocessor.fit_transform(x_train)
     validation_matrix = preprocessor.transform(x_validation)
-    train = (train_matrix, y_train, sample_weights(spec, y_train, classes))
+    train = (train_matrix, y_train, combined_weights(sample_weights(spec, y_train, classes), train_weights))
     validation = (validation_matrix, y_validation, sample_weights(spec, y_validation, classes))
     candidates = search_grid(spec)
     trials: list[TrialResult] = []
