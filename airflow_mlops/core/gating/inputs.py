@@ -142,11 +142,16 @@ def load_run_model(
     expected_sha256: str | None = None,
     version: str | None = None,
     native: bool = True,
+    on_test_split: bool = False,
 ) -> ModelUnderTest:
     """The ONNX model and spec of ``run_id``.
 
     :param expected_sha256: the recorded sha256 (a champion's version tag); the run's
         ``mlops.onnx_sha256`` tag when omitted.
+    :param on_test_split: the evaluation rows are the candidate run's own test split. A run that
+        registers a refit on every row (``mlops.model_fit = refit_all``) has fitted those rows, so the
+        model judged is its selection model (``onnx_selection/model.onnx``, fitted on the train split),
+        whose test metrics are the refit's estimate; the registered ONNX is judged on any other rows.
     :raises SpecError: the run records no sha256 for its ONNX file (not made by the training stem), or
         its spec artifact is not JSON.
     :raises SourceNotFoundError: the run, its ONNX file or its spec artifact does not exist.
@@ -159,17 +164,26 @@ def load_run_model(
         if getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST":
             raise SourceNotFoundError(f"There is no MLflow run {run_id!r} (the {role}).") from exc
         raise
-    recorded = expected_sha256 or run.data.tags.get(contracts.TAG_ONNX_SHA256)
+    selection = on_test_split and role == "candidate" and run.data.tags.get(contracts.TAG_MODEL_FIT) == "refit_all"
+    sha_tag = contracts.TAG_SELECTION_ONNX_SHA256 if selection else contracts.TAG_ONNX_SHA256
+    recorded = expected_sha256 or run.data.tags.get(sha_tag)
     if not recorded:
         raise SpecError(
-            f"Run {run_id} has no {contracts.TAG_ONNX_SHA256!r} tag: it was not trained by TrainModelOperator, "
+            f"Run {run_id} has no {sha_tag!r} tag: it was not trained by TrainModelOperator, "
             "so there is no recorded checksum to hold its ONNX file to."
         )
-    onnx_bytes = download_run_artifact(client, run_id, contracts.ARTIFACT_ONNX)
+    onnx_bytes = download_run_artifact(
+        client, run_id, contracts.ARTIFACT_ONNX_SELECTION if selection else contracts.ARTIFACT_ONNX
+    )
     try:
         spec = json.loads(download_run_artifact(client, run_id, contracts.ARTIFACT_SPEC))
     except ValueError as exc:
         raise SpecError(f"The spec artifact {contracts.ARTIFACT_SPEC!r} of run {run_id} is not JSON: {exc}") from exc
+    if selection:  # the logged native model and reference are the refit's: parity from the selection's record
+        return ModelUnderTest(
+            role=role, onnx_bytes=onnx_bytes, spec=selection_spec(spec), run_id=run_id, version=version,
+            expected_sha256=recorded, logged_parity=logged_parity(selection_spec(spec), {}),
+        )  # fmt: skip
     return ModelUnderTest(
         training_sample=training_sample(client, run_id) if role == "candidate" else None,
         role=role,
@@ -181,3 +195,15 @@ def load_run_model(
         native_predict=native_predictor(client, run, spec) if native else None,
         logged_parity=logged_parity(spec, dict(run.data.metrics)),
     )
+
+
+def selection_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The training spec artifact as it describes the run's selection model (a ``refit_all`` run): its
+    checksum and parity, and ``judged_model: selection`` so the decision says which model it judged."""
+    fit = spec.get("fit") if isinstance(spec.get("fit"), dict) else {}
+    return {
+        **spec,
+        "onnx_sha256": fit.get("selection_onnx_sha256"),
+        "parity": fit.get("selection_parity"),
+        "judged_model": "selection",
+    }

@@ -4,7 +4,9 @@ Uses MLflow's fluent API against whatever tracking URI is active (the MLflow hoo
 Airflow connection, or the embedded store). Run artifacts (paths from :mod:`contracts`)::
 
     model/                      native scikit-learn pipeline (MLflow sklearn flavor, signature, example)
-    onnx/model.onnx             the exported graph; its sha256 is the tag mlops.onnx_sha256
+    onnx/model.onnx             the exported graph of the registered model; its sha256 is the tag mlops.onnx_sha256
+    onnx_selection/model.onnx   refit: all only: the selection model the metrics (and the gate) judge;
+                                its sha256 is the tag mlops.selection_onnx_sha256
     spec/training_spec.json     spec + classes + onnx_inputs + vocabulary + metrics
     reference/reference.parquet bounded training sample with predictions, the drift reference
     plots/*.png                 ROC / PR / confusion matrix or residuals, feature importance
@@ -156,6 +158,8 @@ class TrainingRun:
                 {"dataset_uri": dataset_uri, "dataset_sha256": dataset_sha256, "test_split_uri": test_split_uri}
             )
             _write(folder / contracts.ARTIFACT_ONNX, result.onnx_bytes)
+            if result.fit.selection_onnx_bytes is not None:
+                _write(folder / contracts.ARTIFACT_ONNX_SELECTION, result.fit.selection_onnx_bytes)
             _write(folder / contracts.ARTIFACT_SPEC, _json(spec_document))
             _write(folder / contracts.ARTIFACT_REFERENCE, parquet_bytes(result.reference))
             _write(folder / "importance" / "feature_importance.json", _json(result.importance))
@@ -168,12 +172,7 @@ class TrainingRun:
             model_uri = self._log_native_model(result)
             mlflow.log_artifacts(str(folder))
             self._log_test_input(result, test_split_uri, test_split_sha256)
-            mlflow.set_tags(
-                {
-                    contracts.TAG_ONNX_SHA256: result.onnx_sha256,
-                    "mlflow.note.content": _note(result),
-                }
-            )
+            mlflow.set_tags({**_fit_tags(result), "mlflow.note.content": _note(result)})
         return LoggedRun(
             run_id=self.run_id,
             experiment_id=self.experiment_id,
@@ -199,6 +198,12 @@ class TrainingRun:
 
         params = {f"model.{k}": _clip(v, MAX_PARAM_LENGTH) for k, v in sorted(result.params.items())}
         params["model.best_iteration"] = str(result.best_iteration)
+        fit = {
+            "refit_rows": result.fit.rows,
+            "selected_iterations": result.fit.selected_iterations,
+            "refit_iterations": result.fit.refit_iterations,
+        }
+        params.update({name: str(value) for name, value in fit.items()})
         mlflow.log_params(params)
         metrics = result.flat_metrics()
         metrics[f"parity_{result.parity.measure}"] = result.parity.value
@@ -206,6 +211,7 @@ class TrainingRun:
         metrics.update({f"rows_{k}": float(v) for k, v in result.rows.items()})
         if result.best_iteration is not None:
             metrics["best_iteration"] = float(result.best_iteration)
+        metrics.update({name: float(value) for name, value in fit.items() if value is not None})
         mlflow.log_metrics(metrics)
 
     def _log_trials(self, result: TrainingResult) -> None:
@@ -326,6 +332,18 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+def _fit_tags(result: TrainingResult) -> dict[str, str]:
+    """The registered model's checksum and what it was fitted on; the judged selection model's checksum."""
+    tags = {
+        contracts.TAG_ONNX_SHA256: result.onnx_sha256,
+        contracts.TAG_MODEL_FIT: result.fit.kind,
+        contracts.TAG_MODEL_FIT_ROWS: str(result.fit.rows),
+    }
+    if result.fit.selection_onnx_sha256 is not None:
+        tags[contracts.TAG_SELECTION_ONNX_SHA256] = result.fit.selection_onnx_sha256
+    return tags
+
+
 def _note(result: TrainingResult) -> str:
     test = result.metrics["test"]
     lines = [
@@ -335,10 +353,23 @@ def _note(result: TrainingResult) -> str:
         f"ONNX parity: {result.parity.measure} = {result.parity.value:.3g} (tolerance {result.parity.tolerance:g}) "
         f"on {result.parity.rows} rows; sha256 `{result.onnx_sha256}`.",
         f"Rows: {result.rows}.",
+        _fit_note(result),
     ]
     if result.warnings:
         lines += ["", "Warnings:", *[f"- {w}" for w in result.warnings]]
     return "\n".join(lines)
+
+
+def _fit_note(result: TrainingResult) -> str:
+    fit = result.fit
+    if fit.kind == "train_only":
+        return f"Registered model: the judged model, fitted on the {fit.rows} train rows."
+    return (
+        f"Registered model: refitted on all {fit.rows} rows ({fit.refit_iterations} iterations, scaled from the "
+        f"{fit.selected_iterations} selected); the test metrics above judge the selection model fitted on the "
+        f"{result.rows['train']} train rows (`{contracts.ARTIFACT_ONNX_SELECTION}`, sha256 "
+        f"`{fit.selection_onnx_sha256}`), the estimate of the refit."
+    )
 
 
 @contextlib.contextmanager
