@@ -237,7 +237,8 @@ def _fit_estimator(
     if weights is not None:
         if "sample_weight" not in inspect.signature(estimator.fit).parameters:
             raise SpecError(
-                f"Estimator {spec.estimator.type!r} does not accept sample weights, so 'class_weight' cannot apply."
+                f"Estimator {spec.estimator.type!r} does not accept sample weights, so 'class_weight' and "
+                "'recency_weight_half_life' cannot apply."
             )
         fit_kwargs["sample_weight"] = weights
     rounds = spec.effective_early_stopping_rounds
