@@ -64,9 +64,10 @@ def logged_parity(spec: dict[str, Any], run_metrics: dict[str, float]) -> float 
     return None if value is None else float(value)
 
 
-def load_native_model(client: Any, run: Any) -> Any:
+def load_native_model(client: Any, run: Any, name: str = contracts.ARTIFACT_NATIVE_MODEL) -> Any:
     """The run's native scikit-learn pipeline, as the training stem logs it (the MLflow model named
-    ``model``, sklearn flavor), found through this client (never MLflow's process-wide tracking URI).
+    ``model``, sklearn flavor; ``model_selection`` for a refit run's selection model), found through
+    this client (never MLflow's process-wide tracking URI).
 
     :raises ArtifactError: it was not logged, or cannot be loaded here (a flavor or library missing).
     """
@@ -78,7 +79,7 @@ def load_native_model(client: Any, run: Any) -> Any:
     try:
         found = client.search_logged_models(
             experiment_ids=[str(run.info.experiment_id)],
-            filter_string=f"source_run_id = '{run_id}' AND name = '{contracts.ARTIFACT_NATIVE_MODEL}'",
+            filter_string=f"source_run_id = '{run_id}' AND name = '{name}'",
         )
         with tempfile.TemporaryDirectory(prefix="mlops-native-") as tmp:
             if found:
@@ -86,18 +87,20 @@ def load_native_model(client: Any, run: Any) -> Any:
                     artifact_uri=found[0].artifact_location, tracking_uri=client.tracking_uri, dst_path=tmp
                 )
             else:  # a model logged as plain run artifacts
-                local = client.download_artifacts(run_id, contracts.ARTIFACT_NATIVE_MODEL, tmp)
+                local = client.download_artifacts(run_id, name, tmp)
             return mlflow.sklearn.load_model(local)
     except (MlflowException, OSError, ImportError, ValueError) as exc:
         raise ArtifactError(f"The native model of run {run_id} cannot be loaded: {exc}") from exc
 
 
-def native_predictor(client: Any, run: Any, spec: dict[str, Any]) -> NativePredict | None:
+def native_predictor(
+    client: Any, run: Any, spec: dict[str, Any], name: str = contracts.ARTIFACT_NATIVE_MODEL
+) -> NativePredict | None:
     """The run's native model as a prediction function, or None when it cannot be loaded (not logged,
     a flavor or library missing here): the gate then relies on the parity the training run logged.
     """
     try:
-        model = load_native_model(client, run)
+        model = load_native_model(client, run, name)
     except ArtifactError as exc:
         log.warning("%s; using the logged parity", exc)
         return None
@@ -179,10 +182,14 @@ def load_run_model(
         spec = json.loads(download_run_artifact(client, run_id, contracts.ARTIFACT_SPEC))
     except ValueError as exc:
         raise SpecError(f"The spec artifact {contracts.ARTIFACT_SPEC!r} of run {run_id} is not JSON: {exc}") from exc
-    if selection:  # the logged native model and reference are the refit's: parity from the selection's record
+    if selection:  # its own native model and parity; the reference sample is the refit's (test rows included)
+        judged = selection_spec(spec)
         return ModelUnderTest(
-            role=role, onnx_bytes=onnx_bytes, spec=selection_spec(spec), run_id=run_id, version=version,
-            expected_sha256=recorded, logged_parity=logged_parity(selection_spec(spec), {}),
+            role=role, onnx_bytes=onnx_bytes, spec=judged, run_id=run_id, version=version, expected_sha256=recorded,
+            native_predict=(
+                native_predictor(client, run, judged, contracts.ARTIFACT_NATIVE_SELECTION_MODEL) if native else None
+            ),
+            logged_parity=logged_parity(judged, {}),
         )  # fmt: skip
     return ModelUnderTest(
         training_sample=training_sample(client, run_id) if role == "candidate" else None,
@@ -200,7 +207,8 @@ def load_run_model(
 def selection_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The training spec artifact as it describes the run's selection model (a ``refit_all`` run): its
     checksum and parity, and ``judged_model: selection`` so the decision says which model it judged."""
-    fit = spec.get("fit") if isinstance(spec.get("fit"), dict) else {}
+    recorded = spec.get("fit")
+    fit: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     return {
         **spec,
         "onnx_sha256": fit.get("selection_onnx_sha256"),

@@ -5,7 +5,7 @@ tracking and plots read these types without importing the training run."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlops import __version__
@@ -42,6 +42,7 @@ class ModelFit:
     :param refit_iterations: iterations of the refit, by the rule in the refit module (``refit_all``).
     :param selection_onnx_bytes: the judged selection model's ONNX, when it is not the registered one.
     :param selection_parity: its parity on the test split.
+    :param selection_pipeline: its native pipeline (logged for the gate's parity re-check).
     """
 
     kind: ModelFitKind
@@ -50,6 +51,7 @@ class ModelFit:
     refit_iterations: int | None = None
     selection_onnx_bytes: bytes | None = None
     selection_parity: ParityReport | None = None
+    selection_pipeline: Pipeline | None = field(default=None, compare=False, repr=False)
 
     @property
     def selection_onnx_sha256(self) -> str | None:

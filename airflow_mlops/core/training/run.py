@@ -136,6 +136,7 @@ def _model_fit(
         refit_iterations=registered.fitted.best_iteration,
         selection_onnx_bytes=selection_bytes,
         selection_parity=selection_parity,
+        selection_pipeline=selected.pipeline,
     )
 
 

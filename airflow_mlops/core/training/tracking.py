@@ -4,6 +4,7 @@ Uses MLflow's fluent API against whatever tracking URI is active (the MLflow hoo
 Airflow connection, or the embedded store). Run artifacts (paths from :mod:`contracts`)::
 
     model/                      native scikit-learn pipeline (MLflow sklearn flavor, signature, example)
+    model_selection/            refit: all only: the selection model's native pipeline (same flavor)
     onnx/model.onnx             the exported graph of the registered model; its sha256 is the tag mlops.onnx_sha256
     onnx_selection/model.onnx   refit: all only: the selection model the metrics (and the gate) judge;
                                 its sha256 is the tag mlops.selection_onnx_sha256
@@ -38,6 +39,7 @@ from airflow_mlops.core.training.spec import TrainingSpec
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sklearn.pipeline import Pipeline
 
     from airflow_mlops.core.pipeline.business import BusinessMetric, BusinessValue
     from airflow_mlops.core.training.result import TrainingResult
@@ -169,7 +171,9 @@ class TrainingRun:
             render_plots(result, folder / "plots")
             self._log_numbers(result)
             self._log_trials(result)
-            model_uri = self._log_native_model(result)
+            model_uri = self._log_native_model(result, result.pipeline, contracts.ARTIFACT_NATIVE_MODEL)
+            if result.fit.selection_pipeline is not None:
+                self._log_native_model(result, result.fit.selection_pipeline, contracts.ARTIFACT_NATIVE_SELECTION_MODEL)
             mlflow.log_artifacts(str(folder))
             self._log_test_input(result, test_split_uri, test_split_sha256)
             mlflow.set_tags({**_fit_tags(result), "mlflow.note.content": _note(result)})
@@ -231,8 +235,9 @@ class TrainingRun:
                     metrics["best_iteration"] = float(trial.best_iteration)
                 mlflow.log_metrics(metrics)
 
-    def _log_native_model(self, result: TrainingResult) -> str:
-        """The fitted pipeline in MLflow's sklearn flavor, with signature and input example.
+    def _log_native_model(self, result: TrainingResult, pipeline: Pipeline, name: str) -> str:
+        """A fitted pipeline in MLflow's sklearn flavor, with signature and input example: the registered
+        model as ``model``, and with ``refit: all`` the selection model as ``model_selection``.
 
         Serialised with cloudpickle. The native model is for people and notebooks: every serving
         path in this package loads the ONNX file and checks its sha256, and never unpickles. (skops,
@@ -246,11 +251,11 @@ class TrainingRun:
 
         example = feature_frame(result.test_frame.head(EXAMPLE_ROWS), result.spec).reset_index(drop=True)
         with _no_user_warnings():
-            signature = infer_signature(example, result.pipeline.predict(example))
+            signature = infer_signature(example, pipeline.predict(example))
         with _quiet("mlflow.sklearn"):  # the pickle caution is logged on every save
             info = mlflow.sklearn.log_model(
-                result.pipeline,
-                name=contracts.ARTIFACT_NATIVE_MODEL,
+                pipeline,
+                name=name,
                 signature=signature,
                 input_example=example,
                 pip_requirements=pip_requirements(result.spec),

@@ -57,14 +57,16 @@ def test_the_gate_judges_the_selection_model_on_the_runs_test_split(tmp_path: Pa
     registered = load_run_model(client, receipt.run_id, "candidate", on_test_split=False)
     assert sha256_bytes(registered.onnx_bytes) == receipt.onnx_sha256  # what the registry will register
     assert sha256_bytes(judged.onnx_bytes) == tags[contracts.TAG_SELECTION_ONNX_SHA256] == fit["selection_onnx_sha256"]
-    # the logged native model, parity and reference are the refit's: the selection is held to its own parity
-    assert judged.native_predict is None and judged.training_sample is None
-    assert judged.logged_parity == fit["selection_parity"]["value"] and registered.native_predict is not None
+    # the selection is held to its own native model and parity; the reference sample (test rows included) is not used
+    assert judged.native_predict is not None and registered.native_predict is not None
+    assert judged.training_sample is None
+    assert judged.logged_parity == fit["selection_parity"]["value"]
 
     frame, sha256 = read_evaluation_frame(root, receipt.test_split_uri)
     gate = policy(baseline={"enabled": False})
     decision = evaluate(judged, None, frame, gate, data_uri=receipt.test_split_uri, data_sha256=sha256)
     assert decision.candidate["judged_model"] == "selection"
+    assert decision.parity is not None and decision.parity["source"] == "native" and decision.parity["value"] < 1e-5
     tested = receipt.result["metrics"]["test"]["roc_auc"]
     assert decision.candidate_metrics["roc_auc"] == pytest.approx(tested, abs=1e-6)
     seen = evaluate(registered, None, frame, gate, data_uri=receipt.test_split_uri, data_sha256=sha256)
