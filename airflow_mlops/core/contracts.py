@@ -40,6 +40,7 @@ ARTIFACT_ONNX = "onnx/model.onnx"
 # gate judges on the test split here; its sha256 is the tag TAG_SELECTION_ONNX_SHA256.
 ARTIFACT_ONNX_SELECTION = "onnx_selection/model.onnx"
 ARTIFACT_NATIVE_SELECTION_MODEL = "model_selection"  # its native pipeline, for the gate's parity re-check
+ARTIFACT_REFERENCE_SELECTION = "reference_selection/reference.parquet"  # its train-split sample (gate baseline)
 ARTIFACT_SPEC = "spec/training_spec.json"
 ARTIFACT_REFERENCE = "reference/reference.parquet"  # a bounded sample of the training data, for drift
 ARTIFACT_SUITE = "validation/expectation_suite.json"

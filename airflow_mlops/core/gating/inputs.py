@@ -118,14 +118,15 @@ def native_predictor(
     return predict
 
 
-def training_sample(client: Any, run_id: str) -> pd.DataFrame | None:
-    """The run's reference artifact (a seeded sample of its training rows, with the target), or None."""
+def training_sample(client: Any, run_id: str, path: str = contracts.ARTIFACT_REFERENCE) -> pd.DataFrame | None:
+    """The run's reference artifact (a seeded sample of its training rows, with the target), or None;
+    ``path`` names the selection model's sample of a refit run."""
     import io
 
     import pyarrow.parquet as pq
 
     try:
-        content = download_run_artifact(client, run_id, contracts.ARTIFACT_REFERENCE)
+        content = download_run_artifact(client, run_id, path)
     except SourceNotFoundError:
         return None
     try:
@@ -182,10 +183,11 @@ def load_run_model(
         spec = json.loads(download_run_artifact(client, run_id, contracts.ARTIFACT_SPEC))
     except ValueError as exc:
         raise SpecError(f"The spec artifact {contracts.ARTIFACT_SPEC!r} of run {run_id} is not JSON: {exc}") from exc
-    if selection:  # its own native model and parity; the reference sample is the refit's (test rows included)
+    if selection:  # its own native model, parity and training sample (the run's others are the refit's)
         judged = selection_spec(spec)
         return ModelUnderTest(
             role=role, onnx_bytes=onnx_bytes, spec=judged, run_id=run_id, version=version, expected_sha256=recorded,
+            training_sample=training_sample(client, run_id, contracts.ARTIFACT_REFERENCE_SELECTION),
             native_predict=(
                 native_predictor(client, run, judged, contracts.ARTIFACT_NATIVE_SELECTION_MODEL) if native else None
             ),

@@ -43,6 +43,8 @@ class ModelFit:
     :param selection_onnx_bytes: the judged selection model's ONNX, when it is not the registered one.
     :param selection_parity: its parity on the test split.
     :param selection_pipeline: its native pipeline (logged for the gate's parity re-check).
+    :param selection_reference: a seeded sample of its train rows with its predictions (the gate's
+        baseline learns from it; the registered reference samples every row, test rows included).
     """
 
     kind: ModelFitKind
@@ -52,6 +54,7 @@ class ModelFit:
     selection_onnx_bytes: bytes | None = None
     selection_parity: ParityReport | None = None
     selection_pipeline: Pipeline | None = field(default=None, compare=False, repr=False)
+    selection_reference: pd.DataFrame | None = field(default=None, compare=False, repr=False)
 
     @property
     def selection_onnx_sha256(self) -> str | None:

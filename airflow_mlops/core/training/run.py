@@ -89,11 +89,11 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
     test_frame = data.frame.iloc[splits.test].reset_index(drop=True)
     parity = check_parity(selection_bytes, inputs, spec, test_frame, predictions["test"], data.classes)
     laps.lap("parity")
+    reference = reference_sample(data, splits.train[train_rows], predictions["train"], spec, data.classes)
     if spec.refit == "all":
         registered = register_refit(spec, fitted, data, len(splits.train), splits.test, test_frame, inputs)
         laps.lap("refit")
     else:
-        reference = reference_sample(data, splits.train[train_rows], predictions["train"], spec, data.classes)
         registered = RegisteredModel(fitted, selection_bytes, parity, reference, len(splits.train))
     importance = feature_importance(registered.fitted, spec)
     laps.lap("reference")
@@ -118,13 +118,13 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
         test_predictions=predictions["test"],
         reference=registered.reference,
         seconds=laps.seconds,
-        fit=_model_fit(spec, fitted, registered, selection_bytes, parity),
+        fit=_model_fit(spec, fitted, registered, selection_bytes, parity, reference),
     )
 
 
 def _model_fit(
     spec: TrainingSpec, selected: FittedModel, registered: RegisteredModel, selection_bytes: bytes,
-    selection_parity: ParityReport,
+    selection_parity: ParityReport, selection_reference: pd.DataFrame,
 ) -> ModelFit:  # fmt: skip
     """Which model was judged (the selection model) and which is registered."""
     if spec.refit != "all":
@@ -137,6 +137,7 @@ def _model_fit(
         selection_onnx_bytes=selection_bytes,
         selection_parity=selection_parity,
         selection_pipeline=selected.pipeline,
+        selection_reference=selection_reference,
     )
 
 

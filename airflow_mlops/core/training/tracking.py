@@ -8,6 +8,7 @@ Airflow connection, or the embedded store). Run artifacts (paths from :mod:`cont
     onnx/model.onnx             the exported graph of the registered model; its sha256 is the tag mlops.onnx_sha256
     onnx_selection/model.onnx   refit: all only: the selection model the metrics (and the gate) judge;
                                 its sha256 is the tag mlops.selection_onnx_sha256
+    reference_selection/        refit: all only: its train-split sample with its predictions
     spec/training_spec.json     spec + classes + onnx_inputs + vocabulary + metrics
     reference/reference.parquet bounded training sample with predictions, the drift reference
     plots/*.png                 ROC / PR / confusion matrix or residuals, feature importance
@@ -162,6 +163,8 @@ class TrainingRun:
             _write(folder / contracts.ARTIFACT_ONNX, result.onnx_bytes)
             if result.fit.selection_onnx_bytes is not None:
                 _write(folder / contracts.ARTIFACT_ONNX_SELECTION, result.fit.selection_onnx_bytes)
+            if result.fit.selection_reference is not None and result.fit.selection_onnx_bytes is not None:
+                _write(folder / contracts.ARTIFACT_REFERENCE_SELECTION, parquet_bytes(result.fit.selection_reference))
             _write(folder / contracts.ARTIFACT_SPEC, _json(spec_document))
             _write(folder / contracts.ARTIFACT_REFERENCE, parquet_bytes(result.reference))
             _write(folder / "importance" / "feature_importance.json", _json(result.importance))

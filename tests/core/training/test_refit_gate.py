@@ -57,9 +57,11 @@ def test_the_gate_judges_the_selection_model_on_the_runs_test_split(tmp_path: Pa
     registered = load_run_model(client, receipt.run_id, "candidate", on_test_split=False)
     assert sha256_bytes(registered.onnx_bytes) == receipt.onnx_sha256  # what the registry will register
     assert sha256_bytes(judged.onnx_bytes) == tags[contracts.TAG_SELECTION_ONNX_SHA256] == fit["selection_onnx_sha256"]
-    # the selection is held to its own native model and parity; the reference sample (test rows included) is not used
+    # the selection is held to its own native model, parity and train-split sample (the run's others are the refit's)
     assert judged.native_predict is not None and registered.native_predict is not None
-    assert judged.training_sample is None
+    assert judged.training_sample is not None and registered.training_sample is not None
+    assert len(registered.training_sample) == len(judged.training_sample) == 500
+    assert judged.training_sample["sched_dep_ts"].max() < registered.training_sample["sched_dep_ts"].max()
     assert judged.logged_parity == fit["selection_parity"]["value"]
 
     frame, sha256 = read_evaluation_frame(root, receipt.test_split_uri)
