@@ -183,16 +183,8 @@ def load_run_model(
         spec = json.loads(download_run_artifact(client, run_id, contracts.ARTIFACT_SPEC))
     except ValueError as exc:
         raise SpecError(f"The spec artifact {contracts.ARTIFACT_SPEC!r} of run {run_id} is not JSON: {exc}") from exc
-    if selection:  # its own native model, parity and training sample (the run's others are the refit's)
-        judged = selection_spec(spec)
-        return ModelUnderTest(
-            role=role, onnx_bytes=onnx_bytes, spec=judged, run_id=run_id, version=version, expected_sha256=recorded,
-            training_sample=training_sample(client, run_id, contracts.ARTIFACT_REFERENCE_SELECTION),
-            native_predict=(
-                native_predictor(client, run, judged, contracts.ARTIFACT_NATIVE_SELECTION_MODEL) if native else None
-            ),
-            logged_parity=logged_parity(judged, {}),
-        )  # fmt: skip
+    if selection:
+        return _selection_model(client, run, onnx_bytes, spec, recorded, native=native)
     return ModelUnderTest(
         training_sample=training_sample(client, run_id) if role == "candidate" else None,
         role=role,
@@ -203,6 +195,27 @@ def load_run_model(
         expected_sha256=recorded,
         native_predict=native_predictor(client, run, spec) if native else None,
         logged_parity=logged_parity(spec, dict(run.data.metrics)),
+    )
+
+
+def _selection_model(
+    client: Any, run: Any, onnx_bytes: bytes, spec: dict[str, Any], recorded: str, *, native: bool
+) -> ModelUnderTest:
+    """A refit run's selection model as the candidate: its own native model, parity and training sample
+    (the run's ``model``, parity and ``reference/`` are the refit's)."""
+    run_id = str(run.info.run_id)
+    judged = selection_spec(spec)
+    return ModelUnderTest(
+        role="candidate",
+        onnx_bytes=onnx_bytes,
+        spec=judged,
+        run_id=run_id,
+        expected_sha256=recorded,
+        training_sample=training_sample(client, run_id, contracts.ARTIFACT_REFERENCE_SELECTION),
+        native_predict=(
+            native_predictor(client, run, judged, contracts.ARTIFACT_NATIVE_SELECTION_MODEL) if native else None
+        ),
+        logged_parity=logged_parity(judged, {}),
     )
 
 
