@@ -36,6 +36,11 @@ ALIAS_PREVIOUS_CHAMPION = "previous_champion"
 # Run artifacts written by training (paths relative to the run's artifact root).
 ARTIFACT_NATIVE_MODEL = "model"
 ARTIFACT_ONNX = "onnx/model.onnx"
+# With ``refit: all`` the run registers the refit (ARTIFACT_ONNX) and keeps the selection model the
+# gate judges on the test split here; its sha256 is the tag TAG_SELECTION_ONNX_SHA256.
+ARTIFACT_ONNX_SELECTION = "onnx_selection/model.onnx"
+ARTIFACT_NATIVE_SELECTION_MODEL = "model_selection"  # its native pipeline, for the gate's parity re-check
+ARTIFACT_REFERENCE_SELECTION = "reference_selection/reference.parquet"  # its train-split sample (gate baseline)
 ARTIFACT_SPEC = "spec/training_spec.json"
 ARTIFACT_REFERENCE = "reference/reference.parquet"  # a bounded sample of the training data, for drift
 ARTIFACT_SUITE = "validation/expectation_suite.json"
@@ -56,6 +61,9 @@ TAG_GATE_EVIDENCE_URI = "mlops.gate_evidence_uri"
 TAG_GATE_PASSED = "mlops.gate_passed"
 TAG_SOURCE_RUN_ID = "mlops.source_run_id"
 TAG_TEST_SPLIT_URI = "mlops.test_split_uri"
+TAG_MODEL_FIT = "mlops.model_fit"  # "refit_all" | "train_only": what the registered ONNX was fitted on
+TAG_MODEL_FIT_ROWS = "mlops.model_fit_rows"  # rows the registered model was fitted on
+TAG_SELECTION_ONNX_SHA256 = "mlops.selection_onnx_sha256"  # the judged selection model (refit_all)
 
 # -- the ONNX model contract -------------------------------------------------------------------
 # Training exports the whole preprocessing + estimator pipeline to one ONNX graph; scoring, the gate

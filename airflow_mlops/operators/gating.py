@@ -162,7 +162,8 @@ class EvaluateModelGateOperator(MlopsBaseOperator):
         from airflow_mlops.core.gating import load_run_model
 
         native = bool(self.check_native_parity)
-        candidate = load_run_model(client, str(self.candidate_run_id), "candidate", native=native)
+        candidate = load_run_model(client, str(self.candidate_run_id), "candidate", native=native,
+                                   on_test_split=not self.evaluation_uri)  # fmt: skip
         version = registry.alias_version(client, self.model_name, self.champion_alias)  # resolved once, recorded
         if version is None:
             return candidate, None

@@ -96,6 +96,7 @@ def model_info(model: ModelUnderTest) -> dict[str, Any]:
         "target": spec.get("target"),
         "features": [i.get("column", i.get("name")) for i in spec.get("onnx_inputs") or [] if isinstance(i, Mapping)],
         "estimator": spec.get("estimator") or spec.get("model"),
+        "judged_model": spec.get("judged_model", "registered"),  # "selection": a refit_all run's selection model
     }
 
 

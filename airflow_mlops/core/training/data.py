@@ -57,6 +57,7 @@ class PreparedData:
     rows_in: int
     rows_dropped_missing_target: int
     warnings: tuple[str, ...] = ()
+    rows_outside_window: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ def prepare(frame: pd.DataFrame, spec: TrainingSpec) -> PreparedData:
     dropped = int(rows_in - len(kept))
     if len(kept) == 0:
         raise DataError(f"The target {spec.target!r} is missing on all {rows_in} rows: there is nothing to learn from.")
+    kept, outside = _apply_window(kept, spec)
     y, classes = _normalise_target(kept[spec.target], spec)
     x = feature_frame(kept, spec)
     warnings: list[str] = []
@@ -183,7 +185,17 @@ def prepare(frame: pd.DataFrame, spec: TrainingSpec) -> PreparedData:
         warnings.append(f"dropped {dropped} of {rows_in} rows whose target {spec.target!r} is missing")
     if spec.leakage_check:
         check_leakage(x, y, spec)
-    return PreparedData(kept, x, y, classes, rows_in, dropped, tuple(warnings))
+    return PreparedData(kept, x, y, classes, rows_in, dropped, tuple(warnings), outside)
+
+
+def _apply_window(frame: pd.DataFrame, spec: TrainingSpec) -> tuple[pd.DataFrame, int]:
+    """The rows inside the spec's ``window`` (all rows when it has none), and how many fell outside."""
+    from airflow_mlops.core.training.recency import window_mask
+
+    mask = window_mask(frame, spec)
+    if mask is None or mask.all():
+        return frame, 0
+    return frame.loc[mask].reset_index(drop=True), int((~mask).sum())
 
 
 # -- leakage ------------------------------------------------------------------------------------
@@ -349,20 +361,11 @@ def _random_split(data: PreparedData, spec: TrainingSpec) -> Splits:
 
 def _time_split(data: PreparedData, spec: TrainingSpec) -> Splits:
     import numpy as np
-    import pandas as pd
+
+    from airflow_mlops.core.training.recency import time_keys
 
     column = str(spec.split.column)
-    raw = data.frame[column]
-    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        keys = pd.to_numeric(raw).to_numpy(dtype=np.float64, na_value=np.nan)
-        missing = np.isnan(keys)
-    else:
-        try:
-            times = pd.to_datetime(raw, utc=pd.api.types.is_object_dtype(raw))
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"The time split column {column!r} cannot be read as timestamps: {exc}") from exc
-        missing = times.isna().to_numpy()
-        keys = times.to_numpy(dtype="datetime64[ns]").astype("int64").astype(np.float64)
+    keys, missing, _ = time_keys(data.frame, column)
     if missing.any():
         raise DataError(
             f"The time split column {column!r} is missing on {int(missing.sum())} row(s) with a target; every row "

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import DataError, SpecError
 from airflow_mlops.core.metrics import Predictions, compute_metrics, is_better
+from airflow_mlops.core.training.recency import combined_weights
 from airflow_mlops.core.training.spec import TrainingSpec
 
 if TYPE_CHECKING:
@@ -236,7 +237,8 @@ def _fit_estimator(
     if weights is not None:
         if "sample_weight" not in inspect.signature(estimator.fit).parameters:
             raise SpecError(
-                f"Estimator {spec.estimator.type!r} does not accept sample weights, so 'class_weight' cannot apply."
+                f"Estimator {spec.estimator.type!r} does not accept sample weights, so 'class_weight' and "
+                "'recency_weight_half_life' cannot apply."
             )
         fit_kwargs["sample_weight"] = weights
     rounds = spec.effective_early_stopping_rounds
@@ -302,18 +304,21 @@ def fit_model(
     x_validation: pd.DataFrame,
     y_validation: np.ndarray,
     classes: tuple[Any, ...],
+    train_weights: np.ndarray | None = None,
 ) -> FittedModel:
     """Fit the preprocessor on the train split, then the estimator (each search trial), and keep the best.
 
     Early stopping (LightGBM) and the search both look at the validation split only; the test split
     stays untouched until the final evaluation.
+
+    :param train_weights: per-row weights of the train split (recency), multiplied into the class weights.
     """
     from sklearn.pipeline import Pipeline
 
     preprocessor, categories = build_preprocessor(spec, x_train)
     train_matrix = preprocessor.fit_transform(x_train)
     validation_matrix = preprocessor.transform(x_validation)
-    train = (train_matrix, y_train, sample_weights(spec, y_train, classes))
+    train = (train_matrix, y_train, combined_weights(sample_weights(spec, y_train, classes), train_weights))
     validation = (validation_matrix, y_validation, sample_weights(spec, y_validation, classes))
     candidates = search_grid(spec)
     trials: list[TrialResult] = []

@@ -5,8 +5,8 @@ tracking and plots read these types without importing the training run."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlops import __version__
 from airflow_mlops.core.training.export import expected_outputs
@@ -23,12 +23,66 @@ if TYPE_CHECKING:
     from airflow_mlops.core.training.spec import TrainingSpec
 
 SPLITS = ("train", "validation", "test")
+ModelFitKind = Literal["refit_all", "train_only"]
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """Which model the run judged and which it registers.
+
+    The metrics of a run are always the selection model's: fitted on the train split, selected on the
+    validation split, judged on the out-of-time test split. With ``refit_all`` the registered model is
+    that configuration refitted on every row (see :mod:`~airflow_mlops.core.training.refit`), and the
+    selection metrics are the estimate of it; the selection model's ONNX is kept so the gate can judge
+    it on the test split, which the refit has seen.
+
+    :param kind: ``refit_all`` (registered = refit on every row) or ``train_only`` (registered = judged).
+    :param rows: rows the registered model was fitted on.
+    :param selected_iterations: boosting iterations early stopping selected (None: not a boosted model).
+    :param refit_iterations: iterations of the refit, by the rule in the refit module (``refit_all``).
+    :param selection_onnx_bytes: the judged selection model's ONNX, when it is not the registered one.
+    :param selection_parity: its parity on the test split.
+    :param selection_pipeline: its native pipeline (logged for the gate's parity re-check).
+    :param selection_reference: a seeded sample of its train rows with its predictions (the gate's
+        baseline learns from it; the registered reference samples every row, test rows included).
+    """
+
+    kind: ModelFitKind
+    rows: int
+    selected_iterations: int | None
+    refit_iterations: int | None = None
+    selection_onnx_bytes: bytes | None = None
+    selection_parity: ParityReport | None = None
+    selection_pipeline: Pipeline | None = field(default=None, compare=False, repr=False)
+    selection_reference: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def selection_onnx_sha256(self) -> str | None:
+        from airflow_mlops.core.storage import sha256_bytes
+
+        return None if self.selection_onnx_bytes is None else sha256_bytes(self.selection_onnx_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_fit": self.kind,
+            "registered_rows": self.rows,
+            "selected_iterations": self.selected_iterations,
+            "refit_iterations": self.refit_iterations,
+            "judged_model": "selection" if self.selection_onnx_bytes is not None else "registered",
+            "selection_onnx_sha256": self.selection_onnx_sha256,
+            "selection_parity": None if self.selection_parity is None else self.selection_parity.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
 class TrainingResult:
     """Everything :func:`train_model` produced. Big members (frames, the pipeline, ONNX bytes) stay in
-    memory; :meth:`summary` is the small JSON-able part."""
+    memory; :meth:`summary` is the small JSON-able part.
+
+    ``pipeline``, ``onnx_bytes``, ``parity``, ``params``, ``categories``, ``importance`` and ``reference``
+    describe the registered model; ``metrics``, ``best_iteration``, ``trials`` and ``test_predictions``
+    the selection model judged on the test split (the same model unless ``fit.kind`` is ``refit_all``).
+    """
 
     spec: TrainingSpec
     pipeline: Pipeline
@@ -50,6 +104,7 @@ class TrainingResult:
     test_predictions: Predictions
     reference: pd.DataFrame
     seconds: dict[str, float]
+    fit: ModelFit
 
     def flat_metrics(self) -> dict[str, float]:
         """``{split}_{metric}`` for every split, as logged to MLflow."""
@@ -73,6 +128,7 @@ class TrainingResult:
                 "metrics": self.metrics,
                 "parity": self.parity.to_dict(),
                 "rows": self.rows,
+                "fit": self.fit.to_dict(),
                 "trained_with": library_versions(),
             }
         )
@@ -87,6 +143,7 @@ class TrainingResult:
             "parity": self.parity.to_dict(),
             "rows": dict(self.rows),
             "best_iteration": self.best_iteration,
+            "fit": self.fit.to_dict(),
             "trials": len(self.trials),
             "categories": {name: report.to_dict() for name, report in self.categories.items()},
             "warnings": list(self.warnings),

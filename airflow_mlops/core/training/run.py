@@ -17,21 +17,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import __version__
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.metrics import Predictions, compute_metrics
-from airflow_mlops.core.onnx_model import OnnxInput
 from airflow_mlops.core.pipeline.requirements import FeatureRequirements, refuse
 from airflow_mlops.core.storage import StorageRoot, sha256_bytes
 from airflow_mlops.core.training.data import PreparedData, Splits, check_columns, onnx_inputs, prepare, split_rows
-from airflow_mlops.core.training.export import check_parity, export_onnx
+from airflow_mlops.core.training.export import ParityReport, check_parity
 from airflow_mlops.core.training.frames import feature_samples, read_snapshot, write_frame
 from airflow_mlops.core.training.model import FittedModel, feature_importance, fit_model, predict
-from airflow_mlops.core.training.result import SPLITS, TrainingReceipt, TrainingResult
+from airflow_mlops.core.training.predictions import (
+    export_and_predict_test,
+    reference_sample,
+    sample_positions,
+    take_rows,
+)
+from airflow_mlops.core.training.recency import recency_weights
+from airflow_mlops.core.training.refit import RegisteredModel, register_refit
+from airflow_mlops.core.training.result import SPLITS, ModelFit, TrainingReceipt, TrainingResult
 from airflow_mlops.core.training.spec import TrainingSpec
 
 if TYPE_CHECKING:
@@ -52,52 +58,17 @@ def split_frame(frame: pd.DataFrame, spec: TrainingSpec) -> dict[str, pd.DataFra
     return {name: data.frame.iloc[getattr(splits, name)].reset_index(drop=True) for name in SPLITS}
 
 
-def _sample_positions(n: int, limit: int, seed: int) -> np.ndarray:
-    """Sorted positions of a seeded sample of at most ``limit`` of ``n`` rows (all rows when n <= limit)."""
-    import numpy as np
-
-    if n <= limit:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
-
-
-def _take(predictions: Predictions, rows: np.ndarray | None) -> Predictions:
-    if rows is None:
-        return predictions
-    return Predictions(
-        values=None if predictions.values is None else predictions.values[rows],
-        probabilities=None if predictions.probabilities is None else predictions.probabilities[rows],
-        labels=None if predictions.labels is None else predictions.labels[rows],
-    )
-
-
-def _reference(
-    data: PreparedData, train_rows: np.ndarray, train: Predictions, spec: TrainingSpec, classes: tuple[Any, ...]
-) -> pd.DataFrame:
-    """A seeded sample of at most ``reference_rows`` train rows: features, target and predictions.
-
-    ``train_rows`` are the positions (into ``data.frame``) that ``train`` predicts, in the same order.
-    """
-    import numpy as np
-
-    picked = _sample_positions(len(train_rows), spec.reference_rows, spec.seed)
-    reference = data.frame.iloc[train_rows[picked]][[*spec.features, spec.target]].reset_index(drop=True)
-    if spec.is_classifier:
-        reference[contracts.PREDICTION_COLUMN] = np.asarray(train.labels)[picked]
-        probabilities = np.asarray(train.probabilities)[picked]
-        for index, label in enumerate(classes):
-            reference[f"{contracts.PROBABILITY_COLUMN_PREFIX}{label}"] = probabilities[:, index]
-    else:
-        reference[contracts.PREDICTION_COLUMN] = np.asarray(train.values)[picked]
-    return reference
-
-
 def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
     """Train, evaluate, export and parity-check a model for ``spec`` on ``frame``.
 
+    The selection model is fitted on the train split (early stopping and search on the validation
+    split) and judged on the test split; with ``refit: all`` the selected configuration is then
+    refitted on every row and that model is the one exported for registration (see
+    :mod:`~airflow_mlops.core.training.refit`).
+
     :raises DataError: the data does not fit the spec (missing column, single class, leakage, ...).
     :raises SpecError: the estimator rejects its parameters or cannot be exported.
-    :raises ParityError: the ONNX graph disagrees with the native model on the test split.
+    :raises ParityError: an ONNX graph disagrees with its native model on the test split.
     """
     laps = _Laps()
     data = prepare(frame, spec)
@@ -106,41 +77,67 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
     x = {name: data.x.iloc[getattr(splits, name)] for name in SPLITS}
     y = {name: data.y[getattr(splits, name)] for name in SPLITS}
     # Train rows whose predictions are needed: the train-metric sample and the drift reference.
-    train_rows = _sample_positions(len(y["train"]), max(spec.train_metrics_rows, spec.reference_rows), spec.seed)
-    fitted = fit_model(spec, x["train"], y["train"], x["validation"], y["validation"], data.classes)
+    train_rows = sample_positions(len(y["train"]), max(spec.train_metrics_rows, spec.reference_rows), spec.seed)
+    recency = recency_weights(data.frame.iloc[splits.train], spec)
+    fitted = fit_model(spec, x["train"], y["train"], x["validation"], y["validation"], data.classes, recency)
     laps.lap("fit")
     inputs = onnx_inputs(spec)
-    model_bytes, test_predictions = _export_and_predict_test(fitted, spec, x["test"], inputs, data.classes)
+    selection_bytes, test_predictions = export_and_predict_test(fitted, spec, x["test"], inputs, data.classes)
     laps.lap("export")
     predictions, metrics = _evaluate_splits(fitted, spec, y, train_rows, test_predictions, data.classes)
     laps.lap("evaluate")
     test_frame = data.frame.iloc[splits.test].reset_index(drop=True)
-    parity = check_parity(model_bytes, inputs, spec, test_frame, predictions["test"], data.classes)
+    parity = check_parity(selection_bytes, inputs, spec, test_frame, predictions["test"], data.classes)
     laps.lap("parity")
-    reference = _reference(data, splits.train[train_rows], predictions["train"], spec, data.classes)
-    importance = feature_importance(fitted, spec)
+    reference = reference_sample(data, splits.train[train_rows], predictions["train"], spec, data.classes)
+    if spec.refit == "all":
+        registered = register_refit(spec, fitted, data, len(splits.train), splits.test, test_frame, inputs)
+        laps.lap("refit")
+    else:
+        registered = RegisteredModel(fitted, selection_bytes, parity, reference, len(splits.train))
+    importance = feature_importance(registered.fitted, spec)
     laps.lap("reference")
     return TrainingResult(
         spec=spec,
-        pipeline=fitted.pipeline,
-        onnx_bytes=model_bytes,
-        onnx_sha256=sha256_bytes(model_bytes),
+        pipeline=registered.fitted.pipeline,
+        onnx_bytes=registered.onnx_bytes,
+        onnx_sha256=sha256_bytes(registered.onnx_bytes),
         onnx_inputs=tuple(inputs),
         classes=data.classes,
         metrics=metrics,
-        parity=parity,
-        params=fitted.params,
+        parity=registered.parity,
+        params=registered.fitted.params,
         best_iteration=fitted.best_iteration,
         trials=fitted.trials,
-        categories=fitted.categories,
+        categories=registered.fitted.categories,
         importance=importance,
-        rows=_rows(data, splits),
-        warnings=_warnings(data, splits, fitted),
+        rows=_rows(data, splits, registered.rows),
+        warnings=_warnings(data, splits, registered.fitted),
         test_frame=test_frame,
         test_target=y["test"],
         test_predictions=predictions["test"],
-        reference=reference,
+        reference=registered.reference,
         seconds=laps.seconds,
+        fit=_model_fit(spec, fitted, registered, selection_bytes, parity, reference),
+    )
+
+
+def _model_fit(
+    spec: TrainingSpec, selected: FittedModel, registered: RegisteredModel, selection_bytes: bytes,
+    selection_parity: ParityReport, selection_reference: pd.DataFrame,
+) -> ModelFit:  # fmt: skip
+    """Which model was judged (the selection model) and which is registered."""
+    if spec.refit != "all":
+        return ModelFit("train_only", registered.rows, selected.best_iteration)
+    return ModelFit(
+        "refit_all",
+        registered.rows,
+        selected.best_iteration,
+        refit_iterations=registered.fitted.best_iteration,
+        selection_onnx_bytes=selection_bytes,
+        selection_parity=selection_parity,
+        selection_pipeline=selected.pipeline,
+        selection_reference=selection_reference,
     )
 
 
@@ -157,19 +154,6 @@ class _Laps:
         self._clock = now
 
 
-def _export_and_predict_test(
-    fitted: FittedModel, spec: TrainingSpec, x_test: pd.DataFrame, inputs: list[OnnxInput], classes: tuple[Any, ...]
-) -> tuple[bytes, Predictions]:
-    """The pipeline as ONNX bytes, and the native model's predictions of the test split."""
-    estimator = fitted.pipeline.named_steps["model"]
-    test_matrix = fitted.pipeline.named_steps["features"].transform(x_test)
-    # The converter is Python (holds the GIL); native prediction is C++ (releases it): run them side by side.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="native-test") as pool:
-        native_test = pool.submit(predict, estimator, test_matrix, spec, classes)
-        model_bytes = export_onnx(fitted.pipeline, spec, inputs, classes)
-        return model_bytes, native_test.result()
-
-
 def _evaluate_splits(
     fitted: FittedModel, spec: TrainingSpec, y: dict[str, np.ndarray], train_rows: np.ndarray,
     test_predictions: Predictions, classes: tuple[Any, ...],
@@ -183,24 +167,29 @@ def _evaluate_splits(
     )
     predictions["train"] = predict(estimator, fitted.train_matrix[train_rows], spec, classes)
     targets = {**y, "train": y["train"][train_rows]}
-    metric_rows = _sample_positions(len(train_rows), spec.train_metrics_rows, spec.seed)
+    metric_rows = sample_positions(len(train_rows), spec.train_metrics_rows, spec.seed)
     metrics = {
         name: compute_metrics(
-            spec.task, targets[name], _take(predictions[name], metric_rows if name == "train" else None), classes
+            spec.task, targets[name], take_rows(predictions[name], metric_rows if name == "train" else None), classes
         )
         for name in SPLITS
     }
     return predictions, metrics
 
 
-def _rows(data: PreparedData, splits: Splits) -> dict[str, int]:
-    """Row counts: read, dropped for a missing target, used, and in each split."""
-    return {
+def _rows(data: PreparedData, splits: Splits, registered: int) -> dict[str, int]:
+    """Row counts: read, dropped for a missing target, outside the window, used, in each split, and
+    fitted by the registered model."""
+    rows = {
         "input": data.rows_in,
         "dropped_missing_target": data.rows_dropped_missing_target,
         "used": len(data.y),
         **splits.sizes(),
+        "registered_fit": registered,
     }
+    if data.rows_outside_window:
+        rows["outside_window"] = data.rows_outside_window
+    return rows
 
 
 def _warnings(data: PreparedData, splits: Splits, fitted: FittedModel) -> tuple[str, ...]:

@@ -4,7 +4,11 @@ Uses MLflow's fluent API against whatever tracking URI is active (the MLflow hoo
 Airflow connection, or the embedded store). Run artifacts (paths from :mod:`contracts`)::
 
     model/                      native scikit-learn pipeline (MLflow sklearn flavor, signature, example)
-    onnx/model.onnx             the exported graph; its sha256 is the tag mlops.onnx_sha256
+    model_selection/            refit: all only: the selection model's native pipeline (same flavor)
+    onnx/model.onnx             the exported graph of the registered model; its sha256 is the tag mlops.onnx_sha256
+    onnx_selection/model.onnx   refit: all only: the selection model the metrics (and the gate) judge;
+                                its sha256 is the tag mlops.selection_onnx_sha256
+    reference_selection/        refit: all only: its train-split sample with its predictions
     spec/training_spec.json     spec + classes + onnx_inputs + vocabulary + metrics
     reference/reference.parquet bounded training sample with predictions, the drift reference
     plots/*.png                 ROC / PR / confusion matrix or residuals, feature importance
@@ -36,6 +40,7 @@ from airflow_mlops.core.training.spec import TrainingSpec
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sklearn.pipeline import Pipeline
 
     from airflow_mlops.core.pipeline.business import BusinessMetric, BusinessValue
     from airflow_mlops.core.training.result import TrainingResult
@@ -156,6 +161,10 @@ class TrainingRun:
                 {"dataset_uri": dataset_uri, "dataset_sha256": dataset_sha256, "test_split_uri": test_split_uri}
             )
             _write(folder / contracts.ARTIFACT_ONNX, result.onnx_bytes)
+            if result.fit.selection_onnx_bytes is not None:
+                _write(folder / contracts.ARTIFACT_ONNX_SELECTION, result.fit.selection_onnx_bytes)
+            if result.fit.selection_reference is not None and result.fit.selection_onnx_bytes is not None:
+                _write(folder / contracts.ARTIFACT_REFERENCE_SELECTION, parquet_bytes(result.fit.selection_reference))
             _write(folder / contracts.ARTIFACT_SPEC, _json(spec_document))
             _write(folder / contracts.ARTIFACT_REFERENCE, parquet_bytes(result.reference))
             _write(folder / "importance" / "feature_importance.json", _json(result.importance))
@@ -165,15 +174,12 @@ class TrainingRun:
             render_plots(result, folder / "plots")
             self._log_numbers(result)
             self._log_trials(result)
-            model_uri = self._log_native_model(result)
+            model_uri = self._log_native_model(result, result.pipeline, contracts.ARTIFACT_NATIVE_MODEL)
+            if result.fit.selection_pipeline is not None:
+                self._log_native_model(result, result.fit.selection_pipeline, contracts.ARTIFACT_NATIVE_SELECTION_MODEL)
             mlflow.log_artifacts(str(folder))
             self._log_test_input(result, test_split_uri, test_split_sha256)
-            mlflow.set_tags(
-                {
-                    contracts.TAG_ONNX_SHA256: result.onnx_sha256,
-                    "mlflow.note.content": _note(result),
-                }
-            )
+            mlflow.set_tags({**_fit_tags(result), "mlflow.note.content": _note(result)})
         return LoggedRun(
             run_id=self.run_id,
             experiment_id=self.experiment_id,
@@ -199,6 +205,12 @@ class TrainingRun:
 
         params = {f"model.{k}": _clip(v, MAX_PARAM_LENGTH) for k, v in sorted(result.params.items())}
         params["model.best_iteration"] = str(result.best_iteration)
+        fit = {
+            "refit_rows": result.fit.rows,
+            "selected_iterations": result.fit.selected_iterations,
+            "refit_iterations": result.fit.refit_iterations,
+        }
+        params.update({name: str(value) for name, value in fit.items()})
         mlflow.log_params(params)
         metrics = result.flat_metrics()
         metrics[f"parity_{result.parity.measure}"] = result.parity.value
@@ -206,6 +218,7 @@ class TrainingRun:
         metrics.update({f"rows_{k}": float(v) for k, v in result.rows.items()})
         if result.best_iteration is not None:
             metrics["best_iteration"] = float(result.best_iteration)
+        metrics.update({name: float(value) for name, value in fit.items() if value is not None})
         mlflow.log_metrics(metrics)
 
     def _log_trials(self, result: TrainingResult) -> None:
@@ -225,8 +238,9 @@ class TrainingRun:
                     metrics["best_iteration"] = float(trial.best_iteration)
                 mlflow.log_metrics(metrics)
 
-    def _log_native_model(self, result: TrainingResult) -> str:
-        """The fitted pipeline in MLflow's sklearn flavor, with signature and input example.
+    def _log_native_model(self, result: TrainingResult, pipeline: Pipeline, name: str) -> str:
+        """A fitted pipeline in MLflow's sklearn flavor, with signature and input example: the registered
+        model as ``model``, and with ``refit: all`` the selection model as ``model_selection``.
 
         Serialised with cloudpickle. The native model is for people and notebooks: every serving
         path in this package loads the ONNX file and checks its sha256, and never unpickles. (skops,
@@ -240,11 +254,11 @@ class TrainingRun:
 
         example = feature_frame(result.test_frame.head(EXAMPLE_ROWS), result.spec).reset_index(drop=True)
         with _no_user_warnings():
-            signature = infer_signature(example, result.pipeline.predict(example))
+            signature = infer_signature(example, pipeline.predict(example))
         with _quiet("mlflow.sklearn"):  # the pickle caution is logged on every save
             info = mlflow.sklearn.log_model(
-                result.pipeline,
-                name=contracts.ARTIFACT_NATIVE_MODEL,
+                pipeline,
+                name=name,
                 signature=signature,
                 input_example=example,
                 pip_requirements=pip_requirements(result.spec),
@@ -326,6 +340,18 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+def _fit_tags(result: TrainingResult) -> dict[str, str]:
+    """The registered model's checksum and what it was fitted on; the judged selection model's checksum."""
+    tags = {
+        contracts.TAG_ONNX_SHA256: result.onnx_sha256,
+        contracts.TAG_MODEL_FIT: result.fit.kind,
+        contracts.TAG_MODEL_FIT_ROWS: str(result.fit.rows),
+    }
+    if result.fit.selection_onnx_sha256 is not None:
+        tags[contracts.TAG_SELECTION_ONNX_SHA256] = result.fit.selection_onnx_sha256
+    return tags
+
+
 def _note(result: TrainingResult) -> str:
     test = result.metrics["test"]
     lines = [
@@ -335,10 +361,23 @@ def _note(result: TrainingResult) -> str:
         f"ONNX parity: {result.parity.measure} = {result.parity.value:.3g} (tolerance {result.parity.tolerance:g}) "
         f"on {result.parity.rows} rows; sha256 `{result.onnx_sha256}`.",
         f"Rows: {result.rows}.",
+        _fit_note(result),
     ]
     if result.warnings:
         lines += ["", "Warnings:", *[f"- {w}" for w in result.warnings]]
     return "\n".join(lines)
+
+
+def _fit_note(result: TrainingResult) -> str:
+    fit = result.fit
+    if fit.kind == "train_only":
+        return f"Registered model: the judged model, fitted on the {fit.rows} train rows."
+    return (
+        f"Registered model: refitted on all {fit.rows} rows ({fit.refit_iterations} iterations, scaled from the "
+        f"{fit.selected_iterations} selected); the test metrics above judge the selection model fitted on the "
+        f"{result.rows['train']} train rows (`{contracts.ARTIFACT_ONNX_SELECTION}`, sha256 "
+        f"`{fit.selection_onnx_sha256}`), the estimate of the refit."
+    )
 
 
 @contextlib.contextmanager

@@ -132,12 +132,11 @@ def test_search_tries_candidates_on_validation_and_keeps_the_best(january: pd.Da
 
 # -- parity can fail ----------------------------------------------------------------------------------
 def test_parity_failure_names_the_figures(trained: TrainingResult) -> None:
-    native = trained.test_predictions
+    native = trained.test_predictions  # the selection model's (the judged one; the refit is registered)
+    judged = trained.fit.selection_onnx_bytes or trained.onnx_bytes
     shifted = Predictions(None, native.probabilities + np.array([1e-3, -1e-3]), native.labels)
     with pytest.raises(ParityError, match=r"max_abs_probability_diff = 0.001 > tolerance 1e-05 over \d+ rows"):
-        check_parity(
-            trained.onnx_bytes, list(trained.onnx_inputs), trained.spec, trained.test_frame, shifted, trained.classes
-        )
+        check_parity(judged, list(trained.onnx_inputs), trained.spec, trained.test_frame, shifted, trained.classes)
 
 
 def test_training_fails_when_parity_is_out_of_tolerance(january: pd.DataFrame) -> None:

@@ -120,3 +120,49 @@ def test_sklearn_estimators_by_import_path() -> None:
     )
     assert not spec.estimator.is_lightgbm and spec.effective_early_stopping_rounds == 0
     assert spec.estimator_params() == {"C": 0.5}
+
+
+# -- refit, window, recency weights --------------------------------------------------------------------
+TIME_SPLIT = {"method": "time", "column": "sched_dep_ts"}
+
+
+def test_refit_defaults_to_all_for_a_time_split_and_train_for_a_random_one() -> None:
+    assert TrainingSpec.from_mapping(spec_with(split=TIME_SPLIT)).refit == "all"
+    assert TrainingSpec.from_mapping(spec_with()).refit == "train"
+    assert TrainingSpec.from_mapping(spec_with(split=TIME_SPLIT, refit="TRAIN")).refit == "train"
+    assert TrainingSpec.from_mapping(spec_with(refit="all")).refit == "all"
+
+
+def test_window_and_half_life_parse_and_round_trip() -> None:
+    by_days = TrainingSpec.from_mapping(spec_with(split=TIME_SPLIT, window="90d", recency_weight_half_life="2w"))
+    assert by_days.window == "90d" and by_days.window_days == 90.0 and by_days.window_rows is None
+    assert by_days.recency_weight_half_life == 14.0
+    assert TrainingSpec.from_mapping(by_days.to_dict()) == by_days
+    by_rows = TrainingSpec.from_mapping(spec_with(split=TIME_SPLIT, window="5000", recency_weight_half_life="30"))
+    assert by_rows.window == 5000 and by_rows.window_rows == 5000 and by_rows.window_days is None
+    assert by_rows.recency_weight_half_life == 30.0
+    assert TrainingSpec.from_mapping(spec_with(split=TIME_SPLIT, window="12h")).window_days == 0.5
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"refit": "everything"}, r"'refit' field .* must be 'all' .* or 'train' .* Got 'everything'"),
+        ({"window": 0}, r"'window' field .* positive whole number of rows .* '90d'.* Got 0 instead"),
+        ({"window": 2.5}, r"'window' field .* Got 2.5 instead"),
+        ({"window": "ninety days"}, r"'window' field .* Got 'ninety days' instead"),
+        ({"window": "0d"}, r"'window' field .* Got '0d' instead"),
+        ({"window": True}, r"'window' field .* Got True instead"),
+        ({"recency_weight_half_life": 0}, r"'recency_weight_half_life' field .* positive number of days .* Got 0"),
+        ({"recency_weight_half_life": "soon"}, r"'recency_weight_half_life' field .* must be a number. Got 'soon'"),
+    ],
+)
+def test_refit_window_and_half_life_are_validated(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        TrainingSpec.from_mapping(spec_with(split=TIME_SPLIT, **changes))
+
+
+@pytest.mark.parametrize("field", ["window", "recency_weight_half_life"])
+def test_window_and_half_life_need_a_time_split(field: str) -> None:
+    with pytest.raises(SpecError, match=rf"'{field}' field .* reads the time column .* method is 'random'"):
+        TrainingSpec.from_mapping(spec_with(**{field: 10}))
