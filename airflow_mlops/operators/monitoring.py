@@ -149,7 +149,7 @@ class CheckNumericalStabilityOperator(MonitoringOperator):
     def _check_predictions(self) -> Any:
         from airflow_mlops.core import contracts
         from airflow_mlops.core.errors import SpecError
-        from airflow_mlops.core.monitoring import checks as m
+        from airflow_mlops.core import monitoring as m
         from airflow_mlops.core.monitoring.facts import read_columns
 
         outputs = read_columns(
@@ -162,7 +162,7 @@ class CheckNumericalStabilityOperator(MonitoringOperator):
         return m.check_finite(outputs, what="predictions", rows=len(next(iter(outputs.values()))))
 
     def _check_features(self) -> Any:
-        from airflow_mlops.core.monitoring import checks as m
+        from airflow_mlops.core import monitoring as m
         from airflow_mlops.core.monitoring.facts import read_columns
 
         columns = read_columns(self.storage, str(self.features_uri))

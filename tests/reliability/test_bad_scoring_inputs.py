@@ -27,7 +27,7 @@ from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundE
 from airflow_mlops.core.ingestion.errors import EmptySourceError
 from airflow_mlops.core.storage import StorageRoot
 from airflow_mlops.core.training import parquet_bytes
-from airflow_mlops.exceptions import DataValidationFailed, ModelIntegrityFailure
+from airflow_mlops.exceptions import DataValidationFailed, MlopsVerdictFailure, ModelIntegrityFailure
 from tests.reliability.test_bad_inputs import FLIGHTS_SPEC, context
 from tests.support import models
 
@@ -363,8 +363,10 @@ def test_explain_top_k_of_minus_one_through_a_template_string_is_refused(deploym
     before = deployment.entries()
     with pytest.raises(SpecError, match=r"'explain_top_k' parameter must be an integer >= 0 .* Got '-1'"):
         score(deployment, explain_top_k="-1", partition="top-k")
-    with pytest.raises(SpecError, match=r"'explain_top_k' is 11 but model .* has only 10 features"):
+    # Found only once the model is loaded: the operator turns it into a failure without retries.
+    with pytest.raises(MlopsVerdictFailure, match=r"'explain_top_k' is 11 but model .* has only 10 features") as raised:
         score(deployment, explain_top_k="11", partition="top-k")
+    assert isinstance(raised.value.__cause__, SpecError)
     assert deployment.entries() == before
 
 
