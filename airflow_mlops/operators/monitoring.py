@@ -148,8 +148,8 @@ class CheckNumericalStabilityOperator(MonitoringOperator):
 
     def _check_predictions(self) -> Any:
         from airflow_mlops.core import contracts
-        from airflow_mlops.core.errors import SpecError
         from airflow_mlops.core import monitoring as m
+        from airflow_mlops.core.errors import SpecError
         from airflow_mlops.core.monitoring.facts import read_columns
 
         outputs = read_columns(
