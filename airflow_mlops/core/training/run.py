@@ -265,21 +265,12 @@ def run_training(
     :param business_metric: the pipeline's :class:`~airflow_mlops.core.pipeline.business.BusinessMetric` mapping,
         measured on the test split and logged as ``test_<name>`` (and in the receipt's ``business``).
     """
-    from airflow_mlops.core.pipeline.business import BusinessMetric
     from airflow_mlops.core.training import tracking
 
-    # Parsed first: a bad definition fails before a run is opened.
-    business = None if business_metric is None else BusinessMetric.from_mapping(business_metric, spec.task)
-
-    where = f"The training spec of pipeline {pipeline!r}"
-    if requirements is not None:
-        requirements.check(spec.features, where=where)
+    business, frame, dataset_sha256 = _checked_inputs(
+        spec, root, snapshot_uri, snapshot_sha256, pipeline, requirements, business_metric
+    )
     test_split_uri = root.layout(pipeline, contracts.KIND_EVALUATION, partition, "test.parquet")
-    frame, dataset_sha256 = read_snapshot(root, snapshot_uri, snapshot_sha256)
-    # A spec that names columns the data lacks fails here, before a run is opened or anything logged.
-    check_columns(frame, spec)
-    if requirements is not None:
-        refuse(requirements.personal_data_violations(feature_samples(frame, spec.features)), where=where)
     lineage = _lineage(tags, pipeline, snapshot_uri, dataset_sha256, test_split_uri)
     with tracking.training_run(experiment_id, run_name or f"{pipeline}-{partition}", lineage) as run:
         if on_start is not None:
@@ -327,3 +318,28 @@ def _lineage(
         contracts.TAG_PACKAGE_VERSION: __version__,
         contracts.TAG_TEST_SPLIT_URI: test_split_uri,
     }
+
+
+def _checked_inputs(
+    spec: TrainingSpec,
+    root: StorageRoot,
+    snapshot_uri: str,
+    snapshot_sha256: str | None,
+    pipeline: str,
+    requirements: FeatureRequirements | None,
+    business_metric: Mapping[str, Any] | None,
+) -> tuple[Any, pd.DataFrame, str]:
+    """Everything that can refuse a training before a run is opened: the business metric's definition,
+    the feature requirements (by name, then by values that look like personal data), the snapshot's
+    checksum and the spec's columns. Returns the parsed business metric, the snapshot and its sha256."""
+    from airflow_mlops.core.pipeline.business import BusinessMetric
+
+    business = None if business_metric is None else BusinessMetric.from_mapping(business_metric, spec.task)
+    where = f"The training spec of pipeline {pipeline!r}"
+    if requirements is not None:
+        requirements.check(spec.features, where=where)
+    frame, dataset_sha256 = read_snapshot(root, snapshot_uri, snapshot_sha256)
+    check_columns(frame, spec)
+    if requirements is not None:
+        refuse(requirements.personal_data_violations(feature_samples(frame, spec.features)), where=where)
+    return business, frame, dataset_sha256
