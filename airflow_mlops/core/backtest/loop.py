@@ -5,7 +5,8 @@ For each batch, as ``batch_serving`` and ``continuous_training`` would: the cham
 (serving), the labelled serving log is checked against the champion's training reference (the drift
 check), the observation goes to the drift policy with its state carried in memory, and when the policy
 says retrain a candidate is trained on every row seen so far (the pipeline's training spec) and gated
-against the champion on the newest labelled batch; it becomes the champion when the gate passes, and
+against the champion on its own out-of-time test split (judged by its selection model when it was
+refit on every row, as the live gate does); it becomes the champion when the gate passes, and
 serves from the next batch on. The registry is :class:`~airflow_mlops.core.backtest.registry.InMemoryRegistry`;
 nothing talks to MLflow or a scheduler.
 
@@ -157,7 +158,7 @@ def replay_policy(settings: BacktestSettings, history: History, first: ModelVers
         if decision.retrain:
             started = time.perf_counter()
             candidate = _train(settings, run, frames, batch.label)
-            verdict = steps.gate(candidate, champion, batch.frame, settings.gate_policy)
+            verdict = steps.gate(candidate, champion, settings.gate_policy)
             record.candidate_version, record.gate_verdict = candidate.version, verdict.verdict
             record.gate_summary, record.promoted = verdict.summary(), verdict.passed
             record.train_seconds = round(time.perf_counter() - started, 2)

@@ -85,10 +85,24 @@ def weighted_drift_share(result: DriftResult, importance: Mapping[str, float]) -
 
 def model_under_test(version: ModelVersion, role: str) -> ModelUnderTest:
     """The version as the gate receives it from the registry: ONNX bytes, spec artifact, recorded
-    sha256 and logged parity; a candidate also brings its training sample for the baseline."""
-    from airflow_mlops.core.gating import ModelUnderTest
+    sha256 and logged parity; a candidate also brings its training sample for the baseline.
 
-    result = version.result
+    The gate judges a candidate on its own test split, so a candidate refitted on every row is judged
+    by its selection model (which never saw those rows), as the live gate does; the champion is the
+    model it registered."""
+    from airflow_mlops.core.gating import ModelUnderTest
+    from airflow_mlops.core.storage import sha256_bytes
+
+    result, fit = version.result, version.result.fit
+    if role == "candidate" and fit.selection_onnx_bytes is not None:
+        onnx_bytes = fit.selection_onnx_bytes
+        parity = fit.selection_parity.value if fit.selection_parity is not None else result.parity.value
+        sample = fit.selection_reference if fit.selection_reference is not None else result.reference
+        return ModelUnderTest(
+            role="candidate", onnx_bytes=onnx_bytes, spec=version.spec_artifact(),
+            run_id=f"backtest-v{version.version}", version=version.version,
+            expected_sha256=sha256_bytes(onnx_bytes), logged_parity=parity, training_sample=sample,
+        )  # fmt: skip
     return ModelUnderTest(
         role="candidate" if role == "candidate" else "champion",
         onnx_bytes=result.onnx_bytes,
@@ -101,13 +115,12 @@ def model_under_test(version: ModelVersion, role: str) -> ModelUnderTest:
     )
 
 
-def gate(
-    candidate: ModelVersion, champion: ModelVersion, frame: pd.DataFrame, policy: Mapping[str, Any]
-) -> GateDecision:
-    """The gate's decision for the candidate against the champion on ``frame`` with the pipeline's policy."""
+def gate(candidate: ModelVersion, champion: ModelVersion, policy: Mapping[str, Any]) -> GateDecision:
+    """The gate's decision for the candidate against the champion with the pipeline's policy, on the
+    candidate's out-of-time test split, as ``continuous_training`` gates (no evaluation snapshot)."""
     from airflow_mlops.core.gating import GatePolicy, evaluate
 
     return evaluate(
-        model_under_test(candidate, "candidate"), model_under_test(champion, "champion"), frame,
-        GatePolicy.from_mapping(policy), data_uri="backtest:newest-batch",
+        model_under_test(candidate, "candidate"), model_under_test(champion, "champion"),
+        candidate.result.test_frame, GatePolicy.from_mapping(policy), data_uri="backtest:candidate-test-split",
     )  # fmt: skip
