@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Deployment, MlopsStack
-from tests.support.airflow_services import AirflowServices, ApiClient
+from tests.support.airflow_services import AirflowServices, ApiClient, ServiceError
 from tests.support.browser import TOKEN_COOKIE, chromium_binary, headless_chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -70,7 +70,18 @@ def fail_scheduled_runs(api: ApiClient, dag_id: str, timeout: float = 60.0) -> N
     replayed month the test triggers.
     """
     run = api.wait_for_new_run(dag_id, set(), timeout=timeout, run_type="scheduled")
-    api.request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
+    # The scheduler may be writing the same run at that moment (its first task just finished); the
+    # metadata database then refuses one of the two writers and the API answers 500, as it would to a
+    # user clicking "mark failed" in the UI, who clicks again.
+    for attempt in range(5):
+        try:
+            api.request("PATCH", path, json={"state": "failed"})
+            return
+        except ServiceError as exc:
+            if "-> 500" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(1)
 
 
 def upstream_events(api: ApiClient, dag_id: str, run_id: str) -> list[dict[str, Any]]:
