@@ -168,11 +168,14 @@ def test_constant_columns(april: tuple[pd.DataFrame, pd.DataFrame]) -> None:
         DriftSpec.from_mapping({"numeric_features": ["k"], "categorical_features": ["c"]}),
     )  # fmt: skip
     assert [(c.column, c.drifted) for c in same.features] == [("k", False), ("c", False)]
-    assert same.drift_share == 0.0
+    # Constant in the reference: tested and reported, but left out of the drift share.
+    assert same.left_out == ("k", "c") and same.drift_share is None
     moved = compute_drift(
         reference.assign(k=3.0), current.assign(k=4.0), DriftSpec.from_mapping({"numeric_features": ["k"]})
     )
-    assert moved.features[0].drifted and moved.verdict == "drift"
+    assert moved.features[0].drifted and moved.features[0].constant_in_reference
+    assert moved.verdict == "ok" and moved.drift_share is None and moved.left_out == ("k",)
+    assert "left out: constant in the reference: k" in moved.reasons
 
 
 @pytest.mark.parametrize("rows", [0, 1], ids=["empty-batch", "one-row"])
