@@ -6,10 +6,12 @@ retraining. Public API: ``DriftSpec``, ``compute_drift``, ``DriftResult``, ``Col
 ``fetch_champion_reference``, ``ChampionReference``, ``monitoring_run``, ``log_drift_metrics``,
 ``LabelSpec``, ``LabelJoinResult``, ``join_labels``, ``join_label_files``, ``DriftPolicy``,
 ``Observation``, ``PolicyDecision``, ``decide``, ``decide_and_save``, ``observe``, ``receipt``,
-``state_uri`` (modules: ``spec`` is the check's spec, ``tables`` reads the inputs column by column,
+``state_uri``, ``champion_importance``, ``ended_run``, ``write_decision`` (modules: ``spec`` is
+the check's spec, ``tables`` reads the inputs column by column,
 ``columns`` chooses the columns and tests each, ``quality`` measures the model on labelled rows,
 ``compare`` gives the verdict, ``report`` renders and writes the reports, ``tracking`` talks to MLflow,
-``labels`` joins late ground truth, ``policy`` turns verdicts into retrain decisions).
+``labels`` joins late ground truth, ``policy`` turns verdicts into retrain decisions, ``headline``
+puts the decision at the top of the outputs).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from airflow_mlops.core._exports import lazy_exports
 if TYPE_CHECKING:
     from airflow_mlops.core.drift.columns import ColumnDrift, SchemaSkew
     from airflow_mlops.core.drift.compare import DriftResult, compute_drift
+    from airflow_mlops.core.drift.headline import write_decision
     from airflow_mlops.core.drift.labels import LabelJoinResult, LabelSpec, join_label_files, join_labels
     from airflow_mlops.core.drift.policy import (
         DriftPolicy,
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
     from airflow_mlops.core.drift.tables import Table, open_table, sample_rows
     from airflow_mlops.core.drift.tracking import (
         ChampionReference,
+        champion_importance,
+        ended_run,
         fetch_champion_reference,
         log_drift_metrics,
         monitoring_run,
@@ -58,10 +63,12 @@ __all__ = [
     "QualityResult",
     "SchemaSkew",
     "Table",
+    "champion_importance",
     "check_batch",
     "compute_drift",
     "decide",
     "decide_and_save",
+    "ended_run",
     "fetch_champion_reference",
     "join_label_files",
     "join_labels",
@@ -74,6 +81,7 @@ __all__ = [
     "render_reports",
     "sample_rows",
     "state_uri",
+    "write_decision",
     "write_outputs",
 ]
 __getattr__, __dir__ = lazy_exports(
@@ -93,10 +101,12 @@ __getattr__, __dir__ = lazy_exports(
         "QualityResult": "quality",
         "SchemaSkew": "columns",
         "Table": "tables",
+        "champion_importance": "tracking",
         "check_batch": "report",
         "compute_drift": "compare",
         "decide": "policy",
         "decide_and_save": "policy",
+        "ended_run": "tracking",
         "fetch_champion_reference": "tracking",
         "join_label_files": "labels",
         "join_labels": "labels",
@@ -109,6 +119,7 @@ __getattr__, __dir__ = lazy_exports(
         "render_reports": "report",
         "sample_rows": "tables",
         "state_uri": "policy",
+        "write_decision": "headline",
         "write_outputs": "report",
     },
 )

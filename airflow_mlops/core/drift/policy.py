@@ -261,12 +261,15 @@ class _Carry:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def _signal(policy: DriftPolicy, obs: Observation) -> tuple[float, str]:
-    """The drift share the policy compares with ``drift_share``, and its name in the reasons."""
-    if policy.signal == "weighted" and obs.weighted_drift_share is not None:
-        return obs.weighted_drift_share, "weighted drift share"
+def _signal(policy: DriftPolicy, obs: Observation) -> tuple[float, str, str]:
+    """The drift share the policy compares with ``drift_share``, and its name in the reasons. The
+    observation carries a weighted share only when importance weighed it; else the plain one stands in."""
     assert obs.drift_share is not None
-    return obs.drift_share, "drift share"
+    if policy.signal == "plain":
+        return obs.drift_share, "drift share", ""
+    if obs.weighted_drift_share is None:
+        return obs.drift_share, "drift share", " (plain: no feature importance to weigh it)"
+    return obs.weighted_drift_share, "weighted drift share", ""
 
 
 def _conditions(policy: DriftPolicy, carry: _Carry, obs: Observation) -> tuple[list[str], dict[str, Any]]:
@@ -275,11 +278,11 @@ def _conditions(policy: DriftPolicy, carry: _Carry, obs: Observation) -> tuple[l
     Quality is known only on a labelled batch; on others it is reported unknown and never counts."""
     reasons = []
     if policy.drift_share is not None:
-        share, name = _signal(policy, obs)
+        share, name, note = _signal(policy, obs)
         floor = policy.drift_share - policy.hysteresis if carry.share_on else policy.drift_share
         carry.share_on = share >= floor
         if carry.share_on:
-            reasons.append(f"{name} {share:.3f} >= {floor:.3f}")
+            reasons.append(f"{name} {share:.3f} >= {floor:.3f}{note}")
     quality: bool | None = None
     if policy.quality_drop is not None and obs.quality_drop is not None:
         floor = policy.quality_drop - policy.quality_hysteresis if carry.quality_on else policy.quality_drop
@@ -458,7 +461,7 @@ def observe(result: DriftResult, batch_id: str, as_of: str | datetime, reference
         as_of,
         reference_id,
         drift_share=result.drift_share,
-        weighted_drift_share=result.weighted_drift_share,
+        weighted_drift_share=result.weighted_drift_share if result.weighting == "importance" else None,
         drifted_columns=tuple(drifted),
         input_drifted_columns=tuple(c.column for c in result.input_drift),
         quality_drop=quality.drop if quality else None,
