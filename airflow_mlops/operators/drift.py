@@ -127,26 +127,26 @@ class CheckDriftOperator(MlopsBaseOperator):
         self.notifiers = notifiers
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import drift
         from airflow_mlops.core.contracts import KIND_DRIFT
-        from airflow_mlops.core.drift import policy as drift_policy
-        from airflow_mlops.core.drift import write_decision
+        from airflow_mlops.core.drift.policy import LABELLED_SUFFIX
         from airflow_mlops.core.errors import SpecError
 
         if not self.model_name and not self.reference_uri:
             raise SpecError("CheckDriftOperator needs 'model_name' (its champion's reference) or 'reference_uri'.")
-        policy = drift_policy.DriftPolicy.from_mapping(self.policy)
+        policy = drift.DriftPolicy.from_mapping(self.policy)
         root = self.storage
         partition = self.run_partition(context)
         root.layout(self.pipeline, KIND_DRIFT, partition)  # refuse bad names before any work
         as_of = self.as_of or batch_time(context).isoformat()
         ref, outcome = self._check(partition)
         result = outcome.result
-        batch_id = partition + (drift_policy.LABELLED_SUFFIX if result.target is not None else "")
-        observation = drift_policy.observe(result, batch_id, as_of, ref["receipt"]["id"])
-        state_uri = drift_policy.state_uri(root, self.pipeline, self.model_name or ref["receipt"]["id"])
-        decision = drift_policy.decide_and_save(root, state_uri, policy, observation)
-        write_decision(root, outcome.outputs, decision, result)
-        receipt = drift_policy.receipt(result, decision, outcome.outputs, ref["receipt"], batch_id)
+        batch_id = partition + (LABELLED_SUFFIX if result.target is not None else "")
+        observation = drift.observe(result, batch_id, as_of, ref["receipt"]["id"])
+        state_uri = drift.state_uri(root, self.pipeline, self.model_name or ref["receipt"]["id"])
+        decision = drift.decide_and_save(root, state_uri, policy, observation)
+        drift.write_decision(root, outcome.outputs, decision, result)
+        receipt = drift.receipt(result, decision, outcome.outputs, ref["receipt"], batch_id)
         receipt.update(current_uri=self.current_uri, partition=partition, state_uri=state_uri)
         if self.log_to_mlflow:
             receipt["mlflow_run_id"] = self._log_to_mlflow(ref, result, decision, observation.as_of)

@@ -25,29 +25,21 @@ The state is the list of recent observations, not a counter: deciding replays it
 rerun of a batch replaces its observation instead of counting twice, and a late batch slots into its
 place. Beyond ``history`` observations the oldest are folded into a carried ``base``.
 
-Everything here is pure except :func:`load_state` / :func:`save_state`, which read and write one small
+Everything here is pure: :mod:`airflow_mlops.core.drift.state` reads and writes the state, one small
 JSON file under the storage root, atomically.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import ArtifactError, SpecError
 from airflow_mlops.core.params import parse_flag, parse_number
-
-if TYPE_CHECKING:
-    from airflow_mlops.core.drift.columns import ColumnDrift
-    from airflow_mlops.core.drift.compare import DriftResult
-    from airflow_mlops.core.drift.report import DriftOutputs
-    from airflow_mlops.core.storage import StorageRoot
 
 STATE_FORMAT = 1
 Status = Literal["retrain", "ok", "cooldown", "awaiting_labels", "no_data", "stale", "already_triggered"]
@@ -391,134 +383,3 @@ def decide(
         "carry": carry.to_dict(),
     }
     return mine, new_state
-
-
-# -- persistence ---------------------------------------------------------------------------------
-def state_key(subject: str) -> str:
-    """A file-name-safe key for a monitored subject (a model name or a reference)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", subject).strip("._") or "default"
-
-
-def state_uri(root: StorageRoot, pipeline: str, subject: str) -> str:
-    return root.layout(pipeline, contracts.KIND_DRIFT, "_policy", f"{state_key(subject)}.json")
-
-
-def load_state(root: StorageRoot, uri: str) -> dict[str, Any]:
-    """The stored state, or an empty one when the file does not exist yet."""
-    if not root.exists(uri):
-        return {}
-    try:
-        state = json.loads(root.read_bytes(uri))
-    except ValueError as exc:
-        raise ArtifactError(f"The drift policy state {uri!r} is not valid JSON: {exc}") from exc
-    if not isinstance(state, dict):
-        raise ArtifactError(f"The drift policy state {uri!r} must be a JSON object.")
-    return state
-
-
-def save_state(root: StorageRoot, uri: str, state: Mapping[str, Any], expected_generation: int) -> None:
-    """Write ``state`` atomically, refusing if another run wrote the file since it was read.
-
-    :raises ArtifactError: the stored generation is no longer ``expected_generation`` (a concurrent
-        check); the caller reloads and decides again.
-    """
-    current = int(load_state(root, uri).get("generation", 0))
-    if current != expected_generation:
-        raise ArtifactError(
-            f"The drift policy state {uri!r} changed while this check ran (generation {current}, expected "
-            f"{expected_generation}): another check of the same model wrote it."
-        )
-    root.write_bytes(uri, json.dumps(state, indent=1, sort_keys=True).encode("utf-8"))
-
-
-def decide_and_save(
-    root: StorageRoot, uri: str, policy: DriftPolicy, observation: Observation, attempts: int = 3
-) -> PolicyDecision:
-    """Load the state, decide, save; on a concurrent write, start over (up to ``attempts`` times)."""
-    for attempt in range(attempts):
-        state = load_state(root, uri)
-        decision, new_state = decide(policy, state, observation)
-        if decision.status == "stale":
-            return decision
-        try:
-            save_state(root, uri, new_state, int(state.get("generation", 0)))
-        except ArtifactError:
-            if attempt == attempts - 1:
-                raise
-            continue
-        return decision
-    raise ArtifactError(f"Could not update the drift policy state {uri!r}.")  # pragma: no cover
-
-
-def observe(result: DriftResult, batch_id: str, as_of: str | datetime, reference_id: str) -> Observation:
-    """The policy's view of a drift result. Drifted columns include prediction and target columns, so
-    ``trigger_columns`` can name them."""
-    drifted = [*result.drifted_columns]
-    drifted += [c.column for c in (*result.predictions, *([result.target] if result.target else [])) if c.drifted]
-    quality = result.quality
-    return Observation.create(
-        batch_id,
-        as_of,
-        reference_id,
-        drift_share=result.drift_share,
-        weighted_drift_share=result.weighted_drift_share if result.weighting == "importance" else None,
-        drifted_columns=tuple(drifted),
-        input_drifted_columns=tuple(c.column for c in result.input_drift),
-        quality_drop=quality.drop if quality else None,
-        quality_metric=quality.metric if quality else None,
-        labelled_rows=result.labelled_rows,
-    )
-
-
-def input_drift(column: ColumnDrift) -> dict[str, Any]:
-    """How a drifted monitored column (one the model does not read) is reported and notified."""
-    return {
-        "column": column.column,
-        "test": column.method,
-        "score": column.score,
-        "threshold": column.threshold,
-        "severity": "input_drift",
-    }
-
-
-def receipt(
-    result: DriftResult, decision: PolicyDecision, outputs: DriftOutputs, reference: Mapping[str, Any], batch_id: str
-) -> dict[str, Any]:
-    """The small JSON-able summary a drift check returns (its XCom): verdict, decision, figures, URIs."""
-    quality = result.quality
-    return {
-        "verdict": result.verdict,
-        "retrain": decision.retrain,
-        "decision": decision.status,
-        "reasons": list(decision.reasons),
-        "findings": list(result.reasons),
-        "drift_share": result.drift_share,
-        "weighted_drift_share": result.weighted_drift_share,
-        "weighting": result.weighting,
-        "left_out": {"constant in the reference": list(result.left_out)},
-        "drifted_columns": list(result.drifted_columns),
-        "input_drift": [input_drift(c) for c in result.input_drift],
-        "prediction_drift": result.prediction_drift,
-        "scores": result.scores(),
-        "quality_status": "unknown (no labels in this batch)" if quality is None else "measured",
-        "quality": None
-        if quality is None
-        else {
-            "metric": quality.metric,
-            "current": quality.current,
-            "baseline": quality.baseline,
-            "drop": quality.drop,
-            "labelled_rows": quality.labelled_rows,
-            "business": quality.business,
-        },
-        "schema_skew": result.schema_skew.to_dict() if result.schema_skew.any else None,
-        "rows": {"reference": result.reference_rows, "current": result.current_rows},
-        "report_uri": outputs.report_uri,
-        "quality_report_uri": outputs.quality_report_uri,
-        "summary_uri": outputs.summary_uri,
-        "reference": dict(reference),
-        "batch_id": batch_id,
-        "as_of": decision.as_of,
-        "next_eligible_at": decision.next_eligible_at,
-        "asset_event": None,
-    }

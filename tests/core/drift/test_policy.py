@@ -8,16 +8,8 @@ from typing import Any
 
 import pytest
 
-from airflow_mlops.core.drift.policy import (
-    DriftPolicy,
-    Observation,
-    decide,
-    decide_and_save,
-    load_state,
-    parse_duration,
-    save_state,
-    state_uri,
-)
+from airflow_mlops.core.drift.policy import DriftPolicy, Observation, decide, parse_duration
+from airflow_mlops.core.drift.state import decide_and_save, load_state, save_state, state_uri
 from airflow_mlops.core.errors import ArtifactError, SpecError
 from airflow_mlops.core.storage import StorageRoot
 
