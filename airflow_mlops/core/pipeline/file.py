@@ -202,9 +202,7 @@ class PipelineFile:
                 serving.get("invalid_values", "count"), ("refuse", "count"), f"{where}: serving.invalid_values"
             ),
             on_empty=_one_of(serving.get("on_empty", "fail"), ("fail", "skip"), f"{where}: serving.on_empty"),
-            monitor_columns=None
-            if serving.get("monitor_columns") is None
-            else tuple(str(c) for c in _list(serving["monitor_columns"], where)),
+            monitor_columns=_monitor_columns(serving.get("monitor_columns"), where),
             drift_spec=dict(_section(drift.get("spec"), f"{where}: drift.spec", None)),
             drift_policy=dict(_section(drift.get("policy"), f"{where}: drift.policy", None)),
             alerts_conn_id=_text(monitoring.get("alerts", "ml_alerts"), f"{where}: monitoring.alerts"),
@@ -290,6 +288,11 @@ def _flag(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise SpecError(f"{where} must be true or false. Got {value!r} instead.")
     return value
+
+
+def _monitor_columns(value: Any, where: str) -> tuple[str, ...] | None:
+    """``serving.monitor_columns``: None (every non-feature column is watched) when absent."""
+    return None if value is None else tuple(str(c) for c in _list(value, where))
 
 
 def _list(value: Any, where: str) -> list[Any]:
