@@ -114,8 +114,8 @@ def pipeline_tasks(pipeline: PipelineFile) -> None:
     aws_conn_id = settings.storage_conn_id() if landing.startswith("s3://") else None
     wait, partitions, validate = intake_tasks(pipeline, landing, aws_conn_id)
     champion, score = scoring_tasks(pipeline, partitions, aws_conn_id)
-    drift = drift_task(pipeline, score)
     alerts = [WebhookNotifier(webhook_conn_id=pipeline.alerts_conn_id)]
+    drift = drift_task(pipeline, score, alerts)
     dependencies, stability, throughput, explain, impact = monitoring_tasks(
         pipeline, champion, score, alerts, aws_conn_id
     )
@@ -167,18 +167,21 @@ def scoring_tasks(pipeline: PipelineFile, partitions: Any, aws_conn_id: str | No
         explain_top_k=pipeline.explain_top_k,
         invalid_values=pipeline.invalid_values,
         on_empty=pipeline.on_empty,
+        monitor_columns=None if pipeline.monitor_columns is None else list(pipeline.monitor_columns),
         aws_conn_id=aws_conn_id,
     ).expand_kwargs(partitions.output)
     return champion, score
 
 
-def drift_task(pipeline: PipelineFile, score: Any) -> Any:
-    """Check each scored partition's serving log for drift (mapped)."""
+def drift_task(pipeline: PipelineFile, score: Any, alerts: list[Any]) -> Any:
+    """Check each scored partition's serving log for drift (mapped); input drift goes to ``alerts``."""
+    watched = {} if pipeline.monitor_columns is None else {"monitor_columns": list(pipeline.monitor_columns)}
     return CheckDriftOperator.partial(
         task_id="check_drift",
         pipeline=pipeline.name,
         model_name=pipeline.model_name,
-        spec=pipeline.drift_spec or None,
+        spec={**watched, **pipeline.drift_spec} or None,
+        notifiers=alerts,
         policy=pipeline.drift_policy or None,
         # Declared here because a mapped operator's constructor defaults are not applied at parse time.
         outlets=[drift_alias(pipeline.name)],

@@ -110,7 +110,8 @@ GATE_ARTIFACT_DIR = "gate"  # decision.json, model_card.md, model_card.html on t
 # {root}/{pipeline}/predictions/{partition}/predictions.parquet: passthrough columns, then
 # PREDICTION_COLUMN and the probability columns (binary: "probability_1" is the positive class, the
 # second of the spec's classes), then MODEL_NAME_COLUMN, MODEL_VERSION_COLUMN, SCORED_AT_COLUMN (the
-# run's logical date, UTC). The serving log sample has the same columns plus the feature columns.
+# run's logical date, UTC). The serving log sample has the same columns plus the feature columns and
+# the input's other flat columns (or the scoring spec's monitor_columns; never the label), for drift.
 KIND_SHADOW = "shadow"  # {root}/{pipeline}/shadow/{partition}/report.json: champion vs challenger
 PREDICTIONS_FILE = "predictions.parquet"
 SERVING_LOG_FILE = "sample.parquet"

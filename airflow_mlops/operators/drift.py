@@ -22,7 +22,7 @@ from airflow_mlops.links.drift import DriftReportLink, report_url
 from airflow_mlops.operators.base import MlopsBaseOperator, batch_time
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import BaseNotifier, Context
 
 
 def drift_asset(pipeline: str) -> Asset:
@@ -71,6 +71,9 @@ class CheckDriftOperator(MlopsBaseOperator):
     :param business_metric: the pipeline's business metric
         (:class:`~airflow_mlops.core.pipeline.business.BusinessMetric` mapping): on a labelled batch it is
         measured with quality and logged as ``business.<name>``. (templated)
+    :param notifiers: notifiers called when a monitored column the model does not read drifted
+        (severity ``input_drift``; such drift triggers no retrain unless the policy says
+        ``retrain_on_input_drift``).
     """
 
     template_fields: Sequence[str] = (
@@ -99,6 +102,7 @@ class CheckDriftOperator(MlopsBaseOperator):
         fail_on_schema_skew: bool = False,
         report_base_url: str | None = None,
         business_metric: dict[str, Any] | None = None,
+        notifiers: Sequence[BaseNotifier] = (),
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [drift_alias(pipeline)])
@@ -120,32 +124,37 @@ class CheckDriftOperator(MlopsBaseOperator):
         self.fail_on_schema_skew = fail_on_schema_skew
         self.report_base_url = report_base_url
         self.business_metric = business_metric
+        self.notifiers = notifiers
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core import drift
         from airflow_mlops.core.contracts import KIND_DRIFT
-        from airflow_mlops.core.drift import policy as drift_policy
+        from airflow_mlops.core.drift.policy import LABELLED_SUFFIX
         from airflow_mlops.core.errors import SpecError
 
         if not self.model_name and not self.reference_uri:
             raise SpecError("CheckDriftOperator needs 'model_name' (its champion's reference) or 'reference_uri'.")
-        policy = drift_policy.DriftPolicy.from_mapping(self.policy)
+        policy = drift.DriftPolicy.from_mapping(self.policy)
         root = self.storage
         partition = self.run_partition(context)
         root.layout(self.pipeline, KIND_DRIFT, partition)  # refuse bad names before any work
         as_of = self.as_of or batch_time(context).isoformat()
         ref, outcome = self._check(partition)
         result = outcome.result
-        batch_id = partition + (":labelled" if result.target is not None else "")
-        observation = drift_policy.observe(result, batch_id, as_of, ref["receipt"]["id"])
-        state_uri = drift_policy.state_uri(root, self.pipeline, self.model_name or ref["receipt"]["id"])
-        decision = drift_policy.decide_and_save(root, state_uri, policy, observation)
-        receipt = drift_policy.receipt(result, decision, outcome.outputs, ref["receipt"], batch_id)
+        batch_id = partition + (LABELLED_SUFFIX if result.target is not None else "")
+        observation = drift.observe(result, batch_id, as_of, ref["receipt"]["id"])
+        state_uri = drift.state_uri(root, self.pipeline, self.model_name or ref["receipt"]["id"])
+        decision = drift.decide_and_save(root, state_uri, policy, observation)
+        drift.write_decision(root, outcome.outputs, decision, result)
+        receipt = drift.receipt(result, decision, outcome.outputs, ref["receipt"], batch_id)
         receipt.update(current_uri=self.current_uri, partition=partition, state_uri=state_uri)
         if self.log_to_mlflow:
             receipt["mlflow_run_id"] = self._log_to_mlflow(ref, result, decision, observation.as_of)
         self._persist_link(context, outcome.outputs.report_uri)
         if decision.retrain:
             receipt["asset_event"] = self._emit(context, receipt)
+        if receipt["input_drift"]:
+            self._notify_input_drift(context, receipt)
         self.log.info(
             "Drift check of %s: verdict %s, drift share %s, drifted %s; policy: %s %s",
             self.current_uri, result.verdict, result.drift_share, list(result.drifted_columns),
@@ -168,7 +177,8 @@ class CheckDriftOperator(MlopsBaseOperator):
             spec = drift.DriftSpec.from_mapping({**(self.spec or {}), **business}, ref["training_spec"])
             meta = {"pipeline": self.pipeline, "current_uri": self.current_uri, "reference": ref["receipt"]}
             outcome = drift.check_batch(self.storage, ref["location"], self.current_uri, spec,
-                                        pipeline=self.pipeline, partition=partition, metadata=meta)  # fmt: skip
+                                        pipeline=self.pipeline, partition=partition, metadata=meta,
+                                        importance=ref["importance"])  # fmt: skip
         return ref, outcome
 
     def _persist_link(self, context: Context, report_uri: str | None) -> None:
@@ -180,9 +190,14 @@ class CheckDriftOperator(MlopsBaseOperator):
         if self.reference_uri:
             digest = hashlib.sha256(self.reference_uri.encode()).hexdigest()[:12]
             receipt = {"id": f"reference-{digest}", "uri": self.reference_uri, "model_name": self.model_name}
-            return {"location": self.reference_uri, "training_spec": None, "receipt": receipt, "experiment": None}
-        from airflow_mlops.core.drift import fetch_champion_reference
+            return {
+                "location": self.reference_uri, "training_spec": None, "receipt": receipt, "experiment": None,
+                "importance": None,
+            }  # fmt: skip
+        from airflow_mlops.core.drift import champion_importance, fetch_champion_reference
 
+        # Read from the champion alias at every check: after a promotion the new champion's reference,
+        # spec and importance replace the old ones (and its policy state starts afresh, see DriftPolicy).
         champion = fetch_champion_reference(self.mlflow_client, str(self.model_name), folder)
         receipt = {
             "id": champion.reference_id, "model_name": champion.model_name, "version": champion.version,
@@ -191,6 +206,7 @@ class CheckDriftOperator(MlopsBaseOperator):
         return {
             "location": champion.reference_path, "training_spec": champion.training_spec, "receipt": receipt,
             "experiment": champion.experiment_id,
+            "importance": champion_importance(self.mlflow_client, champion.run_id),
         }  # fmt: skip
 
     def _log_to_mlflow(self, ref: dict[str, Any], result: Any, decision: Any, as_of: str) -> str:
@@ -204,8 +220,27 @@ class CheckDriftOperator(MlopsBaseOperator):
         run_id = drift.monitoring_run(client, experiment, ref["receipt"]["id"], tags)
         moment = datetime.fromisoformat(as_of)
         extra = {"policy.alarm": float(decision.alarm), "policy.retrain": float(decision.retrain)}
-        drift.log_drift_metrics(client, run_id, result, int(moment.timestamp()), int(moment.timestamp() * 1000), extra)
+        with drift.ended_run(client, run_id):
+            drift.log_drift_metrics(
+                client, run_id, result, int(moment.timestamp()), int(moment.timestamp() * 1000), extra
+            )
         return run_id
+
+    def _notify_input_drift(self, context: Context, receipt: dict[str, Any]) -> None:
+        """Send the drift of monitored non-feature columns to the notifiers, at its own severity."""
+        from airflow_mlops.operators.monitoring import ALERT_CONTEXT_KEY
+
+        columns = [c["column"] for c in receipt["input_drift"]]
+        finding = {
+            "check": "input_drift", "severity": "input_drift", "details": {"columns": receipt["input_drift"]},
+            "message": f"Input drift in {self.current_uri}, columns the model does not read: {columns}",
+        }  # fmt: skip
+        self.log.warning("%s", finding["message"])
+        for notifier in self.notifiers:
+            try:
+                notifier({**context, ALERT_CONTEXT_KEY: finding})
+            except Exception:  # a broken alert channel must not hide or replace the verdict
+                self.log.exception("Notifier %s failed for the input drift finding", type(notifier).__name__)
 
     def _emit(self, context: Context, receipt: dict[str, Any]) -> dict[str, Any]:
         asset = drift_asset(self.pipeline)

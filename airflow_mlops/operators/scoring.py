@@ -144,6 +144,8 @@ class ScoreBatchOperator(MlopsBaseOperator):
     :param model_version: a pinned version, which wins over ``alias``. (templated)
     :param passthrough_columns: input columns copied to the output (ids, keys): a list, or a
         comma-separated string. (templated)
+    :param monitor_columns: input columns the model does not read that the serving log keeps for drift
+        monitoring; every flat such column when omitted. (templated)
     :param chunk_rows: rows per record batch (65536). (templated)
     :param threads: ONNX Runtime intra-op threads (1; match the worker's CPU share). (templated)
     :param shadow: also score with ``shadow_alias`` and write the comparison report; the served
@@ -176,7 +178,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
     template_fields: Sequence[str] = (
         "input_uri", "model_name", "pipeline", "partition", "alias", "model_version", "passthrough_columns",
         "chunk_rows", "threads", "shadow", "shadow_alias", "explain_top_k", "serving_log_rows", "invalid_values",
-        "on_empty", "storage_root", "mlflow_conn_id", "aws_conn_id",
+        "on_empty", "storage_root", "mlflow_conn_id", "aws_conn_id", "monitor_columns",
     )  # fmt: skip
     ui_color = "#e8f4ea"
 
@@ -201,6 +203,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
         storage_root: str | None = None,
         mlflow_conn_id: str | None = None,
         aws_conn_id: str | None = None,
+        monitor_columns: Sequence[str] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -222,6 +225,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
         self.storage_root = storage_root
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
+        self.monitor_columns = monitor_columns
 
     def _spec(self, context: Context) -> Any:
         from airflow_mlops.core.errors import SpecError
@@ -248,6 +252,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
                 "explain_top_k": self.explain_top_k,
                 "invalid_values": self.invalid_values,
                 "on_empty": self.on_empty,
+                "monitor_columns": self.monitor_columns,
             }
         )
 

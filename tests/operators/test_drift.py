@@ -296,6 +296,101 @@ def test_dag_run_emits_the_drift_asset_event_and_queues_the_retraining_dag(
         queued = [q.target_dag_id for q in session.query(AssetDagRunQueue).all()]
         (event,) = events
         assert [a.name for a in event.source_aliases] == [drift_alias("e2e").name]
-        assert event.extra["reason"] == "drift share 0.545 >= 0.300" and event.extra["verdict"] == "drift"
+        assert event.extra["reason"] == "drift share 0.545 >= 0.300 (plain: no feature importance to weigh it)"
+        assert event.extra["verdict"] == "drift"
         assert event.extra["pipeline"] == "e2e" and "temp" in event.extra["drifted_columns"]
     assert "mlops_drift_e2e_retrain" in queued
+
+
+# -- input drift, the monitoring run's end, one point per batch, a promotion ---------------------------------
+class Recorder:
+    """A notifier standing in for a webhook: keeps the alerts it was called with."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+
+    def __call__(self, context: dict[str, Any]) -> None:
+        self.alerts.append(context["mlops_alert"])
+
+
+def test_a_shifted_non_feature_column_is_reported_and_notified_without_retraining(
+    deployment: dict[str, Any], tmp_path: Path
+) -> None:
+    """A tariff change in a fee column the model does not read (it would leak the target)."""
+    reference = deployment["reference"]
+    served = pd.read_parquet(deployment["batches"][4])
+    reference.assign(fee=reference["distance"] * 0.10).to_parquet(tmp_path / "reference.parquet", index=False)
+    served.assign(fee=served["distance"] * 0.13).to_parquet(tmp_path / "served.parquet", index=False)
+    recorder = Recorder()
+    spec = {**flights_drift.training_spec(), "html_report": False}
+    receipt = check(
+        "fees", str(tmp_path / "served.parquet"), model_name=None, reference_uri=str(tmp_path / "reference.parquet"),
+        spec=spec, policy={"drift_share": 0.9}, notifiers=[recorder],
+    ).execute(context_for("2013-04-01"))  # fmt: skip
+    (fee,) = receipt["input_drift"]
+    assert fee["column"] == "fee" and fee["severity"] == "input_drift" and fee["test"] == "wasserstein"
+    assert fee["score"] == receipt["scores"]["fee"] and fee["score"] > fee["threshold"]
+    assert receipt["retrain"] is False and receipt["decision"] == "ok" and receipt["asset_event"] is None
+    (alert,) = recorder.alerts
+    assert alert["severity"] == "input_drift" and alert["details"]["columns"] == receipt["input_drift"]
+    assert "['fee']" in alert["message"]
+    run = deployment["client"].get_run(receipt["mlflow_run_id"])
+    assert run.data.metrics["input_drift_score.fee"] == pytest.approx(fee["score"])
+
+
+def test_the_monitoring_run_is_ended_after_each_check(deployment: dict[str, Any]) -> None:
+    from airflow_mlops.core.drift import ended_run
+
+    receipt = check("ended", deployment["batches"][4], policy={"drift_share": 0.9}).execute(context_for("2013-04-01"))
+    client = deployment["client"]
+    assert client.get_run(receipt["mlflow_run_id"]).info.status == "FINISHED"
+    with pytest.raises(RuntimeError, match="boom"), ended_run(client, receipt["mlflow_run_id"]):
+        raise RuntimeError("boom")
+    assert client.get_run(receipt["mlflow_run_id"]).info.status == "FAILED"
+    again = check("ended", deployment["batches"][7], policy={"drift_share": 0.9}).execute(context_for("2013-07-01"))
+    assert again["mlflow_run_id"] == receipt["mlflow_run_id"]  # the same series, ended again
+    assert client.get_run(receipt["mlflow_run_id"]).info.status == "FINISHED"
+
+
+def test_one_batch_logs_one_retrain_point_when_its_two_checks_disagree(deployment: dict[str, Any]) -> None:
+    """The serving check of July triggers on drift; its labelled check (the same rows) alarms again: one retrain."""
+    join = JoinLabelsOperator(
+        task_id="join_labels", pipeline="points", predictions_uri=deployment["batches"][7],
+        labels_uri=str(flights_drift.FLIGHTS_DIR / "flights.parquet"), id_columns=flights_drift.IDS,
+        target="arr_delayed_15", source="arr_delay", op=">", value="15", partition="2013-07",
+    )  # fmt: skip
+    labelled = join.execute(context_for("2013-08-01"))["uri"]
+    policy = {"drift_share": 0.3}
+    serving = check("points", deployment["batches"][7], policy=policy, partition="2013-07")
+    first = serving.execute(context_for("2013-07-01"))
+    second = check("points", labelled, policy=policy, partition="2013-07").execute(context_for("2013-07-01"))
+    assert first["decision"] == "retrain" and second["decision"] == "already_triggered" and not second["retrain"]
+    history = deployment["client"].get_metric_history(first["mlflow_run_id"], "policy.retrain")
+    step = int(datetime.fromisoformat(first["as_of"]).timestamp())
+    assert [(m.step, m.value) for m in history if m.step == step] == [(step, 1.0)]
+
+
+def test_after_a_promotion_the_new_champions_reference_is_compared(deployment: dict[str, Any]) -> None:
+    """The reference is read from the champion alias at every check: a promotion replaces it."""
+    client, name = deployment["client"], "promoted_model"
+    client.create_registered_model(name)
+    for reference in (deployment["reference"], pd.read_parquet(deployment["batches"][7])):
+        run_id = client.create_run(deployment["experiment"]).info.run_id
+        with tempfile.TemporaryDirectory() as folder:
+            for relative, write in (
+                (contracts.ARTIFACT_REFERENCE, lambda p, r=reference: r.to_parquet(p, index=False)),
+                (contracts.ARTIFACT_SPEC, lambda p: Path(p).write_text(json.dumps(flights_drift.training_spec()))),
+            ):
+                path = Path(folder) / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write(path)
+                client.log_artifact(run_id, str(path), artifact_path=os.path.dirname(relative))
+        version = client.create_model_version(name, source=f"runs:/{run_id}/reference", run_id=run_id)
+        client.set_registered_model_alias(name, contracts.ALIAS_CHAMPION, version.version)
+        if str(version.version) == "1":
+            before = check("promo", deployment["batches"][7], model_name=name).execute(context_for("2013-07-01"))
+    after = check("promo", deployment["batches"][7], model_name=name).execute(context_for("2013-07-01"))
+    assert before["reference"]["version"] == "1" and after["reference"]["version"] == "2"
+    assert before["reference"]["run_id"] != after["reference"]["run_id"]
+    assert before["verdict"] == "drift" and after["drift_share"] == 0.0  # July against July: nothing moved
+    assert after["mlflow_run_id"] != before["mlflow_run_id"]  # the new champion's own series

@@ -4,7 +4,7 @@ Which columns are compared (the spec's features, else every column both sides sh
 outputs; the target) and the schema skew found on the way; then, per column, Evidently's stattest on
 the column's cleaned values, chosen by Evidently's own rule (Wasserstein / Jensen-Shannon above 1,000
 reference values, K-S / chi-square / Z-test below), or the verdict of a column with no values on one
-side."""
+side. A column whose reference is (nearly) one value is marked, so the drift share can leave it out."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 # Evidently's automatic choice: above this many reference values the distance measures are used.
 _SMALL_REFERENCE = 1000
+# A reference column whose most common value holds more than this share of its non-null rows is
+# constant for drift purposes (a placeholder before a source came online): any later variety "drifts".
+CONSTANT_SHARE = 0.99
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class ColumnDrift:
     ``status`` is ``tested`` (a stattest ran), ``empty_current`` / ``empty_reference`` (no values
     on that side: drifted, since the column's content appeared or vanished), ``empty_both`` (not
     counted). ``score`` is the stattest's value (a p-value or a distance, see ``method``).
+    ``reference_top_share`` is the share of the reference's non-null values held by its most common
+    value: above :data:`CONSTANT_SHARE` the column is ``constant_in_reference`` and left out of the
+    drift share. ``role`` ``input`` is a monitored column the model does not read.
     """
 
     column: str
@@ -51,10 +57,16 @@ class ColumnDrift:
     new_value_share: float | None = None
     new_values_sample: tuple[str, ...] = ()
     detail: str = ""
+    reference_top_share: float | None = None
+
+    @property
+    def constant_in_reference(self) -> bool:
+        return self.reference_top_share is not None and self.reference_top_share > CONSTANT_SHARE
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
         out["new_values_sample"] = list(self.new_values_sample)
+        out["constant_in_reference"] = self.constant_in_reference
         return out
 
 
@@ -136,6 +148,7 @@ def column_drift(
         "current_values": len(cur),
         "reference_missing_share": _share(ref_total - len(ref), ref_total),
         "current_missing_share": _share(cur_total - len(cur), cur_total),
+        "reference_top_share": _top_share(ref),
     }
     if ref.empty or cur.empty:
         side = "both" if ref.empty and cur.empty else ("reference" if ref.empty else "current")
@@ -173,6 +186,13 @@ def _share(part: int, whole: int) -> float:
     return round(part / whole, 6) if whole else 0.0
 
 
+def _top_share(values: pd.Series) -> float | None:
+    """The share of the (cleaned, non-null) values held by the most common one; None without values."""
+    if values.empty:
+        return None
+    return _share(int(values.value_counts().iloc[0]), len(values))
+
+
 # -- which columns are compared ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class SchemaSkew:
@@ -203,6 +223,7 @@ class ColumnPlan:
     probability: str | None
     target: tuple[str, Kind] | None
     skew: SchemaSkew
+    inputs: tuple[tuple[str, Kind], ...] = ()
 
 
 def plan_columns(reference: Table, current: Table, spec: DriftSpec) -> ColumnPlan:
@@ -214,6 +235,7 @@ def plan_columns(reference: Table, current: Table, spec: DriftSpec) -> ColumnPla
     declared += [(c, "categorical") for c in spec.categorical_features]
     missing_cur: list[str] = []
     missing_ref: list[str] = []
+    spec_declares = bool(declared)
     if not declared:  # no spec: every shared column is a feature, its kind from its type
         declared = _shared_columns(ref_types, cur_types, excluded, missing_cur, missing_ref)
     mismatch: list[tuple[str, str, str]] = []
@@ -236,7 +258,24 @@ def plan_columns(reference: Table, current: Table, spec: DriftSpec) -> ColumnPla
     if spec.target and spec.target in ref_types and spec.target in cur_types:
         target = (spec.target, "numeric" if spec.task == "regression" else "categorical")
     skew = SchemaSkew(tuple(dict.fromkeys(missing_cur)), tuple(dict.fromkeys(missing_ref)), tuple(mismatch))
-    return ColumnPlan(tuple(features), predictions, probability, target, skew)
+    inputs = _input_columns(spec, ref_types, cur_types, excluded | {n for n, _ in declared}) if spec_declares else ()
+    return ColumnPlan(tuple(features), predictions, probability, target, skew, inputs)
+
+
+def _input_columns(
+    spec: DriftSpec, ref_types: Mapping[str, Any], cur_types: Mapping[str, Any], taken: set[str]
+) -> tuple[tuple[str, Kind], ...]:
+    """The monitored columns the model does not read: ``monitor_columns`` when named, else every
+    numeric or categorical column both sides share that is no feature, output, target or scoring meta."""
+    names = spec.monitor_columns if spec.monitor_columns is not None else sorted(set(ref_types) & set(cur_types))
+    out: list[tuple[str, Kind]] = []
+    for name in names:
+        if name in taken or is_output_column(name) or name not in ref_types or name not in cur_types:
+            continue
+        kind = kind_of(ref_types[name]) or kind_of(cur_types[name])
+        if kind is not None:
+            out.append((name, kind))
+    return tuple(out)
 
 
 def _shared_columns(

@@ -7,7 +7,13 @@ What is compared:
   chosen by the same rule as Evidently's ``DataDriftPreset`` (Wasserstein / Jensen-Shannon above
   1,000 reference rows, K-S / chi-square / Z-test below), so a verdict here is the verdict Evidently
   gives on the same rows. The drift share is the share of drifted feature columns; the batch drifts
-  when it reaches ``drift_share`` (Evidently's dataset drift rule).
+  when it reaches ``drift_share`` (Evidently's dataset drift rule). A feature that is constant in the
+  reference (one value above 99 % of its non-null rows: a placeholder before its source came online)
+  is tested and reported but left out of the share: any variety later would "drift" for ever. The
+  *weighted* drift share weighs each counted feature by the champion's feature importance (the plain
+  share when no importance is known).
+- **input drift**: columns the model does not read (``monitor_columns``, else every other column both
+  sides share), reported with their test and score, never counted in the drift share.
 - **prediction drift**: the model's outputs (``prediction``, ``probability_<class>``) against the
   model's predictions on the reference.
 - **target drift and quality**: when the batch carries ground truth (a labelled batch written by
@@ -27,7 +33,7 @@ error naming it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +72,15 @@ class DriftResult:
     reference_rows_compared: int
     current_rows_compared: int
     reasons: tuple[str, ...]
+    weighted_drift_share: float | None = None
+    weighting: str = "plain"  # "importance", or why the plain share stands in for the weighted one
+    left_out: tuple[str, ...] = ()  # features constant in the reference: not in either share
+    inputs: tuple[ColumnDrift, ...] = ()
+
+    @property
+    def input_drift(self) -> tuple[ColumnDrift, ...]:
+        """The monitored non-feature columns that drifted."""
+        return tuple(c for c in self.inputs if c.drifted)
 
     @property
     def prediction_drift(self) -> bool:
@@ -79,14 +94,14 @@ class DriftResult:
         return self.target.current_values if self.target is not None else 0
 
     def column(self, name: str) -> ColumnDrift | None:
-        for item in (*self.features, *self.predictions, *([self.target] if self.target else [])):
+        for item in (*self.features, *self.predictions, *([self.target] if self.target else []), *self.inputs):
             if item.column == name:
                 return item
         return None
 
     def scores(self) -> dict[str, float | None]:
-        """Per-column drift scores (features, predictions, target) keyed by column name."""
-        items = (*self.features, *self.predictions, *([self.target] if self.target else []))
+        """Per-column drift scores (features, predictions, target, inputs) keyed by column name."""
+        items = (*self.features, *self.predictions, *([self.target] if self.target else []), *self.inputs)
         return {c.column: c.score for c in items}
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,12 +109,17 @@ class DriftResult:
             "verdict": self.verdict,
             "dataset_drift": self.dataset_drift,
             "drift_share": self.drift_share,
+            "weighted_drift_share": self.weighted_drift_share,
+            "weighting": self.weighting,
+            "left_out": {"constant in the reference": list(self.left_out)},
             "drift_share_threshold": self.drift_share_threshold,
             "drifted_columns": list(self.drifted_columns),
             "prediction_drift": self.prediction_drift,
             "features": [c.to_dict() for c in self.features],
             "predictions": [c.to_dict() for c in self.predictions],
             "target": self.target.to_dict() if self.target else None,
+            "inputs": [c.to_dict() for c in self.inputs],
+            "input_drift": [c.column for c in self.input_drift],
             "quality": self.quality.to_dict() if self.quality else None,
             "schema_skew": self.schema_skew.to_dict(),
             "rows": {
@@ -139,8 +159,17 @@ class _Sides:
         )
 
 
-def compute_drift(reference: Any, current: Any, spec: DriftSpec, *, root: StorageRoot | None = None) -> DriftResult:
+def compute_drift(
+    reference: Any,
+    current: Any,
+    spec: DriftSpec,
+    *,
+    root: StorageRoot | None = None,
+    importance: Mapping[str, float] | None = None,
+) -> DriftResult:
     """Compare ``current`` with ``reference`` column by column (frames, Parquet URIs or tables).
+
+    ``importance`` (feature -> importance share, as training logs it) weighs the weighted drift share.
 
     :raises SourceNotFoundError: the reference or the current batch does not exist.
     :raises DataError: the reference has no rows, or an input cannot be read.
@@ -175,12 +204,34 @@ def compute_drift(reference: Any, current: Any, spec: DriftSpec, *, root: Storag
     features = tuple(sides.compare(name, kind, "feature") for name, kind in plan.features)
     predictions = tuple(sides.compare(name, kind, "prediction") for name, kind in plan.predictions)
     target, quality = _target_and_quality(sides, plan)
+    common["inputs"] = tuple(sides.compare(name, kind, "input") for name, kind in plan.inputs)
     if not features and not plan.skew.any:
         raise DataError(
             "No feature column could be compared: the spec names none and the reference and current batch "
             f"share no numeric or categorical column (reference: {sorted(ref_table.arrow_types())})."
         )
-    return _result(features, predictions, target, quality, plan.skew, spec, common)
+    return _result(features, predictions, target, quality, plan.skew, spec, {**common, **_weights(importance)})
+
+
+def _weights(importance: Mapping[str, float] | None) -> dict[str, Any]:
+    return {"importance": dict(importance) if importance else None}
+
+
+def weighted_share(counted: Sequence[ColumnDrift], importance: Mapping[str, float] | None) -> tuple[float | None, str]:
+    """The share of the counted features' importance held by the drifted ones, and how it was weighed.
+
+    Without importance for these features (none logged, or all zero) it is the plain share, and the
+    second value says why."""
+    if not counted:
+        return None, "plain"
+    plain = sum(c.drifted for c in counted) / len(counted)
+    if not importance:
+        return plain, "plain: the champion logged no feature importance"
+    total = sum(max(float(importance.get(c.column, 0.0)), 0.0) for c in counted)
+    if total <= 0:
+        return plain, "plain: the counted features carry no importance"
+    drifted = sum(max(float(importance.get(c.column, 0.0)), 0.0) for c in counted if c.drifted)
+    return round(drifted / total, 6), "importance"
 
 
 def _target_and_quality(sides: _Sides, plan: ColumnPlan) -> tuple[ColumnDrift | None, QualityResult | None]:
@@ -210,18 +261,31 @@ def _result(
     spec: DriftSpec,
     common: dict[str, Any],
 ) -> DriftResult:
-    """The drift share over the counted features, the verdict and its reasons."""
-    counted = [c for c in features if c.status != "empty_both"]
+    """The drift share over the counted features, the verdict and its reasons. Features constant in the
+    reference are left out of the count (they are still tested and reported)."""
+    common = dict(common)
+    importance = common.pop("importance", None)
+    left_out = tuple(c.column for c in features if c.status != "empty_both" and c.constant_in_reference)
+    counted = [c for c in features if c.status != "empty_both" and c.column not in left_out]
     drifted = tuple(c.column for c in counted if c.drifted)
     share = len(drifted) / len(counted) if counted else None
+    weighted, weighting = weighted_share(counted, importance)
     dataset_drift = share is not None and share >= spec.drift_share
     reasons = _reasons(skew, share, spec.drift_share, drifted, predictions, quality)
+    if left_out:
+        reasons = (*reasons, f"left out: constant in the reference: {', '.join(left_out)}")
+    if weighted is not None:
+        reasons = (*reasons, f"weighted drift share {weighted:.3f} ({weighting})")
+    inputs = [c.column for c in common["inputs"] if c.drifted]
+    if inputs:
+        reasons = (*reasons, f"input drift (columns the model does not read): {inputs}")
     verdict: Verdict = "schema_skew" if skew.any else ("drift" if dataset_drift else "ok")
-    if features and not counted and not skew.any:
+    if features and not counted and not left_out and not skew.any:
         verdict, reasons = "insufficient_data", ("no feature column has a value on either side", *reasons)
     return DriftResult(
         verdict=verdict, dataset_drift=dataset_drift, drift_share=share, drifted_columns=drifted,
-        features=features, predictions=predictions, target=target, quality=quality, reasons=reasons, **common,
+        features=features, predictions=predictions, target=target, quality=quality, reasons=reasons,
+        weighted_drift_share=weighted, weighting=weighting, left_out=left_out, **common,
     )  # fmt: skip
 
 

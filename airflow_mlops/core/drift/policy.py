@@ -3,14 +3,19 @@
 A check produces an :class:`Observation` (drift share, drifted columns, quality drop, labelled rows).
 The policy turns the sequence of observations into decisions:
 
-- **conditions**: the drift share reaches ``drift_share``; the quality metric dropped by at least
-  ``quality_drop`` against its baseline; or one of ``trigger_columns`` drifted (a feature, a
-  prediction column, or the target).
+- **conditions**: the drift share reaches ``drift_share`` (by default the share weighted by the
+  champion's feature importance; ``signal: plain`` uses the plain share); the quality metric dropped
+  by at least ``quality_drop`` against its baseline; one of ``trigger_columns`` drifted (a feature,
+  a prediction column, or the target); or, only with ``retrain_on_input_drift``, a monitored column
+  the model does not read drifted.
 - **hysteresis**: a condition that is on stays on until its figure falls below the threshold minus
   ``hysteresis`` (drift share) or ``quality_hysteresis`` (quality drop), so a figure hovering at the
-  threshold does not flap. The quality condition is only re-evaluated on batches with labels; in
-  between it keeps its last state. A new champion (another ``reference_id``) starts with every
+  threshold does not flap. The quality condition is only evaluated on batches with labels: on an
+  unlabelled batch quality is *unknown* and never counts (its last state is kept only for the
+  hysteresis of the next labelled batch). A new champion (another ``reference_id``) starts with every
   condition off.
+- **one point per batch**: the serving check of a partition and its later labelled check
+  (``<partition>:labelled``) are one batch: once one of them triggered, the other does not trigger again.
 - **alarm**: any condition on. An alarm triggers a retrain unless a trigger happened less than
   ``cooldown`` ago (at most one trigger per period) or fewer than ``min_new_labels`` labelled rows
   arrived since the last trigger (retraining needs new labels to learn from).
@@ -20,36 +25,38 @@ The state is the list of recent observations, not a counter: deciding replays it
 rerun of a batch replaces its observation instead of counting twice, and a late batch slots into its
 place. Beyond ``history`` observations the oldest are folded into a carried ``base``.
 
-Everything here is pure except :func:`load_state` / :func:`save_state`, which read and write one small
+Everything here is pure: :mod:`airflow_mlops.core.drift.state` reads and writes the state, one small
 JSON file under the storage root, atomically.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import ArtifactError, SpecError
-from airflow_mlops.core.params import parse_number
-
-if TYPE_CHECKING:
-    from airflow_mlops.core.drift.compare import DriftResult
-    from airflow_mlops.core.drift.report import DriftOutputs
-    from airflow_mlops.core.storage import StorageRoot
+from airflow_mlops.core.params import parse_flag, parse_number
 
 STATE_FORMAT = 1
-Status = Literal["retrain", "ok", "cooldown", "awaiting_labels", "no_data", "stale"]
+Status = Literal["retrain", "ok", "cooldown", "awaiting_labels", "no_data", "stale", "already_triggered"]
+Signal = Literal["weighted", "plain"]
+LABELLED_SUFFIX = ":labelled"  # the batch id of a partition's labelled check
 
 _POLICY_KEYS = (
     "drift_share", "quality_drop", "trigger_columns", "cooldown", "min_new_labels", "hysteresis",
-    "quality_hysteresis", "history",
+    "quality_hysteresis", "history", "signal", "retrain_on_input_drift",
 )  # fmt: skip
+
+
+def batch_key(batch_id: str) -> str:
+    """The batch a check belongs to: its partition, whether the check is the serving or the labelled one."""
+    return batch_id[: -len(LABELLED_SUFFIX)] if batch_id.endswith(LABELLED_SUFFIX) else batch_id
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -88,6 +95,10 @@ class DriftPolicy:
     :param hysteresis: a drift-share alarm clears only below ``drift_share - hysteresis``.
     :param quality_hysteresis: a quality alarm clears only below ``quality_drop - quality_hysteresis``.
     :param history: observations kept in the state file before the oldest are folded.
+    :param signal: which drift share ``drift_share`` applies to: ``weighted`` (by the champion's
+        feature importance; the plain share when none is known) or ``plain``.
+    :param retrain_on_input_drift: let the drift of a monitored column the model does not read
+        trigger a retrain (off: it is reported and notified only).
     """
 
     drift_share: float | None = 0.5
@@ -98,6 +109,8 @@ class DriftPolicy:
     hysteresis: float = 0.0
     quality_hysteresis: float = 0.0
     history: int = 500
+    signal: Signal = "weighted"
+    retrain_on_input_drift: bool = False
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None = None) -> DriftPolicy:
@@ -126,6 +139,10 @@ class DriftPolicy:
             )
         labels = _whole(raw.get("min_new_labels", 0), "min_new_labels", 0)
         history = _whole(raw.get("history", cls.history), "history", 1)
+        signal = raw.get("signal") or cls.signal
+        if signal not in ("weighted", "plain"):
+            raise SpecError(f"The 'signal' of DriftPolicy must be 'weighted' or 'plain'. Got {signal!r}.")
+        on_input = parse_flag(raw.get("retrain_on_input_drift", False), "The 'retrain_on_input_drift' of DriftPolicy")
         return cls(
             drift_share=share,
             quality_drop=quality,
@@ -135,6 +152,8 @@ class DriftPolicy:
             hysteresis=hysteresis,
             quality_hysteresis=q_hysteresis,
             history=history,
+            signal=signal,
+            retrain_on_input_drift=on_input,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,6 +183,8 @@ class Observation:
     quality_drop: float | None = None
     quality_metric: str | None = None
     labelled_rows: int = 0
+    weighted_drift_share: float | None = None
+    input_drifted_columns: tuple[str, ...] = ()
 
     @classmethod
     def create(cls, batch_id: str, as_of: str | datetime, reference_id: str, **figures: Any) -> Observation:
@@ -172,17 +193,20 @@ class Observation:
         except ValueError as exc:
             raise SpecError(f"The batch time 'as_of' must be an ISO 8601 timestamp. Got {as_of!r}.") from exc
         figures["drifted_columns"] = tuple(figures.get("drifted_columns") or ())
+        figures["input_drifted_columns"] = tuple(figures.get("input_drifted_columns") or ())
         return cls(batch_id=str(batch_id), as_of=moment.isoformat(), reference_id=str(reference_id), **figures)
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
         out["drifted_columns"] = list(self.drifted_columns)
+        out["input_drifted_columns"] = list(self.input_drifted_columns)
         return out
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Observation:
         data = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
         data["drifted_columns"] = tuple(data.get("drifted_columns") or ())
+        data["input_drifted_columns"] = tuple(data.get("input_drifted_columns") or ())
         return cls(**data)
 
 
@@ -218,6 +242,7 @@ class _Carry:
     last_trigger_at: str | None = None
     labelled_since_trigger: int = 0
     as_of: str | None = None  # time of the last observation folded into this carry
+    last_trigger_batch: str | None = None  # batch_key of the last trigger: its other check does not count again
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> _Carry:
@@ -226,6 +251,44 @@ class _Carry:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _signal(policy: DriftPolicy, obs: Observation) -> tuple[float, str, str]:
+    """The drift share the policy compares with ``drift_share``, and its name in the reasons. The
+    observation carries a weighted share only when importance weighed it; else the plain one stands in."""
+    assert obs.drift_share is not None
+    if policy.signal == "plain":
+        return obs.drift_share, "drift share", ""
+    if obs.weighted_drift_share is None:
+        return obs.drift_share, "drift share", " (plain: no feature importance to weigh it)"
+    return obs.weighted_drift_share, "weighted drift share", ""
+
+
+def _conditions(policy: DriftPolicy, carry: _Carry, obs: Observation) -> tuple[list[str], dict[str, Any]]:
+    """Update the conditions' states in ``carry`` for ``obs``: the reasons of the alarm and each state.
+
+    Quality is known only on a labelled batch; on others it is reported unknown and never counts."""
+    reasons = []
+    if policy.drift_share is not None:
+        share, name, note = _signal(policy, obs)
+        floor = policy.drift_share - policy.hysteresis if carry.share_on else policy.drift_share
+        carry.share_on = share >= floor
+        if carry.share_on:
+            reasons.append(f"{name} {share:.3f} >= {floor:.3f}{note}")
+    quality: bool | None = None
+    if policy.quality_drop is not None and obs.quality_drop is not None:
+        floor = policy.quality_drop - policy.quality_hysteresis if carry.quality_on else policy.quality_drop
+        carry.quality_on = quality = obs.quality_drop >= floor
+        if quality:
+            reasons.append(f"{obs.quality_metric or 'quality'} drop {obs.quality_drop:.4f} >= {floor:.4f}")
+    named = [c for c in policy.trigger_columns if c in obs.drifted_columns]
+    if named:
+        reasons.append(f"trigger column(s) drifted: {named}")
+    inputs = list(obs.input_drifted_columns) if policy.retrain_on_input_drift else []
+    if inputs:
+        reasons.append(f"input drift in column(s) the model does not read: {inputs}")
+    conditions = {"drift_share": carry.share_on, "quality": quality, "columns": named, "input_drift": inputs}
+    return reasons, conditions
 
 
 def _step(policy: DriftPolicy, carry: _Carry, obs: Observation) -> PolicyDecision:
@@ -244,43 +307,32 @@ def _step(policy: DriftPolicy, carry: _Carry, obs: Observation) -> PolicyDecisio
             **common, retrain=False, status="no_data", alarm=False, last_trigger_at=carry.last_trigger_at,
             reasons=("no drift figures for this batch (too few rows or no comparable column)",),
         )  # fmt: skip
-    reasons = []
-    if policy.drift_share is not None:
-        floor = policy.drift_share - policy.hysteresis if carry.share_on else policy.drift_share
-        carry.share_on = obs.drift_share >= floor
-        if carry.share_on:
-            reasons.append(f"drift share {obs.drift_share:.3f} >= {floor:.3f}")
-    if policy.quality_drop is not None and obs.quality_drop is not None:
-        floor = policy.quality_drop - policy.quality_hysteresis if carry.quality_on else policy.quality_drop
-        carry.quality_on = obs.quality_drop >= floor
-    if policy.quality_drop is not None and carry.quality_on:
-        shown = "n/a (last labelled batch)" if obs.quality_drop is None else f"{obs.quality_drop:.4f}"
-        reasons.append(f"{obs.quality_metric or 'quality'} drop {shown} >= {policy.quality_drop:.4f}")
-    named = [c for c in policy.trigger_columns if c in obs.drifted_columns]
-    if named:
-        reasons.append(f"trigger column(s) drifted: {named}")
-    conditions = {"drift_share": carry.share_on, "quality": carry.quality_on, "columns": named}
+    reasons, conditions = _conditions(policy, carry, obs)
+    if policy.quality_drop is not None and conditions["quality"] is None:
+        conditions["quality_note"] = "quality unknown (no labels in this batch): not counted"
     alarm = bool(reasons)
+    held: dict[str, Any] = {"conditions": conditions, "last_trigger_at": carry.last_trigger_at}
     if not alarm:
+        return PolicyDecision(**common, retrain=False, status="ok", alarm=False, reasons=(), **held)
+    if carry.last_trigger_batch == batch_key(obs.batch_id):
         return PolicyDecision(
-            **common, retrain=False, status="ok", alarm=False, reasons=(), conditions=conditions,
-            last_trigger_at=carry.last_trigger_at,
+            **common, retrain=False, status="already_triggered", alarm=True, **held,
+            reasons=(*reasons, f"batch {batch_key(obs.batch_id)} already triggered a retrain (its other check)"),
         )  # fmt: skip
     if carry.last_trigger_at is not None and policy.cooldown > 0:
         eligible = _utc(carry.last_trigger_at) + timedelta(seconds=policy.cooldown)
         if _utc(obs.as_of) < eligible:
             return PolicyDecision(
-                **common, retrain=False, status="cooldown", alarm=True, reasons=tuple(reasons),
-                conditions=conditions, last_trigger_at=carry.last_trigger_at, next_eligible_at=eligible.isoformat(),
+                **common, retrain=False, status="cooldown", alarm=True, reasons=tuple(reasons), **held,
+                next_eligible_at=eligible.isoformat(),
             )  # fmt: skip
     if carry.labelled_since_trigger < policy.min_new_labels:
         missing = policy.min_new_labels - carry.labelled_since_trigger
         return PolicyDecision(
             **common, retrain=False, status="awaiting_labels", alarm=True,
-            reasons=(*reasons, f"waiting for {missing} more labelled rows"),
-            conditions=conditions, last_trigger_at=carry.last_trigger_at,
+            reasons=(*reasons, f"waiting for {missing} more labelled rows"), **held,
         )  # fmt: skip
-    carry.last_trigger_at = obs.as_of
+    carry.last_trigger_at, carry.last_trigger_batch = obs.as_of, batch_key(obs.batch_id)
     carry.labelled_since_trigger = 0
     return PolicyDecision(
         **{**common, "labelled_since_trigger": 0}, retrain=True, status="retrain", alarm=True,
@@ -331,116 +383,3 @@ def decide(
         "carry": carry.to_dict(),
     }
     return mine, new_state
-
-
-# -- persistence ---------------------------------------------------------------------------------
-def state_key(subject: str) -> str:
-    """A file-name-safe key for a monitored subject (a model name or a reference)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", subject).strip("._") or "default"
-
-
-def state_uri(root: StorageRoot, pipeline: str, subject: str) -> str:
-    return root.layout(pipeline, contracts.KIND_DRIFT, "_policy", f"{state_key(subject)}.json")
-
-
-def load_state(root: StorageRoot, uri: str) -> dict[str, Any]:
-    """The stored state, or an empty one when the file does not exist yet."""
-    if not root.exists(uri):
-        return {}
-    try:
-        state = json.loads(root.read_bytes(uri))
-    except ValueError as exc:
-        raise ArtifactError(f"The drift policy state {uri!r} is not valid JSON: {exc}") from exc
-    if not isinstance(state, dict):
-        raise ArtifactError(f"The drift policy state {uri!r} must be a JSON object.")
-    return state
-
-
-def save_state(root: StorageRoot, uri: str, state: Mapping[str, Any], expected_generation: int) -> None:
-    """Write ``state`` atomically, refusing if another run wrote the file since it was read.
-
-    :raises ArtifactError: the stored generation is no longer ``expected_generation`` (a concurrent
-        check); the caller reloads and decides again.
-    """
-    current = int(load_state(root, uri).get("generation", 0))
-    if current != expected_generation:
-        raise ArtifactError(
-            f"The drift policy state {uri!r} changed while this check ran (generation {current}, expected "
-            f"{expected_generation}): another check of the same model wrote it."
-        )
-    root.write_bytes(uri, json.dumps(state, indent=1, sort_keys=True).encode("utf-8"))
-
-
-def decide_and_save(
-    root: StorageRoot, uri: str, policy: DriftPolicy, observation: Observation, attempts: int = 3
-) -> PolicyDecision:
-    """Load the state, decide, save; on a concurrent write, start over (up to ``attempts`` times)."""
-    for attempt in range(attempts):
-        state = load_state(root, uri)
-        decision, new_state = decide(policy, state, observation)
-        if decision.status == "stale":
-            return decision
-        try:
-            save_state(root, uri, new_state, int(state.get("generation", 0)))
-        except ArtifactError:
-            if attempt == attempts - 1:
-                raise
-            continue
-        return decision
-    raise ArtifactError(f"Could not update the drift policy state {uri!r}.")  # pragma: no cover
-
-
-def observe(result: DriftResult, batch_id: str, as_of: str | datetime, reference_id: str) -> Observation:
-    """The policy's view of a drift result. Drifted columns include prediction and target columns, so
-    ``trigger_columns`` can name them."""
-    drifted = [*result.drifted_columns]
-    drifted += [c.column for c in (*result.predictions, *([result.target] if result.target else [])) if c.drifted]
-    quality = result.quality
-    return Observation.create(
-        batch_id,
-        as_of,
-        reference_id,
-        drift_share=result.drift_share,
-        drifted_columns=tuple(drifted),
-        quality_drop=quality.drop if quality else None,
-        quality_metric=quality.metric if quality else None,
-        labelled_rows=result.labelled_rows,
-    )
-
-
-def receipt(
-    result: DriftResult, decision: PolicyDecision, outputs: DriftOutputs, reference: Mapping[str, Any], batch_id: str
-) -> dict[str, Any]:
-    """The small JSON-able summary a drift check returns (its XCom): verdict, decision, figures, URIs."""
-    quality = result.quality
-    return {
-        "verdict": result.verdict,
-        "retrain": decision.retrain,
-        "decision": decision.status,
-        "reasons": list(decision.reasons),
-        "findings": list(result.reasons),
-        "drift_share": result.drift_share,
-        "drifted_columns": list(result.drifted_columns),
-        "prediction_drift": result.prediction_drift,
-        "scores": result.scores(),
-        "quality": None
-        if quality is None
-        else {
-            "metric": quality.metric,
-            "current": quality.current,
-            "baseline": quality.baseline,
-            "drop": quality.drop,
-            "labelled_rows": quality.labelled_rows,
-            "business": quality.business,
-        },
-        "schema_skew": result.schema_skew.to_dict() if result.schema_skew.any else None,
-        "rows": {"reference": result.reference_rows, "current": result.current_rows},
-        "report_uri": outputs.report_uri,
-        "quality_report_uri": outputs.quality_report_uri,
-        "summary_uri": outputs.summary_uri,
-        "reference": dict(reference),
-        "batch_id": batch_id,
-        "as_of": decision.as_of,
-        "next_eligible_at": decision.next_eligible_at,
-        "asset_event": None,
-    }

@@ -234,13 +234,15 @@ def check_batch(
     pipeline: str,
     partition: str,
     metadata: Mapping[str, Any] | None = None,
+    importance: Mapping[str, float] | None = None,
 ) -> CheckOutcome:
     """Compare, render the Evidently reports, and write reports and summary under the storage root.
 
     A labelled batch (one carrying the target) writes under ``{partition}/labelled/`` so that it does
-    not replace the check of the same partition's serving log.
+    not replace the check of the same partition's serving log. ``importance`` (the champion's feature
+    importance) weighs the weighted drift share.
     """
-    result = compute_drift(reference, current, spec, root=root)
+    result = compute_drift(reference, current, spec, root=root, importance=importance)
     reports = render_reports(reference, current, result, spec, root=root) if spec.html_report else {}
     folder = "labelled" if result.target is not None else None
     outputs = write_outputs(

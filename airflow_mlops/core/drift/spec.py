@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from airflow_mlops.core.pipeline.business import BusinessMetric
 
 Kind = Literal["numeric", "categorical"]
-Role = Literal["feature", "prediction", "target"]
+Role = Literal["feature", "prediction", "target", "input"]
 Verdict = Literal["ok", "drift", "schema_skew", "insufficient_data"]
 
 # Columns of the scored output / serving log contract that are never features.
@@ -66,7 +66,7 @@ _SPEC_KEYS = (
     "exclude_columns", "method", "num_method", "cat_method", "per_column_method", "threshold",
     "num_threshold", "cat_threshold", "per_column_threshold", "drift_share", "sample_size",
     "report_sample_size", "min_rows", "seed", "quality_metric", "quality_baseline", "html_report",
-    "business_metric",
+    "business_metric", "monitor_columns",
 )  # fmt: skip
 
 
@@ -129,6 +129,8 @@ class DriftSpec:
         (whose predictions may be in-sample, hence optimistic).
     :param business_metric: a :class:`~airflow_mlops.core.pipeline.business.BusinessMetric` mapping: measured
         with quality on a labelled batch and logged as ``business.<name>``.
+    :param monitor_columns: the columns the model does not read that are watched for *input drift*
+        (reported, never counted in the drift share); ``None`` watches every such column both sides share.
     """
 
     numeric_features: tuple[str, ...] = ()
@@ -156,6 +158,7 @@ class DriftSpec:
     html_report: bool = True
     quality_baseline_from: Literal["spec", "training"] | None = None
     business_metric: BusinessMetric | None = None
+    monitor_columns: tuple[str, ...] | None = None
 
     @classmethod
     def from_mapping(
@@ -178,6 +181,7 @@ class DriftSpec:
         baseline, baseline_from = _quality_baseline(raw.get("quality_baseline"), metric, base)
         target = pick("target")
         predictions = raw.get("prediction_columns")
+        monitored = raw.get("monitor_columns")
         return cls(
             numeric_features=numeric,
             categorical_features=categorical,
@@ -193,6 +197,7 @@ class DriftSpec:
             html_report=parse_flag(raw.get("html_report", True), "The 'html_report' parameter of DriftSpec"),
             quality_baseline_from=baseline_from,
             business_metric=_business_metric(raw.get("business_metric"), task),
+            monitor_columns=None if monitored is None else _names(monitored, "monitor_columns"),
         )
 
     def method_for(self, column: str, kind: Kind) -> str | None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import contracts
-from airflow_mlops.core.errors import ArtifactError, SourceNotFoundError
+from airflow_mlops.core.errors import ArtifactError, MlopsError, SourceNotFoundError
 from airflow_mlops.core.monitoring import facts as monitoring_registry
 
 if TYPE_CHECKING:
@@ -73,7 +74,30 @@ def fetch_champion_reference(client: MlflowClient, model_name: str, folder: str 
     )
 
 
+def champion_importance(client: MlflowClient, run_id: str) -> dict[str, float] | None:
+    """The feature importance training logged with the champion's run; None when it logged none (an
+    older run, or an estimator without importance): the weighted drift share is then the plain one."""
+    try:
+        importance = monitoring_registry.run_feature_importance(client, run_id)
+    except MlopsError:
+        return None
+    return importance or None
+
+
 # -- MLflow time series on a monitoring run ------------------------------------------------------------
+@contextmanager
+def ended_run(client: MlflowClient, run_id: str) -> Iterator[str]:
+    """End the monitoring run when the block ends: FINISHED, or FAILED when it raised. The run is found
+    again and written to by the next check (MLflow accepts metrics on an ended run); between checks it
+    is not left RUNNING."""
+    try:
+        yield run_id
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+
+
 def monitoring_run(
     client: MlflowClient, experiment_id: str, subject: str, tags: Mapping[str, str] | None = None
 ) -> str:
@@ -95,24 +119,38 @@ def log_drift_metrics(
     row count) and *labels* (quality metrics, quality drop, target drift, labelled rows). A group whose
     marker metric already has a point at this step is not logged again, so a rerun of a batch adds
     nothing, and the labelled check of a batch adds its quality to the data its serving check logged.
-    ``extra`` values join the labels group of a labelled check and the data group otherwise.
+    ``extra`` values join the labels group of a labelled check and the data group otherwise, except
+    the policy's (``policy.*``): the serving and labelled checks of a batch are one batch to the policy,
+    so they get one point per step, and a second only when the batch's later check triggered a retrain
+    that the first did not (the sum of ``policy.retrain`` counts retrains, one per batch at most).
     """
-    from mlflow.entities import Metric
-
-    data, labels = _metric_groups(result, extra)
+    data, labels = _metric_groups(result, {k: v for k, v in (extra or {}).items() if not k.startswith("policy.")})
+    policy = {k: v for k, v in (extra or {}).items() if k.startswith("policy.")}
     logged = 0
     for group, marker in ((data, "current_rows"), (labels, "labelled_rows")):
         if not group or any(m.step == step for m in client.get_metric_history(run_id, marker)):
             continue
-        metrics = [
-            Metric(monitoring_registry.metric_key(key), float(value), timestamp_ms, step)
-            for key, value in group.items()
-            if value is not None and math.isfinite(float(value))
-        ]
-        for start in range(0, len(metrics), 1000):
-            client.log_batch(run_id, metrics=metrics[start : start + 1000])
-        logged += len(metrics)
+        logged += _log_group(client, run_id, group, step, timestamp_ms)
+    if policy:
+        earlier = [m.value for m in client.get_metric_history(run_id, "policy.retrain") if m.step == step]
+        if not earlier or max(earlier) < float(policy.get("policy.retrain", 0.0)):
+            logged += _log_group(client, run_id, dict(policy), step, timestamp_ms)
     return logged
+
+
+def _log_group(
+    client: MlflowClient, run_id: str, group: Mapping[str, float | None], step: int, timestamp_ms: int
+) -> int:
+    from mlflow.entities import Metric
+
+    metrics = [
+        Metric(monitoring_registry.metric_key(key), float(value), timestamp_ms, step)
+        for key, value in group.items()
+        if value is not None and math.isfinite(float(value))
+    ]
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+    return len(metrics)
 
 
 def _metric_groups(
@@ -122,12 +160,15 @@ def _metric_groups(
     data: dict[str, float | None] = {
         "current_rows": float(result.current_rows),
         "drift_share": result.drift_share,
+        "weighted_drift_share": result.weighted_drift_share,
+        "input_drifted_columns": float(len(result.input_drift)),
         "drifted_columns": float(len(result.drifted_columns)) if result.drift_share is not None else None,
         "dataset_drift": float(result.dataset_drift),
     }
     labels: dict[str, float | None] = {}
-    for item in (*result.features, *result.predictions):
-        key = "drift_score" if item.role == "feature" else "prediction_drift_score"
+    keys = {"feature": "drift_score", "prediction": "prediction_drift_score", "input": "input_drift_score"}
+    for item in (*result.features, *result.predictions, *result.inputs):
+        key = keys[item.role]
         data[f"{key}.{item.column}"] = item.score
     if result.target is not None:
         labels["labelled_rows"] = float(result.labelled_rows)

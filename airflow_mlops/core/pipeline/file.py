@@ -21,6 +21,7 @@ is a new file, not new code::
       shadow: true
       invalid_values: count              # +inf/-inf/float32 overflow in a feature: count (warn) | refuse
       on_empty: fail                     # a batch with no rows: fail | skip, as ingestion's on_empty
+      monitor_columns: [fee, surcharge]  # non-feature columns the serving log keeps for drift (default: all)
     drift:
       spec: {...}                        # DriftSpec parameters
       policy: {...}                      # DriftPolicy parameters
@@ -67,7 +68,9 @@ _SECTIONS = (
 _DATA = ("landing", "training_pattern", "batch_pattern", "watermark_column", "schema")
 _VALIDATION = ("suite",)
 _GATE = ("policy", "on_reject")
-_SERVING = ("schedule", "passthrough_columns", "shadow", "explain_top_k", "invalid_values", "on_empty")
+_SERVING = (
+    "schedule", "passthrough_columns", "shadow", "explain_top_k", "invalid_values", "on_empty", "monitor_columns"
+)  # fmt: skip
 _DRIFT = ("spec", "policy")
 _MONITORING = (
     "alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review", "feature_cost"
@@ -116,6 +119,7 @@ class PipelineFile:
     explain_top_k: int = 0
     invalid_values: str = "count"  # ScoringSpec's invalid_values: refuse | count
     on_empty: str = "fail"  # ScoringSpec's on_empty: fail | skip, as ingestion
+    monitor_columns: tuple[str, ...] | None = None  # serving log and drift: the non-feature columns watched
     drift_spec: dict[str, Any] = field(default_factory=dict)
     drift_policy: dict[str, Any] = field(default_factory=dict)
     alerts_conn_id: str = "ml_alerts"
@@ -198,6 +202,7 @@ class PipelineFile:
                 serving.get("invalid_values", "count"), ("refuse", "count"), f"{where}: serving.invalid_values"
             ),
             on_empty=_one_of(serving.get("on_empty", "fail"), ("fail", "skip"), f"{where}: serving.on_empty"),
+            monitor_columns=_monitor_columns(serving.get("monitor_columns"), where),
             drift_spec=dict(_section(drift.get("spec"), f"{where}: drift.spec", None)),
             drift_policy=dict(_section(drift.get("policy"), f"{where}: drift.policy", None)),
             alerts_conn_id=_text(monitoring.get("alerts", "ml_alerts"), f"{where}: monitoring.alerts"),
@@ -283,6 +288,11 @@ def _flag(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise SpecError(f"{where} must be true or false. Got {value!r} instead.")
     return value
+
+
+def _monitor_columns(value: Any, where: str) -> tuple[str, ...] | None:
+    """``serving.monitor_columns``: None (every non-feature column is watched) when absent."""
+    return None if value is None else tuple(str(c) for c in _list(value, where))
 
 
 def _list(value: Any, where: str) -> list[Any]:

@@ -60,6 +60,7 @@ class _Plan:
     schema: Any  # unified pyarrow schema of those columns
     dictionary_columns: dict[str, list[str]]  # per file path: string feature columns read as dictionaries
     shadow_problem: str | None
+    monitored: tuple[str, ...] = ()  # columns the model does not read, kept in the serving log for drift
 
 
 def _plan(
@@ -88,7 +89,36 @@ def _plan(
     problem = None
     if shadow_missing:
         problem = f"the input lacks column(s) {sorted(shadow_missing)} that the challenger needs"
-    return _Plan(files, rows, columns, _unified_schema(schemas, columns), dictionary_columns, problem)
+    monitored = _monitored_columns(schemas, columns, spec) if spec.serving_log_rows else ()
+    columns += monitored
+    schema = _unified_schema(schemas, columns)
+    return _Plan(files, rows, columns, schema, dictionary_columns, problem, tuple(monitored))
+
+
+def _monitored_columns(schemas: list[tuple[InputFile, Any]], taken: list[str], spec: ScoringSpec) -> list[str]:
+    """The input columns the serving log keeps besides passthrough and features, so drift can watch
+    them: ``monitor_columns`` when named, else every flat column (number, boolean, text: what drift
+    compares) every file has with one type, in the first file's order. A column whose type differs
+    between files is left out rather than failing the scoring."""
+    if not schemas:
+        return []
+    first = schemas[0][1]
+    shared = [
+        n for n in first.names
+        if _flat(first.field(n).type)
+        and all(n in s.names and s.field(n).type == first.field(n).type for _, s in schemas[1:])
+    ]  # fmt: skip
+    wanted = shared if spec.monitor_columns is None else [c for c in spec.monitor_columns if c in shared]
+    return [c for c in wanted if c not in taken]
+
+
+def _flat(arrow_type: Any) -> bool:
+    import pyarrow.types as pat
+
+    if pat.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    checks = (pat.is_integer, pat.is_floating, pat.is_decimal, pat.is_boolean, pat.is_string, pat.is_large_string)
+    return any(check(arrow_type) for check in checks)
 
 
 def _check_columns(file: InputFile, names: set[str], model: ServingModel, spec: ScoringSpec) -> None:

@@ -62,8 +62,12 @@ class _Scorer:
         self.spec, self.model, self.plan, self.shadow = spec, model, plan, shadow
         self.explainer = _TopContributions(model, spec.explain_top_k) if spec.explain_top_k else None
         self.schema = output_schema(model, spec, plan.schema, spec.explain_top_k)
-        self.features = [c for c in model.spec.feature_columns if c not in spec.passthrough_columns]
-        log_columns = [*spec.passthrough_columns, *self.features]
+        # The input columns the serving log keeps besides the passthrough ones: the features, then the
+        # input's other columns for drift monitoring (a name the output uses stays the output's).
+        self.logged = [c for c in model.spec.feature_columns if c not in spec.passthrough_columns]
+        # The label, when the input happens to carry it, stays out: a serving log is an unlabelled batch.
+        self.logged += [c for c in plan.monitored if c not in self.schema.names and c != model.spec.target]
+        log_columns = [*spec.passthrough_columns, *self.logged]
         self.log_schema = pa.schema(
             [*(plan.schema.field(c) for c in log_columns), *(f for f in self.schema if f.name not in log_columns)]
         )
@@ -97,7 +101,7 @@ class _Scorer:
         scored = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
         chosen = self.reservoir.select(rows)
         if len(chosen):
-            features = pa.table(_cast(batch.take(chosen), self.features, self.plan.schema), names=self.features)
+            features = pa.table(_cast(batch.take(chosen), self.logged, self.plan.schema), names=self.logged)
             self.reservoir.add(_log_rows(pa.Table.from_batches([scored.take(chosen)]), features, self.log_schema))
         if self.tracker is not None and self.tracker.error is None:
             self.tracker.error = _shadow_step(self.tracker, self.shadow, batch, prediction, self.rows_read)

@@ -102,6 +102,8 @@ class ScoringSpec:
     :param serving_log_rows: size of the serving log sample (0 turns it off).
     :param explain_top_k: per-row top-k feature contributions (0 turns them off).
     :param seed: seed of the serving log and shadow samples.
+    :param monitor_columns: input columns the model does not read that the serving log keeps, so drift
+        monitoring can watch them; ``None`` keeps every such column (ids and features are kept anyway).
     :param invalid_values: what +inf, -inf and values beyond float32's range in a numeric feature do:
         ``count`` (score them, count them per column in the receipt and log a warning) or ``refuse``
         (fail the partition naming the columns and counts). Missing values (null, NaN) are always
@@ -123,6 +125,7 @@ class ScoringSpec:
     seed: int = 0
     invalid_values: InvalidValues = "count"
     on_empty: OnEmpty = "fail"
+    monitor_columns: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         validate_segment(self.pipeline, "pipeline name")
@@ -164,4 +167,5 @@ class ScoringSpec:
             seed=_integer(raw.get("seed", 0), "seed", 0, MAX_SEED),
             invalid_values=_choice(raw.get("invalid_values", "count"), "invalid_values", INVALID_VALUES),
             on_empty=_choice(raw.get("on_empty", "fail"), "on_empty", ON_EMPTY),
+            monitor_columns=None if raw.get("monitor_columns") is None else _as_columns(raw["monitor_columns"]),
         )

@@ -41,14 +41,20 @@ def take_rows(predictions: Predictions, rows: np.ndarray | None) -> Predictions:
 def reference_sample(
     data: PreparedData, train_rows: np.ndarray, train: Predictions, spec: TrainingSpec, classes: tuple[Any, ...]
 ) -> pd.DataFrame:
-    """A seeded sample of at most ``reference_rows`` train rows: features, target and predictions.
+    """A seeded sample of at most ``reference_rows`` train rows: features, target, the input's other
+    columns and predictions.
 
-    ``train_rows`` are the positions (into ``data.frame``) that ``train`` predicts, in the same order.
+    The other columns (those the model does not read, e.g. fees that would leak the target) are kept so
+    that drift monitoring can watch them too. ``train_rows`` are the positions (into ``data.frame``) that
+    ``train`` predicts, in the same order.
     """
     import numpy as np
 
     picked = sample_positions(len(train_rows), spec.reference_rows, spec.seed)
-    reference = data.frame.iloc[train_rows[picked]][[*spec.features, spec.target]].reset_index(drop=True)
+    modelled = [*spec.features, spec.target]
+    outputs = (contracts.PREDICTION_COLUMN, contracts.PROBABILITY_COLUMN_PREFIX)
+    others = [c for c in data.frame.columns if c not in modelled and not str(c).startswith(outputs)]
+    reference = data.frame.iloc[train_rows[picked]][[*modelled, *others]].reset_index(drop=True)
     if spec.is_classifier:
         reference[contracts.PREDICTION_COLUMN] = np.asarray(train.labels)[picked]
         probabilities = np.asarray(train.probabilities)[picked]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airflow_mlops.core.drift import DriftSpec, compute_drift
+from airflow_mlops.core.drift import DriftPolicy, DriftSpec, compute_drift, decide, observe
 from airflow_mlops.core.errors import DataError, SourceNotFoundError
 from tests.support import drift as flights_drift
 from tests.support.data import flights
@@ -168,11 +168,14 @@ def test_constant_columns(april: tuple[pd.DataFrame, pd.DataFrame]) -> None:
         DriftSpec.from_mapping({"numeric_features": ["k"], "categorical_features": ["c"]}),
     )  # fmt: skip
     assert [(c.column, c.drifted) for c in same.features] == [("k", False), ("c", False)]
-    assert same.drift_share == 0.0
+    # Constant in the reference: tested and reported, but left out of the drift share.
+    assert same.left_out == ("k", "c") and same.drift_share is None
     moved = compute_drift(
         reference.assign(k=3.0), current.assign(k=4.0), DriftSpec.from_mapping({"numeric_features": ["k"]})
     )
-    assert moved.features[0].drifted and moved.verdict == "drift"
+    assert moved.features[0].drifted and moved.features[0].constant_in_reference
+    assert moved.verdict == "ok" and moved.drift_share is None and moved.left_out == ("k",)
+    assert "left out: constant in the reference: k" in moved.reasons
 
 
 @pytest.mark.parametrize("rows", [0, 1], ids=["empty-batch", "one-row"])
@@ -258,3 +261,74 @@ def test_training_artifacts_plug_into_the_drift_check() -> None:
     labelled = compute_drift(trained.reference, scored, spec)
     assert labelled.quality is not None and labelled.quality.baseline_source == "training"
     assert labelled.quality.labelled_rows == int(scored["arr_delayed_15"].notna().sum())
+
+
+# -- drift that goes quiet, and every column watched -------------------------------------------------------
+@pytest.fixture(scope="module")
+def same_months(scored: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two halves of the champion's January-March reference: no feature drifts between them."""
+    reference = scored[0]
+    return reference.iloc[::2].reset_index(drop=True), reference.iloc[1::2].reset_index(drop=True)
+
+
+def test_a_feature_constant_in_the_reference_is_left_out_of_the_share(
+    same_months: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    """A placeholder (visibility 10 before the weather feed came online) varies later: tested, named, not counted."""
+    reference, current = same_months
+    spec = DriftSpec.from_mapping({"html_report": False}, flights_drift.training_spec())
+    result = compute_drift(reference.assign(visib=10.0), current, spec)
+    visib = result.column("visib")
+    assert visib is not None and visib.drifted and visib.constant_in_reference and visib.reference_top_share == 1.0
+    assert result.left_out == ("visib",) and "visib" not in result.drifted_columns
+    assert "left out: constant in the reference: visib" in result.reasons
+    counted = len(flights_drift.NUMERIC) + len(flights_drift.CATEGORICAL) - 1
+    assert result.drift_share == len(result.drifted_columns) / counted < 0.15
+    # Counted, the placeholder would have pushed the share over a 0.15 policy; left out, the policy stays quiet.
+    assert (len(result.drifted_columns) + 1) / (counted + 1) >= 0.15
+    decision, _ = decide(DriftPolicy.from_mapping({"drift_share": 0.15}), {}, observe(result, "q2", "2013-04-01", "v1"))
+    assert decision.status == "ok" and not decision.retrain
+    # one value above 99 % of the non-null rows counts as constant too; at 98 % it is counted again
+    almost = reference.assign(visib=10.0)
+    almost.loc[: len(almost) // 200 - 1, "visib"] = 3.0  # 0.5 % of the rows
+    assert compute_drift(almost, current, spec).left_out == ("visib",)
+    mixed = reference.assign(visib=10.0)
+    mixed.loc[: len(mixed) // 50, "visib"] = 3.0  # 2 % of the rows
+    assert compute_drift(mixed, current, spec).left_out == ()
+
+
+def test_weighted_share_weighs_drifted_features_by_importance(april: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    reference, current = april
+    spec = DriftSpec.from_mapping(FEATURES)
+    plain = compute_drift(reference, current, spec)
+    assert plain.weighted_drift_share == plain.drift_share and plain.weighting.startswith("plain")
+    drifted = set(plain.drifted_columns)
+    features = [c.column for c in plain.features]
+    importance = {c: (0.9 if c == features[0] else 0.1 / (len(features) - 1)) for c in features}
+    weighted = compute_drift(reference, current, spec, importance=importance)
+    expected = sum(v for c, v in importance.items() if c in drifted) / sum(importance.values())
+    assert weighted.weighting == "importance" and weighted.weighted_drift_share == pytest.approx(expected, abs=1e-6)
+    assert weighted.drift_share == plain.drift_share
+    assert weighted.to_dict()["weighted_drift_share"] == weighted.weighted_drift_share
+
+
+def test_a_non_feature_column_that_shifts_is_input_drift(same_months: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """A tariff change in a fee column the model does not read: reported with its test and score, not counted."""
+    reference, current = same_months
+    reference = reference.assign(fee=reference["distance"] * 0.10)
+    current = current.assign(fee=current["distance"] * 0.13)
+    spec = DriftSpec.from_mapping({"html_report": False}, flights_drift.training_spec())
+    result = compute_drift(reference, current, spec)
+    (fee,) = result.inputs
+    assert fee.column == "fee" and fee.role == "input" and fee.drifted and fee.method == "wasserstein"
+    assert fee.score is not None and fee.score > fee.threshold
+    assert [c.column for c in result.input_drift] == ["fee"] and "fee" not in result.drifted_columns
+    assert result.scores()["fee"] == fee.score
+    decision, _ = decide(DriftPolicy(drift_share=0.5), {}, observe(result, "q2", "2013-04-01", "v1"))
+    assert decision.status == "ok" and not decision.retrain and decision.conditions["input_drift"] == []
+    opted_in = DriftPolicy.from_mapping({"drift_share": 0.5, "retrain_on_input_drift": "true"})
+    decision, _ = decide(opted_in, {}, observe(result, "q2", "2013-04-01", "v1"))
+    assert decision.retrain and decision.reasons == ("input drift in column(s) the model does not read: ['fee']",)
+    assert result.to_dict()["input_drift"] == ["fee"]
+    named = DriftSpec.from_mapping({"monitor_columns": ["dep_delay"]}, flights_drift.training_spec())
+    assert compute_drift(reference, current, named).inputs == ()  # only the named columns are watched

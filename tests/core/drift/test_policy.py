@@ -8,16 +8,8 @@ from typing import Any
 
 import pytest
 
-from airflow_mlops.core.drift.policy import (
-    DriftPolicy,
-    Observation,
-    decide,
-    decide_and_save,
-    load_state,
-    parse_duration,
-    save_state,
-    state_uri,
-)
+from airflow_mlops.core.drift.policy import DriftPolicy, Observation, decide, parse_duration
+from airflow_mlops.core.drift.state import decide_and_save, load_state, save_state, state_uri
 from airflow_mlops.core.errors import ArtifactError, SpecError
 from airflow_mlops.core.storage import StorageRoot
 
@@ -169,3 +161,58 @@ def test_state_is_persisted_atomically_and_guards_concurrent_writes(tmp_path: Pa
     Path(uri).write_text("{not json")
     with pytest.raises(ArtifactError, match="is not valid JSON"):
         load_state(root, uri)
+
+
+# -- quality unknown without labels; one point per batch; the weighted signal -------------------------
+def test_an_unlabelled_check_leaves_quality_unknown_and_never_counts_it() -> None:
+    policy = DriftPolicy.from_mapping({"drift_share": 0.5, "quality_drop": 0.05, "quality_hysteresis": 0.02})
+    labelled = Observation.create("2013-04:labelled", "2013-04-30T00:00:00+00:00", REF, drift_share=0.1,
+                                  quality_drop=0.08, quality_metric="roc_auc", labelled_rows=500)  # fmt: skip
+    first, state = decide(policy, {}, labelled)
+    assert first.retrain and first.reasons == ("roc_auc drop 0.0800 >= 0.0500",)
+    later = Observation.create("2013-05", "2013-05-31T00:00:00+00:00", REF, drift_share=0.1)
+    decision, state = decide(policy, state, later)
+    assert decision.status == "ok" and not decision.alarm and decision.reasons == ()
+    assert decision.conditions["quality"] is None
+    assert decision.conditions["quality_note"] == "quality unknown (no labels in this batch): not counted"
+    assert not any("n/a" in r for r in decision.reasons)
+    # the hysteresis of quality is kept: the next labelled batch at 0.04 (above 0.05 - 0.02) is still on
+    back = Observation.create("2013-06:labelled", "2013-06-30T00:00:00+00:00", REF, drift_share=0.1,
+                              quality_drop=0.04, quality_metric="roc_auc", labelled_rows=500)  # fmt: skip
+    decision, _ = decide(policy, state, back)
+    assert decision.conditions["quality"] is True and decision.reasons == ("roc_auc drop 0.0400 >= 0.0300",)
+
+
+@pytest.mark.parametrize("first_triggers", ["serving", "labelled"])
+def test_one_batch_gives_the_policy_one_point_when_its_two_checks_disagree(first_triggers: str) -> None:
+    """The serving check of a partition and its labelled check are one batch: one retrain at most."""
+    policy = DriftPolicy.from_mapping({"drift_share": 0.5, "quality_drop": 0.05})
+    serving = Observation.create("2013-07", "2013-08-01T00:00:00+00:00", REF,
+                                 drift_share=0.6 if first_triggers == "serving" else 0.1)  # fmt: skip
+    labelled = Observation.create("2013-07:labelled", "2013-08-01T00:00:00+00:00", REF, drift_share=0.1,
+                                  quality_drop=0.09, quality_metric="roc_auc", labelled_rows=800)  # fmt: skip
+    first, state = decide(policy, {}, serving)
+    second, state = decide(policy, state, labelled)
+    statuses = [first.status, second.status]
+    assert statuses.count("retrain") == 1
+    if first_triggers == "serving":
+        assert statuses == ["retrain", "already_triggered"] and "batch 2013-07 already triggered" in second.reasons[-1]
+    else:
+        assert statuses == ["ok", "retrain"]
+    assert sum(d["retrain"] for d in state["decisions"].values()) == 1
+    # the next batch may trigger again
+    nxt = Observation.create("2013-08", "2013-09-01T00:00:00+00:00", REF, drift_share=0.7)
+    assert decide(policy, state, nxt)[0].retrain
+
+
+def test_the_policy_signal_is_the_weighted_share_unless_it_says_plain() -> None:
+    figures = {"drift_share": 0.6, "weighted_drift_share": 0.2}
+    weighted = Observation.create("2013-04", "2013-04-30T00:00:00+00:00", REF, **figures)
+    assert decide(DriftPolicy.from_mapping({"drift_share": 0.5}), {}, weighted)[0].status == "ok"
+    plain = DriftPolicy.from_mapping({"drift_share": 0.5, "signal": "plain"})
+    assert decide(plain, {}, weighted)[0].reasons == ("drift share 0.600 >= 0.500",)
+    unweighed = Observation.create("2013-04", "2013-04-30T00:00:00+00:00", REF, drift_share=0.6)
+    (reason,) = decide(DriftPolicy(), {}, unweighed)[0].reasons
+    assert reason == "drift share 0.600 >= 0.500 (plain: no feature importance to weigh it)"
+    with pytest.raises(SpecError, match="'signal' of DriftPolicy must be 'weighted' or 'plain'"):
+        DriftPolicy.from_mapping({"signal": "mean"})

@@ -161,3 +161,11 @@ def test_the_monitoring_section_sets_the_feature_cost_check() -> None:
         PipelineFile.from_mapping(
             "p", {"training": {}, "monitoring": {"feature_cost": {"max_ratio": 3}}}, path=Path("p.yaml"), project=REPO
         )
+
+
+def test_the_serving_section_names_the_non_feature_columns_watched_for_drift() -> None:
+    def load(serving: dict[str, object]) -> PipelineFile:
+        return PipelineFile.from_mapping("p", {"training": {}, "serving": serving}, path=Path("p.yaml"), project=REPO)
+
+    assert load({"monitor_columns": ["fee", "surcharge"]}).monitor_columns == ("fee", "surcharge")
+    assert load({}).monitor_columns is None  # every column the batch has besides the features

@@ -144,9 +144,20 @@ def test_the_serving_log_is_a_bounded_seeded_sample_whatever_the_chunk_size(
     assert small.serving_log_rows == log_small.num_rows == 200
     assert log_small.equals(log_large)
     assert pq.read_table(other.serving_log_uri).column("flight") != log_small.column("flight")
+    features = ["month", "day", "hour", "minute", "sched_dep_time", "sched_arr_time", "distance", "carrier",
+                "origin", "dest"]  # fmt: skip
+    # The input's other columns (not the label) are kept too, so drift can watch what the model does not read.
+    flat = [c for c in february.columns if not pd.api.types.is_datetime64_any_dtype(february[c])]
+    others = [c for c in flat if c not in (*PASSTHROUGH, *features, "arr_delayed_15")]
     assert log_small.column_names == [
-        *PASSTHROUGH, "month", "day", "hour", "minute", "sched_dep_time", "sched_arr_time", "distance",
-        "carrier", "origin", "dest", "prediction", "probability_0", "probability_1", "model_name",
+        *PASSTHROUGH, *features, *others, "prediction", "probability_0", "probability_1", "model_name",
+        "model_version", "scored_at",
+    ]  # fmt: skip
+    named = score_partition(
+        root, spec_for(february_file, partition="e", serving_log_rows=50, monitor_columns=("dep_delay",)), model
+    )
+    assert pq.read_table(named.serving_log_uri).column_names == [
+        *PASSTHROUGH, *features, "dep_delay", "prediction", "probability_0", "probability_1", "model_name",
         "model_version", "scored_at",
     ]  # fmt: skip
     # The sampled rows are real rows with their own predictions.

@@ -64,6 +64,7 @@ def test_test_frame_and_reference(trained: TrainingResult) -> None:
     assert len(reference) == 500
     assert {contracts.PREDICTION_COLUMN, "probability_0", "probability_1", "arr_delayed_15"} <= set(reference.columns)
     assert set(reference[contracts.PREDICTION_COLUMN].unique()) <= {0, 1}
+    assert "dep_delay" in reference.columns  # columns the model does not read: drift watches them too
     assert set(trained.importance) == set(trained.spec.features)
     assert sum(trained.importance.values()) == pytest.approx(1.0)
 
