@@ -132,7 +132,7 @@ def _observe(settings: BacktestSettings, run: PolicyRun, batch: Batch) -> tuple[
     drift = steps.check_drift(champion, served, settings.drift_spec, settings.business_metric)
     record = BatchRecord(batch.label, batch.start, batch.end, batch.rows, champion.version)
     record.drift_share = drift.drift_share
-    record.weighted_drift_share = steps.weighted_drift_share(drift, champion.result.importance)
+    record.weighted_drift_share = drift.weighted_drift_share if drift.weighting == "importance" else None
     record.drifted_columns = list(drift.drifted_columns)
     if drift.quality is not None:
         record.metric, record.higher_is_better = drift.quality.metric, drift.quality.higher_is_better

@@ -64,23 +64,13 @@ def check_drift(
     version: ModelVersion, served: pd.DataFrame, drift_spec: Mapping[str, Any], business: Mapping[str, Any] | None
 ) -> DriftResult:
     """The drift check of a labelled serving log against the version's training reference, with the
-    pipeline file's drift spec filled in from the version's training spec (as the drift task does)."""
+    pipeline file's drift spec filled in from the version's training spec and the drift share weighed
+    by the version's feature importance (as the drift task does with the champion's run)."""
     from airflow_mlops.core.drift import DriftSpec, compute_drift
 
     extra = {"business_metric": dict(business)} if business else {}
     spec = DriftSpec.from_mapping({**dict(drift_spec), **extra, "html_report": False}, version.spec_artifact())
-    return compute_drift(version.result.reference, served, spec)
-
-
-def weighted_drift_share(result: DriftResult, importance: Mapping[str, float]) -> float | None:
-    """The share of the model's feature importance that sits on drifted features (None without
-    importance or drift figures). Features with no value on either side do not count, as in the
-    plain share."""
-    counted = [c for c in result.features if c.status != "empty_both"]
-    total = sum(float(importance.get(c.column, 0.0)) for c in counted)
-    if result.drift_share is None or total <= 0:
-        return None
-    return round(sum(float(importance.get(c.column, 0.0)) for c in counted if c.drifted) / total, 6)
+    return compute_drift(version.result.reference, served, spec, importance=version.result.importance or None)
 
 
 def model_under_test(version: ModelVersion, role: str) -> ModelUnderTest:

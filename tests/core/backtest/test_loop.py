@@ -36,7 +36,7 @@ def test_the_policy_decides_on_drift_figures_and_gates_its_candidate(replayed: B
     run = replayed.runs[POLICY]
     first = run.records[0]
     assert first.retrain and first.decision == "retrain"  # drift_share 0: every batch is an alarm
-    assert any(reason.startswith("drift share") for reason in first.reasons)
+    assert any(reason.startswith("weighted drift share") for reason in first.reasons)  # importance weighs it
     assert first.candidate_version == "2" and first.gate_verdict in ("passed", "rejected")
     assert first.promoted == (first.gate_verdict == "passed")
     assert run.records[1].champion_version == ("2" if first.promoted else "1")
