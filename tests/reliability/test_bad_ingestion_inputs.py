@@ -14,10 +14,8 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import pendulum
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -26,9 +24,9 @@ import sqlalchemy as sa
 from airflow_mlops.core.errors import DataError, SpecError
 from airflow_mlops.core.ingestion import EmptySourceError
 from airflow_mlops.core.storage import StorageRoot
+from tests.reliability.test_bad_inputs import context
 
 REPO = Path(__file__).resolve().parents[2]
-START = pendulum.datetime(2013, 2, 1, tz="UTC")
 SQLITE_ROWS = 3
 
 
@@ -47,29 +45,6 @@ class Place:
     def sqlite_rows(self) -> int:
         with sqlite3.connect(self.sqlite) as conn:
             return int(conn.execute("SELECT count(*) FROM flights").fetchone()[0])
-
-
-class TI:
-    dag_id = "bad_ingestion"
-    task_id = "task"
-    run_id = "manual__2013-02-01T00:00:00+00:00"
-    map_index = -1
-    try_number = 1
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
-
-
-def context() -> dict[str, Any]:
-    from airflow.sdk.execution_time.context import OutletEventAccessors
-
-    ti = TI()
-    return {
-        "ti": ti, "task_instance": ti, "run_id": ti.run_id, "outlet_events": OutletEventAccessors(),
-        "data_interval_start": START, "data_interval_end": START.add(months=1), "logical_date": START,
-        "ds": "2013-02-01", "ds_nodash": "20130201",
-        "dag_run": SimpleNamespace(run_after=START), "dag": SimpleNamespace(dag_id=ti.dag_id, fileloc=__file__),
-    }  # fmt: skip
 
 
 @pytest.fixture
