@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,6 +55,20 @@ def mlops_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AIRFLOW__MLOPS__MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT", str(tmp_path / "mlartifacts"))
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+    """One embedded MLflow store for the module (creating one costs seconds): its client and the id of
+    its ``flights`` experiment; tests use their own model names."""
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+    base = tmp_path_factory.mktemp("registry")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__MLOPS__MLFLOW_TRACKING_URI", f"sqlite:///{base / 'mlflow.db'}")
+        patch.setenv("AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT", str(base / "mlartifacts"))
+        hook = MlflowHook()
+        yield hook.get_conn(), hook.ensure_experiment("flights")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -47,17 +46,6 @@ def context(map_index: int = -1, logical_date: datetime | None = LOGICAL_DATE) -
         "dag_run": SimpleNamespace(run_after=run_after),
         "ti": FakeTaskInstance(map_index),
     }
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
-    """One embedded MLflow store for the module (creating one costs seconds); tests use their own model names."""
-    base = tmp_path_factory.mktemp("registry")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW__MLOPS__MLFLOW_TRACKING_URI", f"sqlite:///{base / 'mlflow.db'}")
-        patch.setenv("AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT", str(base / "mlartifacts"))
-        hook = MlflowHook()
-        yield hook.get_conn(), hook.ensure_experiment("flights")
 
 
 @pytest.fixture

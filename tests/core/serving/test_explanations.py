@@ -7,7 +7,6 @@ two sorted classes), whatever the row's predicted label: the scored file's top-k
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +28,8 @@ from airflow_mlops.core.serving import (
     resolve_model_version,
 )
 from airflow_mlops.core.storage import StorageRoot
-from airflow_mlops.hooks.mlflow import MlflowHook
 from tests.support import models
 from tests.support.scoring import serving, spec_for
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
-    """One embedded MLflow store for the module."""
-    base = tmp_path_factory.mktemp("registry")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW__MLOPS__MLFLOW_TRACKING_URI", f"sqlite:///{base / 'mlflow.db'}")
-        patch.setenv("AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT", str(base / "mlartifacts"))
-        hook = MlflowHook()
-        yield hook.get_conn(), hook.ensure_experiment("flights")
 
 
 def with_baseline(trained: models.TrainedModel) -> Any:

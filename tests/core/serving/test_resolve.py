@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,18 +18,7 @@ from airflow_mlops.core.errors import (
     SpecError,
 )
 from airflow_mlops.core.serving import resolve_model_version
-from airflow_mlops.hooks.mlflow import MlflowHook
 from tests.support import models
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
-    base = tmp_path_factory.mktemp("registry")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW__MLOPS__MLFLOW_TRACKING_URI", f"sqlite:///{base / 'mlflow.db'}")
-        patch.setenv("AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT", str(base / "mlartifacts"))
-        hook = MlflowHook()
-        yield hook.get_conn(), hook.ensure_experiment("flights")
 
 
 def test_a_registered_version_resolves_by_alias_and_by_number(registry: tuple[Any, str]) -> None:
