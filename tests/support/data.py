@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,6 +31,20 @@ def flights(months: tuple[int, ...] | list[int] | None = None, sample: int | Non
     if sample is not None and sample < len(frame):
         frame = frame.sample(n=sample, random_state=0).sort_values("sched_dep_ts")
     return frame.reset_index(drop=True).copy()
+
+
+def delay_scores() -> tuple[np.ndarray, np.ndarray]:
+    """Truth and a real, tie-heavy binary score for May: the historical delay rate of each flight's carrier
+    and hour, as (labels, probability matrix). Rounding makes ties, which AUC and AP must handle like
+    scikit-learn."""
+    import numpy as np
+
+    frame = flights(months=[5], sample=6000)
+    frame = frame[frame["arr_delayed_15"].notna()]
+    y = frame["arr_delayed_15"].astype(int).to_numpy()
+    rate = frame.groupby(["carrier", "hour"])["arr_delayed_15"].transform("mean").astype(float).to_numpy()
+    score = np.round(0.8 * rate + 0.1, 2)
+    return y, np.column_stack([1 - score, score])
 
 
 def bike_sharing() -> pd.DataFrame:

@@ -9,18 +9,13 @@ from sklearn import metrics as skm
 
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.gating import metrics as gm
-from tests.support.data import flights
+from tests.support.data import delay_scores
 
 
 @pytest.fixture(scope="module")
 def binary() -> tuple[np.ndarray, np.ndarray]:
     """Truth and a real, tie-heavy score: the historical delay rate of each flight's carrier and hour."""
-    frame = flights(months=[5], sample=6000)
-    frame = frame[frame["arr_delayed_15"].notna()]
-    y = frame["arr_delayed_15"].astype(int).to_numpy()
-    rate = frame.groupby(["carrier", "hour"])["arr_delayed_15"].transform("mean").astype(float).to_numpy()
-    score = np.round(0.8 * rate + 0.1, 2)  # rounding makes ties, which AUC and AP must handle like sklearn
-    return y, np.column_stack([1 - score, score])
+    return delay_scores()
 
 
 def test_unknown_or_misapplied_metric_names_the_choices() -> None:
