@@ -84,24 +84,20 @@ def model_under_test(version: ModelVersion, role: str) -> ModelUnderTest:
     from airflow_mlops.core.storage import sha256_bytes
 
     result, fit = version.result, version.result.fit
-    if role == "candidate" and fit.selection_onnx_bytes is not None:
-        onnx_bytes = fit.selection_onnx_bytes
-        parity = fit.selection_parity.value if fit.selection_parity is not None else result.parity.value
-        sample = fit.selection_reference if fit.selection_reference is not None else result.reference
-        return ModelUnderTest(
-            role="candidate", onnx_bytes=onnx_bytes, spec=version.spec_artifact(),
-            run_id=f"backtest-v{version.version}", version=version.version,
-            expected_sha256=sha256_bytes(onnx_bytes), logged_parity=parity, training_sample=sample,
-        )  # fmt: skip
+    selection = fit.selection_onnx_bytes if role == "candidate" else None
+    judged = selection is not None
+    onnx_bytes = selection if selection is not None else result.onnx_bytes
+    parity = fit.selection_parity if judged and fit.selection_parity is not None else result.parity
+    sample = fit.selection_reference if judged and fit.selection_reference is not None else result.reference
     return ModelUnderTest(
         role="candidate" if role == "candidate" else "champion",
-        onnx_bytes=result.onnx_bytes,
+        onnx_bytes=onnx_bytes,
         spec=version.spec_artifact(),
         run_id=f"backtest-v{version.version}",
         version=version.version,
-        expected_sha256=result.onnx_sha256,
-        logged_parity=result.parity.value,
-        training_sample=result.reference if role == "candidate" else None,
+        expected_sha256=sha256_bytes(onnx_bytes) if judged else result.onnx_sha256,
+        logged_parity=parity.value,
+        training_sample=sample if role == "candidate" else None,
     )
 
 
