@@ -87,6 +87,20 @@ def model_failures() -> Iterator[None]:
         raise MlopsVerdictFailure(str(exc)) from exc
 
 
+@contextlib.contextmanager
+def input_failures() -> Iterator[None]:
+    """Turn input data that cannot work (a ``DataError``: a missing column, an empty reference, text in a
+    numeric column) into :class:`~airflow_mlops.exceptions.DataValidationFailed`, a failure without
+    retries: the same data fails the same way on every try."""
+    from airflow_mlops.core.errors import DataError
+    from airflow_mlops.exceptions import DataValidationFailed
+
+    try:
+        yield
+    except DataError as exc:
+        raise DataValidationFailed(str(exc)) from exc
+
+
 class MlopsHookMixin:
     """The storage and MLflow hooks of an operator or sensor, built once from its connection arguments.
 

@@ -19,7 +19,7 @@ from airflow.sdk import Asset, AssetAlias
 
 from airflow_mlops import settings
 from airflow_mlops.links.drift import DriftReportLink, report_url
-from airflow_mlops.operators.base import MlopsBaseOperator, batch_time
+from airflow_mlops.operators.base import MlopsBaseOperator, batch_time, input_failures
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseNotifier, Context
@@ -139,7 +139,8 @@ class CheckDriftOperator(MlopsBaseOperator):
         partition = self.run_partition(context)
         root.layout(self.pipeline, KIND_DRIFT, partition)  # refuse bad names before any work
         as_of = self.as_of or batch_time(context).isoformat()
-        ref, outcome = self._check(partition)
+        with input_failures():
+            ref, outcome = self._check(partition)
         result = outcome.result
         batch_id = partition + (LABELLED_SUFFIX if result.target is not None else "")
         observation = drift.observe(result, batch_id, as_of, ref["receipt"]["id"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators.base import MlopsBaseOperator
+from airflow_mlops.operators.base import MlopsBaseOperator, input_failures, model_failures
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -74,9 +74,10 @@ class ExplainPredictionOperator(MlopsBaseOperator):
         from airflow_mlops.core.scoring import explain_row, read_row
 
         root = self.storage
-        row, index = read_row(root, self.row, self.input_uri, self.row_index)
-        ref = self.resolve_model(self.model_name, alias=self.alias, version=self.model_version)
-        explanation = explain_row(self.mlflow_client, ref, row).to_dict()
+        with input_failures(), model_failures():  # a bad row or index fails the same way on a retry
+            row, index = read_row(root, self.row, self.input_uri, self.row_index)
+            ref = self.resolve_model(self.model_name, alias=self.alias, version=self.model_version)
+            explanation = explain_row(self.mlflow_client, ref, row).to_dict()
         partition = self.run_partition(context)
         uri = root.layout(self.pipeline, "explanations", partition, f"{ref.name}-v{ref.version}-row{index}.json")
         root.write_bytes(uri, json.dumps(explanation, indent=2, default=str).encode("utf-8"))

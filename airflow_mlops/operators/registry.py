@@ -216,6 +216,8 @@ class PromoteModelOperator(MlopsBaseOperator):
     :param mode: ``promote`` or ``rollback``.
     :param alias: alias moved (``champion``). :param previous_alias: alias kept for rollback.
     :param lock_timeout: seconds to wait for a concurrent promotion of the same model to finish.
+    :param lock_ttl: seconds the promotion lease lasts unrenewed (renewed while this task runs): how long
+        the next promotion waits after a try that died holding it.
     :param mlflow_conn_id: MLflow connection; the ``[mlops]`` default when omitted.
     """
 
@@ -235,6 +237,7 @@ class PromoteModelOperator(MlopsBaseOperator):
         alias: str = contracts.ALIAS_CHAMPION,
         previous_alias: str = contracts.ALIAS_PREVIOUS_CHAMPION,
         lock_timeout: float = 60.0,
+        lock_ttl: float = 30.0,
         mlflow_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -250,6 +253,7 @@ class PromoteModelOperator(MlopsBaseOperator):
         self.alias = alias
         self.previous_alias = previous_alias
         self.lock_timeout = lock_timeout
+        self.lock_ttl = lock_ttl
         self.mlflow_conn_id = mlflow_conn_id
 
     def _expected(self, gate: dict[str, Any] | None) -> Any:
@@ -313,6 +317,7 @@ class PromoteModelOperator(MlopsBaseOperator):
             "previous_alias": self.previous_alias,
             "key": _task_key(context),
             "lock_timeout": float(self.lock_timeout),
+            "lock_ttl": float(self.lock_ttl),
             "expected": expected,
         }
         try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators.base import MlopsBaseOperator, model_failures, run_moment
+from airflow_mlops.operators.base import MlopsBaseOperator, input_failures, model_failures, run_moment
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -257,25 +257,18 @@ class ScoreBatchOperator(MlopsBaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.errors import DataError
         from airflow_mlops.core.params import parse_flag
         from airflow_mlops.core.scoring import score_partition
-        from airflow_mlops.exceptions import DataValidationFailed
 
         spec = self._spec(context)
         shadow = parse_flag(self.shadow, "The 'shadow' parameter")
         root = self.storage
         ref = self.resolve_model(self.model_name, alias=self.alias, version=self.model_version)
-        try:
-            with model_failures():
-                model, challenger, skipped = self._models(ref, spec, shadow)
-                on_root_s3 = root.is_s3 and spec.input_uri.startswith("s3://")
-                input_fs = root.filesystem if on_root_s3 else _input_filesystem(spec.input_uri, self.aws_conn_id)
-                result = score_partition(
-                    root, spec, model, input_fs=input_fs, shadow=challenger, shadow_skipped=skipped
-                )
-        except DataError as exc:
-            raise DataValidationFailed(str(exc)) from exc
+        with input_failures(), model_failures():
+            model, challenger, skipped = self._models(ref, spec, shadow)
+            on_root_s3 = root.is_s3 and spec.input_uri.startswith("s3://")
+            input_fs = root.filesystem if on_root_s3 else _input_filesystem(spec.input_uri, self.aws_conn_id)
+            result = score_partition(root, spec, model, input_fs=input_fs, shadow=challenger, shadow_skipped=skipped)
         receipt = {**result.to_dict(), "input_uri": spec.input_uri, "model_alias": ref.alias, "run_id": ref.run_id}
         if result.skipped is not None:
             from airflow.sdk.exceptions import AirflowSkipException

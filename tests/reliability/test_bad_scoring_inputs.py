@@ -23,7 +23,7 @@ import yaml
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_mlops.core import contracts
-from airflow_mlops.core.errors import DataError, IntegrityError, SourceNotFoundError, SpecError
+from airflow_mlops.core.errors import IntegrityError, SourceNotFoundError, SpecError
 from airflow_mlops.core.ingestion.errors import EmptySourceError
 from airflow_mlops.core.storage import StorageRoot
 from airflow_mlops.core.training import parquet_bytes
@@ -380,7 +380,7 @@ def test_a_glob_that_matches_nothing_is_refused_by_name(deployment: Deployment) 
 # -- new cases: explanations --------------------------------------------------------------------------------
 def test_explaining_row_minus_one_through_a_template_string_is_refused(deployment: Deployment) -> None:
     before = deployment.entries()
-    with pytest.raises(SpecError, match=r"'row_index' -1 is out of range: .* has 1\d{3} rows"):
+    with pytest.raises(MlopsVerdictFailure, match=r"'row_index' -1 is out of range: .* has 1\d{3} rows"):
         explain(deployment, row_index="-1")
     assert deployment.entries() == before
 
@@ -388,19 +388,20 @@ def test_explaining_row_minus_one_through_a_template_string_is_refused(deploymen
 def test_explaining_a_row_without_a_feature_is_refused_by_name(deployment: Deployment) -> None:
     row = deployment.frame().drop(columns=["dest"]).iloc[0].to_dict()
     before = deployment.entries()
-    with pytest.raises(DataError, match=r"lacks feature column\(s\) \['dest'\]"):
+    with pytest.raises(DataValidationFailed, match=r"lacks feature column\(s\) \['dest'\]"):
         explain(deployment, input_uri=None, row=row)
     assert deployment.entries() == before
 
 
 # -- new cases: drift ---------------------------------------------------------------------------------------
 def test_drift_against_a_reference_with_zero_rows_is_refused_by_name(deployment: Deployment) -> None:
-    """Refused before anything is written. It is a ``DataError`` the operator does not wrap, so Airflow
-    retries it (docs/reliability.md lists it among the findings for the drift stem)."""
+    """Refused before anything is written, without a retry: the same reference fails the same way."""
     empty = deployment.root.layout("flights", contracts.KIND_SNAPSHOT, "zero-rows", "data.parquet")
     deployment.root.write_bytes(empty, parquet_bytes(models.flights_frame((1,), 300).iloc[:0]))
     before = deployment.entries()
-    with pytest.raises(DataError, match=r"zero-rows/data\.parquet\) has no rows: there is nothing to compare"):
+    with pytest.raises(
+        DataValidationFailed, match=r"zero-rows/data\.parquet\) has no rows: there is nothing to compare"
+    ):
         drift(deployment, reference_uri=empty, partition="zero-row-reference")
     assert deployment.entries() == before
 

@@ -1,6 +1,7 @@
 """Two continuous-training runs promote at the same moment, from two processes (two Airflow workers).
 
-Both gates evaluated their candidate against champion version 1. Each process imports everything,
+Both gates evaluated their candidate against champion version 1. The two may be two runs, or two live
+tries of one task instance (a zombie try and the retry Airflow started in its place). Each process imports everything,
 signals that it is ready, waits for one shared start signal, then runs ``PromoteModelOperator``. Exactly
 one must win; the other must fail with ``PromotionConflict`` naming the winner; the aliases must end
 consistent (champion = winner, previous_champion = 1) and the promotion lease must be gone.
@@ -16,6 +17,8 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.core.registry.support import gate_receipt, training_run
 from tests.operators.registry_support import task_context
@@ -35,7 +38,7 @@ _PROMOTE = textwrap.dedent(
         task_id="promote", model_name=args["name"], pipeline="flights", version=args["version"],
         gate_receipt=gate_receipt(args["run_id"], champion_version="1"),
     )
-    context = task_context("promote", run_id="ct-" + args["version"])
+    context = task_context("promote", run_id=args["dag_run"])
     Path(args["ready"]).touch()
     while not Path(args["go"]).exists():
         time.sleep(0.005)
@@ -47,7 +50,11 @@ _PROMOTE = textwrap.dedent(
 )
 
 
-def test_two_processes_promote_at_once_and_exactly_one_wins(mlflow_server, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("same_task_instance", [False, True], ids=["two-runs", "two-live-tries-of-one-task"])
+def test_two_processes_promote_at_once_and_exactly_one_wins(mlflow_server, tmp_path: Path, monkeypatch,  # type: ignore[no-untyped-def]
+                                                            same_task_instance: bool) -> None:  # fmt: skip
+    """Two runs, or two live tries of one task instance (a zombie and its retry: same dag, run and task,
+    so the same promotion key): the key must give neither try the other's lease."""
     from airflow_mlops.hooks.mlflow import MlflowHook
     from airflow_mlops.operators.registry import PromoteModelOperator, RegisterModelOperator
 
@@ -66,7 +73,7 @@ def test_two_processes_promote_at_once_and_exactly_one_wins(mlflow_server, tmp_p
     procs = {}
     for version in ("2", "3"):
         args = {"name": name, "version": version, "run_id": runs[int(version) - 1], "ready": str(tmp_path / version),
-                "go": str(go)}  # fmt: skip
+                "go": str(go), "dag_run": "ct-same" if same_task_instance else f"ct-{version}"}  # fmt: skip
         procs[version] = subprocess.Popen(
             [sys.executable, "-c", _PROMOTE, json.dumps(args)], cwd=REPO, text=True, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env={**os.environ, "AIRFLOW_CONN_MLFLOW_DEFAULT": conn},

@@ -4,7 +4,7 @@ fully tagged; promotion is a compare-and-set on the alias under a lease, and the
 addressable for rollback. Public API: ``register_version``, ``Registration``, ``registration_tags``,
 ``version_description``, ``promote``, ``rollback``, ``Promotion``, ``registry_lock``, ``alias_version``,
 ``versions_of_run``, ``version_state``, ``is_complete``, ``validate_model_name``, the errors
-``ChampionMoved``, ``VersionNotPromotable``, ``RegistryLockTimeout`` and the constants ``READY``,
+``ChampionMoved``, ``VersionNotPromotable``, ``RegistryLockTimeout``, ``RegistryLeaseLost`` and the constants ``READY``,
 ``PENDING``, ``FAILED``, ``LOCK_SUFFIX``, ``TAG_LOCK_OWNER``, ``TAG_LOCK_EXPIRES`` (modules: ``registration``
 registers a run, ``promotion`` moves aliases, ``lease`` serialises promotions, ``lookup`` reads versions and
 aliases, ``tags`` builds what a version carries, ``errors`` holds the exceptions)."""
@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING
 from airflow_mlops.core._exports import lazy_exports
 
 if TYPE_CHECKING:
-    from airflow_mlops.core.registry.errors import ChampionMoved, RegistryLockTimeout, VersionNotPromotable
+    from airflow_mlops.core.registry.errors import (
+        ChampionMoved,
+        RegistryLeaseLost,
+        RegistryLockTimeout,
+        VersionNotPromotable,
+    )
     from airflow_mlops.core.registry.lease import LOCK_SUFFIX, TAG_LOCK_EXPIRES, TAG_LOCK_OWNER, registry_lock
     from airflow_mlops.core.registry.lookup import (
         FAILED,
@@ -42,6 +47,7 @@ __all__ = [
     "ChampionMoved",
     "Promotion",
     "Registration",
+    "RegistryLeaseLost",
     "RegistryLockTimeout",
     "VersionNotPromotable",
     "alias_version",
@@ -60,6 +66,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "ChampionMoved": "errors",
+        "RegistryLeaseLost": "errors",
         "RegistryLockTimeout": "errors",
         "VersionNotPromotable": "errors",
         "LOCK_SUFFIX": "lease",

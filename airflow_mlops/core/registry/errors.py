@@ -25,6 +25,10 @@ class RegistryLockTimeout(MlopsError, TimeoutError):
     """Another promotion of the same model held the lease for longer than we were willing to wait."""
 
 
+class RegistryLeaseLost(MlopsError, TimeoutError):
+    """The lease expired or was taken over before the alias moved (the holder stalled); nothing changed."""
+
+
 def _error_code(exc: BaseException) -> str | None:
     return getattr(exc, "error_code", None)
 

@@ -2,25 +2,39 @@
 
 MLflow has no conditional alias update, so promotions of one model are serialised by a lease: a
 registered model named ``<name>.mlops-lock``, whose creation is atomic (registered model names are
-unique). Its tags say who holds it and until when; a holder that died is replaced once it expires.
+unique). Its tags say who holds it and until when. While the block runs, a background thread renews
+the expiry every third of the ttl, so a live holder (however slow) keeps its lease and a dead one
+stops renewing and is replaced once its lease expires.
+
+There is no exception for "a retry of the same task": two tries of one task instance can be alive at
+once (a zombie try and the retry Airflow started in its place), and letting the second take the
+first's lease let both promote. Every caller, the same task's retry included, waits for expiry.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from airflow_mlops.core.registry.errors import RegistryLockTimeout, _error_code, _mlflow_exception
+from airflow_mlops.core.registry.errors import (
+    RegistryLeaseLost,
+    RegistryLockTimeout,
+    _error_code,
+    _mlflow_exception,
+)
 
 log = logging.getLogger(__name__)
 
 LOCK_SUFFIX = ".mlops-lock"
 TAG_LOCK_OWNER = "mlops.lock_owner"
 TAG_LOCK_EXPIRES = "mlops.lock_expires_at"
+#: Seconds a lease lasts without renewal: how long a retry waits after its try died holding it.
+DEFAULT_TTL = 30.0
 
 
 @contextlib.contextmanager
@@ -30,20 +44,17 @@ def registry_lock(
     *,
     owner: str,
     timeout: float = 60.0,
-    ttl: float = 120.0,
+    ttl: float = DEFAULT_TTL,
     poll: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
-    reclaim_own: bool = False,
 ) -> Iterator[str]:
-    """Hold the promotion lease of model ``name`` for the duration of the block.
+    """Hold the promotion lease of model ``name`` for the duration of the block; yields its token.
 
     The lease is a registered model ``<name>.mlops-lock``: creating it succeeds for exactly one caller.
-    Its tags say who holds it and until when (wall clock, ``ttl`` seconds); a holder that died is
-    replaced once the lease expires. Released on exit, only by its holder.
-
-    :param reclaim_own: ``owner`` names one task instance, whose tries never run at the same time; a
-        lease left by an earlier try of it (killed, or cut off from the registry before it could
-        release) is taken over at once instead of blocking the retry until the lease expires.
+    Its tags say who holds it and until when (wall clock); it is renewed every ``ttl / 3`` seconds
+    while the block runs, and released on exit, only by its holder. A lease whose holder stopped
+    renewing it (died) is taken over once it has expired. Call :func:`confirm_lease` right before a
+    write that must not happen twice.
 
     :raises RegistryLockTimeout: the lease stayed held by someone else for ``timeout`` seconds.
     """
@@ -54,8 +65,8 @@ def registry_lock(
         client, lock_name, token, ttl, f"Promotion lease of {name!r} held by {owner}; removed when done."
     ):
         holder = _lock_holder(client, lock_name)
-        if holder is not None and _may_take_over(holder, owner, reclaim_own):
-            log.warning("Taking over the promotion lease of %s from %s", name, holder[0])
+        if holder is not None and time.time() > holder[1]:
+            log.warning("Taking over the expired promotion lease of %s from %s", name, holder[0])
             _release(client, lock_name, holder[0])
             continue
         if time.monotonic() >= waited_until:
@@ -65,10 +76,56 @@ def registry_lock(
                 f"If no promotion is running, delete the registered model {lock_name!r}."
             )
         sleep(poll)
+    stop = threading.Event()
+    renewal = threading.Thread(
+        target=_renew_until_stopped, args=(client, lock_name, token, ttl, stop), name=f"lease-{name}", daemon=True
+    )
+    renewal.start()
     try:
         yield token
     finally:
+        stop.set()
+        renewal.join()
         _release(client, lock_name, token)
+
+
+def confirm_lease(client: Any, name: str, token: str, *, margin: float) -> None:
+    """Refuse to go on unless ``token`` still holds the lease for at least ``margin`` more seconds.
+
+    A renewed lease always has at least two thirds of its ttl left, so a third of the ttl is a margin
+    that only a holder whose renewals stopped can fall under.
+
+    A holder that stalled longer than the ttl (a paused process, a registry it could not reach to
+    renew) may have been replaced: writing then would undo the compare-and-set.
+
+    :raises RegistryLeaseLost: someone else holds the lease, or ours is about to expire.
+    """
+    lock_name = name + LOCK_SUFFIX
+    holder = _lock_holder(client, lock_name)
+    if holder is None or holder[0] != token:
+        raise RegistryLeaseLost(
+            f"The promotion lease of model {name!r} is no longer held by {token.rpartition('#')[0]!r} "
+            f"(now: {holder[0] if holder else 'nobody'}): it expired while this promotion stalled. "
+            "Nothing was changed; the retry compares the champion again."
+        )
+    if holder[1] - time.time() < margin:
+        raise RegistryLeaseLost(
+            f"The promotion lease of model {name!r} expires in {holder[1] - time.time():.1f} s, under the "
+            f"{margin:g} s needed to move the alias safely; nothing was changed."
+        )
+
+
+def _renew_until_stopped(client: Any, lock_name: str, token: str, ttl: float, stop: threading.Event) -> None:
+    """Push the lease's expiry forward every ``ttl / 3`` seconds while ``token`` holds it."""
+    while not stop.wait(ttl / 3):
+        try:
+            holder = _lock_holder(client, lock_name)
+            if holder is None or holder[0] != token:
+                log.warning("The promotion lease %s was lost (now held by %s)", lock_name, holder and holder[0])
+                return
+            client.set_registered_model_tag(lock_name, TAG_LOCK_EXPIRES, f"{time.time() + ttl:.3f}")
+        except Exception as exc:  # confirm_lease refuses to write once the lease has run out
+            log.warning("Could not renew the promotion lease %s (%s); will try again", lock_name, exc)
 
 
 def _try_create(client: Any, lock_name: str, token: str, ttl: float, description: str) -> bool:
@@ -86,11 +143,6 @@ def _try_create(client: Any, lock_name: str, token: str, ttl: float, description
                 raise
             # The server found the name taken, then could not read it back: its holder released it in
             # between. The lease is free now; try again at once.
-
-
-def _may_take_over(holder: tuple[str, float], owner: str, reclaim_own: bool) -> bool:
-    """A lease whose holder died (expired), or one left by an earlier try of the same task instance."""
-    return time.time() > holder[1] or (reclaim_own and holder[0].rpartition("#")[0] == owner)
 
 
 def _lock_holder(client: Any, lock_name: str) -> tuple[str, float] | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.registry.errors import ChampionMoved, VersionNotPromotable, _error_code, _mlflow_exception
-from airflow_mlops.core.registry.lease import registry_lock
+from airflow_mlops.core.registry.lease import DEFAULT_TTL, confirm_lease, registry_lock
 from airflow_mlops.core.registry.lookup import alias_version, is_complete, validate_model_name
 
 _UNSET: Any = object()
@@ -67,7 +67,7 @@ def promote(
     mode: str = "promote",
     expected_run_id: str | None = None,
     lock_timeout: float = 60.0,
-    lock_ttl: float = 120.0,
+    lock_ttl: float = DEFAULT_TTL,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Promotion:
     """Point ``alias`` at ``version`` if it still points at ``expected``; keep the old one addressable.
@@ -77,17 +77,19 @@ def promote(
     :param clear_aliases: aliases removed from ``version`` once it holds ``alias`` (a promoted
         challenger is no longer a challenger).
     :param key: identifies the caller (e.g. the task instance). A retry with the same key after the
-        alias already moved is recognised and returns ``changed=False`` instead of failing.
+        alias already moved is recognised and returns ``changed=False`` instead of failing. The key
+        gives no right to another holder's lease: two live tries of one task are serialised too.
+    :param lock_ttl: seconds the lease lasts unrenewed; a caller that died holding it delays the
+        next promotion by at most this long.
     :param expected_run_id: the run the version must come from (the run the gate passed).
     :raises ChampionMoved: the alias points elsewhere than ``expected``; nothing changed.
     :raises VersionNotPromotable: the version is missing, not READY, not completely registered, or
         not from ``expected_run_id``.
+    :raises RegistryLeaseLost: this caller stalled past its lease before the alias moved; nothing changed.
     """
     validate_model_name(name)
     version = str(version)
-    with registry_lock(
-        client, name, owner=key or mode, timeout=lock_timeout, ttl=lock_ttl, sleep=sleep, reclaim_own=bool(key)
-    ):
+    with registry_lock(client, name, owner=key or mode, timeout=lock_timeout, ttl=lock_ttl, sleep=sleep) as token:
         found = _check_promotable(client, name, version)
         if expected_run_id is not None and str(found.run_id) != str(expected_run_id):
             raise VersionNotPromotable(
@@ -101,6 +103,7 @@ def promote(
             return Promotion(name, alias, version, previous_alias, previous, False, mode)
         if expected is not _UNSET and current != (None if expected is None else str(expected)):
             raise ChampionMoved(name, alias, expected, current)
+        confirm_lease(client, name, token, margin=lock_ttl / 3)
         _move(client, name, alias, version, previous_alias, current, clear_aliases, key, mode)
         return Promotion(name, alias, version, previous_alias, current, True, mode)
 
@@ -114,7 +117,7 @@ def rollback(
     previous_alias: str = contracts.ALIAS_PREVIOUS_CHAMPION,
     key: str = "",
     lock_timeout: float = 60.0,
-    lock_ttl: float = 120.0,
+    lock_ttl: float = DEFAULT_TTL,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Promotion:
     """Promote the version under ``previous_alias`` back to ``alias``; the rolled-back one becomes previous.
@@ -126,9 +129,7 @@ def rollback(
     :raises ChampionMoved: ``expected`` was given and the alias points elsewhere.
     """
     validate_model_name(name)
-    with registry_lock(
-        client, name, owner=key or "rollback", timeout=lock_timeout, ttl=lock_ttl, sleep=sleep, reclaim_own=bool(key)
-    ):
+    with registry_lock(client, name, owner=key or "rollback", timeout=lock_timeout, ttl=lock_ttl, sleep=sleep) as token:
         current = alias_version(client, name, alias)
         done = _last_promotion(client, name)
         if key and done.get("key") == key and done.get("to") == current:
@@ -141,6 +142,7 @@ def rollback(
         if expected is not _UNSET and current != (None if expected is None else str(expected)):
             raise ChampionMoved(name, alias, expected, current)
         _check_promotable(client, name, target)
+        confirm_lease(client, name, token, margin=lock_ttl / 3)
         _move(client, name, alias, target, previous_alias, current, (), key, "rollback")
         return Promotion(name, alias, target, previous_alias, current, True, "rollback")
 
