@@ -52,7 +52,7 @@ class CheckTrainingServingSkewOperator(MonitoringOperator):
 
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.params import parse_number
-        from airflow_mlops.core.reproducibility import check_training_serving_skew, read_reference
+        from airflow_mlops.core.reproducibility import check_training_serving_skew, read_reference, run_transformer
         from airflow_mlops.core.serving import load_serving_model
 
         client = self.mlflow_client
@@ -67,6 +67,7 @@ class CheckTrainingServingSkewOperator(MonitoringOperator):
             max_rows=int(parse_number(max_rows, "max_rows", low=1, integer=True))
             if max_rows not in (None, "")
             else None,
+            transformer=run_transformer(client, ref.run_id, model, self.storage),
         )
         return self.conclude(context, finding, run_id=ref.run_id, alias=ref.alias)
 

@@ -105,6 +105,7 @@ class TrainingResult:
     reference: pd.DataFrame
     seconds: dict[str, float]
     fit: ModelFit
+    transforms: dict[str, Any] | None = None  # the feature transforms' receipt: dimensions, matched rows
 
     def flat_metrics(self) -> dict[str, float]:
         """``{split}_{metric}`` for every split, as logged to MLflow."""
@@ -130,6 +131,7 @@ class TrainingResult:
                 "rows": self.rows,
                 "fit": self.fit.to_dict(),
                 "trained_with": library_versions(),
+                "feature_transforms": self.transforms,
             }
         )
         return document
@@ -148,6 +150,7 @@ class TrainingResult:
             "categories": {name: report.to_dict() for name, report in self.categories.items()},
             "warnings": list(self.warnings),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            **({"feature_transforms": self.transforms} if self.transforms is not None else {}),
         }
 
 

@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
+from airflow_mlops.core.features.spec import FeatureTransforms
+from airflow_mlops.core.features.validate import check_transforms
 from airflow_mlops.core.metrics import DEFAULT_PRIMARY as DEFAULT_METRIC
 from airflow_mlops.core.metrics import METRIC_DIRECTIONS, TASKS, Task
 from airflow_mlops.core.training.estimators import (
@@ -72,6 +74,7 @@ from airflow_mlops.core.training.spec_sections import (
     _features,
     _search,
     _split,
+    _transforms,
 )
 
 # Re-exported: callers read the task metrics and the LightGBM defaults from the spec module.
@@ -89,6 +92,7 @@ __all__ = [
     "Task",
     "TrainingSpec",
     "declared_features",
+    "declared_transforms",
 ]
 
 
@@ -112,6 +116,7 @@ _TOP_FIELDS = (
     "refit",
     "window",
     "recency_weight_half_life",
+    "transforms",
 )
 
 
@@ -169,6 +174,7 @@ class TrainingSpec:
     refit: Refit | None = None
     window: int | str | None = None
     recency_weight_half_life: float | None = None
+    transforms: FeatureTransforms = field(default_factory=FeatureTransforms)
 
     def __post_init__(self) -> None:
         if self.refit is None:  # the default follows the split method
@@ -204,6 +210,7 @@ class TrainingSpec:
                 f"The target {self.target!r} is also listed as a feature: that is leakage (the model would "
                 "read the answer). Remove it from the features."
             )
+        check_transforms(self.transforms, self)
 
     def _check_time_fields(self) -> None:
         """``window`` and ``recency_weight_half_life`` count time on the split's time column."""
@@ -249,6 +256,11 @@ class TrainingSpec:
     @property
     def features(self) -> tuple[str, ...]:
         return self.numeric_features + self.categorical_features
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The columns of the data the model needs before its transforms run."""
+        return self.transforms.raw_columns(self.features)
 
     @property
     def is_classifier(self) -> bool:
@@ -304,6 +316,7 @@ class TrainingSpec:
             "refit": self.refit,
             "window": self.window,
             "recency_weight_half_life": self.recency_weight_half_life,
+            "transforms": self.transforms.to_dict() if self.transforms else None,
         }
 
     @classmethod
@@ -347,6 +360,7 @@ class TrainingSpec:
             refit=_refit(raw.get("refit")),
             window=_window(raw.get("window")),
             recency_weight_half_life=_half_life(raw.get("recency_weight_half_life")),
+            transforms=_transforms(raw),
         )
 
     @classmethod
@@ -383,3 +397,10 @@ def declared_features(raw: Mapping[str, Any]) -> tuple[str, ...]:
         raw = raw["training"]
     numeric, categorical = _features(raw)
     return numeric + categorical
+
+
+def declared_transforms(raw: Mapping[str, Any]) -> FeatureTransforms:
+    """The feature transforms of a spec mapping (or its ``training:`` section), parsed and validated."""
+    if "training" in raw and isinstance(raw["training"], Mapping):
+        raw = raw["training"]
+    return _transforms(raw)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from airflow_mlops.core.errors import SpecError
+from airflow_mlops.core.features.spec import FeatureTransforms
 from airflow_mlops.core.metrics import DEFAULT_PRIMARY as DEFAULT_METRIC
 from airflow_mlops.core.metrics import Task
 from airflow_mlops.core.training.spec_fields import (
@@ -21,6 +22,7 @@ from airflow_mlops.core.training.spec_fields import (
 )
 
 MAX_SEARCH_TRIALS = 50
+TRANSFORM_KEYS = ("derived", "joins", "timezones")  # keys of the features section read by core/features
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def _features(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]
                 "Give features either as 'features: {numeric, categorical}' or as top-level lists, not both."
             )
         section = _mapping(raw["features"], "features")
-        _reject_unknown(section, ("numeric", "categorical"), "features")
+        _reject_unknown(section, ("numeric", "categorical", *TRANSFORM_KEYS), "features")
         return _names(section.get("numeric"), "features.numeric"), _names(
             section.get("categorical"), "features.categorical"
         )
@@ -159,3 +161,17 @@ def _categories(raw: Any) -> CategorySpec:
         max=_integer(section.get("max", 64), "categories.max", 1, 10_000),
         min_frequency=_integer(section.get("min_frequency", 10), "categories.min_frequency", 1),
     )
+
+
+def _transforms(raw: Mapping[str, Any]) -> FeatureTransforms:
+    """The feature transforms: ``features.{derived, joins, timezones}`` in a pipeline file, or the
+    top-level ``transforms`` of a spec artifact (not both)."""
+    features = raw.get("features")
+    section: Mapping[str, Any] = features if isinstance(features, Mapping) else {}
+    given = {k: section[k] for k in TRANSFORM_KEYS if k in section}
+    if given and raw.get("transforms"):
+        raise SpecError("Give the feature transforms either in 'features' (derived, joins, timezones) or as "
+                        "'transforms', not both.")  # fmt: skip
+    if raw.get("transforms") is not None:
+        return FeatureTransforms.from_mapping(_mapping(raw["transforms"], "transforms"), where="transforms")
+    return FeatureTransforms.from_mapping(given, where="features")

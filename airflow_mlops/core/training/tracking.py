@@ -116,6 +116,20 @@ class TrainingRun:
                 self.run_id, frame, uri, f"{pipeline}-snapshot", sha256[:36], spec.target, "training", sha256
             )
 
+    def log_transform_tags(self, receipt: Mapping[str, Any]) -> None:
+        """The feature transforms' dimension snapshots as tags (``mlops.dimension.<join>.sha256``); the
+        whole receipt is in the spec artifact's ``feature_transforms``."""
+        import mlflow
+
+        with self._timed():
+            mlflow.set_tags(
+                {
+                    f"mlops.dimension.{name}.{key}": str(join[key])
+                    for name, join in receipt["joins"].items()
+                    for key in ("sha256", "uri")
+                }
+            )
+
     def log_spec_params(self, spec: TrainingSpec) -> None:
         import mlflow
 

@@ -1,0 +1,66 @@
+"""Checks of feature transforms against the training spec they belong to, run when the spec is parsed.
+
+What can be known without data is checked here: a transform that reads the target (leakage), a produced
+column named like the target or the split column, and the types the grammar can infer (a derived feature
+listed as numeric whose expression gives text, a date part of a number, ...). Column types the data
+decides are checked again when the transforms first run (:mod:`.apply`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_mlops.core.errors import SpecError
+from airflow_mlops.core.features.grammar import Kind, Scope, Typed, compile_node
+from airflow_mlops.core.features.spec import FeatureTransforms
+
+
+def static_kinds(transforms: FeatureTransforms) -> dict[str, Kind]:
+    """The type of each derived feature as far as it is known without data (``any`` otherwise).
+
+    :raises SpecError: an expression mixes types that can never fit, naming the feature.
+    """
+    columns: dict[str, Typed] = {}
+    for join in transforms.joins:
+        columns.update({name: Typed(name, "any") for name in join.columns})
+    kinds: dict[str, Kind] = {}
+
+    class _Unknown(dict[str, Typed]):
+        def __missing__(self, key: str) -> Typed:  # an input column: its type comes with the data
+            return Typed(key, "any")
+
+        def __contains__(self, key: object) -> bool:
+            return True
+
+    scope = Scope(_Unknown(columns), lambda typed, source, zone: typed.sql)
+    for feature in transforms.derived:
+        typed = compile_node(feature.tree, scope, f"Derived feature {feature.name!r}")
+        kinds[feature.name] = typed.kind
+        scope.columns[feature.name] = Typed(feature.name, typed.kind)  # type: ignore[index]
+    return kinds
+
+
+def check_transforms(transforms: FeatureTransforms, spec: Any) -> None:
+    """Refuse transforms that break the training spec (see the module docstring).
+
+    :param spec: the :class:`~airflow_mlops.core.training.spec.TrainingSpec` being built.
+    """
+    if not transforms:
+        return
+    readers = transforms.readers()
+    if spec.target in readers:
+        raise SpecError(
+            f"The target {spec.target!r} is {readers[spec.target]}: that is leakage (the feature would be computed "
+            "from the answer). Remove it from the transform."
+        )
+    for reserved, what in ((spec.target, "the target"), (spec.split.column, "the time split column")):
+        if reserved is not None and reserved in transforms.outputs:
+            raise SpecError(f"A feature transform produces {reserved!r}, {what}; give the column another name.")
+    for name, kind in static_kinds(transforms).items():
+        if kind == "timestamp":
+            raise SpecError(f"Derived feature {name!r} is a timestamp; a feature must be a number or a string.")
+        if kind == "string" and name in spec.numeric_features:
+            raise SpecError(
+                f"Derived feature {name!r} gives text but is listed in features.numeric; list it in "
+                "features.categorical or change its expression."
+            )
