@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from airflow_mlops.core.features.apply import Transformer, bind
     from airflow_mlops.core.features.dimensions import Dimension, dimension_uri, load_dimensions
     from airflow_mlops.core.features.grammar import FUNCTIONS, parse
-    from airflow_mlops.core.features.spec import AsOf, DerivedFeature, FeatureTransforms, JoinSpec
-    from airflow_mlops.core.features.validate import check_transforms, static_kinds
+    from airflow_mlops.core.features.spec import AsOf, DerivedFeature, FeatureTransforms, JoinSpec, static_kinds
+    from airflow_mlops.core.features.validate import check_transforms
 
 __all__ = [
     "FUNCTIONS",
@@ -53,6 +53,6 @@ __getattr__, __dir__ = lazy_exports(
         "FeatureTransforms": "spec",
         "JoinSpec": "spec",
         "check_transforms": "validate",
-        "static_kinds": "validate",
+        "static_kinds": "spec",
     },
 )

@@ -189,6 +189,19 @@ class Transformer:
             return pa.RecordBatch.from_arrays(columns, names=names)
         return pa.table(columns, names=names)
 
+    def check_frame(self, frame: pd.DataFrame) -> None:
+        """Compile the transforms for ``frame``'s columns without running them: every column present, every
+        type as the expressions and joins need it, every time zone known.
+
+        :raises DataError: a column is missing, has the wrong type for a join, or time zones do not match.
+        :raises SpecError: an expression does not fit the column types.
+        """
+        import pyarrow as pa
+
+        if self.transforms:
+            needed = [c for c in self.transforms.inputs() if c in frame.columns]
+            self.output_schema(pa.Table.from_pandas(frame[needed], preserve_index=False).schema)
+
     def apply_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """A pandas frame with the produced columns (same row order and index)."""
         import pyarrow as pa

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from airflow_mlops.core.errors import SpecError
-from airflow_mlops.core.features.grammar import Node, columns_of, parse
+from airflow_mlops.core.features.grammar import Kind, Node, Scope, Typed, columns_of, compile_node, parse
 
 Duplicates = Literal["error", "first", "last"]
 DUPLICATE_POLICIES: tuple[Duplicates, ...] = ("error", "first", "last")
@@ -189,6 +189,7 @@ class FeatureTransforms:
         )
         transforms = cls(derived=derived, joins=joins, timezones=timezones)
         transforms._check_names(where)
+        static_kinds(transforms)  # types that can never fit are refused now, before any data is read
         return transforms
 
     def _check_names(self, where: str) -> None:
@@ -287,3 +288,28 @@ def _as_of(raw: Any, path: str) -> AsOf:
         tolerance_seconds=int(match.group(1)) * _SECONDS[match.group(2).lower()],
         dimension_timezone=None if zone is None else _zone(zone, f"{path}.dimension_timezone"),
     )
+
+
+def static_kinds(transforms: FeatureTransforms) -> dict[str, Kind]:
+    """The type of each derived feature as far as it is known without data (``any`` otherwise).
+
+    :raises SpecError: an expression mixes types that can never fit, naming the feature.
+    """
+    columns: dict[str, Typed] = {}
+    for join in transforms.joins:
+        columns.update({name: Typed(name, "any") for name in join.columns})
+    kinds: dict[str, Kind] = {}
+
+    class _Unknown(dict[str, Typed]):
+        def __missing__(self, key: str) -> Typed:  # an input column: its type comes with the data
+            return Typed(key, "any")
+
+        def __contains__(self, key: object) -> bool:
+            return True
+
+    scope = Scope(_Unknown(columns), lambda typed, source, zone: typed.sql)
+    for feature in transforms.derived:
+        typed = compile_node(feature.tree, scope, f"Derived feature {feature.name!r}")
+        kinds[feature.name] = typed.kind
+        scope.columns[feature.name] = Typed(feature.name, typed.kind)  # type: ignore[index]
+    return kinds

@@ -11,33 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_mlops.core.errors import SpecError
-from airflow_mlops.core.features.grammar import Kind, Scope, Typed, compile_node
-from airflow_mlops.core.features.spec import FeatureTransforms
-
-
-def static_kinds(transforms: FeatureTransforms) -> dict[str, Kind]:
-    """The type of each derived feature as far as it is known without data (``any`` otherwise).
-
-    :raises SpecError: an expression mixes types that can never fit, naming the feature.
-    """
-    columns: dict[str, Typed] = {}
-    for join in transforms.joins:
-        columns.update({name: Typed(name, "any") for name in join.columns})
-    kinds: dict[str, Kind] = {}
-
-    class _Unknown(dict[str, Typed]):
-        def __missing__(self, key: str) -> Typed:  # an input column: its type comes with the data
-            return Typed(key, "any")
-
-        def __contains__(self, key: object) -> bool:
-            return True
-
-    scope = Scope(_Unknown(columns), lambda typed, source, zone: typed.sql)
-    for feature in transforms.derived:
-        typed = compile_node(feature.tree, scope, f"Derived feature {feature.name!r}")
-        kinds[feature.name] = typed.kind
-        scope.columns[feature.name] = Typed(feature.name, typed.kind)  # type: ignore[index]
-    return kinds
+from airflow_mlops.core.features.spec import FeatureTransforms, static_kinds
 
 
 def check_transforms(transforms: FeatureTransforms, spec: Any) -> None:

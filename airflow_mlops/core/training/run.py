@@ -381,4 +381,5 @@ def _checked_inputs(
         from airflow_mlops.core.features.apply import bind
 
         transformer = bind(spec.transforms, root, pipeline)
+        transformer.check_frame(frame)
     return business, frame, dataset_sha256, transformer
