@@ -202,21 +202,6 @@ def _identity(model: ServingModel) -> dict[str, Any]:
     return {"model_name": model.name, "model_version": model.version, "onnx_sha256": model.sha256}
 
 
-def run_transformer(client: Any, run_id: str, model: ServingModel, root: StorageRoot) -> Transformer | None:
-    """The version's feature transforms bound to the dimensions of the pipeline its run trained for
-    (``{root}/{pipeline}/...``), or None when it has none."""
-    if not model.spec.transforms:
-        return None
-    from airflow_mlops.core.features.apply import bind
-
-    pipeline = client.get_run(run_id).data.tags.get(contracts.TAG_PIPELINE)
-    if not pipeline:
-        raise SpecError(
-            f"Run {run_id} has no {contracts.TAG_PIPELINE!r} tag: the dimensions of its joins cannot be found."
-        )
-    return bind(model.spec.transforms, root, str(pipeline))
-
-
 def read_reference(client: Any, run_id: str) -> pd.DataFrame:
     """The run's reference sample (training rows with training-time predictions).
 

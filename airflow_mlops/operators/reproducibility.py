@@ -52,8 +52,8 @@ class CheckTrainingServingSkewOperator(MonitoringOperator):
 
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.params import parse_number
-        from airflow_mlops.core.reproducibility import check_training_serving_skew, read_reference, run_transformer
-        from airflow_mlops.core.serving import load_serving_model
+        from airflow_mlops.core.reproducibility import check_training_serving_skew, read_reference
+        from airflow_mlops.core.serving import load_serving_model, run_transformer
 
         client = self.mlflow_client
         ref = self.resolve_model(self.model_name, alias=self.alias, version=self.model_version)

@@ -19,8 +19,8 @@ from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.pipeline import FeatureRequirements, PipelineFile
 from airflow_mlops.core.registry import promote, register_version, registration_tags
-from airflow_mlops.core.reproducibility import check_training_serving_skew, read_reference, run_transformer
-from airflow_mlops.core.serving import load_serving_model, resolve_model_version
+from airflow_mlops.core.reproducibility import check_training_serving_skew, read_reference
+from airflow_mlops.core.serving import load_serving_model, resolve_model_version, run_transformer
 from airflow_mlops.core.storage import StorageRoot
 from airflow_mlops.core.training import TrainingSpec, parquet_bytes, run_training
 from airflow_mlops.hooks.mlflow import MlflowHook

@@ -1,8 +1,10 @@
 """Dimension tables for feature joins: located, read once per task, fingerprinted and deduplicated.
 
-A join's ``source`` is a Parquet file or a folder of them: a relative path lies under
-``{storage_root}/{pipeline}/`` (where the replay lands ``dims/``), an absolute path or an ``s3://`` URI is
-used as it is (S3 through the storage root's filesystem). Only the columns the join needs are kept.
+A join's ``source`` is a Parquet file or a folder of them: a path starting with ``include/`` is data shipped
+with the project (read from the project folder, the current directory of Airflow's processes, as the replay
+reads ``include/data``); another relative path lies under ``{storage_root}/{pipeline}/`` (a dimension that
+is updated as data lands); an absolute path or an ``s3://`` URI is used as it is (S3 through the storage
+root's filesystem). Only the columns the join needs are kept.
 The sha256 of the files' bytes identifies the snapshot the model was trained with.
 """
 
@@ -45,11 +47,20 @@ class Dimension:
         }
 
 
+PROJECT_DATA = "include/"  # a source under include/ is data shipped with the project
+
+
 def dimension_uri(source: str, root: StorageRoot, pipeline: str) -> str:
-    """Where a join's ``source`` lies: under ``{root}/{pipeline}/`` when relative."""
+    """Where a join's ``source`` lies: as given when absolute or on S3; under the project folder (the current
+    directory, as Airflow runs from it) when it starts with ``include/``; else under ``{root}/{pipeline}/``."""
+    import os
+
     if source.startswith(("s3://", "/", "file://")):
         return source.removeprefix("file://")
-    return root.join(pipeline, validate_relative_path(source, "dimension source"))
+    relative = validate_relative_path(source, "dimension source")
+    if relative.startswith(PROJECT_DATA):
+        return os.path.join(os.getcwd(), relative)
+    return root.join(pipeline, relative)
 
 
 def load_dimensions(transforms: FeatureTransforms, root: StorageRoot, pipeline: str) -> dict[str, Dimension]:

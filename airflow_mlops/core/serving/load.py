@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import contracts
-from airflow_mlops.core.errors import ArtifactError, IntegrityError
+from airflow_mlops.core.errors import ArtifactError, IntegrityError, SpecError
 from airflow_mlops.core.serving.model import ModelSpec, ServingModel
 from airflow_mlops.core.serving.resolve import ModelReference, _not_found
+
+if TYPE_CHECKING:
+    from airflow_mlops.core.features.apply import Transformer
 
 
 def _download(client: Any, run_id: str, path: str, folder: str) -> bytes:
@@ -87,3 +90,23 @@ def _baseline(client: Any, ref: ModelReference, raw_spec: Any, folder: str) -> d
 
     reference = pq.read_table(pa.BufferReader(_download(client, ref.run_id, contracts.ARTIFACT_REFERENCE, folder)))
     return baseline_from_reference(reference, ModelSpec.from_mapping(raw_spec).inputs)
+
+
+def run_transformer(client: Any, run_id: str, model: ServingModel, root: Any) -> Transformer | None:
+    """The version's feature transforms bound to the dimensions of the pipeline its run trained for
+    (``{root}/{pipeline}/...``, the pipeline read from the run's ``mlops.pipeline`` tag); None without any.
+
+    :raises SpecError: the run records no pipeline although the transforms join dimension tables.
+    """
+    from airflow_mlops.core.features.apply import Transformer, bind
+
+    if not model.spec.transforms:
+        return None
+    if not model.spec.transforms.joins:
+        return Transformer(model.spec.transforms)
+    pipeline = client.get_run(run_id).data.tags.get(contracts.TAG_PIPELINE)
+    if not pipeline:
+        raise SpecError(
+            f"Run {run_id} has no {contracts.TAG_PIPELINE!r} tag: the dimension tables its joins read cannot be found."
+        )
+    return bind(model.spec.transforms, root, str(pipeline))
