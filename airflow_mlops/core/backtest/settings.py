@@ -56,7 +56,7 @@ class BacktestSettings:
         :param time_column: the column batches are cut by; the file's ``data.watermark_column``, else
             the training split's time column, when omitted.
         :param root: the storage root whose ``{pipeline}/`` folder holds the dimension tables the feature
-            transforms join (needed only when they join some).
+            transforms join (the current folder when omitted; sources under ``include/`` do not need it).
         """
         import yaml
 
@@ -74,13 +74,11 @@ class BacktestSettings:
         pipeline.feature_requirements.check(spec.features, where=where, transforms=spec.transforms)
         transformer = None
         if spec.transforms:
-            from airflow_mlops.core.features.apply import Transformer, bind
+            from airflow_mlops.core.features.apply import bind
+            from airflow_mlops.core.storage import StorageRoot
 
-            if spec.transforms.joins and root is None:
-                raise SpecError(f"{where} joins dimension tables: give the storage root that holds them.")
-            transformer = (
-                bind(spec.transforms, root, pipeline.name) if root is not None else Transformer(spec.transforms)
-            )
+            # Sources under include/ are read from the project folder; others under {root}/{pipeline}/.
+            transformer = bind(spec.transforms, root if root is not None else StorageRoot("."), pipeline.name)
         return cls(
             pipeline=pipeline.name,
             model_name=pipeline.model_name,
