@@ -76,7 +76,7 @@ def train(hook: MlflowHook, root: StorageRoot, frame: pd.DataFrame, **kwargs: An
 
 
 def test_training_serving_and_the_skew_check_compute_identical_values(
-    deployment: tuple[Any, StorageRoot], tmp_path: Path
+    deployment: tuple[Any, StorageRoot], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hook, root = deployment
     client = hook.get_conn()
@@ -112,7 +112,13 @@ def test_training_serving_and_the_skew_check_compute_identical_values(
     )  # fmt: skip
     ctx = {"logical_date": datetime(2013, 3, 1, tzinfo=UTC), "dag_run": SimpleNamespace(run_after=None),
            "ti": SimpleNamespace(map_index=-1, xcom_push=lambda *a, **k: None)}  # fmt: skip
+    from airflow_mlops.core.features import dimensions
+
+    reads: list[str] = []
+    read = dimensions._read
+    monkeypatch.setattr(dimensions, "_read", lambda uri, root: reads.append(uri) or read(uri, root))
     scored = operator.execute(ctx)
+    assert len(reads) == 1 and scored["rows_in"] > 97 * 3  # one read of the dimension for many batches
     assert scored["feature_transforms"]["joins"]["weather"]["sha256"] == weather_sha
     logged = pd.read_parquet(scored["serving_log_uri"]).sort_values("row").reset_index(drop=True)
     for column in ("sched_dow", "temp", "visib", "log_distance"):

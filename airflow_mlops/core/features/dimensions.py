@@ -50,6 +50,11 @@ class Dimension:
 PROJECT_DATA = "include/"  # a source under include/ is data shipped with the project
 
 
+def located_by_root(source: str) -> bool:
+    """Whether a join's ``source`` lies under the storage root (relative, not under ``include/``)."""
+    return not source.startswith(("s3://", "/", "file://", PROJECT_DATA))
+
+
 def dimension_uri(source: str, root: StorageRoot, pipeline: str) -> str:
     """Where a join's ``source`` lies: as given when absolute or on S3; under the project folder (the current
     directory, as Airflow runs from it) when it starts with ``include/``; else under ``{root}/{pipeline}/``."""

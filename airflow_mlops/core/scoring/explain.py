@@ -102,7 +102,8 @@ def _plain(value: Any) -> Any:
 
 def row_frame(row: Mapping[str, Any], model: ServingModel, transformer: Transformer | None = None) -> pd.DataFrame:
     """A one-row frame of ``row``'s feature columns; a version with feature transforms takes the columns
-    they read and runs them (with ``transformer``, which holds the dimensions of its joins) as scoring does.
+    they read and runs them (with ``transformer``, which holds the dimensions of its joins) as scoring does,
+    unless the row already holds every feature (a serving-log row, transformed when it was served).
 
     :raises DataError: a feature is missing from the row (missing *values* are fine: pass None).
     """
@@ -110,6 +111,9 @@ def row_frame(row: Mapping[str, Any], model: ServingModel, transformer: Transfor
 
     if not isinstance(row, Mapping):
         raise SpecError(f"The row to explain must be a mapping of column to value. Got {type(row).__name__}.")
+    features = model.spec.feature_columns
+    if model.spec.transforms and all(c in row for c in features):
+        return pd.DataFrame([{c: row[c] for c in features}])  # a serving-log row: transformed as it was served
     needed = model.spec.input_columns
     missing = [c for c in needed if c not in row]
     if missing:

@@ -72,14 +72,16 @@ def transformed(
     if not spec.transforms:
         return frame, None
     if transformer is None:
-        if spec.transforms.joins:
+        from airflow_mlops.core.features.apply import bind
+        from airflow_mlops.core.features.dimensions import located_by_root
+
+        rooted = [j.name for j in spec.transforms.joins if located_by_root(j.source)]
+        if rooted:
             raise SpecError(
-                f"The training spec joins dimension table(s) {[j.name for j in spec.transforms.joins]}: pass a "
+                f"The training spec joins dimension table(s) {rooted} kept under the storage root: pass a "
                 "transformer with them loaded (airflow_mlops.core.features.bind(spec.transforms, root, pipeline))."
             )
-        from airflow_mlops.core.features.apply import Transformer
-
-        transformer = Transformer(spec.transforms)
+        transformer = bind(spec.transforms, StorageRoot("."), "-")  # sources under include/ or absolute
     return transformer.apply_frame(frame), transformer.receipt()
 
 
