@@ -11,7 +11,7 @@ Reading (the view, the reports) needs read access to DAGs; a rollback needs the 
 # names local to create_app (the api-server's security module is imported there, not at module level).
 import uuid
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote, urlparse
+from urllib.parse import parse_qs, urlparse
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -46,13 +46,9 @@ def _base(request: Request) -> str:
 
 
 def _report_link(request: Request, root: Any) -> pages.ReportLink:
-    from airflow_mlops.plugins.reports import relative_to_root
+    from airflow_mlops.plugins.reports import report_link
 
-    def link(uri: str | None) -> str | None:
-        relative = relative_to_root(root, uri)
-        return None if relative is None else f"{_base(request)}/reports/{quote(relative)}"
-
-    return link
+    return lambda uri: report_link(root, uri, f"{_base(request)}/reports")
 
 
 def _history(client: Any, name: str) -> Any:

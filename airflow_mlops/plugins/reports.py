@@ -103,15 +103,14 @@ def read_report(root: StorageRoot, relative: str) -> Report:
     return Report(uri, kind, root.read_bytes(uri))
 
 
-def relative_to_root(root: StorageRoot, uri: str | None) -> str | None:
-    """The path of ``uri`` relative to ``root`` (for a report link), or None when it lies elsewhere."""
+def report_link(root: StorageRoot, uri: str | None, base_url: str) -> str | None:
+    """The address under ``base_url`` (the plugin's report route) of ``uri``, or None when it lies outside
+    ``root``. Built by the same function as the validation and drift task links."""
+    from airflow_mlops.core.validation.report import report_url
+
     if not uri:
         return None
     try:
-        if not root.contains(uri):
-            return None
-        path = root.fs_path(uri)
+        return report_url(root, uri, base_url) if root.contains(uri) else None
     except SpecError:
         return None
-    base = root.fs_path(root.uri).rstrip("/")
-    return path[len(base) + 1 :] or None

@@ -112,3 +112,16 @@ def test_rollback_asks_for_confirmation_and_records_who_decided(served: Served) 
 
 def test_an_unknown_model_is_not_found(served: Served) -> None:
     assert served.http.get("/mlops/models/no_such_model", headers=served.as_user("viewer")).status_code == 404
+
+
+def test_report_links_built_with_the_plugins_address_open_through_it(served: Served) -> None:
+    """With ``[mlops] report_base_url`` set to ``<api base_url>/mlops/reports/``, the validation and drift
+    task links (``core.validation.report.report_url``) are the plugin's report route."""
+    from airflow_mlops.core.validation.report import report_url
+
+    uri = served.root.join("flights/drift/2013-04-15T00:00:00+00:00/report.html")
+    served.root.write_bytes(uri, b"<html>drift of the 15th</html>")
+    link = report_url(served.root, uri, "http://airflow.test/mlops/reports/")
+    assert link == "http://airflow.test/mlops/reports/flights/drift/2013-04-15T00%3A00%3A00%2B00%3A00/report.html"
+    answer = served.http.get(link, headers=served.as_user("viewer"))
+    assert answer.status_code == 200 and answer.text == "<html>drift of the 15th</html>"

@@ -12,6 +12,7 @@ from airflow_mlops.core.storage import StorageRoot, s3_filesystem
 from airflow_mlops.plugins import reports
 
 REPORT = "flights/drift/2013-04-01T00:00:00+00:00/report.html"
+CARD = "flights/evidence/p/gate/r1/model_card.html"
 
 
 @pytest.fixture
@@ -73,10 +74,11 @@ def test_a_folder_named_like_a_report_is_not_a_report(root: StorageRoot) -> None
 
 
 def test_links_are_made_only_for_uris_under_the_root(root: StorageRoot, tmp_path: Path) -> None:
-    assert reports.relative_to_root(root, root.join(REPORT)) == REPORT
-    assert reports.relative_to_root(root, str(tmp_path / "elsewhere" / "x.html")) is None
-    assert reports.relative_to_root(root, "s3://bucket/x.html") is None
-    assert reports.relative_to_root(root, None) is None
+    link = reports.report_link(root, root.join(REPORT), "/mlops/reports")
+    assert link == "/mlops/reports/flights/drift/2013-04-01T00%3A00%3A00%2B00%3A00/report.html"
+    assert reports.report_link(root, str(tmp_path / "elsewhere" / "x.html"), "/mlops/reports") is None
+    assert reports.report_link(root, "s3://bucket/x.html", "/mlops/reports") is None
+    assert reports.report_link(root, None, "/mlops/reports") is None
 
 
 def test_reports_are_read_from_an_s3_root(s3_server, s3_bucket: str) -> None:  # type: ignore[no-untyped-def]
@@ -87,7 +89,7 @@ def test_reports_are_read_from_an_s3_root(s3_server, s3_bucket: str) -> None:  #
     root = StorageRoot(f"s3://{s3_bucket}/prefix", fs)
     root.write_bytes(root.join(REPORT), b"<html>on s3</html>")
     assert reports.read_report(root, REPORT).content == b"<html>on s3</html>"
-    assert reports.relative_to_root(root, f"s3://{s3_bucket}/prefix/{REPORT}") == REPORT
+    assert reports.report_link(root, f"s3://{s3_bucket}/prefix/{CARD}", "/r") == f"/r/{CARD}"
     with pytest.raises(reports.ReportPathRefused):
         reports.read_report(root, "../other-prefix/report.html")
     with pytest.raises(SourceNotFoundError):
