@@ -84,6 +84,8 @@ def test_anonymous_requests_are_refused(airflow: AirflowServices, model: Any) ->
     plugins = airflow.api.get("/api/v2/plugins")["plugins"]
     (ours,) = [p for p in plugins if p["name"] == "airflow_mlops"]
     assert ours["external_views"][0]["href"] == "/mlops/" and ours["fastapi_apps"][0]["url_prefix"] == "/mlops"
+    errors = airflow.api.get("/api/v2/plugins/importErrors")["import_errors"]
+    assert not [e for e in errors if "mlops" in f"{e['source']} {e['error']}"], errors
 
 
 def _frame_text(page: Page) -> str:
@@ -98,7 +100,14 @@ def test_the_view_lists_both_versions_and_its_report_link_opens(
     import time
 
     browser.call("Page.enable")
-    browser.call("Page.navigate", url=f"{airflow.api_url}/plugin/mlops-models")  # the UI's page of the nav entry
+    browser.call("Page.navigate", url=f"{airflow.api_url}/")
+    browser.wait_for(lambda s: "Browse" in s.text, timeout=90)
+    browser.evaluate("[...document.querySelectorAll('button')].find(b => b.innerText.includes('Browse')).click()")
+    menu = browser.wait_for(lambda s: any(text == "MLOps models" for text, _ in s.links), timeout=30)
+    browser.screenshot(artifacts_dir / "plugin-nav-menu.png")
+    entry = next(href for text, href in menu.links if text == "MLOps models")
+    assert entry == f"{airflow.api_url}/plugin/mlops-models"  # the UI's page of the nav entry
+    browser.call("Page.navigate", url=entry)
     deadline = time.monotonic() + 90
     while NAME not in _frame_text(browser) and time.monotonic() < deadline:
         time.sleep(1)
