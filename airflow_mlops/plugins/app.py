@@ -52,9 +52,15 @@ def _report_link(request: Request, root: Any) -> pages.ReportLink:
 
 
 def _history(client: Any, name: str) -> Any:
+    from airflow_mlops.core.errors import SpecError
+    from airflow_mlops.core.registry import validate_model_name
     from airflow_mlops.core.registry.errors import _error_code, _mlflow_exception
     from airflow_mlops.plugins.history import model_history
 
+    try:
+        validate_model_name(name)
+    except SpecError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     try:
         return model_history(client, name)
     except _mlflow_exception() as exc:

@@ -111,7 +111,9 @@ def test_rollback_asks_for_confirmation_and_records_who_decided(served: Served) 
 
 
 def test_an_unknown_model_is_not_found(served: Served) -> None:
-    assert served.http.get("/mlops/models/no_such_model", headers=served.as_user("viewer")).status_code == 404
+    headers = served.as_user("viewer")
+    assert served.http.get("/mlops/models/no_such_model", headers=headers).status_code == 404
+    assert served.http.get("/mlops/models/x' or name != '", headers=headers).status_code == 404
 
 
 def test_report_links_built_with_the_plugins_address_open_through_it(served: Served) -> None:
