@@ -2,8 +2,8 @@
 half-states. Registration is idempotent per run and marked complete only once the version is READY and
 fully tagged; promotion is a compare-and-set on the alias under a lease, and the previous champion stays
 addressable for rollback. Public API: ``register_version``, ``Registration``, ``registration_tags``,
-``version_description``, ``promote``, ``rollback``, ``Promotion``, ``registry_lock``, ``alias_version``,
-``versions_of_run``, ``version_state``, ``is_complete``, ``validate_model_name``, the errors
+``version_description``, ``promote``, ``rollback``, ``promotion_history``, ``Promotion``, ``registry_lock``,
+``alias_version``, ``versions_of_run``, ``version_state``, ``is_complete``, ``validate_model_name``, the errors
 ``ChampionMoved``, ``VersionNotPromotable``, ``RegistryLockTimeout``, ``RegistryLeaseLost`` and the constants ``READY``,
 ``PENDING``, ``FAILED``, ``LOCK_SUFFIX``, ``TAG_LOCK_OWNER``, ``TAG_LOCK_EXPIRES`` (modules: ``registration``
 registers a run, ``promotion`` moves aliases, ``lease`` serialises promotions, ``lookup`` reads versions and
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         version_state,
         versions_of_run,
     )
-    from airflow_mlops.core.registry.promotion import Promotion, promote, rollback
+    from airflow_mlops.core.registry.promotion import Promotion, promote, promotion_history, rollback
     from airflow_mlops.core.registry.registration import Registration, register_version
     from airflow_mlops.core.registry.tags import registration_tags, version_description
 
@@ -53,6 +53,7 @@ __all__ = [
     "alias_version",
     "is_complete",
     "promote",
+    "promotion_history",
     "register_version",
     "registration_tags",
     "registry_lock",
@@ -83,6 +84,7 @@ __getattr__, __dir__ = lazy_exports(
         "versions_of_run": "lookup",
         "Promotion": "promotion",
         "promote": "promotion",
+        "promotion_history": "promotion",
         "rollback": "promotion",
         "Registration": "registration",
         "register_version": "registration",
