@@ -25,6 +25,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -89,6 +90,7 @@ class Narrator:
         self.api = api
         self.client = MlflowHook().get_conn()
         self.story: list[str] = []
+        self.last_training = ""
 
     def champion(self) -> str:
         from airflow_mlops.core import registry
@@ -132,13 +134,20 @@ class Narrator:
             return f"gate {gate or 'not run'}"
         return "passed, promoted" if promote == "success" else "rejected, champion kept"
 
-    def log_excerpt(self, dag_id: str, run_id: str, task_id: str) -> str:
-        """A line of a task's log as the UI shows it: proof the logs reached Airflow."""
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/1"
-        answer = self.api.request("GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"})
-        events = [str(line.get("event", "")) for line in (answer or {}).get("content") or [] if isinstance(line, dict)]
-        useful = [e for e in events if "Trained" in e or "gate" in e.lower() or "Scored" in e]
-        return (useful or events or ["(empty)"])[-1][:160]
+    def log_excerpt(self, task: str) -> str:
+        """A line of the last training's task log as the UI shows it: the logs are in Airflow."""
+        from airflow_mlops.cli.airflow_api import ServiceError
+
+        path = f"/api/v2/dags/{TRAINING}/dagRuns/{self.last_training}/taskInstances/{PIPELINE}.{task}/logs/1"
+        try:
+            answer = self.api.request(
+                "GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"}
+            )
+        except ServiceError as exc:
+            return f"(not readable: {str(exc).splitlines()[0]})"
+        lines = [line for line in (answer or {}).get("content") or [] if isinstance(line, dict)]
+        events = [str(line.get("event", "")) for line in lines if line.get("event")]
+        return f"{len(events)} lines, e.g. {(events or ['(none)'])[-1][:140]!r}"
 
 
 def train(api: Any, narrator: Narrator, why: str) -> str:
@@ -156,6 +165,7 @@ def follow_training(api: Any, narrator: Narrator, run_id: str, why: str) -> str:
         f"champion is v{narrator.champion()}")  # fmt: skip
     say(f"   checks: {checks}")
     narrator.story.append(f"continuous_training ({why}, {run['run_type']}): {verdict}, champion v{narrator.champion()}")
+    narrator.last_training = run_id
     # Its own ingest event queues one more run, which sees the event is its own and trains nothing.
     api.wait_until_idle(TRAINING, timeout=600)
     return run_id
@@ -233,6 +243,8 @@ def summary(narrator: Narrator, api_url: str, storage: Path, env_file: Path, set
     return "\n".join([
         "", "Done. What happened:", *(f"  {line}" for line in narrator.story), "",
         f"Champion: models:/{MODEL}@champion = version {narrator.champion()}",
+        f"Task log of {PIPELINE}.train in the last training, read back through the REST API: "
+        f"{narrator.log_excerpt('train')}",
         f"Storage root:     {storage} ({len(predictions)} prediction file(s), {len(reports)} drift report(s))",
         f"MLflow store:     {mlflow_uri} (artifacts {artifacts})",
         f"Airflow home:     {settings['AIRFLOW_HOME']} (runs, task logs: in the UI at {api_url})",
@@ -267,6 +279,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # A plain kill (or `timeout`) must stop the components too: turn SIGTERM into an exit that unwinds.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     settings = embedded_environment()
     for key in ("AIRFLOW_HOME", "AIRFLOW__MLOPS__STORAGE_ROOT", "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT"):
         Path(settings[key]).mkdir(parents=True, exist_ok=True)
