@@ -127,6 +127,15 @@ def test_the_retraining_moves_the_champion(airflow: AirflowServices, mlops_stack
     assert champion(mlops_stack) == "2", airflow.log_tails()
 
 
+def test_task_logs_are_in_airflow(airflow: AirflowServices, loop: Loop) -> None:
+    """Run by a scheduler, a task's log is where the UI reads it (not only in a terminal)."""
+    run_id = loop.retrain_run["dag_run_id"]
+    path = f"/api/v2/dags/{TRAINING}/dagRuns/{run_id}/taskInstances/{PIPELINE}.train/logs/1"
+    answer = airflow.api.request("GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"})
+    events = [str(line.get("event")) for line in answer["content"] if isinstance(line, dict)]
+    assert any(event.startswith(f"Trained {PIPELINE} on ") for event in events), events[-20:]
+
+
 # (task id, run of the loop, map index) -> extra link names, MLflow's or a report's
 MLFLOW_LINKS = {f"{PIPELINE}.train": "MLflow run", f"{PIPELINE}.promote": "MLflow model version"}
 REPORT_LINKS = {f"{PIPELINE}.validate": "Validation report"}
