@@ -19,7 +19,6 @@ sampling noise at that size.
 
 from __future__ import annotations
 
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,6 @@ from tests.e2e.conftest import Deployment, MlopsStack
 from tests.support.airflow_services import (
     AirflowServices,
     ApiClient,
-    ServiceError,
     upstream_events,
     wait_for_run_caused_by,
 )
@@ -76,18 +74,7 @@ def fail_scheduled_runs(api: ApiClient, dag_id: str, timeout: float = 60.0) -> N
     replayed month the test triggers.
     """
     run = api.wait_for_new_run(dag_id, set(), timeout=timeout, run_type="scheduled")
-    path = f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
-    # The scheduler may be writing the same run at that moment (its first task just finished); the
-    # metadata database then refuses one of the two writers and the API answers 500, as it would to a
-    # user clicking "mark failed" in the UI, who clicks again.
-    for attempt in range(5):
-        try:
-            api.request("PATCH", path, json={"state": "failed"})
-            return
-        except ServiceError as exc:
-            if "-> 500" not in str(exc) or attempt == 4:
-                raise
-            time.sleep(1)
+    api.set_run_state(dag_id, run["dag_run_id"], "failed")
 
 
 @dataclass(frozen=True)
@@ -118,7 +105,7 @@ def loop(airflow: AirflowServices, mlops_stack: MlopsStack) -> Loop:
     land(mlops_stack.storage_root, 6)
     serving = api.trigger(SERVING, conf={"pipeline": PIPELINE}, logical_date="2013-07-01T00:00:00Z")
     api.wait_for_run(SERVING, serving, timeout=400)
-    retrain = wait_for_run_caused_by(airflow, TRAINING, known, (DRIFT_URI, SERVING, serving), timeout=180)
+    retrain = wait_for_run_caused_by(airflow.api, TRAINING, known, (DRIFT_URI, SERVING, serving), timeout=180)
     api.wait_for_run(TRAINING, retrain["dag_run_id"], timeout=400)
     events = upstream_events(api, TRAINING, retrain["dag_run_id"])
     return Loop(first_champion, serving, api.run(TRAINING, retrain["dag_run_id"]), events)
@@ -138,6 +125,15 @@ def test_the_retraining_moves_the_champion(airflow: AirflowServices, mlops_stack
     # A gate rejection skips promotion (on_reject: skip) and the run still succeeds: say which it was.
     assert states.get(f"{PIPELINE}.promote") == "success", f"{states}\n{airflow.log_tails()}"
     assert champion(mlops_stack) == "2", airflow.log_tails()
+
+
+def test_task_logs_are_in_airflow(airflow: AirflowServices, loop: Loop) -> None:
+    """Run by a scheduler, a task's log is where the UI reads it (not only in a terminal)."""
+    run_id = loop.retrain_run["dag_run_id"]
+    path = f"/api/v2/dags/{TRAINING}/dagRuns/{run_id}/taskInstances/{PIPELINE}.train/logs/1"
+    answer = airflow.api.request("GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"})
+    events = [str(line.get("event")) for line in answer["content"] if isinstance(line, dict)]
+    assert any(event.startswith(f"Trained {PIPELINE} on ") for event in events), events[-20:]
 
 
 # (task id, run of the loop, map index) -> extra link names, MLflow's or a report's

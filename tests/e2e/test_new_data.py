@@ -98,7 +98,7 @@ def test_new_rows_in_the_source_table_start_trainings(
     api.unpause(TRAINING)
     api.unpause(WATCH)
 
-    first = wait_for_run_caused_by(airflow, TRAINING, set(), (DATASET_URI, WATCH, None), timeout=240)
+    first = wait_for_run_caused_by(airflow.api, TRAINING, set(), (DATASET_URI, WATCH, None), timeout=240)
     assert (first["run_type"], first["triggered_by"]) == ("asset_triggered", "asset")
     api.wait_for_run(TRAINING, first["dag_run_id"], timeout=400)
     _trained(airflow, first["dag_run_id"])
@@ -106,7 +106,7 @@ def test_new_rows_in_the_source_table_start_trainings(
     known = {run["dag_run_id"] for run in api.wait_until_idle(TRAINING, timeout=180)}
 
     replay.replay([3], source_database)  # March's rows arrive past the snapshot's watermark
-    second = wait_for_run_caused_by(airflow, TRAINING, known, (DATASET_URI, WATCH, None), timeout=240)
+    second = wait_for_run_caused_by(airflow.api, TRAINING, known, (DATASET_URI, WATCH, None), timeout=240)
     api.wait_for_run(TRAINING, second["dag_run_id"], timeout=400)
     _trained(airflow, second["dag_run_id"])
     assert _ingested_rows(airflow, second["dag_run_id"]) == 27004 + 24951 + 28834
