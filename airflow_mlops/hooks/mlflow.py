@@ -40,19 +40,6 @@ class MlflowHook(BaseHook):
         super().__init__()
         self.mlflow_conn_id = mlflow_conn_id or settings.mlflow_conn_id()
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden-fields": ["login"],
-            "relabeling": {"host": "Tracking server", "schema": "Scheme", "password": "Token"},
-            "placeholders": {
-                "host": "mlflow.example.com or https://mlflow.example.com",
-                "schema": "http or https",
-                "port": "5000",
-                "extra": '{"registry_uri": "", "ui_url": "https://mlflow.example.com"}',
-            },
-        }
-
     @cached_property
     def _settings(self) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowNotFoundException
