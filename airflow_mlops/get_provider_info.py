@@ -49,7 +49,12 @@ TRIGGER_MODULES = [
 ]
 EXTRA_LINKS = [
     "airflow_mlops.links.drift.DriftReportLink",
+    "airflow_mlops.links.drift.QualityReportLink",
+    "airflow_mlops.links.gating.GateEvidenceLink",
+    "airflow_mlops.links.gating.ModelCardLink",
     "airflow_mlops.links.registry.MlflowModelVersionLink",
+    "airflow_mlops.links.scoring.PredictionsLink",
+    "airflow_mlops.links.scoring.ShadowReportLink",
     "airflow_mlops.links.training.MlflowTrainingRunLink",
     "airflow_mlops.links.validation.ValidationReportLink",
 ]
@@ -174,15 +179,19 @@ CONFIG = {
                 None,
             ),
             "mlflow_ui_url": _option(
-                "Address of the MLflow UI used by extra links when the store is embedded.",
-                "http://127.0.0.1:5000",
+                "Address of the MLflow UI for extra links (MLflow run, model version). Empty: the MLflow "
+                "connection's ui_url extra, else its host (tracking URI); http://127.0.0.1:5000 for the "
+                "embedded store.",
+                "",
+                "https://mlflow.example.com",
             ),
-            "report_base_url": _option(
-                "Browser address that serves the storage root, for the validation and drift report links "
-                "(the Airflow UI shows only http(s) links). Empty: file:// or S3 console links.",
+            "reports_url": _option(
+                "Browser address that serves the storage root, for the links to reports, model cards and "
+                "predictions (the Airflow UI shows only http(s) links). Empty: file:// or S3 console links.",
                 "",
                 "http://127.0.0.1:8765/",
             ),
+            "report_base_url": _option("Earlier name of reports_url, read when reports_url is empty.", ""),
         },
     }
 }
