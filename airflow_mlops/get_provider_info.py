@@ -29,6 +29,7 @@ OPERATOR_MODULES = [
     "airflow_mlops.operators.feature_cost",
     "airflow_mlops.operators.gating",
     "airflow_mlops.operators.ingestion",
+    "airflow_mlops.operators.lineage",
     "airflow_mlops.operators.monitoring",
     "airflow_mlops.operators.monitoring_data",
     "airflow_mlops.operators.monitoring_staleness",
