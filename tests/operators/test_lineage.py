@@ -3,7 +3,8 @@
 The unit tests map receipts to datasets and facets. The run test trains a champion with the
 ``continuous_training`` DAG (``dag.test()``) in a fresh interpreter where the OpenLineage provider is
 configured with its file transport (no network), and reads the events it wrote: the snapshot with its
-schema, the validation results as a data-quality facet, the registered model version as an output.
+schema, the validation results as a data-quality facet, the registered model version as an output; then
+``batch_serving`` scores with that version (an input of scoring) and checks drift (a run facet).
 """
 
 from __future__ import annotations
@@ -113,15 +114,20 @@ RUN_SCRIPT = """
 import runpy, sys, pendulum
 from airflow.utils.db import initdb
 initdb()
-dag = runpy.run_path(sys.argv[1])["dag"]
-run = dag.test(logical_date=pendulum.datetime(2013, 3, 1, tz="UTC"), run_conf={"pipeline": "flights_delay"})
-print("RUN_STATE", run.state)
+training = runpy.run_path(sys.argv[1] + "/continuous_training.py")["dag"]
+serving = runpy.run_path(sys.argv[1] + "/batch_serving.py")["dag"]
+run = training.test(logical_date=pendulum.datetime(2013, 3, 1, tz="UTC"), run_conf={"pipeline": "flights_delay"})
+print("TRAINING_STATE", run.state)
+run = serving.test(logical_date=pendulum.datetime(2013, 4, 1, tz="UTC"))  # serves March with the new champion
+print("SERVING_STATE", run.state)
+print("SERVING_TASKS", sorted((ti.task_id, ti.map_index, str(ti.state)) for ti in run.get_task_instances()))
 """
 
 
 @pytest.fixture(scope="module")
 def lineage_events(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """The OpenLineage events of one continuous_training run, from the provider's file transport."""
+    """The OpenLineage events of a continuous_training run and the batch_serving run after it, from the
+    provider's file transport."""
     home = tmp_path_factory.mktemp("lineage")
     landing = home / "storage" / "flights_delay" / "landing"
     landing.mkdir(parents=True)
@@ -147,17 +153,18 @@ def lineage_events(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, A
         }
     )
     done = subprocess.run(
-        [sys.executable, "-c", RUN_SCRIPT, str(REPO / "dags" / "continuous_training.py")],
+        [sys.executable, "-c", RUN_SCRIPT, str(REPO / "dags")],
         env=env, cwd=home, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
-    output = (done.stdout + done.stderr)[-8000:]
-    assert done.returncode == 0 and "RUN_STATE success" in done.stdout, output
+    output = done.stderr[-6000:] + "\n" + done.stdout[-3000:]
+    assert done.returncode == 0 and "TRAINING_STATE success" in done.stdout, output
+    assert "SERVING_STATE success" in done.stdout, output
     assert events.exists(), f"no OpenLineage event was written\n{output}"
     return [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
 
 
-def _complete(events: list[dict[str, Any]], task: str) -> dict[str, Any]:
-    found = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"].endswith(f".{task}")]
+def _complete(events: list[dict[str, Any]], task: str, dag: str = "continuous_training") -> dict[str, Any]:
+    found = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == f"{dag}.{task}"]
     assert found, f"no COMPLETE event for {task}: {sorted({e['job']['name'] for e in events})}"
     return found[-1]
 
@@ -193,3 +200,18 @@ def test_a_training_run_emits_the_snapshot_the_validation_and_the_model_version(
     assert version["facets"]["version"]["datasetVersion"] == "1"
     promote = _complete(lineage_events, "flights_delay.promote")
     assert [d["name"] for d in promote["outputs"]] == ["models/flights_delay/versions/1"]
+
+
+@pytest.mark.slow
+def test_a_serving_run_reads_the_model_version_and_reports_drift(lineage_events: list[dict[str, Any]]) -> None:
+    version = ("mlflow://local", "models/flights_delay/versions/1")
+    score = _complete(lineage_events, "flights_delay.score", dag="batch_serving")
+    assert version in {(d["namespace"], d["name"]) for d in score["inputs"]}
+    (predictions,) = [d for d in score["outputs"] if d["name"].endswith("predictions.parquet")]
+    assert {"prediction", "model_version"} <= {f["name"] for f in predictions["facets"]["schema"]["fields"]}
+
+    drift = _complete(lineage_events, "flights_delay.check_drift", dag="batch_serving")
+    assert version in {(d["namespace"], d["name"]) for d in drift["inputs"]}  # the champion it compared with
+    facet = drift["run"]["facets"]["mlops_drift"]
+    assert 0 <= facet["drift_share"] <= 1 and isinstance(facet["drifted_columns"], list)
+    assert facet["verdict"] and facet["decision"]
