@@ -59,7 +59,7 @@ def embedded_environment() -> dict[str, str]:
         "AIRFLOW__MLOPS__MLFLOW_UI_URL": "http://127.0.0.1:5000",
         # The Airflow UI shows only http(s) extra links: the report links point at this address,
         # which the printed command serves (the storage root over HTTP).
-        "AIRFLOW__MLOPS__REPORT_BASE_URL": "http://127.0.0.1:8765/",
+        "AIRFLOW__MLOPS__REPORTS_URL": "http://127.0.0.1:8765/",
     }
 
 

@@ -37,17 +37,6 @@ class WebhookHook(BaseHook):
         super().__init__()
         self.webhook_conn_id = webhook_conn_id or self.default_conn_name
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden-fields": ["login"],
-            "relabeling": {"host": "URL or host", "schema": "Scheme", "password": "Bearer token"},
-            "placeholders": {
-                "host": "https://hooks.example.com/services/T000/B000",
-                "extra": '{"endpoint": "/alerts", "timeout": 10}',
-            },
-        }
-
     @cached_property
     def _settings(self) -> dict[str, Any]:
         conn = self.get_connection(self.webhook_conn_id)

@@ -163,8 +163,7 @@ class RegisterModelOperator(MlopsBaseOperator):
         )
         if self.alias:
             client.set_registered_model_alias(self.model_name, self.alias, result.version)
-        url = self.mlflow_hook.model_version_url(self.model_name, result.version)
-        MlflowModelVersionLink.persist(context, url)
+        MlflowModelVersionLink.persist(context, name=self.model_name, version=result.version)
         self.log.info(
             "Model %s version %s from run %s (created=%s, completed=%s)",
             self.model_name,
@@ -173,6 +172,7 @@ class RegisterModelOperator(MlopsBaseOperator):
             result.created,
             result.completed,
         )
+        url = self.mlflow_hook.model_version_url(self.model_name, result.version)
         return {**result.to_dict(), "alias": self.alias, "url": url}
 
     def _run_to_register(self, gate: dict[str, Any] | None) -> str:
@@ -294,7 +294,7 @@ class PromoteModelOperator(MlopsBaseOperator):
             "asset_uri": contracts.asset_uri(self.pipeline, "model"),
         }
         self._emit(context, receipt)
-        MlflowModelVersionLink.persist(context, url)
+        MlflowModelVersionLink.persist(context, name=self.model_name, version=result.version)
         self.log.info(
             "%s of %s: %s -> version %s (previous %s, changed=%s)",
             self.mode,

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.links.training import MLFLOW_RUN_URL_KEY, MlflowTrainingRunLink
+from airflow_mlops.links.training import MlflowTrainingRunLink
 from airflow_mlops.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class TrainModelOperator(MlopsBaseOperator):
         from airflow_mlops.core.training.run import run_training
 
         def publish_link(experiment_id: str, run_id: str) -> None:
-            context["ti"].xcom_push(key=MLFLOW_RUN_URL_KEY, value=self.mlflow_hook.run_url(experiment_id, run_id))
+            MlflowTrainingRunLink.persist(context, experiment_id=experiment_id, run_id=run_id)
 
         requirements = (
             None

@@ -108,9 +108,9 @@ class ValidateDatasetOperator(MlopsBaseOperator):
         except (DataError, IntegrityError) as exc:  # unreadable or altered data: retrying cannot help
             raise DataValidationFailed(str(exc)) from exc
         receipt: dict[str, Any] = result.to_dict()
-        base_url = self.report_base_url or settings.report_base_url() or None
+        base_url = self.report_base_url or settings.reports_url() or None
         receipt["report_url"] = core.report_url(root, str(result.report_uri), base_url)
-        ValidationReportLink.persist(context, receipt["report_url"])
+        ValidationReportLink.persist_uri(context, str(result.report_uri), root.uri)
         self.log.info("Validated %s with suite %s: %s", self.snapshot_uri, suite_uri, result.summary())
         if not result.passed:
             context["ti"].xcom_push(key="return_value", value=receipt)

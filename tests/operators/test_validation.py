@@ -87,7 +87,8 @@ def test_value_skew_passes_with_a_warning_and_logs_to_mlflow(mlops_env: Path, ja
     for key in ("suite_uri", "result_uri", "report_uri"):
         assert root.exists(receipt[key]), key
     assert receipt["report_url"] == "file://" + receipt["report_uri"]
-    assert ti.pushed == [(ValidationReportLink.key, receipt["report_url"])]  # the return value carries the receipt
+    # the link stores the report's key under the root, not an address; the return value carries the receipt
+    assert ti.pushed == [(ValidationReportLink.key, {"key": f"flights/validation/{PARTITION}/report.html"})]
 
     run = client.get_run(run_id)
     assert run.data.tags[contracts.TAG_VALIDATION_SEVERITY] == "warn"
