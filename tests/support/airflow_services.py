@@ -16,12 +16,12 @@ from typing import Any
 
 from airflow_mlops.cli import local_airflow
 from airflow_mlops.cli.airflow_api import FINISHED, ApiClient, ServiceError, upstream_events, wait_for_run_caused_by
-from airflow_mlops.cli.local_airflow import AirflowServices
+from airflow_mlops.cli.local_airflow import USERNAME, AirflowServices
 
 REPO = Path(__file__).resolve().parents[2]
 
 __all__ = [
-    "FINISHED", "AirflowServices", "ApiClient", "ServiceError", "airflow_services", "upstream_events",
+    "FINISHED", "USERNAME", "AirflowServices", "ApiClient", "ServiceError", "airflow_services", "upstream_events",
     "wait_for_run_caused_by",
 ]  # fmt: skip
 
