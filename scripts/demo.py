@@ -43,8 +43,8 @@ UI_PORT = 8080
 CHECK_PREFIXES = ("check_", "record_", "measure_", "explain_")  # the production-readiness tasks
 
 
-def embedded_environment() -> dict[str, str]:
-    """The settings of the embedded deployment, as environment variables."""
+def embedded_environment(port: int) -> dict[str, str]:
+    """The settings of the embedded deployment, as environment variables; ``port`` is the api-server's."""
     mlflow_dir = STATE / "mlflow"
     return {
         "AIRFLOW_HOME": str(STATE / "airflow"),
@@ -57,9 +57,9 @@ def embedded_environment() -> dict[str, str]:
         "AIRFLOW__MLOPS__MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_dir / 'mlflow.db'}",
         "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT": str(mlflow_dir / "artifacts"),
         "AIRFLOW__MLOPS__MLFLOW_UI_URL": "http://127.0.0.1:5000",
-        # The Airflow UI shows only http(s) extra links: the report links point at this address,
-        # which the printed command serves (the storage root over HTTP).
-        "AIRFLOW__MLOPS__REPORTS_URL": "http://127.0.0.1:8765/",
+        # The report links (validation, drift, model cards) open through the provider's plugin, behind
+        # Airflow's own sign-in (docs/deployment.md): no separate web server.
+        "AIRFLOW__MLOPS__REPORTS_URL": f"http://127.0.0.1:{port}/mlops/reports/",
     }
 
 
@@ -253,8 +253,8 @@ def summary(narrator: Narrator, api_url: str, storage: Path, env_file: Path, set
         "Open the MLflow UI (http://127.0.0.1:5000):",
         f"  . {env_file.relative_to(ROOT)} && mlflow ui --host 127.0.0.1 --port 5000 \\",
         f"      --backend-store-uri {mlflow_uri} --default-artifact-root {artifacts}",
-        "Serve the reports the task pages link to (validation, drift; http://127.0.0.1:8765):",
-        f"  {sys.executable} -m http.server 8765 --bind 127.0.0.1 --directory {storage}",
+        f"Reports (validation, drift, model cards) open from the task pages, through {api_url}/mlops/reports/;",
+        "the model view (champion, history, drift per batch, rollback) is Browse > MLOps models in the UI.",
     ])  # fmt: skip
 
 
@@ -281,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # A plain kill (or `timeout`) must stop the components too: turn SIGTERM into an exit that unwinds.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    settings = embedded_environment()
+    from airflow_mlops.cli.local_airflow import airflow_services, free_port, port_is_free
+
+    port = UI_PORT if port_is_free(UI_PORT) else free_port()
+    settings = embedded_environment(port)
     for key in ("AIRFLOW_HOME", "AIRFLOW__MLOPS__STORAGE_ROOT", "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT"):
         Path(settings[key]).mkdir(parents=True, exist_ok=True)
     os.environ.update(settings)  # before anything imports airflow, here or in the children
@@ -294,9 +297,6 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(landing, ignore_errors=True)
         landing.mkdir(parents=True)
 
-    from airflow_mlops.cli.local_airflow import airflow_services, free_port, port_is_free
-
-    port = UI_PORT if port_is_free(UI_PORT) else free_port()
     home = Path(settings["AIRFLOW_HOME"])
     say(f"== starting Airflow (api-server on http://127.0.0.1:{port}, scheduler, dag-processor, triggerer; "
         f"logs in {home / 'logs'})")  # fmt: skip
