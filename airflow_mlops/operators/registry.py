@@ -102,7 +102,8 @@ class RegisterModelOperator(MlopsBaseOperator):
     :param run_id: MLflow run of the candidate; defaults to the gate receipt's candidate run. (templated)
     :param gate_receipt: the gate's receipt (``gate.output``); a rejected receipt is refused. (templated)
     :param require_gate: refuse to register without a gate receipt (default True).
-    :param source_path: run artifact folder registered as the version's source (default ``onnx``). (templated)
+    :param source_path: run artifact folder registered as the version's source (default ``onnx``: the MLflow
+        model of the exported graph, loadable with ``mlflow.pyfunc.load_model``). (templated)
     :param alias: optional alias set on the new version, e.g. ``challenger``; never ``champion``,
         which only :class:`PromoteModelOperator` moves. (templated)
     :param ready_timeout: seconds to wait for the version to become ``READY``.
@@ -120,7 +121,7 @@ class RegisterModelOperator(MlopsBaseOperator):
         run_id: str | None = None,
         gate_receipt: Any = None,
         require_gate: bool = True,
-        source_path: str = "onnx",
+        source_path: str = contracts.ARTIFACT_ONNX_MODEL,
         alias: str | None = None,
         ready_timeout: float = 300.0,
         mlflow_conn_id: str | None = None,
