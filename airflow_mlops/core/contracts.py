@@ -123,6 +123,7 @@ TAG_MONITORING_OF = "mlops.monitoring_of"  # the model version (name/vN), refere
 TAG_MONITORING = "mlops.monitoring"  # "drift" | "performance"
 TAG_LAST_PROMOTION = "mlops.last_promotion"  # on the registered model: JSON of the last alias move
 GATE_ARTIFACT_DIR = "gate"  # decision.json, model_card.md, model_card.html on the candidate run
+ARTIFACT_MODEL_CARD = f"{GATE_ARTIFACT_DIR}/model_card.html"  # the card a model version's description links
 # -- scoring outputs: predictions and the serving log, read by drift monitoring and the gate -------
 # {root}/{pipeline}/predictions/{partition}/predictions.parquet: passthrough columns, then
 # PREDICTION_COLUMN and the probability columns (binary: "probability_1" is the positive class, the

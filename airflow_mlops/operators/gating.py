@@ -99,7 +99,8 @@ class EvaluateModelGateOperator(MlopsBaseOperator):
         client, storage = self.mlflow_client, self.storage
         decision, candidate, champion = self._decide()
         folder = gating.evidence_location(storage, self.pipeline, self.run_partition(context), str(candidate.run_id))
-        decision, evidence = gating.write_evidence(storage, decision, folder)
+        plots = gating.training_plots(client, str(candidate.run_id))
+        decision, evidence = gating.write_evidence(storage, decision, folder, plots)
         self._record_on_run(client, str(candidate.run_id), decision, evidence)
         receipt = self._receipt(decision, evidence, champion)
         self.log.info("Gate for run %s: %s; evidence %s", candidate.run_id, decision.summary(), decision.evidence_uri)

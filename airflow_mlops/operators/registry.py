@@ -159,7 +159,7 @@ class RegisterModelOperator(MlopsBaseOperator):
             run_id,
             source=f"runs:/{run_id}/{self.source_path.strip('/')}",
             tags=registry.registration_tags(tags, run_id, gate),
-            description=registry.version_description(run_id, gate),
+            description=registry.version_description(run_id, gate, self._card_url(client, run_id, gate)),
             ready_timeout=float(self.ready_timeout),
         )
         if self.alias:
@@ -175,6 +175,15 @@ class RegisterModelOperator(MlopsBaseOperator):
             result.completed,
         )
         return {**result.to_dict(), "alias": self.alias, "url": url}
+
+    def _card_url(self, client: Any, run_id: str, gate: dict[str, Any] | None) -> str | None:
+        """The gated run's model card in the MLflow UI (its artifact URI without a UI address); none ungated."""
+        from airflow_mlops.core import registry
+
+        if gate is None:
+            return None
+        info = client.get_run(run_id).info
+        return registry.model_card_url(self.mlflow_hook.ui_url, info.experiment_id, run_id, info.artifact_uri)
 
     def _run_to_register(self, gate: dict[str, Any] | None) -> str:
         """The run to register, once the arguments and the gate's verdict allow it."""

@@ -19,6 +19,7 @@ feeds frames exactly as batch scoring does.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,8 +95,6 @@ def save_onnx_model(folder: Path, onnx_bytes: bytes, result: TrainingResult) -> 
     import onnx
     from mlflow.models import Model
 
-    from airflow_mlops.core.training.tracking import _no_user_warnings
-
     sha256 = sha256_bytes(onnx_bytes)
     metadata = {
         contracts.MLMODEL_METADATA_KEY: {
@@ -106,7 +105,8 @@ def save_onnx_model(folder: Path, onnx_bytes: bytes, result: TrainingResult) -> 
             "onnx_sha256": sha256,
         }
     }
-    with _no_user_warnings():
+    with warnings.catch_warnings():  # MLflow warns about integer columns in the example's schema
+        warnings.simplefilter("ignore", UserWarning)
         mlflow.onnx.save_model(
             onnx.load_from_string(onnx_bytes),
             str(folder),
