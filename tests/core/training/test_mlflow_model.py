@@ -1,8 +1,12 @@
 """A registered version is a real MLflow model: ``mlflow.pyfunc.load_model("models:/<name>@champion")``
-predicts what batch scoring writes, on a real month of flights, and the version shows its signature."""
+predicts what batch scoring writes, on a real month of flights, and the version shows its signature.
+Against a real MLflow server (artifacts proxied), as a deployment runs it."""
 
 from __future__ import annotations
 
+import json
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,21 +17,22 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import IntegrityError
 from airflow_mlops.core.onnx_model import feed
-from airflow_mlops.core.registry import register_version, registration_tags, version_description
+from airflow_mlops.core.registry import register_version, registration_tags, version_description, version_source
 from airflow_mlops.core.scoring import score_partition
 from airflow_mlops.core.serving import load_serving_model, resolve_model_version
 from airflow_mlops.core.storage import StorageRoot, sha256_bytes
 from airflow_mlops.core.training import TrainingReceipt, parquet_bytes, run_training
-from tests.core.registry.support import client_for
 from tests.core.training.support import FLIGHTS, spec_of
 from tests.support.data import flights
 from tests.support.scoring import spec_for
+from tests.support.services import MlflowServer
 
-NAME = "flights_delay"
+NAME = "flights_delay_pyfunc"  # the server is shared by the session: a name no other test registers
 
 
 @dataclass(frozen=True)
@@ -35,14 +40,15 @@ class Champion:
     client: Any
     receipt: TrainingReceipt
     version: str
+    url: str
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Champion]:
+def champion(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer) -> Iterator[Champion]:
     """January flights trained and logged by the real training path, registered and aliased champion."""
     base = tmp_path_factory.mktemp("mlflow-model")
-    client = client_for(base)
-    experiment_id = client.create_experiment("flights", artifact_location=str(base / "artifacts"))
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
+    experiment_id = client.create_experiment("pyfunc-flights")
     root = StorageRoot(str(base / "storage"))
     frame = flights(months=[1], sample=6000)
     snapshot_uri = root.layout("flights", contracts.KIND_SNAPSHOT, "2013-01", "snapshot.parquet")
@@ -58,12 +64,12 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Champion]:
         client,
         NAME,
         receipt.run_id,
-        source=f"runs:/{receipt.run_id}/{contracts.ARTIFACT_ONNX_MODEL}",
+        source=version_source(client.get_run(receipt.run_id).info.artifact_uri, contracts.ARTIFACT_ONNX_MODEL),
         tags=registration_tags(tags, receipt.run_id, None),
         description=version_description(receipt.run_id, None),
     )
     client.set_registered_model_alias(NAME, contracts.ALIAS_CHAMPION, registered.version)
-    yield Champion(client, receipt, registered.version)
+    yield Champion(client, receipt, registered.version, mlflow_server.url)
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
     mlflow.set_registry_uri(None)  # type: ignore[arg-type]
 
@@ -110,7 +116,9 @@ def test_missing_categories_and_integer_columns_are_fed_as_scoring_feeds_them(ch
 
 def test_the_version_is_an_mlflow_model_with_a_signature(champion: Champion) -> None:
     version = champion.client.get_model_version(NAME, champion.version)
-    assert version.source == f"runs:/{champion.receipt.run_id}/onnx"
+    # the folder in the run's artifact root, as mlflow.register_model resolves runs:/<run>/onnx
+    receipt = champion.receipt
+    assert version.source == f"mlflow-artifacts:/{receipt.experiment_id}/{receipt.run_id}/artifacts/onnx"
     info = mlflow.models.get_model_info(f"models:/{NAME}/{champion.version}")
     assert {"onnx", "python_function"} <= set(info.flavors)
     assert info.flavors["python_function"]["loader_module"] == "airflow_mlops.core.serving.pyfunc"
@@ -126,6 +134,11 @@ def test_the_version_is_an_mlflow_model_with_a_signature(champion: Champion) -> 
     requirements = (folder / "requirements.txt").read_text().split()
     assert requirements and all("==" in line for line in requirements), requirements
     assert any(line.startswith("airflow-mlops==") for line in requirements)
+    # what the MLflow UI reads to show the version's "Inputs" and "Outputs"
+    query = urllib.parse.urlencode({"path": "MLmodel", "name": NAME, "version": champion.version})
+    with urllib.request.urlopen(f"{champion.url}/model-versions/get-artifact?{query}", timeout=30) as answer:
+        shown = yaml.safe_load(answer.read())
+    assert [column["name"] for column in json.loads(shown["signature"]["inputs"])] == list(inputs)
     raw = mlflow.onnx.load_model(f"models:/{NAME}/{champion.version}")  # the onnx flavor: the graph as exported
     assert [o.name for o in raw.graph.output] == ["label", "probabilities"]
 
