@@ -44,7 +44,7 @@ class Champion:
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer) -> Iterator[Champion]:
+def registered(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer) -> Iterator[Champion]:
     """January flights trained and logged by the real training path, registered and aliased champion."""
     base = tmp_path_factory.mktemp("mlflow-model")
     client = mlflow.MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
@@ -74,11 +74,12 @@ def champion(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServ
     mlflow.set_registry_uri(None)  # type: ignore[arg-type]
 
 
-@pytest.fixture(autouse=True)
-def _tracking(champion: Champion) -> None:
-    """The conftest's reset runs after every test; the module's store stays the active one."""
-    mlflow.set_tracking_uri(champion.client.tracking_uri)
-    mlflow.set_registry_uri(champion.client.tracking_uri)
+@pytest.fixture
+def champion(registered: Champion) -> Champion:
+    """The registered champion, its server the active one (the conftest resets MLflow after every test)."""
+    mlflow.set_tracking_uri(registered.url)
+    mlflow.set_registry_uri(registered.url)
+    return registered
 
 
 def test_pyfunc_from_the_registry_predicts_what_batch_scoring_writes(champion: Champion, tmp_path: Path) -> None:
@@ -162,3 +163,24 @@ def test_a_changed_graph_is_refused_by_the_pyfunc_loader(champion: Champion, tmp
     frame = pd.DataFrame({"hour": [5]})
     with pytest.raises(Exception, match="carrier"):
         mlflow.pyfunc.load_model(f"models:/{NAME}/{champion.version}").predict(frame)
+
+
+def test_a_regressor_is_saved_with_its_value_as_the_prediction(tmp_path: Path) -> None:
+    from airflow_mlops.core.serving.model import ServingModel
+    from airflow_mlops.core.training import train_model
+    from airflow_mlops.core.training.mlflow_model import save_onnx_model
+
+    spec = spec_of(FLIGHTS, task="regression", target="arr_delay", estimator={"params": {"n_estimators": 30}})
+    result = train_model(flights(months=[4], sample=3000), spec)
+    save_onnx_model(tmp_path / "onnx", result.onnx_bytes, result)
+    pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "onnx"))
+    assert [c.name for c in pyfunc.metadata.signature.outputs.inputs] == ["prediction"]
+    rows = flights(months=[5], sample=200)
+    served = ServingModel.from_bytes(
+        result.onnx_bytes, result.spec_artifact(), name="delay", version="1", expected_sha256=result.onnx_sha256
+    )
+    predicted = pyfunc.predict(rows)
+    assert list(predicted.columns) == ["prediction"]
+    np.testing.assert_array_equal(
+        predicted["prediction"].to_numpy(), served.predict(feed(rows, served.spec.inputs)).values
+    )
