@@ -61,6 +61,9 @@ CONNECTION_TYPES = [
 NOTIFIERS = [
     "airflow_mlops.notifiers.webhook.WebhookNotifier",
 ]
+PLUGINS = [
+    {"name": "airflow_mlops", "plugin-class": "airflow_mlops.plugins.mlops.MlopsPlugin"},
+]
 
 
 def _option(description: str, default: str | None, example: str | None = None) -> dict[str, Any]:
@@ -133,4 +136,5 @@ def get_provider_info() -> dict[str, Any]:
         "notifications": NOTIFIERS,
         "extra-links": EXTRA_LINKS,
         "config": CONFIG,
+        "plugins": PLUGINS,
     }

@@ -1,8 +1,10 @@
 """Continuous training: ingest -> validate -> train -> gate -> (approval) -> register -> promote.
 
 One task group per pipeline file in ``include/pipelines/`` (or the ``[mlops] pipelines_folder``; a new
-use case is a new YAML file, not new code). The DAG runs when a pipeline's dataset asset
-(``x-mlops://<pipeline>/dataset``: new data was ingested) or its drift asset (``x-mlops://<pipeline>/drift``:
+use case is a new YAML file, not new code). The ingest task reads the pipeline file's ``data.source``:
+the landed files, or a SQL table or query (core/pipeline/source.py). The DAG runs when a pipeline's
+dataset asset (``x-mlops://<pipeline>/dataset``: new data was ingested elsewhere, or the
+``new_data_<pipeline>`` watch of dags/landing_watch.py saw enough new rows or files) or its drift asset (``x-mlops://<pipeline>/drift``:
 the drift policy asked for a retrain) gets an event, or from the trigger form, whose typed params choose
 the pipeline, force a retrain on unchanged data, force the promotion past the gate, and put a human
 approval between the gate and promotion.
@@ -164,19 +166,30 @@ def pipeline_tasks(pipeline: Any) -> None:
     register >> spec_provenance >> promote
 
 
-def intake_tasks(pipeline: Any, partition: str) -> tuple[Any, Any, Any]:
-    """Ingest a snapshot of the landing folder, validate it, and branch on whether it is new data."""
+def source_arguments(pipeline: Any) -> dict[str, Any]:
+    """The ingest task's source: the whole SQL table or query (``data.source: sql``), or every landed file
+    matching ``data.training_pattern``."""
+    source = pipeline.source
+    if source.kind == "sql":
+        return {"source": "sql", "table": source.table, "query": source.query, "sql_conn_id": source.connection}
     landing = pipeline.landing_uri(settings.storage_root())
     on_s3 = landing.startswith("s3://")
+    return {
+        "source": "s3" if on_s3 else "local",
+        "path": landing,
+        "pattern": pipeline.training_pattern,
+        "aws_conn_id": settings.storage_conn_id() if on_s3 else None,
+    }
+
+
+def intake_tasks(pipeline: Any, partition: str) -> tuple[Any, Any, Any]:
+    """Ingest a snapshot of the landing folder, validate it, and branch on whether it is new data."""
     ingest = IngestDatasetOperator(
         task_id="ingest",
         pipeline=pipeline.name,
-        source="s3" if on_s3 else "local",
-        path=landing,
-        pattern=pipeline.training_pattern,
+        **source_arguments(pipeline),
         schema=pipeline.schema or None,
         watermark_column=pipeline.watermark_column,
-        aws_conn_id=settings.storage_conn_id() if on_s3 else None,
         multiple_outputs=True,  # each receipt key is its own XCom, so ingest.output["uri"] reads one
     )
     validate = ValidateDatasetOperator(

@@ -122,6 +122,8 @@ TAG_REGISTRATION_COMPLETE = "mlops.registration_complete"
 TAG_MONITORING_OF = "mlops.monitoring_of"  # the model version (name/vN), reference or pipeline watched
 TAG_MONITORING = "mlops.monitoring"  # "drift" | "performance"
 TAG_LAST_PROMOTION = "mlops.last_promotion"  # on the registered model: JSON of the last alias move
+# On the registered model: JSON list of the recent alias moves (who, when, from, to), oldest first, bounded.
+TAG_PROMOTION_HISTORY = "mlops.promotion_history"
 GATE_ARTIFACT_DIR = "gate"  # decision.json, model_card.md, model_card.html on the candidate run
 ARTIFACT_MODEL_CARD = f"{GATE_ARTIFACT_DIR}/model_card.html"  # the card a model version's description links
 # -- scoring outputs: predictions and the serving log, read by drift monitoring and the gate -------

@@ -142,7 +142,9 @@ def test_a_pipeline_file_with_an_unsupported_schedule_is_an_import_error(
     monkeypatch.setenv("AIRFLOW__MLOPS__PIPELINES_FOLDER", str(folder))
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.dag_ids == []
-    assert set(bag.import_errors) == {str(DAGS / "batch_serving.py"), str(DAGS / "continuous_training.py")}
+    assert set(bag.import_errors) == {
+        str(DAGS / name) for name in ("batch_serving.py", "continuous_training.py", "landing_watch.py")
+    }
     error = bag.import_errors[str(DAGS / "batch_serving.py")]
     assert f"{folder / 'flights_bad.yaml'}: serving.schedule" in error and repr(schedule) in error
     assert message in error and "@quarterly" in error  # what is accepted

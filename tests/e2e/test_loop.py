@@ -28,7 +28,13 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Deployment, MlopsStack
-from tests.support.airflow_services import AirflowServices, ApiClient, ServiceError
+from tests.support.airflow_services import (
+    AirflowServices,
+    ApiClient,
+    ServiceError,
+    upstream_events,
+    wait_for_run_caused_by,
+)
 from tests.support.browser import TOKEN_COOKIE, chromium_binary, headless_chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -82,32 +88,6 @@ def fail_scheduled_runs(api: ApiClient, dag_id: str, timeout: float = 60.0) -> N
             if "-> 500" not in str(exc) or attempt == 4:
                 raise
             time.sleep(1)
-
-
-def upstream_events(api: ApiClient, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    return list(api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"])
-
-
-def wait_for_run_caused_by(
-    airflow: AirflowServices, dag_id: str, known: set[str], cause: tuple[str, str, str], timeout: float
-) -> dict[str, Any]:
-    """The first new run of ``dag_id`` whose triggering asset events include ``cause`` (uri, source DAG,
-    source run). A run the training DAG's own ingest event queues (it trains nothing) is passed over:
-    it may appear before or after the drift-triggered one."""
-    api = airflow.api
-    deadline = time.monotonic() + timeout
-    while True:
-        for run in api.runs(dag_id):
-            if run["dag_run_id"] in known:
-                continue
-            events = upstream_events(api, dag_id, run["dag_run_id"])
-            if any((e["uri"], e["source_dag_id"], e["source_run_id"]) == cause for e in events):
-                return run
-        assert time.monotonic() < deadline, (
-            f"no {dag_id} run caused by {cause}: {api.runs(dag_id)}\n{airflow.log_tails()}"
-        )
-        airflow.check_alive()
-        time.sleep(2)
 
 
 @dataclass(frozen=True)

@@ -390,3 +390,33 @@ def _wait_healthy(services: AirflowServices, timeout: float) -> None:
                 return
         time.sleep(1)
     raise ServiceError(f"components not healthy within {timeout:.0f} s: {health}\n{services.log_tails()}")
+
+
+def upstream_events(api: ApiClient, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    return list(api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"])
+
+
+def wait_for_run_caused_by(
+    airflow: AirflowServices, dag_id: str, known: set[str], cause: tuple[str, str, str | None], timeout: float
+) -> dict[str, Any]:
+    """The first new run of ``dag_id`` whose triggering asset events include ``cause`` (uri, source DAG,
+    source run; a source run of None matches any run of that DAG). A run the training DAG's own ingest
+    event queues (it trains nothing) is passed over: it may appear before or after the awaited one."""
+    api = airflow.api
+    deadline = time.monotonic() + timeout
+    while True:
+        for run in api.runs(dag_id):
+            if run["dag_run_id"] in known:
+                continue
+            events = upstream_events(api, dag_id, run["dag_run_id"])
+            uri, source_dag, source_run = cause
+            if any(
+                (e["uri"], e["source_dag_id"]) == (uri, source_dag) and source_run in (None, e["source_run_id"])
+                for e in events
+            ):
+                return run
+        assert time.monotonic() < deadline, (
+            f"no {dag_id} run caused by {cause}: {api.runs(dag_id)}\n{airflow.log_tails()}"
+        )
+        airflow.check_alive()
+        time.sleep(2)

@@ -11,6 +11,7 @@ is a new file, not new code::
       batch_pattern: "flights_{{ data_interval_start.strftime('%Y-%m') }}*.parquet"  # one serving interval
       watermark_column: sched_dep_ts
       schema: {sched_dep_ts: timestamp}
+      retrain_on_new_data: {min_files: 1, min_interval: 1d}   # or source: sql (core/pipeline/source.py)
     validation:
       suite: include/expectations/flights.json  # relative to the project folder (the parent of include/)
     gate:
@@ -59,13 +60,20 @@ from typing import Any, Literal
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 from airflow_mlops.core.pipeline.requirements import FeatureRequirements
 from airflow_mlops.core.pipeline.schedule import MONTHLY, ServingSchedule, check_batch_pattern, parse_schedule
+from airflow_mlops.core.pipeline.source import (
+    SOURCE_KEYS,
+    DataSource,
+    RetrainOnNewData,
+    parse_retrain_on_new_data,
+    parse_source,
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SECTIONS = (
     "model_name", "data", "validation", "gate", "serving", "drift", "monitoring", "training",
     "feature_requirements", "business",
 )  # fmt: skip
-_DATA = ("landing", "training_pattern", "batch_pattern", "watermark_column", "schema")
+_DATA = ("landing", "training_pattern", "batch_pattern", "watermark_column", "schema", *SOURCE_KEYS)
 _VALIDATION = ("suite",)
 _GATE = ("policy", "on_reject")
 _SERVING = (
@@ -109,6 +117,10 @@ class PipelineFile:
     batch_pattern: str
     watermark_column: str | None = None
     schema: dict[str, str] = field(default_factory=dict)
+    source: DataSource = field(
+        default_factory=DataSource
+    )  # core/pipeline/source.py: the landing files, or a SQL table or query
+    retrain_on_new_data: RetrainOnNewData | None = None  # dags/landing_watch.py watches the source when set
     suite: Path | None = None
     gate_policy: dict[str, Any] = field(default_factory=dict)
     on_reject: str = "skip"
@@ -181,6 +193,8 @@ class PipelineFile:
         schedule = parse_schedule(serving.get("schedule", "@monthly"), f"{where}: serving.schedule")
         batch_pattern = _text(data.get("batch_pattern", "*.parquet"), f"{where}: data.batch_pattern")
         check_batch_pattern(schedule, batch_pattern, where)
+        source = parse_source(data, where)
+        watermark = None if data.get("watermark_column") is None else str(data["watermark_column"])
         return cls(
             name=name,
             path=path,
@@ -188,7 +202,9 @@ class PipelineFile:
             landing=_text(data.get("landing", "landing"), f"{where}: data.landing"),
             training_pattern=_text(data.get("training_pattern", "*.parquet"), f"{where}: data.training_pattern"),
             batch_pattern=batch_pattern,
-            watermark_column=None if data.get("watermark_column") is None else str(data["watermark_column"]),
+            watermark_column=watermark,
+            source=source,
+            retrain_on_new_data=parse_retrain_on_new_data(data.get("retrain_on_new_data"), source, watermark, where),
             schema={str(k): str(v) for k, v in _section(data.get("schema"), f"{where}: data.schema", None).items()},
             suite=suite_path,
             gate_policy=dict(_section(gate.get("policy"), f"{where}: gate.policy", None)),

@@ -2,13 +2,13 @@
 half-states. Registration is idempotent per run and marked complete only once the version is READY and
 fully tagged; promotion is a compare-and-set on the alias under a lease, and the previous champion stays
 addressable for rollback. Public API: ``register_version``, ``Registration``, ``registration_tags``,
-``version_description``, ``model_card_url``, ``version_source``, ``promote``, ``rollback``, ``Promotion``,
-``registry_lock``, ``alias_version``, ``versions_of_run``, ``version_state``, ``is_complete``,
-``validate_model_name``, the errors ``ChampionMoved``, ``VersionNotPromotable``, ``RegistryLockTimeout``,
-``RegistryLeaseLost`` and the constants ``READY``, ``PENDING``, ``FAILED``, ``LOCK_SUFFIX``,
-``TAG_LOCK_OWNER``, ``TAG_LOCK_EXPIRES`` (modules: ``registration`` registers a run, ``promotion`` moves
-aliases, ``lease`` serialises promotions, ``lookup`` reads versions and aliases, ``tags`` builds what a
-version carries, ``errors`` holds the exceptions)."""
+``version_description``, ``model_card_url``, ``version_source``, ``promote``, ``rollback``,
+``promotion_history``, ``Promotion``, ``registry_lock``, ``alias_version``, ``versions_of_run``,
+``version_state``, ``is_complete``, ``validate_model_name``, the errors ``ChampionMoved``,
+``VersionNotPromotable``, ``RegistryLockTimeout``, ``RegistryLeaseLost`` and the constants ``READY``,
+``PENDING``, ``FAILED``, ``LOCK_SUFFIX``, ``TAG_LOCK_OWNER``, ``TAG_LOCK_EXPIRES`` (modules:
+``registration`` registers a run, ``promotion`` moves aliases, ``lease`` serialises promotions, ``lookup``
+reads versions and aliases, ``tags`` builds what a version carries, ``errors`` holds the exceptions)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         version_state,
         versions_of_run,
     )
-    from airflow_mlops.core.registry.promotion import Promotion, promote, rollback
+    from airflow_mlops.core.registry.promotion import Promotion, promote, promotion_history, rollback
     from airflow_mlops.core.registry.registration import Registration, register_version, version_source
     from airflow_mlops.core.registry.tags import model_card_url, registration_tags, version_description
 
@@ -55,6 +55,7 @@ __all__ = [
     "is_complete",
     "model_card_url",
     "promote",
+    "promotion_history",
     "register_version",
     "registration_tags",
     "registry_lock",
@@ -86,6 +87,7 @@ __getattr__, __dir__ = lazy_exports(
         "versions_of_run": "lookup",
         "Promotion": "promotion",
         "promote": "promotion",
+        "promotion_history": "promotion",
         "rollback": "promotion",
         "Registration": "registration",
         "register_version": "registration",
