@@ -101,7 +101,8 @@ class EvaluateModelGateOperator(MlopsBaseOperator):
         client, storage = self.mlflow_client, self.storage
         decision, candidate, champion = self._decide()
         folder = gating.evidence_location(storage, self.pipeline, self.run_partition(context), str(candidate.run_id))
-        decision, evidence = gating.write_evidence(storage, decision, folder)
+        plots = gating.training_plots(client, str(candidate.run_id))
+        decision, evidence = gating.write_evidence(storage, decision, folder, plots)
         self._record_on_run(client, str(candidate.run_id), decision, evidence)
         ModelCardLink.persist_uri(context, evidence.html_uri, storage.uri)
         GateEvidenceLink.persist_uri(context, evidence.decision_uri, storage.uri)

@@ -63,6 +63,9 @@ def test_register_returns_a_receipt_and_a_retry_returns_the_same_version(client:
     assert receipt["url"] == f"http://127.0.0.1:5000/#/models/{NAME}/versions/1"
     assert context["ti"].pushed[MlflowModelVersionLink.key] == {"name": NAME, "version": "1"}  # ids, no address
     assert aliases(client) == {"challenger": "1"}
+    experiment = client.get_run(run_id).info.experiment_id
+    card = f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{run_id}/artifacts/gate/model_card.html"
+    assert f"**[Model card]({card})**" in client.get_model_version(NAME, "1").description
     json.dumps(receipt)  # small and JSON-able, as XCom wants
     retry = register(run_id, alias="challenger").execute(task_context("register"))
     assert retry["version"] == "1" and not retry["created"]
