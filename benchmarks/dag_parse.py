@@ -17,7 +17,7 @@ same DAGs (ids, task ids, edges, params with their schemas, schedule, start date
 ``EmptyOperator`` only, so the ratio is what this package's modules and operators add, not what Airflow
 pays per task and per edge.
 
-Run: .venv/bin/python benchmarks/dag_parse.py [--rounds 7]
+Run: .venv/bin/python benchmarks/dag_parse.py [--rounds 7] [--tree CHECKOUT]
 Last lines: BENCH dag_parse worst_ratio=<x> ... worst_ratio_vs_asset_dag=<y>, then
 BENCH dag_parse vs_same_shape=<worst file/peer ratio>
 """
@@ -176,7 +176,12 @@ def peer_source(shapes: list[dict[str, Any]]) -> str:
 
 def same_shape_peer(path: Path, folder: Path, env: dict[str, str]) -> Path:
     out = subprocess.run(
-        [sys.executable, "-c", SHAPE, str(path)], capture_output=True, text=True, env=env, cwd=REPO, check=False
+        [sys.executable, "-c", SHAPE, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=path.parents[1],
+        check=False,
     )
     if out.returncode != 0:
         raise SystemExit(out.stderr[-3000:])
@@ -187,7 +192,12 @@ def same_shape_peer(path: Path, folder: Path, env: dict[str, str]) -> Path:
 
 def measure(path: Path, env: dict[str, str]) -> float:
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, env=env, cwd=REPO, check=False
+        [sys.executable, "-c", PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=env["PYTHONPATH"].split(os.pathsep)[0],
+        check=False,
     )
     if out.returncode != 0:
         raise SystemExit(out.stderr[-3000:] or out.stdout[-3000:])
@@ -197,18 +207,21 @@ def measure(path: Path, env: dict[str, str]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--tree", type=Path, default=REPO, help="checkout whose dags/ and package are measured")
     args = parser.parse_args()
+    tree = args.tree.resolve()
 
     with tempfile.TemporaryDirectory(prefix="dag-parse-") as tmp:
-        env = {**os.environ, "AIRFLOW_HOME": tmp, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+        path = os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env = {**os.environ, "AIRFLOW_HOME": tmp, "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PYTHONPATH": path}
         subprocess.run(
-            [sys.executable, "-m", "compileall", "-q", str(REPO / "airflow_mlops")], env=env, check=True, cwd=REPO
+            [sys.executable, "-m", "compileall", "-q", str(tree / "airflow_mlops")], env=env, check=True, cwd=tree
         )
         bare = Path(tmp) / "bare_dag.py"
         bare.write_text(BARE_DAG)
         bare_asset = Path(tmp) / "bare_asset_dag.py"
         bare_asset.write_text(BARE_ASSET_DAG)
-        files = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
+        files = sorted(p for p in (tree / "dags").glob("*.py") if not p.name.startswith("_"))
         peers = {p: same_shape_peer(p, Path(tmp), env) for p in files}
         times: dict[Path, list[float]] = {p: [] for p in [bare, bare_asset, *files, *peers.values()]}
         measure(bare, env)  # warm the OS file cache before the first counted round
