@@ -1,4 +1,4 @@
-"""Extra link from a drift check task to its Evidently HTML report."""
+"""Extra link from a drift check task to its HTML report."""
 
 from __future__ import annotations
 
