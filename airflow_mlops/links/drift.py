@@ -1,4 +1,4 @@
-"""Extra links from a drift check task to its Evidently HTML reports."""
+"""Extra links from a drift check task to its HTML reports (drift, and quality when labels arrived)."""
 
 from __future__ import annotations
 

@@ -40,11 +40,11 @@ def drift_alias(pipeline: str) -> AssetAlias:
 class CheckDriftOperator(MlopsBaseOperator):
     """Compare a batch with the champion's training reference; decide whether to retrain.
 
-    Writes Evidently's HTML report and a JSON summary under ``{root}/{pipeline}/drift/{partition}/``,
-    logs drift share and per-column scores to MLflow as a time series (one step per batch) on a
-    monitoring run of the champion, and updates the drift policy's state. When the policy says
-    retrain, emits the ``x-mlops://<pipeline>/drift`` asset event with the reasons and figures in its
-    extra. The receipt (XCom) carries the verdict, the decision and the figures.
+    Writes a JSON summary and (per the spec's ``html_report``, ``on_alert`` by default) an HTML report
+    under ``{root}/{pipeline}/drift/{partition}/``, logs drift share and per-column scores to MLflow as
+    a time series (one step per batch) on a monitoring run of the champion, and updates the drift
+    policy's state. When the policy says retrain, emits the ``x-mlops://<pipeline>/drift`` asset event
+    with the reasons and figures in its extra. The receipt (XCom) carries the verdict, the decision and the figures.
 
     :param pipeline: pipeline name; the storage layout and the asset use it (not templated: the
         outlet is fixed when the DAG is parsed).

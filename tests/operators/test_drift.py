@@ -234,7 +234,7 @@ def test_storage_root_on_s3(
     client.put_object(Bucket=s3_bucket, Key=key, Body=Path(deployment["batches"][4]).read_bytes())
     operator = check(
         "ons3", f"s3://{s3_bucket}/{key}", storage_root=root_uri, aws_conn_id="s3_test",
-        spec={"report_sample_size": 300}, report_base_url="https://reports.example.com/mlops",
+        spec={"report_sample_size": 300, "html_report": "always"}, report_base_url="https://reports.example.com/mlops",
     )  # fmt: skip
     context = context_for("2013-04-01")
     receipt = operator.execute(context)

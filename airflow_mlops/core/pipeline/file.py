@@ -253,7 +253,7 @@ def pipeline_of_asset_uri(uri: str) -> str | None:
 def _feature_requirements(top: Mapping[str, Any], where: str, suite: Path | None) -> FeatureRequirements:
     """The file's feature requirements, checked against its own training features: a file that breaks
     them is refused here, so a DAG reading it does not load."""
-    from airflow_mlops.core.training.spec import declared_features
+    from airflow_mlops.core.training.spec_fields import declared_features
 
     requirements = FeatureRequirements.from_mapping(
         top.get("feature_requirements"), where=f"{where}: feature_requirements", suite=suite
