@@ -12,7 +12,8 @@ is a new file, not new code::
       watermark_column: sched_dep_ts
       schema: {sched_dep_ts: timestamp}
     validation:
-      suite: include/expectations/flights.json  # relative to the project folder (the parent of include/)
+      suite: include/expectations/flights.json  # relative to the project folder (the parent of include/);
+                                                # ./x.json is relative to this file's folder
     gate:
       policy: {floors: {roc_auc: 0.6}, tolerance: 0.005}
     serving:
@@ -175,7 +176,7 @@ class PipelineFile:
         if on_reject not in ("skip", "fail"):
             raise SpecError(f"{where}: gate.on_reject must be 'skip' or 'fail'. Got {on_reject!r} instead.")
         suite = validation.get("suite")
-        suite_path = None if suite in (None, "") else _project_path(project, str(suite))
+        suite_path = None if suite in (None, "") else _project_path(project, str(suite), path)
         requirements = _feature_requirements(top, where, suite_path)
         business_metric, proxy_check = _business(top.get("business"), top["training"], where)
         schedule = parse_schedule(serving.get("schedule", "@monthly"), f"{where}: serving.schedule")
@@ -305,9 +306,15 @@ def _list(value: Any, where: str) -> list[Any]:
     return value
 
 
-def _project_path(project: Path, value: str) -> Path:
+def _project_path(project: Path, value: str, pipeline_file: Path) -> Path:
+    """An absolute path as given; ``./x`` or ``../x`` relative to the pipeline file's folder (a suite kept
+    beside its pipeline file, wherever the pipelines folder is); any other relative path under ``project``."""
     path = Path(value)
-    return path if path.is_absolute() else project / path
+    if path.is_absolute():
+        return path
+    if value.startswith(("./", "../")):
+        return pipeline_file.resolve().parent / path
+    return project / path
 
 
 def _business(raw: Any, training: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
