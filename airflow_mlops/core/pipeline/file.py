@@ -155,7 +155,7 @@ class PipelineFile:
             raw = yaml.load(path.read_text(), Loader=loader)
         except yaml.YAMLError as exc:
             raise SpecError(f"The pipeline file {str(path)!r} is not valid YAML: {exc}") from exc
-        anchor = Path(project) if project is not None else path.resolve().parents[2]
+        anchor = Path(project) if project is not None else project_folder(path.resolve().parent)
         return cls.from_mapping(path.stem, raw, path=path, project=anchor)
 
     @classmethod
@@ -221,12 +221,21 @@ class PipelineFile:
         )
 
 
+def project_folder(pipelines_folder: str | Path) -> Path:
+    """The folder that relative paths in a pipeline file are under: the pipelines folder's grandparent (the
+    project of ``<project>/include/pipelines``), or the folder itself when it has no grandparent (``/pipelines``)."""
+    folder = Path(pipelines_folder).resolve()
+    return folder.parents[1] if len(folder.parents) > 1 else folder
+
+
 def discover(folder: str | Path, project: str | Path | None = None) -> list[PipelineFile]:
-    """Every ``*.yaml`` pipeline file of a folder, sorted by name."""
+    """Every ``*.yaml`` pipeline file of a folder, sorted by name; relative paths in them are under ``project``
+    (:func:`project_folder` of ``folder`` when omitted)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SourceNotFoundError(f"The pipeline folder {str(folder)!r} does not exist.")
-    return [PipelineFile.from_yaml(p, project) for p in sorted(folder.glob("*.yaml"))]
+    anchor = project_folder(folder) if project is None else project
+    return [PipelineFile.from_yaml(p, anchor) for p in sorted(folder.glob("*.yaml"))]
 
 
 def pipeline_of_asset_uri(uri: str) -> str | None:
