@@ -133,13 +133,19 @@ class ValidateDatasetOperator(MlopsBaseOperator):
 
     def _validate(self, partition: str) -> tuple[Any, str, Any, str]:
         """Prepare the suite, check the snapshot's sha256, run the suite, save an inferred or model suite."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from airflow_mlops.core import contracts
         from airflow_mlops.core import validation as core
+        from airflow_mlops.core.errors import SourceNotFoundError
 
         root = self.storage
         if self.model_name and not self.suite_uri and not self.reference_uri:
             root.layout(self.pipeline, contracts.KIND_VALIDATION, partition)  # refuse bad names before any work
-            suite, suite_uri = core.model_suite(self.mlflow_client, self.model_name, self.model_version or None)
+            try:
+                suite, suite_uri = core.model_suite(self.mlflow_client, self.model_name, self.model_version or None)
+            except SourceNotFoundError as exc:  # no such version, or it was logged without a suite
+                raise AirflowFailException(str(exc)) from exc
         else:
             suite, suite_uri = core.prepare_suite(
                 root,

@@ -139,7 +139,8 @@ def prepare_suite(
     if bool(suite_uri) == bool(reference_uri):
         raise SpecError(
             "Give exactly one of 'suite_uri' (a GX suite file) and 'reference_uri' (a snapshot to infer a suite "
-            f"from). Got suite_uri={suite_uri!r}, reference_uri={reference_uri!r}."
+            "from), or to ValidateDatasetOperator 'model_name' alone (the suite logged with a model version). "
+            f"Got suite_uri={suite_uri!r}, reference_uri={reference_uri!r}."
         )
     if suite_uri:
         if inference:
