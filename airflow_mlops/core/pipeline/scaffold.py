@@ -70,9 +70,12 @@ def scaffold(
     """
     from airflow_mlops.core.pipeline.file import PipelineFile
 
-    name = name or default_name(data)
     path = Path(out)
-    if path.suffix not in (".yaml", ".yml"):
+    is_file = path.suffix in (".yaml", ".yml")
+    name = name or (path.stem if is_file else default_name(data))
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise SpecError(f"A pipeline name must be letters, digits, '_', '-' or '.'. Got {name!r}.")
+    if not is_file:
         path = path / f"{name}.yaml"
     suite_path = path.with_name(f"{path.stem}{SUITE_SUFFIX}") if suite else None
     for existing in (path, suite_path):
@@ -104,7 +107,7 @@ def _write(path: Path, text: str, written: list[Path]) -> None:
 
 
 def suite_json(frame: pd.DataFrame, screening: Screening, name: str) -> str:
-    """The validation suite of every column, inferred from the screened sample.
+    """The validation suite of every column, inferred from a seeded sample of the screening's size.
 
     No row count is checked (training snapshots and serving batches differ in size); the time column and
     identifiers are checked for presence, type and nulls only, since their values move with every batch.

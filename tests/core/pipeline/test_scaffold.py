@@ -131,3 +131,13 @@ def test_bad_arguments_write_nothing(weather: pd.DataFrame, tmp_path: Path) -> N
     with pytest.raises(SpecError, match="exists already"):
         scaffold(table, TARGET, out=tmp_path / "out", task="binary")
     assert first.pipeline_path.read_bytes() == before
+
+
+def test_a_bad_name_is_refused_before_anything_is_written(weather: pd.DataFrame, tmp_path: Path) -> None:
+    table = tmp_path / "weather.parquet"
+    weather.head(500).to_parquet(table)
+    with pytest.raises(SpecError, match=r"A pipeline name must be letters.*Got 'a/b'"):
+        scaffold(table, TARGET, out=tmp_path / "out", name="a/b")
+    assert not (tmp_path / "out").exists()
+    named = scaffold(table, TARGET, out=tmp_path / "out" / "sky.yaml", suite=False)
+    assert PipelineFile.from_yaml(named.pipeline_path).model_name == "sky" and named.suite_path is None
