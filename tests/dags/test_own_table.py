@@ -72,9 +72,16 @@ def airflow_db() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("suite_file", [True, False], ids=["as-written", "no-suite-file"])
 def test_the_own_table_quickstart_trains_serves_and_checks_drift(
-    airflow_db: None, mlops_env: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    suite_file: bool,
+    airflow_db: None,
+    mlops_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """As written; and with ``--no-suite``: a pipeline file without ``validation.suite`` serves with the
+    suite its training snapshot passed, logged with the model."""
     from airflow.utils.state import DagRunState, TaskInstanceState
 
     from airflow_mlops.core import contracts, registry
@@ -91,6 +98,8 @@ def test_the_own_table_quickstart_trains_serves_and_checks_drift(
     preamble = ""  # the section's '. env.sh' and 'export' lines hold for every later command
     runs = []
     for kind, text in steps:
+        if not suite_file:
+            text = text.replace("init-pipeline --data", "init-pipeline --no-suite --data")
         if kind == "dag":
             runs.append(run_dag_command(text))
             continue
@@ -98,7 +107,8 @@ def test_the_own_table_quickstart_trains_serves_and_checks_drift(
         preamble += "".join(line + "\n" for line in text.splitlines() if line.startswith((". ", "export ")))
 
     # Only what init-pipeline wrote is in the pipelines folder: no hand-made file.
-    assert sorted(p.name for p in (work / "pipelines").iterdir()) == ["weather.suite.json", "weather.yaml"]
+    written = ["weather.suite.json", "weather.yaml"] if suite_file else ["weather.yaml"]
+    assert sorted(p.name for p in (work / "pipelines").iterdir()) == written
     training, serving = runs
     states = {ti.task_id: ti.state for ti in training.get_task_instances()}
     assert training.state == DagRunState.SUCCESS, {t: s for t, s in states.items() if s != TaskInstanceState.SUCCESS}
@@ -110,12 +120,17 @@ def test_the_own_table_quickstart_trains_serves_and_checks_drift(
     assert spec["task"] == "multiclass" and "visib" not in spec["numeric_features"]
     assert spec["classes"] == ["clear", "fog", "haze"]
     suite = Path(client.download_artifacts(run_id, contracts.ARTIFACT_SUITE, str(mlops_env / "suite")))
-    assert json.loads(suite.read_text())["name"] == "weather.scaffolded"  # the suite went with the model
+    suite_name = "weather.scaffolded" if suite_file else "weather.inferred"  # the file's, or the snapshot's
+    assert json.loads(suite.read_text())["name"] == suite_name  # the suite went with the model
 
     assert serving.state == DagRunState.SUCCESS
     served = {(ti.task_id, ti.map_index): ti.state for ti in serving.get_task_instances()}
     for task in ("validate", "score", "check_drift"):
         assert served[(f"weather.{task}", 0)] == TaskInstanceState.SUCCESS, (task, served)
+    validated = next(ti for ti in serving.get_task_instances() if ti.task_id == "weather.validate")
+    receipt = validated.xcom_pull(task_ids="weather.validate", map_indexes=0)
+    suite_uri = str(work / "pipelines" / "weather.suite.json") if suite_file else "models:/weather/1"
+    assert (receipt["suite_name"], receipt["suite_uri"]) == (suite_name, suite_uri)
     storage = mlops_env / "storage" / "weather"
     import pyarrow.parquet as pq
 
