@@ -37,6 +37,17 @@ class WebhookHook(BaseHook):
         super().__init__()
         self.webhook_conn_id = webhook_conn_id or self.default_conn_name
 
+    @classmethod
+    def exists(cls, webhook_conn_id: str) -> bool:
+        """Whether the connection is defined (alerts are set up); never raises for a missing one."""
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            cls.get_connection(webhook_conn_id)
+        except AirflowNotFoundException:
+            return False
+        return True
+
     @cached_property
     def _settings(self) -> dict[str, Any]:
         conn = self.get_connection(self.webhook_conn_id)

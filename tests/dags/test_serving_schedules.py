@@ -106,7 +106,7 @@ def test_one_batch_dag_per_schedule_each_with_its_own_intervals(pipelines_folder
         name, interval = served
         assert {t.task_id for t in dag.tasks} == {"choose_pipelines"} | {f"{name}.{t}" for t in TASKS}, dag_id
         assert dag.params.get_param("pipeline").schema["enum"] == [name, "all"]
-        assert dag.get_task("choose_pipelines").op_kwargs == {"pipelines": [name]}
+        assert dag.get_task("choose_pipelines").op_kwargs == {"pipelines": [name], "alerts": {name: "ml_alerts"}}
         if interval is None:  # the asset: runs when it is updated, with no data interval
             assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"
             assert dag.timetable.asset_condition.uri == "x-mlops://flights_schedules/landing"

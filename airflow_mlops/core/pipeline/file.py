@@ -13,7 +13,8 @@ is a new file, not new code::
       schema: {sched_dep_ts: timestamp}
       retrain_on_new_data: {min_files: 1, min_interval: 1d}   # or source: sql (core/pipeline/source.py)
     validation:
-      suite: include/expectations/flights.json  # relative to the project folder (the parent of include/)
+      suite: include/expectations/flights.json  # relative to the project folder (the parent of include/);
+                                                # ./x.json is relative to this file's folder
     gate:
       policy: {floors: {roc_auc: 0.6}, tolerance: 0.005}
     serving:
@@ -166,7 +167,7 @@ class PipelineFile:
             raw = yaml.load(path.read_text(), Loader=loader)
         except yaml.YAMLError as exc:
             raise SpecError(f"The pipeline file {str(path)!r} is not valid YAML: {exc}") from exc
-        anchor = Path(project) if project is not None else path.resolve().parents[2]
+        anchor = Path(project) if project is not None else project_folder(path.resolve().parent)
         return cls.from_mapping(path.stem, raw, path=path, project=anchor)
 
     @classmethod
@@ -187,7 +188,7 @@ class PipelineFile:
         if on_reject not in ("skip", "fail"):
             raise SpecError(f"{where}: gate.on_reject must be 'skip' or 'fail'. Got {on_reject!r} instead.")
         suite = validation.get("suite")
-        suite_path = None if suite in (None, "") else _project_path(project, str(suite))
+        suite_path = None if suite in (None, "") else _project_path(project, str(suite), path)
         requirements = _feature_requirements(top, where, suite_path)
         business_metric, proxy_check = _business(top.get("business"), top["training"], where)
         schedule = parse_schedule(serving.get("schedule", "@monthly"), f"{where}: serving.schedule")
@@ -236,12 +237,21 @@ class PipelineFile:
         )
 
 
+def project_folder(pipelines_folder: str | Path) -> Path:
+    """The folder that relative paths in a pipeline file are under: the pipelines folder's grandparent (the
+    project of ``<project>/include/pipelines``), or the folder itself when it has no grandparent (``/pipelines``)."""
+    folder = Path(pipelines_folder).resolve()
+    return folder.parents[1] if len(folder.parents) > 1 else folder
+
+
 def discover(folder: str | Path, project: str | Path | None = None) -> list[PipelineFile]:
-    """Every ``*.yaml`` pipeline file of a folder, sorted by name."""
+    """Every ``*.yaml`` pipeline file of a folder, sorted by name; relative paths in them are under ``project``
+    (:func:`project_folder` of ``folder`` when omitted)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SourceNotFoundError(f"The pipeline folder {str(folder)!r} does not exist.")
-    return [PipelineFile.from_yaml(p, project) for p in sorted(folder.glob("*.yaml"))]
+    anchor = project_folder(folder) if project is None else project
+    return [PipelineFile.from_yaml(p, anchor) for p in sorted(folder.glob("*.yaml"))]
 
 
 def pipeline_of_asset_uri(uri: str) -> str | None:
@@ -321,9 +331,15 @@ def _list(value: Any, where: str) -> list[Any]:
     return value
 
 
-def _project_path(project: Path, value: str) -> Path:
+def _project_path(project: Path, value: str, pipeline_file: Path) -> Path:
+    """An absolute path as given; ``./x`` or ``../x`` relative to the pipeline file's folder (a suite kept
+    beside its pipeline file, wherever the pipelines folder is); any other relative path under ``project``."""
     path = Path(value)
-    return path if path.is_absolute() else project / path
+    if path.is_absolute():
+        return path
+    if value.startswith(("./", "../")):
+        return pipeline_file.resolve().parent / path
+    return project / path
 
 
 def _business(raw: Any, training: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
