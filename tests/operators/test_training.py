@@ -141,6 +141,9 @@ def test_trains_logs_and_publishes_everything(env: Path, snapshot: tuple[str, st
     folder = Path(mlflow.artifacts.download_artifacts(run_id=receipt["run_id"], dst_path=str(env / "dl")))
     model_bytes = (folder / contracts.ARTIFACT_ONNX).read_bytes()
     assert sha256_bytes(model_bytes) == receipt["onnx_sha256"]
+    # LightGBM's own text model, for serving.runtime 'compiled', with its sha256 as a tag
+    lightgbm_text = (folder / contracts.ARTIFACT_LIGHTGBM_TEXT).read_bytes()
+    assert lightgbm_text.startswith(b"tree") and sha256_bytes(lightgbm_text) == tags[contracts.TAG_LIGHTGBM_SHA256]
     spec_document = json.loads((folder / contracts.ARTIFACT_SPEC).read_text())
     assert spec_document["classes"] == [0, 1] and spec_document["test_split_uri"] == receipt["test_split_uri"]
     reference = pd.read_parquet(folder / contracts.ARTIFACT_REFERENCE)
