@@ -134,6 +134,9 @@ class ServingModel:
     spec: ModelSpec
     alias: str | None = None
     baseline: Mapping[str, Any] | None = None
+    # Another runtime computing the graph's outputs from the same feed (serving.runtime 'compiled',
+    # :mod:`airflow_mlops.core.serving.compiled`); None runs the ONNX graph.
+    runner: Any = None
 
     @classmethod
     def from_bytes(
@@ -162,6 +165,10 @@ class ServingModel:
     @property
     def sha256(self) -> str:
         return self.onnx.sha256
+
+    @property
+    def runtime(self) -> str:
+        return "onnx" if self.runner is None else "compiled"
 
     def _output(self, name: str) -> Any:
         return next((o for o in self.onnx.session.get_outputs() if o.name == name), None)
@@ -205,7 +212,7 @@ class ServingModel:
         """
         import numpy as np
 
-        outputs = self.onnx.run_feed(feed)
+        outputs = (self.runner or self.onnx).run_feed(feed)
         if self.spec.is_classifier:
             values = np.asarray(outputs[contracts.ONNX_OUTPUT_LABEL]).reshape(-1)
             probabilities = np.asarray(outputs[contracts.ONNX_OUTPUT_PROBABILITIES], dtype=np.float32)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -11,10 +11,10 @@ from airflow_mlops.core.features.spec import FeatureTransforms
 from airflow_mlops.core.metrics import DEFAULT_PRIMARY as DEFAULT_METRIC
 from airflow_mlops.core.metrics import Task
 from airflow_mlops.core.training.spec_fields import (
+    TRANSFORM_KEYS,
     _boolean,
     _integer,
     _mapping,
-    _names,
     _number,
     _reject_unknown,
     _text,
@@ -22,7 +22,6 @@ from airflow_mlops.core.training.spec_fields import (
 )
 
 MAX_SEARCH_TRIALS = 50
-TRANSFORM_KEYS = ("derived", "joins", "timezones")  # keys of the features section read by core/features
 
 
 @dataclass(frozen=True)
@@ -78,22 +77,6 @@ class CategorySpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"max": self.max, "min_frequency": self.min_frequency}
-
-
-def _features(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    if "features" in raw:
-        if "numeric_features" in raw or "categorical_features" in raw:
-            raise SpecError(
-                "Give features either as 'features: {numeric, categorical}' or as top-level lists, not both."
-            )
-        section = _mapping(raw["features"], "features")
-        _reject_unknown(section, ("numeric", "categorical", *TRANSFORM_KEYS), "features")
-        return _names(section.get("numeric"), "features.numeric"), _names(
-            section.get("categorical"), "features.categorical"
-        )
-    return _names(raw.get("numeric_features"), "numeric_features"), _names(
-        raw.get("categorical_features"), "categorical_features"
-    )
 
 
 def _split(raw: Any) -> SplitSpec:
@@ -175,3 +158,14 @@ def _transforms(raw: Mapping[str, Any]) -> FeatureTransforms:
     if raw.get("transforms") is not None:
         return FeatureTransforms.from_mapping(_mapping(raw["transforms"], "transforms"), where="transforms")
     return FeatureTransforms.from_mapping(given, where="features")
+
+
+def declared_transforms(raw: Mapping[str, Any]) -> FeatureTransforms:
+    """The feature transforms of a spec mapping (or its ``training:`` section), parsed and validated.
+
+    Cheap enough for DAG parsing (no estimator import): the pipeline file checks what its transforms
+    read against its feature requirements with it.
+    """
+    if "training" in raw and isinstance(raw["training"], Mapping):
+        raw = raw["training"]
+    return _transforms(raw)
