@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         f"logs in {home / 'logs'})")  # fmt: skip
     database = settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     with airflow_services(home, database_url=database, dags_folder=ROOT / "dags", extra_env=settings,
-                          api_port=port, startup_timeout=300) as airflow:  # fmt: skip
+                          api_port=port, startup_timeout=300, workdir=ROOT) as airflow:  # fmt: skip
         api = airflow.api
         say(f"   up: open http://127.0.0.1:{port} in a browser to watch the runs")
         start_view(api)

@@ -64,6 +64,9 @@ class AirflowServices:
     env: dict[str, str]
     api_url: str
     password: str
+    # The components' working directory: the project folder, where relative paths such as a feature
+    # join's include/ source resolve (the home when None).
+    workdir: Path | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _client: ApiClient | None = None
     _stopped: bool = False
@@ -79,7 +82,8 @@ class AirflowServices:
         """Start ``airflow <args>`` as component ``name`` in its own process group."""
         out = open(self.log_path(name), "ab")  # noqa: SIM115 - owned by the child for its whole life
         proc = subprocess.Popen(
-            [str(BIN / "airflow"), *args], stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=self.home,
+            [str(BIN / "airflow"), *args], stdout=out, stderr=subprocess.STDOUT, env=self.env,
+            cwd=self.workdir or self.home,
             start_new_session=True,
         )  # fmt: skip
         out.close()
@@ -89,7 +93,12 @@ class AirflowServices:
     def cli(self, *args: str, timeout: float = 300) -> str:
         """Run an ``airflow`` CLI command in this deployment; its output, or a failure with the logs."""
         done = subprocess.run(
-            [str(BIN / "airflow"), *args], env=self.env, cwd=self.home, capture_output=True, text=True, timeout=timeout
+            [str(BIN / "airflow"), *args],
+            env=self.env,
+            cwd=self.workdir or self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if done.returncode != 0:
             output = f"{done.stdout}\n{done.stderr}"[-6000:]
@@ -215,6 +224,7 @@ def airflow_services(
     startup_timeout: float = 180.0,
     api_port: int | None = None,
     pythonpath: Sequence[str] = (),
+    workdir: Path | None = None,
 ) -> Iterator[AirflowServices]:
     """Migrate the database, start the api-server and ``components``; stop them all on exit.
 
@@ -222,6 +232,7 @@ def airflow_services(
     ``celery worker ...`` via :meth:`AirflowServices.start`).
 
     :param api_port: the api-server's port; a free one when None.
+    :param workdir: the components' working directory (the project folder); ``home`` when None.
     """
     home.mkdir(parents=True, exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
@@ -233,7 +244,9 @@ def airflow_services(
         home, database_url=database_url, api_port=api_port, dags_folder=dags_folder, executor=executor,
         passwords_file=passwords_file, extra=extra_env, pythonpath=pythonpath,
     )  # fmt: skip
-    services = AirflowServices(home=home, env=env, api_url=f"http://{LOOPBACK}:{api_port}", password=password)
+    services = AirflowServices(
+        home=home, env=env, api_url=f"http://{LOOPBACK}:{api_port}", password=password, workdir=workdir
+    )
     try:
         services.cli("db", "migrate", timeout=600)
         api = services.start("api-server", "api-server", "-H", LOOPBACK, "-p", str(api_port), "-w", "1")

@@ -28,6 +28,7 @@ __all__ = [
 
 @contextlib.contextmanager
 def airflow_services(home: Path, **kwargs: Any) -> Iterator[AirflowServices]:
-    """:func:`airflow_mlops.cli.local_airflow.airflow_services` with this checkout first on the path."""
-    with local_airflow.airflow_services(home, pythonpath=(str(REPO),), **kwargs) as running:
+    """:func:`airflow_mlops.cli.local_airflow.airflow_services` with this checkout first on the path and as the
+    components' working directory (the project folder, where ``include/`` paths resolve)."""
+    with local_airflow.airflow_services(home, pythonpath=(str(REPO),), workdir=REPO, **kwargs) as running:
         yield running
