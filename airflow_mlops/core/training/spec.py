@@ -25,6 +25,7 @@ sections for other stages)::
     refit: all                        # all (default for time splits) | train (default for random splits)
     window: 90d                       # optional: the newest N rows (50000) or N days/hours/weeks (90d)
     recency_weight_half_life: 30      # optional, days: newer rows weigh more in fitting
+    ablation: {budget_seconds: 60}    # optional: permutation ablation of each feature (validation split)
 
 The spec's sections live in their own modules: :mod:`.spec_fields` (tasks, metric directions and the
 validators), :mod:`.estimators` (the estimator section) and :mod:`.spec_sections` (split, search,
@@ -41,6 +42,7 @@ from typing import Any
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 from airflow_mlops.core.metrics import DEFAULT_PRIMARY as DEFAULT_METRIC
 from airflow_mlops.core.metrics import METRIC_DIRECTIONS, TASKS, Task
+from airflow_mlops.core.training.ablation import AblationSpec
 from airflow_mlops.core.training.estimators import (
     DEFAULT_EARLY_STOPPING_ROUNDS,
     LIGHTGBM,
@@ -112,6 +114,7 @@ _TOP_FIELDS = (
     "refit",
     "window",
     "recency_weight_half_life",
+    "ablation",
 )
 
 
@@ -149,6 +152,8 @@ class TrainingSpec:
     :param recency_weight_half_life: days; each row fitted is weighted ``0.5 ** (age / half_life)``,
         its age counted from the newest time of the rows being fitted. Fitting only: validation and
         test metrics stay unweighted. Time splits only.
+    :param ablation: optional :class:`~airflow_mlops.core.training.ablation.AblationSpec`: permutation
+        ablation of every feature on the validation split, within ``budget_seconds`` (``true`` for defaults).
     """
 
     task: Task
@@ -169,6 +174,7 @@ class TrainingSpec:
     refit: Refit | None = None
     window: int | str | None = None
     recency_weight_half_life: float | None = None
+    ablation: AblationSpec | None = None
 
     def __post_init__(self) -> None:
         if self.refit is None:  # the default follows the split method
@@ -304,6 +310,7 @@ class TrainingSpec:
             "refit": self.refit,
             "window": self.window,
             "recency_weight_half_life": self.recency_weight_half_life,
+            "ablation": self.ablation.to_dict() if self.ablation else None,
         }
 
     @classmethod
@@ -347,6 +354,7 @@ class TrainingSpec:
             refit=_refit(raw.get("refit")),
             window=_window(raw.get("window")),
             recency_weight_half_life=_half_life(raw.get("recency_weight_half_life")),
+            ablation=AblationSpec.from_raw(raw.get("ablation")),
         )
 
     @classmethod
