@@ -40,6 +40,7 @@ from airflow_mlops.core.training.recency import recency_weights
 from airflow_mlops.core.training.refit import RegisteredModel, register_refit
 from airflow_mlops.core.training.result import SPLITS, ModelFit, TrainingReceipt, TrainingResult
 from airflow_mlops.core.training.spec import TrainingSpec
+from airflow_mlops.core.training.tuning import log_search_comparison, search_comparison
 
 if TYPE_CHECKING:
     import numpy as np
@@ -297,6 +298,10 @@ def run_training(
         summary = result.summary()
         if result.ablation is not None:
             log_ablation(logged.run_id, result.ablation)
+        searched = search_comparison(result.trials, spec.primary_metric)
+        if searched is not None:
+            log_search_comparison(logged.run_id, searched)
+            summary["search"] = searched
         if business is not None:
             summary["business"] = run.log_business(business, business_on_test(business, result))
     return TrainingReceipt(

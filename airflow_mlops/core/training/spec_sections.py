@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -19,6 +19,7 @@ from airflow_mlops.core.training.spec_fields import (
     _text,
     _where,
 )
+from airflow_mlops.core.training.tuning import METHODS, Dimension, Method, Range, parse_dimension
 
 MAX_SEARCH_TRIALS = 50
 
@@ -52,18 +53,22 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class SearchSpec:
-    """A small hyperparameter search: ``trials`` combinations drawn (seeded) from a grid.
+    """A hyperparameter search (:mod:`~airflow_mlops.core.training.tuning`): ``trials`` trials besides
+    the hand-set parameters, drawn from a grid (``method: grid``, lists of values) or proposed by a
+    seeded TPE sampler (``method: tpe``, ranges or lists).
 
     Each trial is fit on the train split and scored on the validation split with ``metric``; the best
     one becomes the model. Every trial is logged as a nested MLflow run.
     """
 
     trials: int
-    space: dict[str, tuple[Any, ...]]
+    space: dict[str, Dimension]
     metric: str
+    method: Method = "grid"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"trials": self.trials, "metric": self.metric, "space": {k: list(v) for k, v in self.space.items()}}
+        space = {k: v.to_dict() if isinstance(v, Range) else list(v) for k, v in self.space.items()}
+        return {"trials": self.trials, "metric": self.metric, "method": self.method, "space": space}
 
 
 @dataclass(frozen=True)
@@ -133,20 +138,20 @@ def _search(raw: Any, task: Task) -> SearchSpec | None:
     if raw is None:
         return None
     section = _mapping(raw, "search")
-    _reject_unknown(section, ("trials", "space", "metric"), "search")
+    _reject_unknown(section, ("trials", "space", "metric", "method"), "search")
+    method = _text(section.get("method", "grid"), "search.method")
+    if method not in METHODS:
+        raise SpecError(f"{_where('search.method')} must be one of {list(METHODS)}. Got {method!r} instead.")
     space_raw = _mapping(section.get("space"), "search.space")
     if not space_raw:
         raise SpecError(f"{_where('search.space')} must name at least one parameter with a list of values.")
-    space: dict[str, tuple[Any, ...]] = {}
-    for name, values in space_raw.items():
-        if isinstance(values, str) or not isinstance(values, Sequence) or not values:
-            raise SpecError(
-                f"{_where('search.space.' + str(name))} must be a non-empty list of values. Got {values!r}."
-            )
-        space[str(name)] = tuple(values)
+    space = {str(name): parse_dimension(str(name), values, method) for name, values in space_raw.items()}
     metric = _text(section.get("metric", DEFAULT_METRIC[task]), "search.metric")
     return SearchSpec(
-        trials=_integer(section.get("trials", 4), "search.trials", 1, MAX_SEARCH_TRIALS), space=space, metric=metric
+        trials=_integer(section.get("trials", 4), "search.trials", 1, MAX_SEARCH_TRIALS),
+        space=space,
+        metric=metric,
+        method=method,
     )
 
 
