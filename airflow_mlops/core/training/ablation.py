@@ -13,68 +13,23 @@ warns about it (and logs the table to MLflow, :func:`log_ablation`).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.core.metrics import METRICS, compute_metrics
-from airflow_mlops.core.training.spec_fields import _integer, _mapping, _number, _reject_unknown, _where
+from airflow_mlops.core.metrics import METRICS
+from airflow_mlops.core.training.spec_sections import AblationSpec
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-    from sklearn.pipeline import Pipeline
 
     from airflow_mlops.core.training.spec import TrainingSpec
 
+# What the ablation re-scores: validation rows (raw features) and their labels in, the metric out.
+Scorer = Callable[["pd.DataFrame", "np.ndarray"], float]
+
 ARTIFACT = "ablation/ablation.json"
-
-
-@dataclass(frozen=True)
-class AblationSpec:
-    """The spec's ``ablation`` section.
-
-    :param budget_seconds: wall-clock budget of the whole ablation; features not reached are reported
-        as unmeasured.
-    :param repeats: permutations per feature (their mean drop is reported).
-    :param min_drop: a feature whose mean drop is at most this (in metric units) is flagged.
-    :param max_rows: validation rows used (a seeded sample beyond that).
-    """
-
-    budget_seconds: float = 60.0
-    repeats: int = 3
-    min_drop: float = 0.0
-    max_rows: int = 20_000
-
-    KEYS = ("budget_seconds", "repeats", "min_drop", "max_rows")
-
-    @classmethod
-    def from_raw(cls, raw: Any) -> AblationSpec | None:
-        """None for an absent or ``false`` section, defaults for ``true``, else the mapping's values."""
-        if raw is None or raw is False:
-            return None
-        if raw is True:
-            return cls()
-        section = _mapping(raw, "ablation")
-        _reject_unknown(section, cls.KEYS, "ablation")
-        budget = _number(section.get("budget_seconds", 60.0), "ablation.budget_seconds")
-        min_drop = _number(section.get("min_drop", 0.0), "ablation.min_drop")
-        if budget <= 0 or min_drop < 0:
-            from airflow_mlops.core.errors import SpecError
-
-            raise SpecError(
-                f"{_where('ablation')} needs budget_seconds > 0 and min_drop >= 0. "
-                f"Got budget_seconds={budget!r}, min_drop={min_drop!r}."
-            )
-        return cls(
-            budget_seconds=budget,
-            repeats=_integer(section.get("repeats", 3), "ablation.repeats", 1, 50),
-            min_drop=min_drop,
-            max_rows=_integer(section.get("max_rows", 20_000), "ablation.max_rows", 100),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -125,10 +80,10 @@ class AblationReport:
 
 
 def permutation_ablation(
-    pipeline: Pipeline, spec: TrainingSpec, x: pd.DataFrame, y: np.ndarray, classes: tuple[Any, ...],
-    settings: AblationSpec,
-) -> AblationReport:  # fmt: skip
-    """Ablate every feature of ``spec`` on the validation rows ``x``/``y`` through the fitted ``pipeline``."""
+    score: Scorer, spec: TrainingSpec, x: pd.DataFrame, y: np.ndarray, settings: AblationSpec
+) -> AblationReport:
+    """Ablate every feature of ``spec`` on the validation rows ``x``/``y``; ``score`` gives the fitted
+    model's metric on a frame of raw features (:func:`~airflow_mlops.core.training.model.validation_scorer`)."""
     import numpy as np
 
     started = time.perf_counter()
@@ -138,7 +93,7 @@ def permutation_ablation(
         x, y = x.iloc[rows], y[rows]
     x = x.reset_index(drop=True)
     metric = METRICS[spec.primary_metric]
-    intact = _score(pipeline, spec, x, y, classes)
+    intact = score(x, y)
     measured: list[FeatureAblation] = []
     features = list(spec.numeric_features + spec.categorical_features)
     for position, feature in enumerate(features):
@@ -148,18 +103,10 @@ def permutation_ablation(
         for _ in range(settings.repeats):
             permuted = x.copy()
             permuted[feature] = x[feature].to_numpy()[rng.permutation(len(x))]
-            drops.append(metric.improvement(intact, _score(pipeline, spec, permuted, y, classes)))
+            drops.append(metric.improvement(intact, score(permuted, y)))
         mean = float(np.mean(drops))
         measured.append(FeatureAblation(feature, mean, tuple(float(d) for d in drops), mean > settings.min_drop))
     return _report(spec, settings, intact, len(y), started, measured, ())
-
-
-def _score(pipeline: Pipeline, spec: TrainingSpec, x: pd.DataFrame, y: np.ndarray, classes: tuple[Any, ...]) -> float:
-    from airflow_mlops.core.training.model import predict
-
-    matrix = pipeline.named_steps["features"].transform(x)
-    predictions = predict(pipeline.named_steps["model"], matrix, spec, classes)
-    return float(compute_metrics(spec.task, y, predictions, classes)[spec.primary_metric])
 
 
 def _report(

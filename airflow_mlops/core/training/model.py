@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -346,6 +346,19 @@ def fit_model(
         validation_matrix=validation_matrix,
         validation_predictions=validation_predictions,
     )
+
+
+def validation_scorer(
+    fitted: FittedModel, spec: TrainingSpec, classes: tuple[Any, ...]
+) -> Callable[[pd.DataFrame, np.ndarray], float]:
+    """The fitted pipeline's primary metric on rows of raw features (the ablation re-scores with it)."""
+
+    def score(x: pd.DataFrame, y: np.ndarray) -> float:
+        matrix = fitted.pipeline.named_steps["features"].transform(x)
+        predictions = predict(fitted.pipeline.named_steps["model"], matrix, spec, classes)
+        return float(compute_metrics(spec.task, y, predictions, classes)[spec.primary_metric])
+
+    return score
 
 
 def feature_importance(fitted: FittedModel, spec: TrainingSpec) -> dict[str, float]:

@@ -29,7 +29,7 @@ from airflow_mlops.core.training.ablation import log_ablation, permutation_ablat
 from airflow_mlops.core.training.data import PreparedData, Splits, check_columns, onnx_inputs, prepare, split_rows
 from airflow_mlops.core.training.export import ParityReport, check_parity
 from airflow_mlops.core.training.frames import feature_samples, read_snapshot, write_frame
-from airflow_mlops.core.training.model import FittedModel, feature_importance, fit_model, predict
+from airflow_mlops.core.training.model import FittedModel, feature_importance, fit_model, predict, validation_scorer
 from airflow_mlops.core.training.predictions import (
     export_and_predict_test,
     reference_sample,
@@ -85,9 +85,8 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
     laps.lap("fit")
     ablation = None
     if spec.ablation is not None:  # on the selection model, before any refit sees the validation rows
-        ablation = permutation_ablation(
-            fitted.pipeline, spec, x["validation"], y["validation"], data.classes, spec.ablation
-        )
+        scorer = validation_scorer(fitted, spec, data.classes)
+        ablation = permutation_ablation(scorer, spec, x["validation"], y["validation"], spec.ablation)
         laps.lap("ablation")
     inputs = onnx_inputs(spec)
     selection_bytes, test_predictions = export_and_predict_test(fitted, spec, x["test"], inputs, data.classes)

@@ -42,7 +42,6 @@ from typing import Any
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 from airflow_mlops.core.metrics import DEFAULT_PRIMARY as DEFAULT_METRIC
 from airflow_mlops.core.metrics import METRIC_DIRECTIONS, TASKS, Task
-from airflow_mlops.core.training.ablation import AblationSpec
 from airflow_mlops.core.training.estimators import (
     DEFAULT_EARLY_STOPPING_ROUNDS,
     LIGHTGBM,
@@ -67,6 +66,7 @@ from airflow_mlops.core.training.spec_fields import (
     duration_days,
 )
 from airflow_mlops.core.training.spec_sections import (
+    AblationSpec,
     CategorySpec,
     SearchSpec,
     SplitSpec,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.metrics import DEFAULT_PRIMARY as DEFAULT_METRIC
 from airflow_mlops.core.metrics import Task
+from airflow_mlops.core.training.search_space import METHODS, Dimension, Method, Range, parse_dimension
 from airflow_mlops.core.training.spec_fields import (
     _boolean,
     _integer,
@@ -19,7 +20,6 @@ from airflow_mlops.core.training.spec_fields import (
     _text,
     _where,
 )
-from airflow_mlops.core.training.tuning import METHODS, Dimension, Method, Range, parse_dimension
 
 MAX_SEARCH_TRIALS = 50
 
@@ -164,3 +164,48 @@ def _categories(raw: Any) -> CategorySpec:
         max=_integer(section.get("max", 64), "categories.max", 1, 10_000),
         min_frequency=_integer(section.get("min_frequency", 10), "categories.min_frequency", 1),
     )
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    """The spec's ``ablation`` section.
+
+    :param budget_seconds: wall-clock budget of the whole ablation; features not reached are reported
+        as unmeasured.
+    :param repeats: permutations per feature (their mean drop is reported).
+    :param min_drop: a feature whose mean drop is at most this (in metric units) is flagged.
+    :param max_rows: validation rows used (a seeded sample beyond that).
+    """
+
+    budget_seconds: float = 60.0
+    repeats: int = 3
+    min_drop: float = 0.0
+    max_rows: int = 20_000
+
+    KEYS = ("budget_seconds", "repeats", "min_drop", "max_rows")
+
+    @classmethod
+    def from_raw(cls, raw: Any) -> AblationSpec | None:
+        """None for an absent or ``false`` section, defaults for ``true``, else the mapping's values."""
+        if raw is None or raw is False:
+            return None
+        if raw is True:
+            return cls()
+        section = _mapping(raw, "ablation")
+        _reject_unknown(section, cls.KEYS, "ablation")
+        budget = _number(section.get("budget_seconds", 60.0), "ablation.budget_seconds")
+        min_drop = _number(section.get("min_drop", 0.0), "ablation.min_drop")
+        if budget <= 0 or min_drop < 0:
+            raise SpecError(
+                f"{_where('ablation')} needs budget_seconds > 0 and min_drop >= 0. "
+                f"Got budget_seconds={budget!r}, min_drop={min_drop!r}."
+            )
+        return cls(
+            budget_seconds=budget,
+            repeats=_integer(section.get("repeats", 3), "ablation.repeats", 1, 50),
+            min_drop=min_drop,
+            max_rows=_integer(section.get("max_rows", 20_000), "ablation.max_rows", 100),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -17,7 +17,8 @@ from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.storage import StorageRoot
 from airflow_mlops.core.training import parquet_bytes, run_training, train_model
-from airflow_mlops.core.training.ablation import ARTIFACT, AblationSpec
+from airflow_mlops.core.training.ablation import ARTIFACT
+from airflow_mlops.core.training.spec_sections import AblationSpec
 from tests.core.registry.support import client_for
 from tests.core.training.support import FLIGHTS, spec_of
 from tests.support.data import flights
