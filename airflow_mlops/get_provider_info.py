@@ -29,6 +29,7 @@ OPERATOR_MODULES = [
     "airflow_mlops.operators.feature_cost",
     "airflow_mlops.operators.gating",
     "airflow_mlops.operators.ingestion",
+    "airflow_mlops.operators.lineage",
     "airflow_mlops.operators.monitoring",
     "airflow_mlops.operators.monitoring_data",
     "airflow_mlops.operators.monitoring_staleness",
@@ -49,17 +50,95 @@ TRIGGER_MODULES = [
 ]
 EXTRA_LINKS = [
     "airflow_mlops.links.drift.DriftReportLink",
+    "airflow_mlops.links.drift.QualityReportLink",
+    "airflow_mlops.links.gating.GateEvidenceLink",
+    "airflow_mlops.links.gating.ModelCardLink",
     "airflow_mlops.links.registry.MlflowModelVersionLink",
+    "airflow_mlops.links.scoring.PredictionsLink",
+    "airflow_mlops.links.scoring.ShadowReportLink",
     "airflow_mlops.links.training.MlflowTrainingRunLink",
     "airflow_mlops.links.validation.ValidationReportLink",
 ]
+
+
+def _field(label: str, description: str, kind: str = "string", **schema: Any) -> dict[str, Any]:
+    """One extra field of a connection form; its value is stored in the connection's extra under its name."""
+    return {"label": label, "description": description, "schema": {"type": [kind, "null"], **schema}}
+
+
+# The connection forms, declared as metadata: Airflow's UI reads them from here without importing the hooks
+# (and without flask_appbuilder). Each extra field is one of the allowlisted extras its hook reads.
 CONNECTION_TYPES = [
-    {"hook-class-name": "airflow_mlops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
-    {"hook-class-name": "airflow_mlops.hooks.ingestion.SqlSourceHook", "connection-type": "mlops_sql"},
-    {"hook-class-name": "airflow_mlops.hooks.webhook.WebhookHook", "connection-type": "mlops_webhook"},
+    {
+        "hook-class-name": "airflow_mlops.hooks.mlflow.MlflowHook",
+        "hook-name": "MLflow",
+        "connection-type": "mlflow",
+        "ui-field-behaviour": {
+            "hidden-fields": ["login"],
+            "relabeling": {"host": "Tracking URI", "schema": "Scheme", "password": "Token"},
+            "placeholders": {
+                "host": "https://mlflow.example.com or mlflow.example.com",
+                "schema": "https (used when the tracking URI has no scheme)",
+                "port": "5000",
+                "password": "bearer token, empty when the server needs none",
+            },
+        },
+        "conn-fields": {
+            "ui_url": _field(
+                "MLflow UI URL",
+                "Address people open in a browser, when it differs from the tracking URI; "
+                "[mlops] mlflow_ui_url wins over it for links.",
+            ),
+            "registry_uri": _field("Registry URI", "Model registry, when it is not the tracking server."),
+            "path": _field("Path prefix", "URL path the server is mounted under, e.g. /mlflow."),
+        },
+    },
+    {
+        "hook-class-name": "airflow_mlops.hooks.ingestion.SqlSourceHook",
+        "hook-name": "MLOps SQL source (SQLAlchemy)",
+        "connection-type": "mlops_sql",
+        "ui-field-behaviour": {
+            "hidden-fields": [],
+            "relabeling": {"schema": "Database", "login": "User"},
+            "placeholders": {
+                "host": "db.example.com",
+                "schema": "analytics",
+                "port": "5432",
+                "login": "reader",
+            },
+        },
+        "conn-fields": {
+            "sqlalchemy_scheme": _field(
+                "SQLAlchemy driver",
+                "Driver name when not postgresql+psycopg2, e.g. postgresql+psycopg or mysql+pymysql.",
+            ),
+            "sslmode": _field("SSL mode", "PostgreSQL sslmode, e.g. require or verify-full."),
+        },
+    },
+    {
+        "hook-class-name": "airflow_mlops.hooks.webhook.WebhookHook",
+        "hook-name": "MLOps webhook",
+        "connection-type": "mlops_webhook",
+        "ui-field-behaviour": {
+            "hidden-fields": ["login"],
+            "relabeling": {"host": "URL or host", "schema": "Scheme", "password": "Bearer token"},
+            "placeholders": {
+                "host": "https://hooks.example.com/services/T000/B000",
+                "schema": "https",
+                "password": "sent as Authorization: Bearer, never in the payload",
+            },
+        },
+        "conn-fields": {
+            "endpoint": _field("Endpoint path", "Path appended to the host, when the host is not a full URL."),
+            "timeout": _field("Timeout (seconds)", "How long one post may take.", "number", default=10),
+        },
+    },
 ]
 NOTIFIERS = [
     "airflow_mlops.notifiers.webhook.WebhookNotifier",
+]
+PLUGINS = [
+    {"name": "airflow_mlops", "plugin-class": "airflow_mlops.plugins.mlops.MlopsPlugin"},
 ]
 
 
@@ -104,15 +183,19 @@ CONFIG = {
                 None,
             ),
             "mlflow_ui_url": _option(
-                "Address of the MLflow UI used by extra links when the store is embedded.",
-                "http://127.0.0.1:5000",
+                "Address of the MLflow UI for extra links (MLflow run, model version). Empty: the MLflow "
+                "connection's ui_url extra, else its host (tracking URI); http://127.0.0.1:5000 for the "
+                "embedded store.",
+                "",
+                "https://mlflow.example.com",
             ),
-            "report_base_url": _option(
-                "Browser address that serves the storage root, for the validation and drift report links "
-                "(the Airflow UI shows only http(s) links). Empty: file:// or S3 console links.",
+            "reports_url": _option(
+                "Browser address that serves the storage root, for the links to reports, model cards and "
+                "predictions (the Airflow UI shows only http(s) links). Empty: file:// or S3 console links.",
                 "",
                 "http://127.0.0.1:8765/",
             ),
+            "report_base_url": _option("Earlier name of reports_url, read when reports_url is empty.", ""),
         },
     }
 }
@@ -133,4 +216,5 @@ def get_provider_info() -> dict[str, Any]:
         "notifications": NOTIFIERS,
         "extra-links": EXTRA_LINKS,
         "config": CONFIG,
+        "plugins": PLUGINS,
     }

@@ -56,15 +56,16 @@ def mlflow_artifact_root() -> str:
     return _get("mlflow_artifact_root", os.path.join(state_dir(), "mlartifacts"))
 
 
-def report_base_url() -> str:
+def reports_url() -> str:
     """Browser address that serves the storage root (a web server, a bucket website); empty means none.
 
     The Airflow UI shows only http(s) extra links, so without it the report links of a local storage
-    root (``file://``) are listed by the REST API but not shown on the task page.
+    root (``file://``) are listed by the REST API but not shown on the task page. ``report_base_url``,
+    its earlier name, is read when it is not set.
     """
-    return _get("report_base_url", "")
+    return _get("reports_url", _get("report_base_url", ""))
 
 
 def mlflow_ui_url() -> str:
-    """Base URL people open to see MLflow (used by extra links); empty means no link."""
-    return _get("mlflow_ui_url", "http://127.0.0.1:5000")
+    """Base URL people open to see MLflow, for extra links; empty means the MLflow connection's address."""
+    return _get("mlflow_ui_url", "")

@@ -13,8 +13,9 @@ each interval:
 1. ``wait_for_batch`` waits, deferred to the triggerer, until the interval's files have landed;
 2. ``list_partitions`` lists them, and every later step is mapped over that list (one task per file,
    spread over the workers by Celery or Kubernetes);
-3. ``validate`` checks each file against the pipeline's training suite (schema skew stops the run);
-4. ``resolve_champion`` pins the champion version once, so every partition is scored by the same one;
+3. ``resolve_champion`` pins the champion version once, so every partition is scored by the same one;
+4. ``validate`` checks each file against the pipeline file's ``validation.suite``, or without one against
+   the suite logged with that champion at training (schema skew stops the run);
 5. ``score`` scores each file with it (and with the ``challenger``, in shadow, when one exists);
 6. ``check_drift`` compares each file's serving log with the champion's training reference; when the
    drift policy says retrain it emits ``x-mlops://<pipeline>/drift``, which ``continuous_training`` is
@@ -37,8 +38,8 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
   cost does, across every champion so far.
 
 Findings that are not ok go to the webhook notifier of the pipeline file's ``monitoring.alerts``
-connection (``ml_alerts``); without that connection the notifier logs that nothing was delivered and
-the checks' verdicts stand.
+connection (``ml_alerts``); without that connection ``choose_pipelines`` says so in one info line per run,
+the findings stay in their tasks' logs, and the checks' verdicts stand.
 
 A manual run serves the pipeline chosen in the trigger form; scheduled runs serve every pipeline with
 a ``serving:`` section whose schedule is the DAG's.
@@ -55,7 +56,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable, DeltaDataInte
 
 from airflow_mlops import settings
 from airflow_mlops.core.pipeline import MONTHLY, PipelineFile, ServingSchedule, batch_dags, discover
-from airflow_mlops.notifiers.webhook import WebhookNotifier
+from airflow_mlops.notifiers.webhook import WebhookNotifier, log_alert_setup
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.business import CheckProxyCorrelationOperator
 from airflow_mlops.operators.drift import CheckDriftOperator, drift_alias
@@ -71,21 +72,32 @@ DAG_ID = "batch_serving"  # the @monthly pipelines' DAG; the other schedules' DA
 PROJECT = Path(__file__).resolve().parents[1]
 PIPELINE_FOLDER = Path(settings.pipelines_folder(str(PROJECT / "include" / "pipelines"))).resolve()
 # {dag_id: (schedule, pipelines)}: one batch DAG per distinct serving schedule, in file order.
-SERVED = batch_dags(p for p in discover(PIPELINE_FOLDER, PIPELINE_FOLDER.parents[1]) if p.serving)
+SERVED = batch_dags(p for p in discover(PIPELINE_FOLDER) if p.serving)
 SERVED.setdefault(DAG_ID, (MONTHLY, []))  # batch_serving stays, so its runs and links do not vanish
 PIPELINES = SERVED[DAG_ID][1]  # the monthly ones
 
 
-def choose_pipelines(params: dict[str, Any], dag_run: Any, pipelines: list[str] | None = None, **_: Any) -> list[str]:
+def choose_pipelines(
+    params: dict[str, Any],
+    dag_run: Any,
+    pipelines: list[str] | None = None,
+    alerts: dict[str, str] | None = None,
+    **_: Any,
+) -> list[str]:
     """The form's pipeline for a manual run; every pipeline of the DAG for a scheduled or asset-triggered one.
+    Says once per run which chosen pipeline's alert connection does not exist (its findings are only logged).
 
     :param pipelines: the DAG's pipelines (``op_kwargs``); the monthly ones when not given.
+    :param alerts: ``{pipeline: alert connection id}`` of the DAG's pipelines (``op_kwargs``).
     """
     names = [p.name for p in PIPELINES] if pipelines is None else pipelines
     run_type = getattr(dag_run, "run_type", None)
     if getattr(run_type, "value", run_type) in ("scheduled", "asset_triggered") or params.get("pipeline") == "all":
-        return [f"{name}.wait_for_batch" for name in names]
-    return [f"{params['pipeline']}.wait_for_batch"] if params.get("pipeline") in names else []
+        chosen = names
+    else:
+        chosen = [params["pipeline"]] if params.get("pipeline") in names else []
+    log_alert_setup((alerts or {})[name] for name in chosen if name in (alerts or {}))
+    return [f"{name}.wait_for_batch" for name in chosen]
 
 
 def validate_kwargs(partition: dict[str, str]) -> dict[str, str]:
@@ -112,9 +124,10 @@ def pipeline_tasks(pipeline: PipelineFile) -> None:
     """The tasks of one pipeline, inside its task group."""
     landing = pipeline.landing_uri(settings.storage_root())
     aws_conn_id = settings.storage_conn_id() if landing.startswith("s3://") else None
-    wait, partitions, validate = intake_tasks(pipeline, landing, aws_conn_id)
-    champion, score = scoring_tasks(pipeline, partitions, aws_conn_id)
-    alerts = [WebhookNotifier(webhook_conn_id=pipeline.alerts_conn_id)]
+    champion = ResolveModelVersionOperator(task_id="resolve_champion", model_name=pipeline.model_name)
+    wait, partitions, validate = intake_tasks(pipeline, landing, aws_conn_id, champion)
+    score = scoring_tasks(pipeline, partitions, aws_conn_id, champion)
+    alerts = [WebhookNotifier(webhook_conn_id=pipeline.alerts_conn_id, optional=True)]
     drift = drift_task(pipeline, score, alerts)
     dependencies, stability, throughput, explain, impact = monitoring_tasks(
         pipeline, champion, score, alerts, aws_conn_id
@@ -129,8 +142,9 @@ def pipeline_tasks(pipeline: PipelineFile) -> None:
         drift >> proxy_correlation_task(pipeline, alerts)
 
 
-def intake_tasks(pipeline: PipelineFile, landing: str, aws_conn_id: str | None) -> tuple[Any, Any, Any]:
-    """Wait for a batch in the landing folder, list its partitions, validate each (mapped)."""
+def intake_tasks(pipeline: PipelineFile, landing: str, aws_conn_id: str | None, champion: Any) -> tuple[Any, Any, Any]:
+    """Wait for a batch in the landing folder, list its partitions, validate each (mapped): with the pipeline
+    file's suite, else with the suite logged with the champion version that will score them."""
     wait = DatasetAvailableSensor(
         task_id="wait_for_batch",
         source="s3" if landing.startswith("s3://") else "local",
@@ -149,14 +163,15 @@ def intake_tasks(pipeline: PipelineFile, landing: str, aws_conn_id: str | None) 
         task_id="validate",
         pipeline=pipeline.name,
         suite_uri=str(pipeline.suite) if pipeline.suite else None,
+        model_name=None if pipeline.suite else pipeline.model_name,
+        model_version=None if pipeline.suite else champion.output["model_version"],
         aws_conn_id=aws_conn_id,
     ).expand_kwargs(partitions.output.map(validate_kwargs))
     return wait, partitions, validate
 
 
-def scoring_tasks(pipeline: PipelineFile, partitions: Any, aws_conn_id: str | None) -> tuple[Any, Any]:
-    """Resolve the champion, then score each partition with it (mapped)."""
-    champion = ResolveModelVersionOperator(task_id="resolve_champion", model_name=pipeline.model_name)
+def scoring_tasks(pipeline: PipelineFile, partitions: Any, aws_conn_id: str | None, champion: Any) -> Any:
+    """Score each partition with the resolved champion (mapped)."""
     score = ScoreBatchOperator.partial(
         task_id="score",
         model_name=pipeline.model_name,
@@ -170,7 +185,7 @@ def scoring_tasks(pipeline: PipelineFile, partitions: Any, aws_conn_id: str | No
         monitor_columns=None if pipeline.monitor_columns is None else list(pipeline.monitor_columns),
         aws_conn_id=aws_conn_id,
     ).expand_kwargs(partitions.output)
-    return champion, score
+    return score
 
 
 def drift_task(pipeline: PipelineFile, score: Any, alerts: list[Any]) -> Any:
@@ -281,7 +296,9 @@ def batch_dag(dag_id: str, schedule: ServingSchedule, pipelines: list[PipelineFi
         },
     ) as batch:
         plan = BranchOnFunctionOperator(
-            task_id="choose_pipelines", python_callable=choose_pipelines, op_kwargs={"pipelines": names}
+            task_id="choose_pipelines",
+            python_callable=choose_pipelines,
+            op_kwargs={"pipelines": names, "alerts": {p.name: p.alerts_conn_id for p in pipelines}},
         )
         for pipeline in pipelines:
             with TaskGroup(group_id=pipeline.name) as group:

@@ -1,8 +1,10 @@
 """Continuous training: ingest -> validate -> train -> gate -> (approval) -> register -> promote.
 
 One task group per pipeline file in ``include/pipelines/`` (or the ``[mlops] pipelines_folder``; a new
-use case is a new YAML file, not new code). The DAG runs when a pipeline's dataset asset
-(``x-mlops://<pipeline>/dataset``: new data was ingested) or its drift asset (``x-mlops://<pipeline>/drift``:
+use case is a new YAML file, not new code). The ingest task reads the pipeline file's ``data.source``:
+the landed files, or a SQL table or query (core/pipeline/source.py). The DAG runs when a pipeline's
+dataset asset (``x-mlops://<pipeline>/dataset``: new data was ingested elsewhere, or the
+``new_data_<pipeline>`` watch of dags/landing_watch.py saw enough new rows or files) or its drift asset (``x-mlops://<pipeline>/drift``:
 the drift policy asked for a retrain) gets an event, or from the trigger form, whose typed params choose
 the pipeline, force a retrain on unchanged data, force the promotion past the gate, and put a human
 approval between the gate and promotion.
@@ -37,8 +39,8 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
 (docs/training.md): the file is checked when parsed, and the spec again when the task reads it.
 
 Findings that are not ok go to the webhook notifier of the pipeline file's ``monitoring.alerts``
-connection (``ml_alerts``); without that connection the notifier logs that nothing was delivered and
-the checks' verdicts stand.
+connection (``ml_alerts``); without that connection ``choose_pipelines`` says so in one info line per run,
+the findings stay in their tasks' logs, and the checks' verdicts stand.
 
 Why a run can skip itself: the ingest task emits ``x-mlops://<pipeline>/dataset``, which this DAG is
 scheduled on (so that other DAGs' ingestion triggers training). The event of its own ingest queues
@@ -57,7 +59,7 @@ from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
 
 from airflow_mlops import settings
 from airflow_mlops.core.pipeline import discover, pipeline_of_asset_uri
-from airflow_mlops.notifiers.webhook import WebhookNotifier
+from airflow_mlops.notifiers.webhook import WebhookNotifier, log_alert_setup
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.drift import drift_asset
 from airflow_mlops.operators.feature_cost import CheckFeatureCostOperator
@@ -78,8 +80,10 @@ from airflow_mlops.operators.validation import ValidateDatasetOperator
 DAG_ID = "continuous_training"
 PROJECT = Path(__file__).resolve().parents[1]
 PIPELINE_FOLDER = Path(settings.pipelines_folder(str(PROJECT / "include" / "pipelines"))).resolve()
-PIPELINES = discover(PIPELINE_FOLDER, PIPELINE_FOLDER.parents[1])
-DEFAULT_PIPELINE = "flights_delay" if any(p.name == "flights_delay" for p in PIPELINES) else PIPELINES[0].name
+PIPELINES = discover(PIPELINE_FOLDER)
+NAMES = [p.name for p in PIPELINES]
+# A deployment's own folder may hold no file yet: the DAG still loads, with nothing to choose.
+DEFAULT_PIPELINE = "flights_delay" if "flights_delay" in NAMES else (NAMES[0] if NAMES else "")
 
 
 def choose_pipelines(params: dict[str, Any], triggering_asset_events: Any = None, **_: Any) -> list[str]:
@@ -100,8 +104,10 @@ def choose_pipelines(params: dict[str, Any], triggering_asset_events: Any = None
         return []
     if not triggering_asset_events:
         chosen = [params["pipeline"]]
-    known = {p.name for p in PIPELINES}
-    return [f"{name}.ingest" for name in chosen if name in known]
+    known = {p.name: p.alerts_conn_id for p in PIPELINES}
+    chosen = [name for name in chosen if name in known]
+    log_alert_setup(known[name] for name in chosen)  # once per run, not once per check
+    return [f"{name}.ingest" for name in chosen]
 
 
 def new_data(ti: Any, params: dict[str, Any], group: str, model_name: str, **_: Any) -> bool:
@@ -151,7 +157,7 @@ def pipeline_tasks(pipeline: Any) -> None:
     ingest, validate, check_new = intake_tasks(pipeline, partition)
     train = training_task(pipeline, ingest, partition)
     gate, route, approve, register, promote = promotion_tasks(pipeline, train, partition)
-    alerts = [WebhookNotifier(webhook_conn_id=pipeline.alerts_conn_id)]
+    alerts = [WebhookNotifier(webhook_conn_id=pipeline.alerts_conn_id, optional=True)]
     personal_data, source_schema = data_checks(pipeline, ingest, alerts)
     training_stability, feature_importance, training_time = training_checks(pipeline, train, alerts)
     serving_skew, spec_provenance = model_version_checks(pipeline, register, alerts)
@@ -164,19 +170,30 @@ def pipeline_tasks(pipeline: Any) -> None:
     register >> spec_provenance >> promote
 
 
-def intake_tasks(pipeline: Any, partition: str) -> tuple[Any, Any, Any]:
-    """Ingest a snapshot of the landing folder, validate it, and branch on whether it is new data."""
+def source_arguments(pipeline: Any) -> dict[str, Any]:
+    """The ingest task's source: the whole SQL table or query (``data.source: sql``), or every landed file
+    matching ``data.training_pattern``."""
+    source = pipeline.source
+    if source.kind == "sql":
+        return {"source": "sql", "table": source.table, "query": source.query, "sql_conn_id": source.connection}
     landing = pipeline.landing_uri(settings.storage_root())
     on_s3 = landing.startswith("s3://")
+    return {
+        "source": "s3" if on_s3 else "local",
+        "path": landing,
+        "pattern": pipeline.training_pattern,
+        "aws_conn_id": settings.storage_conn_id() if on_s3 else None,
+    }
+
+
+def intake_tasks(pipeline: Any, partition: str) -> tuple[Any, Any, Any]:
+    """Ingest a snapshot of the landing folder, validate it, and branch on whether it is new data."""
     ingest = IngestDatasetOperator(
         task_id="ingest",
         pipeline=pipeline.name,
-        source="s3" if on_s3 else "local",
-        path=landing,
-        pattern=pipeline.training_pattern,
+        **source_arguments(pipeline),
         schema=pipeline.schema or None,
         watermark_column=pipeline.watermark_column,
-        aws_conn_id=settings.storage_conn_id() if on_s3 else None,
         multiple_outputs=True,  # each receipt key is its own XCom, so ingest.output["uri"] reads one
     )
     validate = ValidateDatasetOperator(
@@ -210,6 +227,8 @@ def training_task(pipeline: Any, ingest: Any, partition: str) -> Any:
         # Checked again at training: the spec is read from the file then, after any edit since this parse.
         feature_requirements=pipeline.feature_requirements.to_dict(),
         business_metric=pipeline.business_metric or None,  # logged as test_<name> beside test_roc_auc
+        # The suite the snapshot passed goes with the model: serving validates with it when the file names none.
+        suite_uri="{{ ti.xcom_pull(task_ids='" + pipeline.name + ".validate')['suite_uri'] }}",
     )
 
 
@@ -353,7 +372,7 @@ with DAG(
         "pipeline": Param(
             DEFAULT_PIPELINE,
             type="string",
-            enum=[p.name for p in PIPELINES],
+            enum=NAMES or [""],
             description="Pipeline file in include/pipelines/ (used when the run is not asset-triggered).",
         ),
         "force_retrain": Param(

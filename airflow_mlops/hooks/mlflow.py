@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 # Extras we understand. Anything else in the connection's extra is ignored, never forwarded.
 ALLOWED_EXTRAS = ("registry_uri", "ui_url", "path")
+# Where ``mlflow ui`` serves the embedded store by default.
+EMBEDDED_UI_URL = "http://127.0.0.1:5000"
 
 
 class MlflowHook(BaseHook):
@@ -40,19 +42,6 @@ class MlflowHook(BaseHook):
         super().__init__()
         self.mlflow_conn_id = mlflow_conn_id or settings.mlflow_conn_id()
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden-fields": ["login"],
-            "relabeling": {"host": "Tracking server", "schema": "Scheme", "password": "Token"},
-            "placeholders": {
-                "host": "mlflow.example.com or https://mlflow.example.com",
-                "schema": "http or https",
-                "port": "5000",
-                "extra": '{"registry_uri": "", "ui_url": "https://mlflow.example.com"}',
-            },
-        }
-
     @cached_property
     def _settings(self) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowNotFoundException
@@ -61,7 +50,7 @@ class MlflowHook(BaseHook):
             conn = self.get_connection(self.mlflow_conn_id)
         except AirflowNotFoundException:
             uri = settings.mlflow_tracking_uri()
-            return {"tracking_uri": uri, "registry_uri": uri, "token": None, "ui_url": settings.mlflow_ui_url()}
+            return {"tracking_uri": uri, "registry_uri": uri, "token": None, "ui_url": EMBEDDED_UI_URL}
         extra = conn.extra_dejson or {}
         allowed = {k: extra[k] for k in ALLOWED_EXTRAS if extra.get(k)}
         host = (conn.host or "").rstrip("/")
@@ -88,8 +77,9 @@ class MlflowHook(BaseHook):
 
     @property
     def ui_url(self) -> str:
-        """Browser address of the MLflow UI (for links); may differ from the tracking URI."""
-        return str(self._settings["ui_url"] or "")
+        """Browser address of the MLflow UI (for links): ``[mlops] mlflow_ui_url``, else the connection's
+        ``ui_url`` extra, else its tracking URI; may differ from the tracking URI."""
+        return settings.mlflow_ui_url() or str(self._settings["ui_url"] or "")
 
     @property
     def is_embedded(self) -> bool:

@@ -38,15 +38,15 @@ class WebhookHook(BaseHook):
         self.webhook_conn_id = webhook_conn_id or self.default_conn_name
 
     @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden-fields": ["login"],
-            "relabeling": {"host": "URL or host", "schema": "Scheme", "password": "Bearer token"},
-            "placeholders": {
-                "host": "https://hooks.example.com/services/T000/B000",
-                "extra": '{"endpoint": "/alerts", "timeout": 10}',
-            },
-        }
+    def exists(cls, webhook_conn_id: str) -> bool:
+        """Whether the connection is defined (alerts are set up); never raises for a missing one."""
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            cls.get_connection(webhook_conn_id)
+        except AirflowNotFoundException:
+            return False
+        return True
 
     @cached_property
     def _settings(self) -> dict[str, Any]:

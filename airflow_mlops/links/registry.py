@@ -1,34 +1,24 @@
-"""Extra links to the MLflow UI for registry operators."""
+"""Extra link to the MLflow UI for registry operators."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from airflow.sdk import BaseOperatorLink
-
-if TYPE_CHECKING:
-    from airflow.sdk import Context
-    from airflow.sdk.types import TaskInstanceKey
+from airflow_mlops.links.base import IdsLink, mlflow_conn_id
 
 
-class MlflowModelVersionLink(BaseOperatorLink):
+class MlflowModelVersionLink(IdsLink):
     """Opens the model version a task registered, promoted or waited for in the MLflow UI.
 
-    The operator computes the address (it knows the connection's UI URL) and stores it in XCom under
-    :attr:`key`; the web server only reads it back, so rendering a link never needs the connection.
+    The operator stores ``{"name", "version"}`` under :attr:`key`.
     """
 
     name: ClassVar[str] = "MLflow model version"
     key: ClassVar[str] = "mlflow_model_version_url"
 
-    def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
+    def url(self, operator: Any, payload: dict[str, Any]) -> str:
+        from airflow_mlops.links.urls import model_version_url
 
-        value = XCom.get_value(key=self.key, ti_key=ti_key)
-        return value if isinstance(value, str) else ""
-
-    @classmethod
-    def persist(cls, context: Context, url: str) -> None:
-        """Store the address for the UI; nothing is stored when the UI URL is unknown."""
-        if url:
-            context["ti"].xcom_push(key=cls.key, value=url)
+        if not payload.get("name") or payload.get("version") in (None, ""):
+            return ""
+        return model_version_url(str(payload["name"]), payload["version"], mlflow_conn_id(operator))

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
-from airflow.sdk import BaseOperatorLink
-
-if TYPE_CHECKING:
-    from airflow.models.taskinstancekey import TaskInstanceKey
+from airflow_mlops.links.base import IdsLink, mlflow_conn_id
 
 MLFLOW_RUN_URL_KEY = "mlflow_run_url"
 
 
-class MlflowTrainingRunLink(BaseOperatorLink):
+class MlflowTrainingRunLink(IdsLink):
     """ "MLflow run" button on a training task: the run's page in the MLflow UI.
 
-    The operator pushes the URL to XCom under ``mlflow_run_url`` once the run exists; the link reads
-    it back, so it works for every try and needs no connection lookup when the page is opened.
+    The operator stores ``{"experiment_id", "run_id"}`` under ``mlflow_run_url`` as soon as the run
+    opens, so a failed run is one click away too.
     """
 
     name = "MLflow run"
+    key: ClassVar[str] = MLFLOW_RUN_URL_KEY
 
-    def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
+    def url(self, operator: Any, payload: dict[str, Any]) -> str:
+        from airflow_mlops.links.urls import mlflow_run_url
 
-        url = XCom.get_value(ti_key=ti_key, key=MLFLOW_RUN_URL_KEY)
-        return str(url) if url else ""
+        run_id = payload.get("run_id")
+        if not run_id:
+            return ""
+        return mlflow_run_url(str(payload.get("experiment_id") or "0"), str(run_id), mlflow_conn_id(operator))

@@ -7,7 +7,8 @@ context under ``mlops_alert`` whenever a check warns or alerts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from airflow.sdk import BaseNotifier
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+log = logging.getLogger(__name__)
 ALERT_CONTEXT_KEY = "mlops_alert"
 MAX_DETAIL_CHARS = 20_000  # chat webhooks refuse large bodies; details beyond this are cut
 
@@ -68,6 +70,9 @@ class WebhookNotifier(BaseNotifier):
     :param severity: overrides the severity (``warn``, ``alert``, ...). (templated)
     :param raise_on_error: raise when the post fails (default: log it and go on, so that an alert
         endpoint that is down never fails the pipeline it reports on).
+    :param optional: the connection may not exist: alerts are not set up, which is not an error. Nothing is
+        logged per alert then (the finding is in its task's log); the reference DAGs say so once per run
+        (:func:`log_alert_setup`). A connection that exists but fails is still an error.
     """
 
     template_fields: Sequence[str] = ("webhook_conn_id", "message", "severity")
@@ -79,12 +84,14 @@ class WebhookNotifier(BaseNotifier):
         message: str | None = None,
         severity: str | None = None,
         raise_on_error: bool = False,
+        optional: bool = False,
     ) -> None:
         super().__init__()
         self.webhook_conn_id = webhook_conn_id
         self.message = message
         self.severity = severity
         self.raise_on_error = raise_on_error
+        self.optional = optional
 
     def notify(self, context: Context) -> None:
         from airflow.sdk.exceptions import AirflowNotFoundException
@@ -97,8 +104,29 @@ class WebhookNotifier(BaseNotifier):
         except (ConnectionError, ValueError, AirflowNotFoundException) as exc:
             if self.raise_on_error:
                 raise
+            if self.optional and isinstance(exc, AirflowNotFoundException):
+                self.log.debug(
+                    "No webhook connection %r: alert not sent (alerts are not set up).", self.webhook_conn_id
+                )
+                return
             self.log.error("Webhook alert not delivered through connection %r: %s", self.webhook_conn_id, exc)
             return
         self.log.info(
             "Webhook alert (%s) delivered through %r: HTTP %s", payload["severity"], self.webhook_conn_id, status
         )
+
+
+def log_alert_setup(conn_ids: Iterable[str]) -> list[str]:
+    """Say once (one info line each) which alert connections do not exist, so that their checks' findings are
+    only logged; the missing ids. The reference DAGs call it in their first task, once per run, and give
+    their notifiers ``optional=True`` so that each finding does not log the same thing again as an error."""
+    from airflow_mlops.hooks.webhook import WebhookHook
+
+    missing = [conn_id for conn_id in dict.fromkeys(conn_ids) if not WebhookHook.exists(conn_id)]
+    for conn_id in missing:
+        log.info(
+            "No alert connection %r: the checks' findings are logged in their tasks and not sent. Create an "
+            "'mlops_webhook' connection of that id to receive them (docs/monitoring.md).",
+            conn_id,
+        )
+    return missing

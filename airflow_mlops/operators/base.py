@@ -144,6 +144,18 @@ class MlopsBaseOperator(BaseOperator, MlopsHookMixin):
         explicit = getattr(self, "partition", None)
         return default_partition(context) if explicit is None else partition_key(explicit)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs, outputs and facets for Airflow's OpenLineage provider (:mod:`.lineage`), from the receipt."""
+        from airflow_mlops.operators.lineage import operator_lineage
+
+        return operator_lineage(self, task_instance)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """As on completion: a verdict (a rejected gate, failed validation) pushes its receipt before failing."""
+        from airflow_mlops.operators.lineage import operator_lineage
+
+        return operator_lineage(self, task_instance)
+
     def resolve_model(
         self, model_name: str, *, alias: str | None = None, version: str | int | None = None
     ) -> ModelReference:

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias
 
-from airflow_mlops import settings
-from airflow_mlops.links.drift import DriftReportLink, report_url
+from airflow_mlops.links.drift import DriftReportLink, QualityReportLink
 from airflow_mlops.operators.base import MlopsBaseOperator, batch_time, input_failures
 
 if TYPE_CHECKING:
@@ -41,11 +40,11 @@ def drift_alias(pipeline: str) -> AssetAlias:
 class CheckDriftOperator(MlopsBaseOperator):
     """Compare a batch with the champion's training reference; decide whether to retrain.
 
-    Writes Evidently's HTML report and a JSON summary under ``{root}/{pipeline}/drift/{partition}/``,
-    logs drift share and per-column scores to MLflow as a time series (one step per batch) on a
-    monitoring run of the champion, and updates the drift policy's state. When the policy says
-    retrain, emits the ``x-mlops://<pipeline>/drift`` asset event with the reasons and figures in its
-    extra. The receipt (XCom) carries the verdict, the decision and the figures.
+    Writes a JSON summary and (per the spec's ``html_report``, ``on_alert`` by default) an HTML report
+    under ``{root}/{pipeline}/drift/{partition}/``, logs drift share and per-column scores to MLflow as
+    a time series (one step per batch) on a monitoring run of the champion, and updates the drift
+    policy's state. When the policy says retrain, emits the ``x-mlops://<pipeline>/drift`` asset event
+    with the reasons and figures in its extra. The receipt (XCom) carries the verdict, the decision and the figures.
 
     :param pipeline: pipeline name; the storage layout and the asset use it (not templated: the
         outlet is fixed when the DAG is parsed).
@@ -81,7 +80,7 @@ class CheckDriftOperator(MlopsBaseOperator):
         "business_metric",
     )  # fmt: skip
     template_fields_renderers = {"spec": "json", "policy": "json", "business_metric": "json"}
-    operator_extra_links = (DriftReportLink(),)
+    operator_extra_links = (DriftReportLink(), QualityReportLink())
     ui_color = "#ede7f6"
 
     def __init__(
@@ -151,7 +150,7 @@ class CheckDriftOperator(MlopsBaseOperator):
         receipt.update(current_uri=self.current_uri, partition=partition, state_uri=state_uri)
         if self.log_to_mlflow:
             receipt["mlflow_run_id"] = self._log_to_mlflow(ref, result, decision, observation.as_of)
-        self._persist_link(context, outcome.outputs.report_uri)
+        self._persist_links(context, outcome.outputs)
         if decision.retrain:
             receipt["asset_event"] = self._emit(context, receipt)
         if receipt["input_drift"]:
@@ -182,9 +181,9 @@ class CheckDriftOperator(MlopsBaseOperator):
                                         importance=ref["importance"])  # fmt: skip
         return ref, outcome
 
-    def _persist_link(self, context: Context, report_uri: str | None) -> None:
-        base_url = self.report_base_url or settings.report_base_url() or None
-        DriftReportLink.persist(context, report_url(report_uri, self.storage.uri, base_url) if report_uri else "")
+    def _persist_links(self, context: Context, outputs: Any) -> None:
+        DriftReportLink.persist_uri(context, outputs.report_uri, self.storage.uri)
+        QualityReportLink.persist_uri(context, outputs.quality_report_uri, self.storage.uri)
 
     def _reference(self, folder: str) -> dict[str, Any]:
         """Where the reference is, its training spec, and how the receipt names it."""

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import contracts
+from airflow_mlops.links.gating import GateEvidenceLink, ModelCardLink
 from airflow_mlops.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class EvaluateModelGateOperator(MlopsBaseOperator):
         "force", "force_reason",
     )  # fmt: skip
     template_fields_renderers = {"policy": "json"}
+    operator_extra_links = (ModelCardLink(), GateEvidenceLink())
     ui_color = "#fff4d6"
 
     def __init__(
@@ -99,8 +101,11 @@ class EvaluateModelGateOperator(MlopsBaseOperator):
         client, storage = self.mlflow_client, self.storage
         decision, candidate, champion = self._decide()
         folder = gating.evidence_location(storage, self.pipeline, self.run_partition(context), str(candidate.run_id))
-        decision, evidence = gating.write_evidence(storage, decision, folder)
+        plots = gating.training_plots(client, str(candidate.run_id))
+        decision, evidence = gating.write_evidence(storage, decision, folder, plots)
         self._record_on_run(client, str(candidate.run_id), decision, evidence)
+        ModelCardLink.persist_uri(context, evidence.html_uri, storage.uri)
+        GateEvidenceLink.persist_uri(context, evidence.decision_uri, storage.uri)
         receipt = self._receipt(decision, evidence, champion)
         self.log.info("Gate for run %s: %s; evidence %s", candidate.run_id, decision.summary(), decision.evidence_uri)
         if decision.passed:

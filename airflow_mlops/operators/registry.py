@@ -93,16 +93,19 @@ def _task_key(context: Context) -> str:
 class RegisterModelOperator(MlopsBaseOperator):
     """Register a training run's model as a new version, once: a retry returns the same version.
 
-    The version's source is ``runs:/<run_id>/<source_path>``; it carries the run's ``mlops.*`` lineage
-    tags (the ONNX sha256 among them), the source run id and the gate's verdict and evidence URI, and a
-    Markdown description of the gate's findings. It is marked complete only once ``READY`` and fully
-    tagged; an interrupted registration is completed by the retry (see :mod:`airflow_mlops.core.registry.registration`).
+    The version's source is ``<source_path>`` under the run's artifact URI (what ``mlflow.register_model``
+    stores for a ``runs:/`` URI, so that a tracking server can serve the MLmodel its UI shows); it carries
+    the run's ``mlops.*`` lineage tags (the ONNX sha256 among them), the source run id and the gate's
+    verdict and evidence URI, and a Markdown description of the gate's findings linking the model card.
+    It is marked complete only once ``READY`` and fully tagged; an interrupted registration is completed
+    by the retry (see :mod:`airflow_mlops.core.registry.registration`).
 
     :param model_name: registered model name. (templated)
     :param run_id: MLflow run of the candidate; defaults to the gate receipt's candidate run. (templated)
     :param gate_receipt: the gate's receipt (``gate.output``); a rejected receipt is refused. (templated)
     :param require_gate: refuse to register without a gate receipt (default True).
-    :param source_path: run artifact folder registered as the version's source (default ``onnx``). (templated)
+    :param source_path: run artifact folder registered as the version's source (default ``onnx``: the MLflow
+        model of the exported graph, loadable with ``mlflow.pyfunc.load_model``). (templated)
     :param alias: optional alias set on the new version, e.g. ``challenger``; never ``champion``,
         which only :class:`PromoteModelOperator` moves. (templated)
     :param ready_timeout: seconds to wait for the version to become ``READY``.
@@ -120,7 +123,7 @@ class RegisterModelOperator(MlopsBaseOperator):
         run_id: str | None = None,
         gate_receipt: Any = None,
         require_gate: bool = True,
-        source_path: str = "onnx",
+        source_path: str = contracts.ARTIFACT_ONNX_MODEL,
         alias: str | None = None,
         ready_timeout: float = 300.0,
         mlflow_conn_id: str | None = None,
@@ -152,19 +155,22 @@ class RegisterModelOperator(MlopsBaseOperator):
             raise SpecError(
                 f"Run {run_id} has no {contracts.TAG_ONNX_SHA256!r} tag: it was not trained by TrainModelOperator."
             )
+        info = client.get_run(run_id).info
+        card_url = None if gate is None else registry.model_card_url(
+            self.mlflow_hook.ui_url, info.experiment_id, run_id, info.artifact_uri
+        )  # fmt: skip
         result = registry.register_version(
             client,
             self.model_name,
             run_id,
-            source=f"runs:/{run_id}/{self.source_path.strip('/')}",
+            source=registry.version_source(info.artifact_uri, self.source_path),
             tags=registry.registration_tags(tags, run_id, gate),
-            description=registry.version_description(run_id, gate),
+            description=registry.version_description(run_id, gate, card_url),
             ready_timeout=float(self.ready_timeout),
         )
         if self.alias:
             client.set_registered_model_alias(self.model_name, self.alias, result.version)
-        url = self.mlflow_hook.model_version_url(self.model_name, result.version)
-        MlflowModelVersionLink.persist(context, url)
+        MlflowModelVersionLink.persist(context, name=self.model_name, version=result.version)
         self.log.info(
             "Model %s version %s from run %s (created=%s, completed=%s)",
             self.model_name,
@@ -173,6 +179,7 @@ class RegisterModelOperator(MlopsBaseOperator):
             result.created,
             result.completed,
         )
+        url = self.mlflow_hook.model_version_url(self.model_name, result.version)
         return {**result.to_dict(), "alias": self.alias, "url": url}
 
     def _run_to_register(self, gate: dict[str, Any] | None) -> str:
@@ -294,7 +301,7 @@ class PromoteModelOperator(MlopsBaseOperator):
             "asset_uri": contracts.asset_uri(self.pipeline, "model"),
         }
         self._emit(context, receipt)
-        MlflowModelVersionLink.persist(context, url)
+        MlflowModelVersionLink.persist(context, name=self.model_name, version=result.version)
         self.log.info(
             "%s of %s: %s -> version %s (previous %s, changed=%s)",
             self.mode,

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.links.scoring import PredictionsLink, ShadowReportLink
 from airflow_mlops.operators.base import MlopsBaseOperator, input_failures, model_failures, run_moment
 
 if TYPE_CHECKING:
@@ -180,6 +181,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
         "chunk_rows", "threads", "shadow", "shadow_alias", "explain_top_k", "serving_log_rows", "invalid_values",
         "on_empty", "storage_root", "mlflow_conn_id", "aws_conn_id", "monitor_columns",
     )  # fmt: skip
+    operator_extra_links = (PredictionsLink(), ShadowReportLink())
     ui_color = "#e8f4ea"
 
     def __init__(
@@ -270,6 +272,8 @@ class ScoreBatchOperator(MlopsBaseOperator):
             input_fs = root.filesystem if on_root_s3 else _input_filesystem(spec.input_uri, self.aws_conn_id)
             result = score_partition(root, spec, model, input_fs=input_fs, shadow=challenger, shadow_skipped=skipped)
         receipt = {**result.to_dict(), "input_uri": spec.input_uri, "model_alias": ref.alias, "run_id": ref.run_id}
+        PredictionsLink.persist_uri(context, result.output_uri, root.uri)
+        ShadowReportLink.persist_uri(context, result.shadow_report_uri, root.uri)
         if result.skipped is not None:
             from airflow.sdk.exceptions import AirflowSkipException
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.links.training import MLFLOW_RUN_URL_KEY, MlflowTrainingRunLink
+from airflow_mlops.links.training import MlflowTrainingRunLink
 from airflow_mlops.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
@@ -51,6 +51,9 @@ class TrainModelOperator(MlopsBaseOperator):
     :param business_metric: the pipeline's business metric
         (:class:`~airflow_mlops.core.pipeline.business.BusinessMetric` mapping), measured on the test split and
         logged as ``test_<name>`` beside the proxy metrics (templated).
+    :param suite_uri: the validation suite the snapshot passed (a suite file, or the one its validation
+        inferred), logged to the run so that the model version carries it: serving validates batches with it
+        when the pipeline names no suite file (templated).
     """
 
     template_fields: Sequence[str] = (
@@ -63,6 +66,7 @@ class TrainModelOperator(MlopsBaseOperator):
         "run_name",
         "feature_requirements",
         "business_metric",
+        "suite_uri",
     )
     template_fields_renderers = {"spec": "json", "feature_requirements": "json", "business_metric": "json"}
     operator_extra_links = (MlflowTrainingRunLink(),)
@@ -83,6 +87,7 @@ class TrainModelOperator(MlopsBaseOperator):
         aws_conn_id: str | None = None,
         feature_requirements: Mapping[str, Any] | None = None,
         business_metric: Mapping[str, Any] | None = None,
+        suite_uri: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -98,6 +103,7 @@ class TrainModelOperator(MlopsBaseOperator):
         self.aws_conn_id = aws_conn_id
         self.feature_requirements = feature_requirements
         self.business_metric = business_metric
+        self.suite_uri = suite_uri
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
@@ -113,6 +119,8 @@ class TrainModelOperator(MlopsBaseOperator):
             spec = load_spec(source)
             provenance = spec_provenance(source, defined_in=dag_file(context), bundle=dag_bundle(context))
             receipt = self._train(context, spec, provenance)
+            if self.suite_uri:
+                self._log_suite(receipt["run_id"])
         except (DataError, IntegrityError) as exc:
             raise exceptions.DataValidationFailed(str(exc)) from exc
         except (SpecError, ParityError) as exc:
@@ -128,7 +136,7 @@ class TrainModelOperator(MlopsBaseOperator):
         from airflow_mlops.core.training.run import run_training
 
         def publish_link(experiment_id: str, run_id: str) -> None:
-            context["ti"].xcom_push(key=MLFLOW_RUN_URL_KEY, value=self.mlflow_hook.run_url(experiment_id, run_id))
+            MlflowTrainingRunLink.persist(context, experiment_id=experiment_id, run_id=run_id)
 
         requirements = (
             None
@@ -154,6 +162,12 @@ class TrainModelOperator(MlopsBaseOperator):
             requirements=requirements,
             business_metric=self.business_metric or None,
         ).to_dict()
+
+    def _log_suite(self, run_id: str) -> None:
+        """Version the snapshot's suite with the model (``contracts.ARTIFACT_SUITE`` on the run)."""
+        from airflow_mlops.core.validation.suite import log_suite_file
+
+        log_suite_file(self.mlflow_client, run_id, str(self.suite_uri), self.storage)
 
     def _log_summary(self, receipt: dict[str, Any], provenance: SpecProvenance) -> None:
         test = receipt["metrics"]["test"]

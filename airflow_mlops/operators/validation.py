@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 class ValidateDatasetOperator(MlopsBaseOperator):
     """Run an expectation suite on a Parquet snapshot; stop on schema skew, warn on value skew.
 
-    The suite is either a GX suite file (``suite_uri``) or inferred from a reference snapshot
-    (``reference_uri``) and saved as ``{root}/{pipeline}/validation/{partition}/expectation_suite.json``.
+    The suite is a GX suite file (``suite_uri``), or inferred from a reference snapshot
+    (``reference_uri``), or the suite logged with a model version (``model_name``: the suite its training
+    snapshot passed, for a serving batch it will score); the latter two are saved as
+    ``{root}/{pipeline}/validation/{partition}/expectation_suite.json``.
     Every failed expectation is classified: a missing or unexpected column, a type change, a column of
     nulls only, an empty snapshot or an expectation GX could not evaluate blocks; ranges, quantiles,
     domains, null rates and row counts only warn. The GX result JSON and an HTML report are written next to
@@ -36,6 +38,9 @@ class ValidateDatasetOperator(MlopsBaseOperator):
         interval start, else logical date, else ``run_after``). (templated)
     :param suite_uri: a GX suite JSON file (storage root or local path, e.g. under ``include/``). (templated)
     :param reference_uri: a snapshot to infer the suite from; give this or ``suite_uri``. (templated)
+    :param model_name: without ``suite_uri`` and ``reference_uri``: use the suite logged with this registered
+        model's version ``model_version`` (its ``champion`` when omitted). (templated)
+    :param model_version: the model version whose suite is used. (templated)
     :param inference: settings of :class:`~airflow_mlops.core.validation.InferenceSpec` for an inferred
         suite, e.g. ``{"schema_only_columns": ["event_ts"], "expected_rows": 30000}``. (templated)
     :param snapshot_sha256: sha256 recorded when the snapshot was written; checked before reading. (templated)
@@ -55,6 +60,8 @@ class ValidateDatasetOperator(MlopsBaseOperator):
         "partition",
         "suite_uri",
         "reference_uri",
+        "model_name",
+        "model_version",
         "inference",
         "snapshot_sha256",
         "mlflow_run_id",
@@ -72,6 +79,8 @@ class ValidateDatasetOperator(MlopsBaseOperator):
         partition: str | None = None,
         suite_uri: str | None = None,
         reference_uri: str | None = None,
+        model_name: str | None = None,
+        model_version: str | None = None,
         inference: dict[str, Any] | None = None,
         snapshot_sha256: str | None = None,
         mlflow_run_id: str | None = None,
@@ -88,6 +97,8 @@ class ValidateDatasetOperator(MlopsBaseOperator):
         self.partition = partition
         self.suite_uri = suite_uri
         self.reference_uri = reference_uri
+        self.model_name = model_name
+        self.model_version = model_version
         self.inference = inference
         self.snapshot_sha256 = snapshot_sha256
         self.mlflow_run_id = mlflow_run_id
@@ -108,9 +119,9 @@ class ValidateDatasetOperator(MlopsBaseOperator):
         except (DataError, IntegrityError) as exc:  # unreadable or altered data: retrying cannot help
             raise DataValidationFailed(str(exc)) from exc
         receipt: dict[str, Any] = result.to_dict()
-        base_url = self.report_base_url or settings.report_base_url() or None
+        base_url = self.report_base_url or settings.reports_url() or None
         receipt["report_url"] = core.report_url(root, str(result.report_uri), base_url)
-        ValidationReportLink.persist(context, receipt["report_url"])
+        ValidationReportLink.persist_uri(context, str(result.report_uri), root.uri)
         self.log.info("Validated %s with suite %s: %s", self.snapshot_uri, suite_uri, result.summary())
         if not result.passed:
             context["ti"].xcom_push(key="return_value", value=receipt)
@@ -121,19 +132,30 @@ class ValidateDatasetOperator(MlopsBaseOperator):
         return receipt
 
     def _validate(self, partition: str) -> tuple[Any, str, Any, str]:
-        """Prepare the suite, check the snapshot's sha256, run the suite, save an inferred suite."""
+        """Prepare the suite, check the snapshot's sha256, run the suite, save an inferred or model suite."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_mlops.core import contracts
         from airflow_mlops.core import validation as core
+        from airflow_mlops.core.errors import SourceNotFoundError
 
         root = self.storage
-        suite, suite_uri = core.prepare_suite(
-            root,
-            pipeline=self.pipeline,
-            partition=partition,
-            suite_uri=self.suite_uri or None,
-            reference_uri=self.reference_uri or None,
-            inference=self.inference or None,
-            save=False,
-        )
+        if self.model_name and not self.suite_uri and not self.reference_uri:
+            root.layout(self.pipeline, contracts.KIND_VALIDATION, partition)  # refuse bad names before any work
+            try:
+                suite, suite_uri = core.model_suite(self.mlflow_client, self.model_name, self.model_version or None)
+            except SourceNotFoundError as exc:  # no such version, or it was logged without a suite
+                raise AirflowFailException(str(exc)) from exc
+        else:
+            suite, suite_uri = core.prepare_suite(
+                root,
+                pipeline=self.pipeline,
+                partition=partition,
+                suite_uri=self.suite_uri or None,
+                reference_uri=self.reference_uri or None,
+                inference=self.inference or None,
+                save=False,
+            )
         # Check the snapshot before writing anything: an altered or unreadable snapshot leaves no
         # suite or report behind that would look like the evidence of a validation.
         if self.snapshot_sha256:

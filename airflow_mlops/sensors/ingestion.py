@@ -12,6 +12,7 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_mlops.hooks.ingestion import SqlSourceHook
+from airflow_mlops.operators.base import MlopsHookMixin
 from airflow_mlops.triggers.ingestion import DatasetAvailableTrigger
 
 if TYPE_CHECKING:
@@ -206,3 +207,35 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     return value
+
+
+class PipelineNewDataSensor(DatasetAvailableSensor, MlopsHookMixin):
+    """Wait until data newer than a pipeline's latest training snapshot has landed in its source.
+
+    A :class:`DatasetAvailableSensor` whose ``since`` is found at run time: for a SQL source, the latest
+    snapshot's ``source_watermark`` (rows past it are new); for files, the instant that snapshot was taken
+    (files modified later are new). Before the first snapshot every row or file counts. Give it the
+    pipeline's dataset asset as an outlet and its success is the event that starts a training.
+
+    :param pipeline: the pipeline whose snapshots (``{storage_root}/{pipeline}/snapshots/``) mark what is old.
+    :param storage_root: storage root of the snapshots; the ``[mlops]`` default when omitted.
+    :param storage_conn_id: connection of an S3 storage root (``aws_conn_id`` is the source's).
+    """
+
+    storage_conn_attr = "storage_conn_id"
+
+    def __init__(
+        self, *, pipeline: str, storage_root: str | None = None, storage_conn_id: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+        self.storage_root = storage_root
+        self.storage_conn_id = storage_conn_id
+
+    def watch_mapping(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core.ingestion import since_last_snapshot
+
+        if self.since in (None, ""):
+            self.since = since_last_snapshot(self.storage, self.pipeline, rows=self.source == "sql")
+            self.log.info("New data for %s: past %s (its latest snapshot).", self.pipeline, self.since or "nothing")
+        return super().watch_mapping(context)

@@ -130,8 +130,7 @@ class ModelVersionSensor(BaseSensorOperator, MlopsHookMixin):
             raise ModelVersionFailed(
                 f"Version {payload['version']} of {self.model_name} failed to register: {payload.get('message')}"
             )
-        url = self.mlflow_hook.model_version_url(self.model_name, payload["version"])
-        MlflowModelVersionLink.persist(context, url)
+        MlflowModelVersionLink.persist(context, name=self.model_name, version=payload["version"])
         return {
             "model_name": self.model_name,
             "version": payload["version"],

@@ -37,7 +37,7 @@ def test_dag_files_parse_without_import_errors(bag: Any) -> None:
     assert sorted(bag.dag_ids) == ["batch_serving", "continuous_training"]
 
 
-@pytest.mark.parametrize("name", ["continuous_training", "batch_serving"])
+@pytest.mark.parametrize("name", ["continuous_training", "batch_serving", "landing_watch"])
 def test_a_dag_file_imports_in_a_fresh_interpreter_within_seconds(name: str) -> None:
     """What the DAG processor pays per file: well under Airflow's 30 s import timeout, no heavy library."""
     probe = (

@@ -106,7 +106,7 @@ def test_one_batch_dag_per_schedule_each_with_its_own_intervals(pipelines_folder
         name, interval = served
         assert {t.task_id for t in dag.tasks} == {"choose_pipelines"} | {f"{name}.{t}" for t in TASKS}, dag_id
         assert dag.params.get_param("pipeline").schema["enum"] == [name, "all"]
-        assert dag.get_task("choose_pipelines").op_kwargs == {"pipelines": [name]}
+        assert dag.get_task("choose_pipelines").op_kwargs == {"pipelines": [name], "alerts": {name: "ml_alerts"}}
         if interval is None:  # the asset: runs when it is updated, with no data interval
             assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"
             assert dag.timetable.asset_condition.uri == "x-mlops://flights_schedules/landing"
@@ -142,7 +142,9 @@ def test_a_pipeline_file_with_an_unsupported_schedule_is_an_import_error(
     monkeypatch.setenv("AIRFLOW__MLOPS__PIPELINES_FOLDER", str(folder))
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.dag_ids == []
-    assert set(bag.import_errors) == {str(DAGS / "batch_serving.py"), str(DAGS / "continuous_training.py")}
+    assert set(bag.import_errors) == {
+        str(DAGS / name) for name in ("batch_serving.py", "continuous_training.py", "landing_watch.py")
+    }
     error = bag.import_errors[str(DAGS / "batch_serving.py")]
     assert f"{folder / 'flights_bad.yaml'}: serving.schedule" in error and repr(schedule) in error
     assert message in error and "@quarterly" in error  # what is accepted

@@ -47,7 +47,7 @@ class MlopsStack:
         return {
             "AIRFLOW__MLOPS__STORAGE_ROOT": str(self.storage_root),
             "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(connection),
-            "AIRFLOW__MLOPS__REPORT_BASE_URL": self.reports_url,
+            "AIRFLOW__MLOPS__REPORTS_URL": self.reports_url,
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
 

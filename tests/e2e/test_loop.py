@@ -19,7 +19,6 @@ sampling noise at that size.
 
 from __future__ import annotations
 
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,12 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Deployment, MlopsStack
-from tests.support.airflow_services import AirflowServices, ApiClient, ServiceError
+from tests.support.airflow_services import (
+    AirflowServices,
+    ApiClient,
+    upstream_events,
+    wait_for_run_caused_by,
+)
 from tests.support.browser import TOKEN_COOKIE, chromium_binary, headless_chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -70,44 +74,7 @@ def fail_scheduled_runs(api: ApiClient, dag_id: str, timeout: float = 60.0) -> N
     replayed month the test triggers.
     """
     run = api.wait_for_new_run(dag_id, set(), timeout=timeout, run_type="scheduled")
-    path = f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
-    # The scheduler may be writing the same run at that moment (its first task just finished); the
-    # metadata database then refuses one of the two writers and the API answers 500, as it would to a
-    # user clicking "mark failed" in the UI, who clicks again.
-    for attempt in range(5):
-        try:
-            api.request("PATCH", path, json={"state": "failed"})
-            return
-        except ServiceError as exc:
-            if "-> 500" not in str(exc) or attempt == 4:
-                raise
-            time.sleep(1)
-
-
-def upstream_events(api: ApiClient, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    return list(api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"])
-
-
-def wait_for_run_caused_by(
-    airflow: AirflowServices, dag_id: str, known: set[str], cause: tuple[str, str, str], timeout: float
-) -> dict[str, Any]:
-    """The first new run of ``dag_id`` whose triggering asset events include ``cause`` (uri, source DAG,
-    source run). A run the training DAG's own ingest event queues (it trains nothing) is passed over:
-    it may appear before or after the drift-triggered one."""
-    api = airflow.api
-    deadline = time.monotonic() + timeout
-    while True:
-        for run in api.runs(dag_id):
-            if run["dag_run_id"] in known:
-                continue
-            events = upstream_events(api, dag_id, run["dag_run_id"])
-            if any((e["uri"], e["source_dag_id"], e["source_run_id"]) == cause for e in events):
-                return run
-        assert time.monotonic() < deadline, (
-            f"no {dag_id} run caused by {cause}: {api.runs(dag_id)}\n{airflow.log_tails()}"
-        )
-        airflow.check_alive()
-        time.sleep(2)
+    api.set_run_state(dag_id, run["dag_run_id"], "failed")
 
 
 @dataclass(frozen=True)
@@ -138,7 +105,7 @@ def loop(airflow: AirflowServices, mlops_stack: MlopsStack) -> Loop:
     land(mlops_stack.storage_root, 6)
     serving = api.trigger(SERVING, conf={"pipeline": PIPELINE}, logical_date="2013-07-01T00:00:00Z")
     api.wait_for_run(SERVING, serving, timeout=400)
-    retrain = wait_for_run_caused_by(airflow, TRAINING, known, (DRIFT_URI, SERVING, serving), timeout=180)
+    retrain = wait_for_run_caused_by(airflow.api, TRAINING, known, (DRIFT_URI, SERVING, serving), timeout=180)
     api.wait_for_run(TRAINING, retrain["dag_run_id"], timeout=400)
     events = upstream_events(api, TRAINING, retrain["dag_run_id"])
     return Loop(first_champion, serving, api.run(TRAINING, retrain["dag_run_id"]), events)
@@ -158,6 +125,15 @@ def test_the_retraining_moves_the_champion(airflow: AirflowServices, mlops_stack
     # A gate rejection skips promotion (on_reject: skip) and the run still succeeds: say which it was.
     assert states.get(f"{PIPELINE}.promote") == "success", f"{states}\n{airflow.log_tails()}"
     assert champion(mlops_stack) == "2", airflow.log_tails()
+
+
+def test_task_logs_are_in_airflow(airflow: AirflowServices, loop: Loop) -> None:
+    """Run by a scheduler, a task's log is where the UI reads it (not only in a terminal)."""
+    run_id = loop.retrain_run["dag_run_id"]
+    path = f"/api/v2/dags/{TRAINING}/dagRuns/{run_id}/taskInstances/{PIPELINE}.train/logs/1"
+    answer = airflow.api.request("GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"})
+    events = [str(line.get("event")) for line in answer["content"] if isinstance(line, dict)]
+    assert any(event.startswith(f"Trained {PIPELINE} on ") for event in events), events[-20:]
 
 
 # (task id, run of the loop, map index) -> extra link names, MLflow's or a report's

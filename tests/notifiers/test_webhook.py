@@ -102,6 +102,35 @@ def test_a_missing_connection_is_logged_unless_asked_to_raise(capsys: pytest.Cap
         WebhookNotifier(webhook_conn_id="nowhere", raise_on_error=True)(task_context())
 
 
+def test_an_optional_missing_connection_logs_no_error_per_alert(
+    receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alerts not set up is not an error: the reference DAGs' notifiers stay quiet per finding, and a
+    connection that exists but fails is still reported."""
+    capsys.readouterr()
+    for _ in range(3):
+        WebhookNotifier(webhook_conn_id="nowhere", optional=True)(task_context())
+    logged = "".join(capsys.readouterr())
+    assert "nowhere" not in logged and "not delivered" not in logged
+    receiver.status = 500
+    WebhookNotifier(webhook_conn_id="alerts", optional=True)(task_context())
+    assert "not delivered" in "".join(capsys.readouterr())
+
+
+def test_the_alert_setup_is_said_once_per_missing_connection(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from airflow_mlops.notifiers.webhook import log_alert_setup
+
+    with caplog.at_level(logging.INFO, logger="airflow_mlops.notifiers.webhook"):
+        missing = log_alert_setup(["nowhere", "alerts", "nowhere"])
+    assert missing == ["nowhere"]
+    lines = [r for r in caplog.records if r.name == "airflow_mlops.notifiers.webhook"]
+    assert [(r.levelname, "'nowhere'" in r.getMessage()) for r in lines] == [("INFO", True)]
+
+
 def test_unreachable_endpoint_and_test_connection(receiver: Receiver) -> None:
     hook = WebhookHook("alerts")
     assert hook.test_connection() == (True, "The webhook answered HTTP 200.")

@@ -108,7 +108,7 @@ def test_check_against_the_champion_writes_logs_and_emits_when_the_policy_says_r
     assert Path(receipt["report_uri"]).stat().st_size > 10_000
     summary = json.loads(Path(receipt["summary_uri"]).read_text())
     assert summary["result"]["drift_share"] == receipt["drift_share"] and summary["reference"]["version"] == "1"
-    assert context["ti"].xcom[DriftReportLink.key] == {"url": "file://" + receipt["report_uri"]}
+    assert context["ti"].xcom[DriftReportLink.key] == {"key": "emit/drift/2013-07/report.html"}
     # the asset event goes through the alias, carrying reason and figures
     (event,) = alias_events(context, "emit")
     assert event.dest_asset_key.uri == "x-mlops://emit/drift" == drift_asset("emit").uri
@@ -141,7 +141,7 @@ def test_no_event_when_the_policy_says_no(deployment: dict[str, Any]) -> None:
     assert receipt["retrain"] is False and receipt["decision"] == "ok" and receipt["asset_event"] is None
     assert alias_events(context, "quiet") == []
     assert receipt["partition"] == "2013-04-01T00:00:00+00:00"  # the logical date by default
-    assert receipt["report_uri"] is None and context["ti"].xcom[DriftReportLink.key] == {"url": ""}
+    assert receipt["report_uri"] is None and DriftReportLink.key not in context["ti"].xcom
 
 
 def test_cooldown_suppresses_the_next_trigger(deployment: dict[str, Any]) -> None:
@@ -234,7 +234,7 @@ def test_storage_root_on_s3(
     client.put_object(Bucket=s3_bucket, Key=key, Body=Path(deployment["batches"][4]).read_bytes())
     operator = check(
         "ons3", f"s3://{s3_bucket}/{key}", storage_root=root_uri, aws_conn_id="s3_test",
-        spec={"report_sample_size": 300}, report_base_url="https://reports.example.com/mlops",
+        spec={"report_sample_size": 300, "html_report": "always"}, report_base_url="https://reports.example.com/mlops",
     )  # fmt: skip
     context = context_for("2013-04-01")
     receipt = operator.execute(context)
@@ -242,9 +242,9 @@ def test_storage_root_on_s3(
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
     assert {"mlops/ons3/drift/2013-04-01T00:00:00+00:00/report.html", "mlops/ons3/drift/_policy/flights_delay.json",
             "mlops/ons3/drift/2013-04-01T00:00:00+00:00/summary.json"} <= keys  # fmt: skip
-    assert context["ti"].xcom[DriftReportLink.key]["url"] == (
-        "https://reports.example.com/mlops/ons3/drift/2013-04-01T00%3A00%3A00%2B00%3A00/report.html"
-    )
+    assert context["ti"].xcom[DriftReportLink.key] == {"key": "ons3/drift/2013-04-01T00:00:00+00:00/report.html"}
+    link = DriftReportLink().url(operator, context["ti"].xcom[DriftReportLink.key])
+    assert link == "https://reports.example.com/mlops/ons3/drift/2013-04-01T00%3A00%3A00%2B00%3A00/report.html"
 
 
 E2E_DAGS = """

@@ -168,6 +168,13 @@ def test_recent_months_promote_when_better_and_are_rejected_when_not(mlops_env: 
     assert record["parity"]["source"] == "native" and record["parity"]["value"] < 1e-4
     artifacts = {Path(a.path).name for a in client.list_artifacts(summer, contracts.GATE_ARTIFACT_DIR)}
     assert artifacts == {"decision.json", "model_card.md", "model_card.html"}
+    # the card shows the run's training plots, and the version's description links it in the MLflow UI
+    page = Path(client.download_artifacts(summer, contracts.ARTIFACT_MODEL_CARD, str(mlops_env))).read_text()
+    plots = {Path(a.path).name for a in client.list_artifacts(summer, "plots")}
+    assert len(plots) >= 4 and page.count('src="data:image/png;base64,') == len(plots)
+    experiment = client.get_run(summer).info.experiment_id
+    card = f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{summer}/artifacts/{contracts.ARTIFACT_MODEL_CARD}"
+    assert f"[Model card]({card})" in version.description
     tags = client.get_run(winter).data.tags
     assert (tags[contracts.TAG_GATE_PASSED], tags[contracts.TAG_GATE_VERDICT]) == ("false", "rejected")
 

@@ -172,6 +172,20 @@ def test_explain_operator_writes_the_explanation(env: Champion, tmp_path: Path) 
     assert receipt["onnx"]["probabilities"]["1"] == pytest.approx(float(served["probability_1"]), abs=1e-6)
 
 
+def test_a_row_with_a_missing_value_gives_a_json_safe_receipt(env: Champion, tmp_path: Path) -> None:
+    """A missing feature value (NaN) is served; its explanation must go to XCom, which is strict JSON."""
+    scored = score_february(env, tmp_path)
+    frame = pd.read_parquet(scored["serving_log_uri"]).head(5)
+    frame["distance"] = float("nan")
+    holed = tmp_path / "holed.parquet"
+    frame.to_parquet(holed, index=False)
+    receipt = ExplainPredictionOperator(
+        task_id="explain", model_name=MODEL, pipeline="flights", input_uri=str(holed), row_index="0"
+    ).execute(task_context(NOW))
+    json.dumps(receipt, allow_nan=False)  # raises on NaN or infinity
+    assert json.loads(Path(receipt["uri"]).read_text())["contributions"] == receipt["contributions"]
+
+
 def test_feature_importance_of_the_training_run(env: Champion) -> None:
     operator = CheckFeatureImportanceOperator(task_id="importance", run_id=env.training.run_id, min_share="0.0")
     receipt = operator.execute(task_context(NOW))

@@ -61,8 +61,11 @@ def test_register_returns_a_receipt_and_a_retry_returns_the_same_version(client:
     assert receipt["onnx_sha256"] == client.get_run(run_id).data.tags[contracts.TAG_ONNX_SHA256]
     assert receipt["gate_evidence_uri"].endswith(f"{run_id}/decision.json")
     assert receipt["url"] == f"http://127.0.0.1:5000/#/models/{NAME}/versions/1"
-    assert context["ti"].pushed[MlflowModelVersionLink.key] == receipt["url"]
+    assert context["ti"].pushed[MlflowModelVersionLink.key] == {"name": NAME, "version": "1"}  # ids, no address
     assert aliases(client) == {"challenger": "1"}
+    experiment = client.get_run(run_id).info.experiment_id
+    card = f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{run_id}/artifacts/gate/model_card.html"
+    assert f"**[Model card]({card})**" in client.get_model_version(NAME, "1").description
     json.dumps(receipt)  # small and JSON-able, as XCom wants
     retry = register(run_id, alias="challenger").execute(task_context("register"))
     assert retry["version"] == "1" and not retry["created"]
@@ -137,7 +140,7 @@ def test_promotion_moves_champion_keeps_previous_and_emits_the_model_asset(clien
         "name": NAME, "alias": "champion", "version": "2", "previous_version": "1", "mode": "promote",
         "changed": True, "model_uri": f"models:/{NAME}@champion",
     }  # fmt: skip
-    assert second_context["ti"].pushed[MlflowModelVersionLink.key].endswith(f"/models/{NAME}/versions/2")
+    assert second_context["ti"].pushed[MlflowModelVersionLink.key] == {"name": NAME, "version": "2"}
     # a retry of the same task instance after it succeeded does not fail and moves nothing
     retry = promote("2", gate_receipt(new, champion_version="1")).execute(second_context)
     assert not retry["changed"] and retry["previous_version"] == "1"

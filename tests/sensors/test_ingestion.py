@@ -184,3 +184,60 @@ def test_bad_arguments_are_errors_not_waits(tmp_path: Path) -> None:
         sensor(source="local", path=str(tmp_path), on_timeout="later").poke({})
     with pytest.raises(SpecError, match=r"'since' .* ISO 8601 date-time for file sources. Got 'yesterday'"):
         sensor(source="local", path=str(tmp_path), since="yesterday").poke({})
+
+
+def _snapshot(storage: Path, **source: Any) -> dict[str, Any]:
+    """A training snapshot of pipeline ``trips`` taken now, as continuous_training's ingest task takes it."""
+    import pendulum
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from airflow_mlops.operators.ingestion import IngestDatasetOperator
+
+    start = pendulum.datetime(2013, 2, 1, tz="UTC")
+    task = IngestDatasetOperator(
+        task_id="ingest", pipeline="trips", watermark_column="sched_dep_ts", storage_root=str(storage), **source
+    )
+    return task.execute({"data_interval_start": start, "logical_date": start, "outlet_events": OutletEventAccessors(),
+                         "dag_run": None})  # fmt: skip
+
+
+def test_new_pipeline_data_means_files_landed_after_its_latest_snapshot(tmp_path: Path) -> None:
+    from airflow_mlops.sensors.ingestion import PipelineNewDataSensor
+
+    landing, storage = tmp_path / "landing", tmp_path / "storage"
+    replay.replay([1], str(landing))
+
+    def watch() -> PipelineNewDataSensor:
+        return PipelineNewDataSensor(
+            task_id="wait", pipeline="trips", storage_root=str(storage), source="local", path=str(landing),
+            pattern="flights_2013-*.parquet", min_count=1, poke_interval=0.05, timeout=0.3,
+        )  # fmt: skip
+
+    assert watch().poke({}).is_done  # no snapshot yet: what has landed is new
+    _snapshot(storage, source="local", path=str(landing), pattern="flights_2013-*.parquet")
+    waiting = watch().poke({})
+    assert not waiting.is_done and waiting.xcom_value["count"] == 0  # January is in the snapshot
+    replay.replay([2], str(landing))
+    landed = watch().poke({})
+    assert landed.is_done and landed.xcom_value["items"] == [str(landing / "flights_2013-02.parquet")]
+
+
+def test_new_pipeline_data_means_sql_rows_past_its_latest_snapshots_watermark(
+    monkeypatch: pytest.MonkeyPatch, postgres_url: str, tmp_path: Path
+) -> None:
+    from airflow_mlops.sensors.ingestion import PipelineNewDataSensor
+
+    replay.replay([1], postgres_url)
+    monkeypatch.setenv("AIRFLOW_CONN_TRIPS_DB", postgres_url)
+    source = {"source": "sql", "sql_conn_id": "trips_db", "table": "flights"}
+    receipt = _snapshot(tmp_path, **source)
+    assert receipt["source_watermark"] == "2013-01-31T23:59:00"
+    watch = PipelineNewDataSensor(
+        task_id="wait", pipeline="trips", storage_root=str(tmp_path), watermark_column="sched_dep_ts",
+        min_count=20_000, poke_interval=0.05, timeout=0.3, **source,
+    )  # fmt: skip
+    assert not watch.poke({}).is_done
+    assert watch.since == "2013-01-31T23:59:00"  # read from the snapshot's receipt
+    replay.replay([2], postgres_url)
+    done = watch.poke({})
+    assert done.is_done and done.xcom_value["count"] == 24951

@@ -41,7 +41,7 @@ def test_poke_waits_for_a_complete_version(client: Any) -> None:
     assert done.is_done and done.xcom_value == {
         "model_name": NAME, "version": version, "alias": None, "status": "ready", "previous_version": None
     }  # fmt: skip
-    assert context["ti"].pushed[MlflowModelVersionLink.key].endswith(f"/models/{NAME}/versions/{version}")
+    assert context["ti"].pushed[MlflowModelVersionLink.key] == {"name": NAME, "version": version}
 
 
 def test_poke_watches_an_alias_move(client: Any) -> None:

@@ -13,7 +13,7 @@ HEAVY = (
     "pandas", "sklearn", "lightgbm", "great_expectations", "evidently",
     "mlflow", "onnxruntime", "skl2onnx", "onnxmltools",
 )  # fmt: skip
-AIRFLOW_LAYERS = ("hooks", "operators", "sensors", "triggers", "links")
+AIRFLOW_LAYERS = ("hooks", "operators", "sensors", "triggers", "links", "plugins")
 
 
 def module_names(subpackage: str, root: Path = REPO) -> list[str]:

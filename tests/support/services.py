@@ -12,37 +12,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
+from airflow_mlops.cli.local_airflow import LOOPBACK, free_port, wait_for_port
+
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process {process.args!r} exited with {process.returncode} before listening")
-        with socket.socket() as sock:
-            sock.settimeout(0.5)
-            if sock.connect_ex((LOOPBACK, port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listened on {LOOPBACK}:{port} within {timeout:.0f} s")
 
 
 @contextlib.contextmanager

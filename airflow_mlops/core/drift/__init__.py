@@ -1,5 +1,6 @@
 """Drift: compare a current batch with the champion's training reference using Evidently's stattests, measure quality
-once labels arrive, render Evidently reports, and decide when drift asks for retraining. Public API: ``DriftSpec``,
+once labels arrive, render HTML reports from the verdicts, and decide when drift asks for retraining. Public API:
+``DriftSpec``,
 ``compute_drift``, ``DriftResult``, ``ColumnDrift``, ``SchemaSkew``, ``QualityResult``, ``quality_metrics``,
 ``check_batch``, ``CheckOutcome``, ``render_reports``, ``write_outputs``, ``DriftOutputs``, ``open_table``,
 ``sample_rows``, ``Table``, ``fetch_champion_reference``, ``ChampionReference``, ``monitoring_run``,
@@ -7,7 +8,8 @@ once labels arrive, render Evidently reports, and decide when drift asks for ret
 ``Observation``, ``PolicyDecision``, ``decide``, ``decide_and_save``, ``observe``, ``receipt``, ``state_uri``,
 ``champion_importance``, ``ended_run``, ``write_decision`` (modules: ``spec`` is the check's spec, ``tables`` reads
 the inputs column by column, ``columns`` chooses the columns and tests each, ``quality`` measures the model on
-labelled rows, ``compare`` gives the verdict, ``report`` renders and writes the reports, ``tracking`` talks to MLflow,
+labelled rows, ``compare`` gives the verdict, ``pages`` draws the HTML pages, ``report`` renders and writes the
+reports, ``tracking`` talks to MLflow,
 ``labels`` joins late ground truth, ``policy`` turns verdicts into retrain decisions, ``state`` keeps the policy's
 state, ``observation`` gives the policy's view of a result and the check's receipt, ``headline`` puts the decision at
 the top of the outputs).

@@ -2,7 +2,7 @@
 
 The reports and the summary are written before the policy decides (the decision needs the check's
 figures), so the decision is added afterwards: a small HTML block, every value escaped, inserted
-before Evidently's report, and a ``decision`` entry in the JSON summary. A reader of either sees
+before the report's title, and a ``decision`` entry in the JSON summary. A reader of either sees
 first whether the batch asks for retraining, and why.
 """
 

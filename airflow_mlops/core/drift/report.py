@@ -1,44 +1,53 @@
-"""The Evidently HTML reports of a drift check, and the check end to end: compare, render, and write
-reports and JSON summary under the storage root.
+"""The HTML reports of a drift check, and the check end to end: compare, render, and write reports
+and JSON summary under the storage root.
 
-The HTML report is Evidently's ``Report`` (``DataDriftPreset`` with the resolved methods and
-thresholds, ``ValueDrift`` for predictions and target, ``ClassificationPreset`` or
-``RegressionPreset`` for quality) on at most ``report_sample_size`` rows per side; the JSON summary
-is the record of the verdict.
+The HTML pages (:mod:`~airflow_mlops.core.drift.pages`) show the verdicts the check computed, with
+each tested column's distributions drawn from at most ``report_sample_size`` rows per side; they are
+rendered per ``html_report``: ``always``, ``on_alert`` (default: only when the check found drift,
+schema skew or worse quality) or ``never``. The JSON summary is the record of the verdict, always written.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import contracts
+from airflow_mlops.core.drift import pages
 from airflow_mlops.core.drift.compare import compute_drift
-from airflow_mlops.core.drift.spec import PREDICTION_COLUMN, PROBABILITY_PREFIX
-from airflow_mlops.core.drift.tables import categorical_values, open_table, sample_rows
+from airflow_mlops.core.drift.tables import open_table, sample_rows
 
 if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
-
-    from airflow_mlops.core.drift.columns import ColumnDrift
     from airflow_mlops.core.drift.compare import DriftResult
     from airflow_mlops.core.drift.spec import DriftSpec
-    from airflow_mlops.core.drift.tables import Table
     from airflow_mlops.core.storage import StorageRoot
 
 
-# -- the HTML reports (Evidently's Report API) ---------------------------------------------------
+# -- the HTML reports (drawn from the computed verdicts) ------------------------------------------
+def wants_report(result: DriftResult, mode: str) -> bool:
+    """Whether a check renders its HTML pages under ``html_report`` = ``mode``.
+
+    ``on_alert`` renders when the check found something to look at: a drifted column of any role
+    (feature, input, prediction, target), schema skew, or worse quality than the baseline."""
+    if mode == "always":
+        return True
+    if mode == "never" or result.verdict == "insufficient_data":
+        return False
+    columns = (*result.features, *result.predictions, *([result.target] if result.target else []), *result.inputs)
+    worse = result.quality is not None and result.quality.drop is not None and result.quality.drop > 0
+    return result.verdict != "ok" or worse or any(c.drifted for c in columns)
+
+
 def render_reports(
     reference: Any, current: Any, result: DriftResult, spec: DriftSpec, *, root: StorageRoot | None = None
 ) -> dict[str, str]:
-    """Evidently HTML reports for a result: ``{"drift": html}`` and, with labels, ``{"quality": html}``.
+    """The HTML pages of a result: ``{"drift": html}`` and, with measured quality, ``{"quality": html}``.
 
-    Only columns with a verdict of ``tested`` go in (Evidently refuses empty columns); each keeps the
-    method and threshold the verdict used. Each side is cut to ``report_sample_size`` rows.
+    Every figure is the result's (nothing is tested again); the distribution charts are drawn from at
+    most ``report_sample_size`` rows per side.
     """
     if result.verdict == "insufficient_data":
         return {}
@@ -47,131 +56,10 @@ def render_reports(
     ref_rows = sample_rows(ref_table.num_rows, spec.report_sample_size, spec.seed)
     cur_rows = sample_rows(cur_table.num_rows, spec.report_sample_size, spec.seed)
     metadata = {"reference_rows": ref_table.num_rows, "current_rows": cur_table.num_rows}
-    reports: dict[str, str] = {}
-    drift_html = _drift_report(ref_table, cur_table, ref_rows, cur_rows, result, spec, metadata)
-    if drift_html is not None:
-        reports["drift"] = drift_html
-    if result.quality is not None and result.target is not None:
-        quality_html = _quality_report(ref_table, cur_table, ref_rows, cur_rows, result, spec, metadata)
-        if quality_html is not None:
-            reports["quality"] = quality_html
+    reports = {"drift": pages.drift_page(result, ref_table, cur_table, ref_rows, cur_rows, metadata)}
+    if result.quality is not None:
+        reports["quality"] = pages.quality_page(result.quality, metadata)
     return reports
-
-
-def _drift_report(
-    ref_table: Table,
-    cur_table: Table,
-    ref_rows: np.ndarray | None,
-    cur_rows: np.ndarray | None,
-    result: DriftResult,
-    spec: DriftSpec,
-    metadata: Mapping[str, Any],
-) -> str | None:
-    """``DataDriftPreset`` over the tested features, ``ValueDrift`` per tested output and target."""
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset
-
-    tested = [c for c in result.features if c.status == "tested"]
-    others = [c for c in (*result.predictions, *([result.target] if result.target else [])) if c.status == "tested"]
-    columns = [c.column for c in (*tested, *others)]
-    ref_frame = _report_frame(ref_table, columns, ref_rows, [*tested, *others])
-    cur_frame = _report_frame(cur_table, columns, cur_rows, [*tested, *others])
-    definition = DataDefinition(
-        numerical_columns=[c.column for c in (*tested, *others) if c.kind == "numeric"],
-        categorical_columns=[c.column for c in (*tested, *others) if c.kind == "categorical"],
-    )
-    metrics: list[Any] = []
-    if tested:
-        metrics.append(
-            DataDriftPreset(
-                columns=[c.column for c in tested],
-                drift_share=spec.drift_share,
-                per_column_method={c.column: c.method for c in tested},
-                per_column_threshold={c.column: c.threshold for c in tested},
-            )
-        )
-    metrics += [ValueDrift(column=c.column, method=c.method, threshold=c.threshold) for c in others]
-    if not metrics:
-        return None
-    snapshot = Report(metrics, metadata=dict(metadata)).run(
-        current_data=Dataset.from_pandas(cur_frame, data_definition=definition),
-        reference_data=Dataset.from_pandas(ref_frame, data_definition=definition),
-    )
-    return str(snapshot.get_html_str(as_iframe=False))
-
-
-def _quality_report(
-    ref_table: Table,
-    cur_table: Table,
-    ref_rows: np.ndarray | None,
-    cur_rows: np.ndarray | None,
-    result: DriftResult,
-    spec: DriftSpec,
-    metadata: Mapping[str, Any],
-) -> str | None:
-    """``ClassificationPreset`` or ``RegressionPreset`` on both sides' labelled rows (None if a side has none)."""
-    from evidently import DataDefinition, Dataset, Report
-
-    quality, target_drift = result.quality, result.target
-    if quality is None or target_drift is None:
-        return None
-    target = target_drift.column
-    wanted = [target, PREDICTION_COLUMN] + [c.column for c in result.predictions if c.column != PREDICTION_COLUMN]
-    labelled = []
-    for table, rows in ((ref_table, ref_rows), (cur_table, cur_rows)):
-        frame = table.frame(wanted, rows)
-        frame = frame[frame[target].notna() & frame[PREDICTION_COLUMN].notna()].reset_index(drop=True)
-        if quality.task != "regression":
-            frame[target] = categorical_values(frame[target])
-            frame[PREDICTION_COLUMN] = categorical_values(frame[PREDICTION_COLUMN])
-        labelled.append(frame)
-    if not all(len(frame) for frame in labelled):
-        return None
-    task_definition, preset = _quality_task(quality.task, target, result, spec)
-    snapshot = Report([preset], metadata=dict(metadata)).run(
-        current_data=Dataset.from_pandas(labelled[1], data_definition=DataDefinition(**task_definition)),
-        reference_data=Dataset.from_pandas(labelled[0], data_definition=DataDefinition(**task_definition)),
-    )
-    return str(snapshot.get_html_str(as_iframe=False))
-
-
-def _quality_task(task: str, target: str, result: DriftResult, spec: DriftSpec) -> tuple[dict[str, Any], Any]:
-    """Evidently's data definition of the model's task, and the preset that reports its quality."""
-    from evidently import BinaryClassification, MulticlassClassification, Regression
-    from evidently.presets import ClassificationPreset, RegressionPreset
-
-    if task == "regression":
-        return {"regression": [Regression(target=target, prediction=PREDICTION_COLUMN)]}, RegressionPreset()
-    if task == "binary":
-        probability = next((c.column for c in result.predictions if c.column.startswith(PROBABILITY_PREFIX)), None)
-        positive = spec.classes[-1] if spec.classes else "1"
-        binary = BinaryClassification(
-            target=target, prediction_labels=PREDICTION_COLUMN if probability is None else None,
-            prediction_probas=probability, pos_label=positive,
-        )  # fmt: skip
-        return {"classification": [binary]}, ClassificationPreset()
-    multiclass = MulticlassClassification(target=target, prediction_labels=PREDICTION_COLUMN)
-    return {"classification": [multiclass]}, ClassificationPreset()
-
-
-def _report_frame(
-    table: Table, columns: Sequence[str], rows: np.ndarray | None, items: Sequence[ColumnDrift]
-) -> pd.DataFrame:
-    import numpy as np
-
-    frame = table.frame(columns, rows)
-    for item in items:
-        if item.kind == "numeric":
-            values = frame[item.column].to_numpy(dtype="float64", na_value=np.nan)
-            values[np.isinf(values)] = np.nan
-            frame[item.column] = values
-        else:
-            present = frame[item.column].notna()
-            text = frame[item.column].astype(object)
-            text[present] = categorical_values(frame[item.column]).to_numpy()
-            frame[item.column] = text
-    return frame
 
 
 # -- outputs under the storage root ----------------------------------------------------------------
@@ -236,14 +124,15 @@ def check_batch(
     metadata: Mapping[str, Any] | None = None,
     importance: Mapping[str, float] | None = None,
 ) -> CheckOutcome:
-    """Compare, render the Evidently reports, and write reports and summary under the storage root.
+    """Compare, render the HTML reports (per ``html_report``), and write reports and summary under the storage root.
 
     A labelled batch (one carrying the target) writes under ``{partition}/labelled/`` so that it does
     not replace the check of the same partition's serving log. ``importance`` (the champion's feature
     importance) weighs the weighted drift share.
     """
     result = compute_drift(reference, current, spec, root=root, importance=importance)
-    reports = render_reports(reference, current, result, spec, root=root) if spec.html_report else {}
+    wanted = wants_report(result, spec.html_report)
+    reports = render_reports(reference, current, result, spec, root=root) if wanted else {}
     folder = "labelled" if result.target is not None else None
     outputs = write_outputs(
         root, pipeline, partition, result, reports, {**dict(metadata or {}), "spec": spec.to_dict()}, folder

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 Kind = Literal["numeric", "categorical"]
 Role = Literal["feature", "prediction", "target", "input"]
 Verdict = Literal["ok", "drift", "schema_skew", "insufficient_data"]
+ReportMode = Literal["always", "on_alert", "never"]
 
 # Columns of the scored output / serving log contract that are never features.
 PREDICTION_COLUMN = contracts.PREDICTION_COLUMN
@@ -120,7 +121,8 @@ class DriftSpec:
     :param drift_share: the batch drifts when the share of drifted features reaches this.
     :param sample_size: at most this many rows per side are compared (seeded uniform sample, the
         same rows for every column); ``None`` compares every row.
-    :param report_sample_size: at most this many rows per side go into the HTML report.
+    :param report_sample_size: at most this many rows per side are drawn in the HTML report's charts (its
+        figures are the check's, from every compared row).
     :param min_rows: a batch with fewer rows gets the verdict ``insufficient_data``.
     :param quality_metric: the metric whose drop the policy watches (default: ``roc_auc`` for binary,
         ``f1_macro`` for multiclass, ``rmse`` for regression).
@@ -129,6 +131,9 @@ class DriftSpec:
         (whose predictions may be in-sample, hence optimistic).
     :param business_metric: a :class:`~airflow_mlops.core.pipeline.business.BusinessMetric` mapping: measured
         with quality on a labelled batch and logged as ``business.<name>``.
+    :param html_report: when the HTML pages are rendered: ``always``, ``on_alert`` (only when the check
+        found a drifted column, schema skew or worse quality than the baseline) or ``never``; a flag
+        reads as ``always`` (true) or ``never`` (false). The JSON summary is always written.
     :param monitor_columns: the columns the model does not read that are watched for *input drift*
         (reported, never counted in the drift share); ``None`` watches every such column both sides share.
     """
@@ -150,12 +155,12 @@ class DriftSpec:
     per_column_threshold: Mapping[str, float] = field(default_factory=dict)
     drift_share: float = 0.5
     sample_size: int | None = 1_000_000
-    report_sample_size: int | None = 100_000
+    report_sample_size: int | None = 20_000
     min_rows: int = 100
     seed: int = 0
     quality_metric: str | None = None
     quality_baseline: float | None = None
-    html_report: bool = True
+    html_report: ReportMode = "on_alert"
     quality_baseline_from: Literal["spec", "training"] | None = None
     business_metric: BusinessMetric | None = None
     monitor_columns: tuple[str, ...] | None = None
@@ -194,7 +199,7 @@ class DriftSpec:
             **_sizes(raw),
             quality_metric=quality_metric,
             quality_baseline=baseline,
-            html_report=parse_flag(raw.get("html_report", True), "The 'html_report' parameter of DriftSpec"),
+            html_report=_report_mode(raw.get("html_report")),
             quality_baseline_from=baseline_from,
             business_metric=_business_metric(raw.get("business_metric"), task),
             monitor_columns=None if monitored is None else _names(monitored, "monitor_columns"),
@@ -232,6 +237,24 @@ class DriftSpec:
         if self.business_metric is not None:
             out["business_metric"] = self.business_metric.to_dict()
         return out
+
+
+REPORT_MODES: tuple[ReportMode, ...] = ("always", "on_alert", "never")
+
+
+def _report_mode(raw: Any) -> ReportMode:
+    """``html_report``: one of :data:`REPORT_MODES`, or a flag (true: ``always``, false: ``never``)."""
+    if raw is None or raw == "":
+        return "on_alert"
+    if isinstance(raw, str) and raw.strip().lower() in REPORT_MODES:
+        return cast("ReportMode", raw.strip().lower())
+    try:
+        return "always" if parse_flag(raw, "html_report") else "never"
+    except SpecError:
+        raise SpecError(
+            f"The 'html_report' parameter of DriftSpec must be one of {list(REPORT_MODES)} (or true/false). "
+            f"Got {raw!r} instead."
+        ) from None
 
 
 def _label(value: Any) -> Any:

@@ -38,6 +38,8 @@ def _columns_of(graph: Any, inputs: Sequence[OnnxInput]) -> dict[str, list[str] 
             result = known[0] * width
         elif node.op_type == "Concat" and known and all(k is not None for k in known):
             result = [name for k in known for name in (k or [])]
+        elif node.op_type == "Gather" and known and known[0] is not None and len(known[0]) == 1:
+            result = list(known[0])  # a column picked out of a one-column input (a lone categorical feature)
         elif node.op_type in _SAME_COLUMNS and known and known[0] is not None:
             result = list(known[0])
         for output in node.output:

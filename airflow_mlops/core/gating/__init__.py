@@ -3,7 +3,8 @@
 policy), with the decision saved as evidence and a model card. Public API: ``GatePolicy``,
 ``ModelUnderTest``, ``GateDecision``, ``Check``, ``read_evaluation_frame``, ``prepare_data``,
 ``EvaluationData``, ``measure_latency``, ``write_evidence``, ``evidence_location``, ``Evidence``,
-``load_run_model``, ``download_run_artifact``, ``load_native_model``, ``render_markdown``, ``render_html``.
+``load_run_model``, ``download_run_artifact``, ``training_plots``, ``load_native_model``, ``render_markdown``,
+``render_html``.
 The gate itself is ``evaluate`` (module ``gate``). (modules: ``gate`` runs the checks and decides,
 ``checks`` holds one function per policy check, ``comparison`` the candidate against the champion (the
 primary metric with a proper scoring rule, the minimum gain, calibration), ``decision`` the result
@@ -24,7 +25,12 @@ if TYPE_CHECKING:
     from airflow_mlops.core.gating.decision import Check, GateDecision
     from airflow_mlops.core.gating.evidence import Evidence, evidence_location, write_evidence
     from airflow_mlops.core.gating.gate import evaluate
-    from airflow_mlops.core.gating.inputs import download_run_artifact, load_native_model, load_run_model
+    from airflow_mlops.core.gating.inputs import (
+        download_run_artifact,
+        load_native_model,
+        load_run_model,
+        training_plots,
+    )
     from airflow_mlops.core.gating.models import ModelUnderTest, measure_latency
     from airflow_mlops.core.gating.policy import GatePolicy
 
@@ -45,6 +51,7 @@ __all__ = [
     "read_evaluation_frame",
     "render_html",
     "render_markdown",
+    "training_plots",
     "write_evidence",
 ]
 __getattr__, __dir__ = lazy_exports(
@@ -64,6 +71,7 @@ __getattr__, __dir__ = lazy_exports(
         "download_run_artifact": "inputs",
         "load_native_model": "inputs",
         "load_run_model": "inputs",
+        "training_plots": "inputs",
         "ModelUnderTest": "models",
         "measure_latency": "models",
         "GatePolicy": "policy",

@@ -1,15 +1,22 @@
 """The model card of a gate decision, as Markdown and as one self-contained HTML page.
 
-Both are rendered from the decision alone (no template files, no external stylesheet, script or
-font), so the evidence folder can be copied anywhere and still reads the same. Every value is escaped.
+The card is the page people look at before a version is promoted: the verdict, the gate's metric
+table and checks first, then the candidate run's training plots (ROC / PR / confusion matrix or
+residuals, feature importance), then the details. Both are rendered from the decision and the plots'
+bytes alone (no template files, no external stylesheet, script or font; the HTML embeds the plots as
+``data:`` URIs), so the evidence folder can be copied anywhere and still reads the same. The Markdown
+links the plots relative to its place in the run's artifacts (``gate/`` beside ``plots/``). Every
+value is escaped.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.gating import metrics as gm
@@ -18,6 +25,18 @@ if TYPE_CHECKING:
     from airflow_mlops.core.gating.decision import GateDecision
 
 Table = tuple[list[str], list[list[str]]]
+PLOTS_FOLDER = "plots"  # the training run's plot artifacts, beside the card's folder in the run
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One training plot (PNG) shown on the card."""
+
+    name: str
+    png: bytes
+
+
+Block = str | Table | Plot
 
 
 def _fmt(value: Any) -> str:
@@ -30,20 +49,22 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _sections(decision: GateDecision) -> list[tuple[str, list[str | Table]]]:
-    """The card's content once, as (heading, [paragraph | table]) for both renderers."""
+def _sections(decision: GateDecision, plots: Mapping[str, bytes]) -> list[tuple[str, Sequence[Block]]]:
+    """The card's content once, as (heading, [paragraph | table | plot]) for both renderers."""
     check_rows = [[c.name, c.status.upper(), _fmt(c.observed), _fmt(c.threshold), c.message] for c in decision.reasons]
     provenance = [
         f"Decided at {decision.created_at}. Evidence: {decision.evidence_uri or 'not written'}.",
         "Policy: " + json.dumps(decision.policy, sort_keys=True),
     ]
+    figures: list[Block] = [Plot(name, png) for name, png in sorted(plots.items())]
     return [
         ("Summary", _summary(decision)),
+        ("Metrics", [(_metric_header(decision), _metric_rows(decision))]),
+        ("Checks", [(["check", "status", "observed", "threshold", "detail"], check_rows)]),
+        ("Training plots", figures or ["The candidate run logged no plots."]),
+        ("Comparison with the champion and calibration", _comparison(decision)),
         ("Models", list(_models(decision))),
         ("Evaluation data", [(["", "value"], _data_rows(decision))]),
-        ("Metrics", [(_metric_header(decision), _metric_rows(decision))]),
-        ("Comparison with the champion and calibration", _comparison(decision)),
-        ("Checks", [(["check", "status", "observed", "threshold", "detail"], check_rows)]),
         ("Slices", _slice_blocks(decision)),
         ("Parity, latency and size", _runtime(decision)),
         ("Provenance", list(provenance)),
@@ -236,13 +257,17 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(decision: GateDecision) -> str:
+def render_markdown(decision: GateDecision, plots: Mapping[str, bytes] | None = None) -> str:
+    """The card as Markdown; plots are linked as ``../plots/<name>`` (where they are in the run)."""
     lines = [f"# {_title(decision)}", ""]
-    for heading, blocks in _sections(decision):
+    for heading, blocks in _sections(decision, plots or {}):
         lines += [f"## {heading}", ""]
         for block in blocks:
             if isinstance(block, str):
                 lines += [block, ""]
+                continue
+            if isinstance(block, Plot):
+                lines += [f"![{_md_cell(block.name)}](../{PLOTS_FOLDER}/{block.name})", ""]
                 continue
             header, rows = block
             lines.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
@@ -261,6 +286,8 @@ th,td{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:left;vertical-ali
 th{background:#f6f8fa}.passed{color:#1a7f37;font-weight:600}.failed{color:#cf222e;font-weight:600}
 .skipped{color:#6e7781}.verdict{display:inline-block;padding:.2rem .6rem;border-radius:.3rem;color:#fff}
 .v-passed{background:#1a7f37}.v-rejected{background:#cf222e}.v-forced{background:#9a6700}
+figure{display:inline-block;margin:.5rem 1rem .5rem 0;vertical-align:top}figure img{max-width:34rem;width:100%}
+figcaption{font-size:.85rem;color:#57606a}
 """
 
 
@@ -276,7 +303,22 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def render_html(decision: GateDecision) -> str:
+def _html_plot(plot: Plot) -> str:
+    data = base64.b64encode(plot.png).decode("ascii")
+    name = html.escape(plot.name)
+    return f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}</figcaption></figure>'
+
+
+def _html_block(block: Block) -> str:
+    if isinstance(block, str):
+        return f"<p>{html.escape(block)}</p>"
+    if isinstance(block, Plot):
+        return _html_plot(block)
+    return _html_table(*block)
+
+
+def render_html(decision: GateDecision, plots: Mapping[str, bytes] | None = None) -> str:
+    """The card as one self-contained HTML page (``plots``: PNG bytes by file name, embedded)."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -284,9 +326,8 @@ def render_html(decision: GateDecision) -> str:
         f"<h1>{html.escape(_title(decision))}</h1>",
         f'<p><span class="verdict v-{decision.verdict}">{html.escape(decision.verdict.upper())}</span></p>',
     ]
-    for heading, blocks in _sections(decision):
+    for heading, blocks in _sections(decision, plots or {}):
         parts.append(f"<h2>{html.escape(heading)}</h2>")
-        for block in blocks:
-            parts.append(f"<p>{html.escape(block)}</p>" if isinstance(block, str) else _html_table(*block))
+        parts += [_html_block(block) for block in blocks]
     parts.append("</body></html>")
     return "\n".join(parts)

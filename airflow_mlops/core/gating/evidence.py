@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,8 +39,13 @@ def evidence_location(storage: StorageRoot, pipeline: str, partition: str, run_i
     return storage.layout(pipeline, KIND_EVIDENCE, partition, "gate", run_id)
 
 
-def write_evidence(storage: StorageRoot, decision: GateDecision, folder: str) -> tuple[GateDecision, Evidence]:
+def write_evidence(
+    storage: StorageRoot, decision: GateDecision, folder: str, plots: Mapping[str, bytes] | None = None
+) -> tuple[GateDecision, Evidence]:
     """Write the model card (Markdown, HTML) and then the decision record (JSON) under ``folder``.
+
+    ``plots`` are the candidate run's training plots (PNG bytes by file name, :func:`training_plots`),
+    embedded in the HTML card.
 
     Each file is written atomically; the decision record goes last, so when it exists the cards
     beside it are complete. A rerun of the same partition replaces the same files.
@@ -49,8 +55,8 @@ def write_evidence(storage: StorageRoot, decision: GateDecision, folder: str) ->
     decision_uri = f"{folder}/{DECISION_FILE}"
     decision = dataclasses.replace(decision, evidence_uri=decision_uri)
     files = {
-        CARD_MARKDOWN_FILE: render_markdown(decision).encode(),
-        CARD_HTML_FILE: render_html(decision).encode(),
+        CARD_MARKDOWN_FILE: render_markdown(decision, plots).encode(),
+        CARD_HTML_FILE: render_html(decision, plots).encode(),
         DECISION_FILE: json.dumps(decision.to_dict(), indent=2, sort_keys=True).encode(),
     }
     for name, content in files.items():

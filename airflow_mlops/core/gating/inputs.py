@@ -49,6 +49,17 @@ def download_run_artifact(client: Any, run_id: str, path: str) -> bytes:
         return file.read_bytes()
 
 
+def training_plots(client: Any, run_id: str) -> dict[str, bytes]:
+    """The PNG plots training logged on the run (``plots/*.png``), by file name; empty when it logged none."""
+    from airflow_mlops.core.gating.card import PLOTS_FOLDER
+
+    if not any(f.path.endswith(".png") for f in client.list_artifacts(run_id, PLOTS_FOLDER)):
+        return {}
+    with tempfile.TemporaryDirectory(prefix="mlops-plots-") as tmp:
+        folder = Path(client.download_artifacts(run_id, PLOTS_FOLDER, tmp))
+        return {path.name: path.read_bytes() for path in sorted(folder.glob("*.png"))}
+
+
 def logged_parity(spec: dict[str, Any], run_metrics: dict[str, float]) -> float | None:
     """The parity the training run measured: from its spec artifact, else its ``parity_<measure>`` metric."""
     task = spec.get("task")

@@ -1,13 +1,14 @@
 """Ingestion: read one source (a SQL query or table, CSV or Parquet files on S3 or a local disk) in bounded
 chunks into one immutable, reproducible Parquet snapshot with a receipt, and tell the data-event sensor
 whether new data has landed. Public API: ``IngestSpec``, ``ingest``, ``IngestReceipt``, ``previous_receipt``,
-``partition_key``, ``snapshot_uri``, ``receipt_uri``, ``render_sql_template``, ``check_read_only``,
-``WatchSpec``, ``probe``, ``Availability``, ``declared_type``, ``normal_type``, ``schema_fingerprint``,
-``list_source_files``, ``SourceFile``, ``EmptySourceError``, ``SourceAccessError``, ``SourceUnavailableError``
-(modules: ``spec`` validates what to read, ``types`` normalises column types, ``sql`` renders SQL templates
-and streams SQL rows, ``readonly`` refuses source queries that would write, ``files`` lists and reads files,
-``unify`` decides one schema for the files of one ingestion, ``snapshot`` writes the snapshot and its
-receipt, ``availability`` probes for new data, ``errors`` holds the stem's failures).
+``since_last_snapshot``, ``partition_key``, ``snapshot_uri``, ``receipt_uri``, ``render_sql_template``,
+``check_read_only``, ``WatchSpec``, ``probe``, ``Availability``, ``declared_type``, ``normal_type``,
+``schema_fingerprint``, ``list_source_files``, ``SourceFile``, ``EmptySourceError``, ``SourceAccessError``,
+``SourceUnavailableError`` (modules: ``spec`` validates what to read, ``types`` normalises column types,
+``sql`` renders SQL templates and streams SQL rows, ``readonly`` refuses source queries that would write,
+``files`` lists and reads files, ``unify`` decides one schema for the files of one ingestion, ``snapshot``
+writes the snapshot and its receipt, ``availability`` probes for new data, ``errors`` holds the stem's
+failures).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
         partition_key,
         previous_receipt,
         receipt_uri,
+        since_last_snapshot,
         snapshot_uri,
     )
     from airflow_mlops.core.ingestion.spec import IngestSpec
@@ -57,6 +59,7 @@ __all__ = [
     "receipt_uri",
     "render_sql_template",
     "schema_fingerprint",
+    "since_last_snapshot",
     "snapshot_uri",
 ]
 __getattr__, __dir__ = lazy_exports(
@@ -79,6 +82,7 @@ __getattr__, __dir__ = lazy_exports(
         "normal_type": "types",
         "partition_key": "snapshot",
         "previous_receipt": "snapshot",
+        "since_last_snapshot": "snapshot",
         "probe": "availability",
         "receipt_uri": "snapshot",
         "render_sql_template": "sql",

@@ -261,6 +261,22 @@ def previous_receipt(root: StorageRoot, pipeline: str, partition: str) -> Ingest
     return IngestReceipt.from_dict(json.loads(root.read_bytes(uri)))
 
 
+def since_last_snapshot(root: StorageRoot, pipeline: str, *, rows: bool) -> Scalar:
+    """Where new data starts for a watch of the pipeline's source; None before its first snapshot.
+
+    :param rows: True for a SQL source: the latest snapshot's ``source_watermark`` (rows past it are
+        new). False for files: the instant the latest snapshot's receipt was written, as ISO 8601 text
+        (files modified after it landed after that snapshot was taken).
+    """
+    latest = previous_receipt(root, pipeline, "\U0010ffff")  # sorts after every partition key
+    if latest is None:
+        return None
+    if rows:
+        return latest.source_watermark
+    info = root.filesystem.get_file_info(root.fs_path(receipt_uri(root, pipeline, latest.partition)))
+    return None if info.mtime is None else info.mtime.astimezone(dt.UTC).isoformat()
+
+
 def ingest(
     spec: IngestSpec,
     *,

@@ -3,38 +3,13 @@ timestamps and fractions are read and validated here, raising :class:`~airflow_m
 
 from __future__ import annotations
 
-import math
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_mlops.core.errors import SpecError
+from airflow_mlops.core.params import parse_duration
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-def parse_duration(raw: Any, name: str) -> timedelta | None:
-    """``None``/empty -> None; seconds as a number; or ``"<n><unit>"`` with unit s, m, h, d or w."""
-    if raw is None or raw == "":
-        return None
-    if isinstance(raw, timedelta):
-        return raw
-    if isinstance(raw, bool):
-        raise SpecError(f"The {name!r} parameter must be a duration like '36h' or '7d'. Got {raw!r} instead.")
-    if isinstance(raw, int | float):
-        seconds = float(raw)
-    else:
-        match = _DURATION.match(str(raw))
-        if not match:
-            raise SpecError(
-                f"The {name!r} parameter must be a duration: seconds, or a number with a unit s, m, h, d or w "
-                f"(e.g. '36h', '7d'). Got {raw!r} instead."
-            )
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise SpecError(f"The {name!r} parameter must be a positive duration. Got {raw!r} instead.")
-    return timedelta(seconds=seconds)
+__all__ = ["parse_duration", "parse_fraction", "parse_timestamp"]
 
 
 def parse_timestamp(raw: Any, name: str) -> datetime | None:

@@ -23,7 +23,14 @@ if TYPE_CHECKING:
         proxy_correlation,
         spearman,
     )
-    from airflow_mlops.core.pipeline.file import PipelineFile, ReviewMode, discover, parse_review, pipeline_of_asset_uri
+    from airflow_mlops.core.pipeline.file import (
+        PipelineFile,
+        ReviewMode,
+        discover,
+        parse_review,
+        pipeline_of_asset_uri,
+        project_folder,
+    )
     from airflow_mlops.core.pipeline.requirements import FeatureRequirements, Violation, refuse, suite_columns
     from airflow_mlops.core.pipeline.schedule import (
         DAG_ID_PREFIX,
@@ -52,6 +59,7 @@ __all__ = [
     "parse_review",
     "parse_schedule",
     "pipeline_of_asset_uri",
+    "project_folder",
     "proxy_correlation",
     "refuse",
     "spearman",
@@ -65,6 +73,7 @@ __getattr__, __dir__ = lazy_exports(
         "discover": "file",
         "parse_review": "file",
         "pipeline_of_asset_uri": "file",
+        "project_folder": "file",
         "DAG_ID_PREFIX": "schedule",
         "MONTHLY": "schedule",
         "ServingSchedule": "schedule",

@@ -11,8 +11,10 @@ is a new file, not new code::
       batch_pattern: "flights_{{ data_interval_start.strftime('%Y-%m') }}*.parquet"  # one serving interval
       watermark_column: sched_dep_ts
       schema: {sched_dep_ts: timestamp}
+      retrain_on_new_data: {min_files: 1, min_interval: 1d}   # or source: sql (core/pipeline/source.py)
     validation:
-      suite: include/expectations/flights.json  # relative to the project folder (the parent of include/)
+      suite: include/expectations/flights.json  # relative to the project folder (the parent of include/);
+                                                # ./x.json is relative to this file's folder
     gate:
       policy: {floors: {roc_auc: 0.6}, tolerance: 0.005}
     serving:
@@ -59,13 +61,20 @@ from typing import Any, Literal
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 from airflow_mlops.core.pipeline.requirements import FeatureRequirements
 from airflow_mlops.core.pipeline.schedule import MONTHLY, ServingSchedule, check_batch_pattern, parse_schedule
+from airflow_mlops.core.pipeline.source import (
+    SOURCE_KEYS,
+    DataSource,
+    RetrainOnNewData,
+    parse_retrain_on_new_data,
+    parse_source,
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SECTIONS = (
     "model_name", "data", "validation", "gate", "serving", "drift", "monitoring", "training",
     "feature_requirements", "business",
 )  # fmt: skip
-_DATA = ("landing", "training_pattern", "batch_pattern", "watermark_column", "schema")
+_DATA = ("landing", "training_pattern", "batch_pattern", "watermark_column", "schema", *SOURCE_KEYS)
 _VALIDATION = ("suite",)
 _GATE = ("policy", "on_reject")
 _SERVING = (
@@ -109,6 +118,10 @@ class PipelineFile:
     batch_pattern: str
     watermark_column: str | None = None
     schema: dict[str, str] = field(default_factory=dict)
+    source: DataSource = field(
+        default_factory=DataSource
+    )  # core/pipeline/source.py: the landing files, or a SQL table or query
+    retrain_on_new_data: RetrainOnNewData | None = None  # dags/landing_watch.py watches the source when set
     suite: Path | None = None
     gate_policy: dict[str, Any] = field(default_factory=dict)
     on_reject: str = "skip"
@@ -154,7 +167,7 @@ class PipelineFile:
             raw = yaml.load(path.read_text(), Loader=loader)
         except yaml.YAMLError as exc:
             raise SpecError(f"The pipeline file {str(path)!r} is not valid YAML: {exc}") from exc
-        anchor = Path(project) if project is not None else path.resolve().parents[2]
+        anchor = Path(project) if project is not None else project_folder(path.resolve().parent)
         return cls.from_mapping(path.stem, raw, path=path, project=anchor)
 
     @classmethod
@@ -175,12 +188,14 @@ class PipelineFile:
         if on_reject not in ("skip", "fail"):
             raise SpecError(f"{where}: gate.on_reject must be 'skip' or 'fail'. Got {on_reject!r} instead.")
         suite = validation.get("suite")
-        suite_path = None if suite in (None, "") else _project_path(project, str(suite))
+        suite_path = None if suite in (None, "") else _project_path(project, str(suite), path)
         requirements = _feature_requirements(top, where, suite_path)
         business_metric, proxy_check = _business(top.get("business"), top["training"], where)
         schedule = parse_schedule(serving.get("schedule", "@monthly"), f"{where}: serving.schedule")
         batch_pattern = _text(data.get("batch_pattern", "*.parquet"), f"{where}: data.batch_pattern")
         check_batch_pattern(schedule, batch_pattern, where)
+        source = parse_source(data, where)
+        watermark = None if data.get("watermark_column") is None else str(data["watermark_column"])
         return cls(
             name=name,
             path=path,
@@ -188,7 +203,9 @@ class PipelineFile:
             landing=_text(data.get("landing", "landing"), f"{where}: data.landing"),
             training_pattern=_text(data.get("training_pattern", "*.parquet"), f"{where}: data.training_pattern"),
             batch_pattern=batch_pattern,
-            watermark_column=None if data.get("watermark_column") is None else str(data["watermark_column"]),
+            watermark_column=watermark,
+            source=source,
+            retrain_on_new_data=parse_retrain_on_new_data(data.get("retrain_on_new_data"), source, watermark, where),
             schema={str(k): str(v) for k, v in _section(data.get("schema"), f"{where}: data.schema", None).items()},
             suite=suite_path,
             gate_policy=dict(_section(gate.get("policy"), f"{where}: gate.policy", None)),
@@ -220,12 +237,21 @@ class PipelineFile:
         )
 
 
+def project_folder(pipelines_folder: str | Path) -> Path:
+    """The folder that relative paths in a pipeline file are under: the pipelines folder's grandparent (the
+    project of ``<project>/include/pipelines``), or the folder itself when it has no grandparent (``/pipelines``)."""
+    folder = Path(pipelines_folder).resolve()
+    return folder.parents[1] if len(folder.parents) > 1 else folder
+
+
 def discover(folder: str | Path, project: str | Path | None = None) -> list[PipelineFile]:
-    """Every ``*.yaml`` pipeline file of a folder, sorted by name."""
+    """Every ``*.yaml`` pipeline file of a folder, sorted by name; relative paths in them are under ``project``
+    (:func:`project_folder` of ``folder`` when omitted)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SourceNotFoundError(f"The pipeline folder {str(folder)!r} does not exist.")
-    return [PipelineFile.from_yaml(p, project) for p in sorted(folder.glob("*.yaml"))]
+    anchor = project_folder(folder) if project is None else project
+    return [PipelineFile.from_yaml(p, anchor) for p in sorted(folder.glob("*.yaml"))]
 
 
 def pipeline_of_asset_uri(uri: str) -> str | None:
@@ -237,7 +263,7 @@ def pipeline_of_asset_uri(uri: str) -> str | None:
 def _feature_requirements(top: Mapping[str, Any], where: str, suite: Path | None) -> FeatureRequirements:
     """The file's feature requirements, checked against its own training features: a file that breaks
     them is refused here, so a DAG reading it does not load."""
-    from airflow_mlops.core.training.spec import declared_features
+    from airflow_mlops.core.training.spec_fields import declared_features
 
     requirements = FeatureRequirements.from_mapping(
         top.get("feature_requirements"), where=f"{where}: feature_requirements", suite=suite
@@ -305,9 +331,15 @@ def _list(value: Any, where: str) -> list[Any]:
     return value
 
 
-def _project_path(project: Path, value: str) -> Path:
+def _project_path(project: Path, value: str, pipeline_file: Path) -> Path:
+    """An absolute path as given; ``./x`` or ``../x`` relative to the pipeline file's folder (a suite kept
+    beside its pipeline file, wherever the pipelines folder is); any other relative path under ``project``."""
     path = Path(value)
-    return path if path.is_absolute() else project / path
+    if path.is_absolute():
+        return path
+    if value.startswith(("./", "../")):
+        return pipeline_file.resolve().parent / path
+    return project / path
 
 
 def _business(raw: Any, training: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -23,6 +23,8 @@ from airflow_mlops.core.registry.lease import DEFAULT_TTL, confirm_lease, regist
 from airflow_mlops.core.registry.lookup import alias_version, is_complete, validate_model_name
 
 _UNSET: Any = object()
+HISTORY_KEEP = 20  # alias moves kept in the history tag
+HISTORY_MAX_CHARS = 4000  # MLflow's SQL stores keep a registered model tag in 5000 characters
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ def promote(
     clear_aliases: tuple[str, ...] = (contracts.ALIAS_CHALLENGER,),
     key: str = "",
     mode: str = "promote",
+    by: str = "",
     expected_run_id: str | None = None,
     lock_timeout: float = 60.0,
     lock_ttl: float = DEFAULT_TTL,
@@ -81,6 +84,7 @@ def promote(
         gives no right to another holder's lease: two live tries of one task are serialised too.
     :param lock_ttl: seconds the lease lasts unrenewed; a caller that died holding it delays the
         next promotion by at most this long.
+    :param by: who decided the move (a user name), recorded in the history; ``key`` when empty.
     :param expected_run_id: the run the version must come from (the run the gate passed).
     :raises ChampionMoved: the alias points elsewhere than ``expected``; nothing changed.
     :raises VersionNotPromotable: the version is missing, not READY, not completely registered, or
@@ -104,7 +108,7 @@ def promote(
         if expected is not _UNSET and current != (None if expected is None else str(expected)):
             raise ChampionMoved(name, alias, expected, current)
         confirm_lease(client, name, token, margin=lock_ttl / 3)
-        _move(client, name, alias, version, previous_alias, current, clear_aliases, key, mode)
+        _move(client, name, alias, version, previous_alias, current, clear_aliases, key, mode, by)
         return Promotion(name, alias, version, previous_alias, current, True, mode)
 
 
@@ -116,6 +120,7 @@ def rollback(
     alias: str = contracts.ALIAS_CHAMPION,
     previous_alias: str = contracts.ALIAS_PREVIOUS_CHAMPION,
     key: str = "",
+    by: str = "",
     lock_timeout: float = 60.0,
     lock_ttl: float = DEFAULT_TTL,
     sleep: Callable[[float], None] = time.sleep,
@@ -143,7 +148,7 @@ def rollback(
             raise ChampionMoved(name, alias, expected, current)
         _check_promotable(client, name, target)
         confirm_lease(client, name, token, margin=lock_ttl / 3)
-        _move(client, name, alias, target, previous_alias, current, (), key, "rollback")
+        _move(client, name, alias, target, previous_alias, current, (), key, "rollback", by)
         return Promotion(name, alias, target, previous_alias, current, True, "rollback")
 
 
@@ -173,16 +178,30 @@ def _move(
     clear_aliases: tuple[str, ...],
     key: str,
     mode: str,
+    by: str,
 ) -> None:
     # previous first: if we stop between the two calls the champion is unchanged and a retry redoes both
     if current is not None:
         client.set_registered_model_alias(name, previous_alias, current)
     client.set_registered_model_alias(name, alias, version)
-    record = {"key": key, "from": current, "to": version, "mode": mode, "at": time.time()}
+    record = {"key": key, "from": current, "to": version, "mode": mode, "at": time.time(), "by": by or key}
     client.set_registered_model_tag(name, contracts.TAG_LAST_PROMOTION, json.dumps(record, sort_keys=True))
+    history = [*promotion_history(client.get_registered_model(name).tags), record]
+    while len(history) > HISTORY_KEEP or (len(history) > 1 and len(json.dumps(history)) > HISTORY_MAX_CHARS):
+        history.pop(0)
+    client.set_registered_model_tag(name, contracts.TAG_PROMOTION_HISTORY, json.dumps(history, sort_keys=True))
     for other in clear_aliases:
         if alias_version(client, name, other) == version:
             client.delete_registered_model_alias(name, other)
+
+
+def promotion_history(tags: dict[str, str] | None) -> list[dict[str, Any]]:
+    """The recorded alias moves of a registered model (its tags), oldest first; unreadable means none."""
+    try:
+        value = json.loads((tags or {}).get(contracts.TAG_PROMOTION_HISTORY) or "[]")
+    except ValueError:
+        return []
+    return [entry for entry in value if isinstance(entry, dict)] if isinstance(value, list) else []
 
 
 def _last_promotion(client: Any, name: str) -> dict[str, Any]:

@@ -66,6 +66,16 @@ class Registration:
         }
 
 
+def version_source(run_artifact_uri: str, path: str) -> str:
+    """The source to register a run's artifact folder ``path`` under: its URI in the run's artifact root
+    (``mlflow-artifacts:/.../artifacts/onnx``, ``s3://...``, a local folder), as ``mlflow.register_model``
+    resolves a ``runs:/`` URI. A ``runs:/`` source would leave a tracking server that proxies artifacts
+    unable to serve the version's files (the MLmodel its UI reads the signature from): it resolves
+    ``runs:/`` against its own backend store, where ``mlflow-artifacts:`` cannot be read.
+    """
+    return f"{run_artifact_uri.rstrip('/')}/{path.strip('/')}"
+
+
 def register_version(
     client: Any,
     name: str,

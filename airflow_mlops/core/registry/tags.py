@@ -22,8 +22,19 @@ def registration_tags(run_tags: Mapping[str, str], run_id: str, gate: Mapping[st
     return tags
 
 
-def version_description(run_id: str, gate: Mapping[str, Any] | None) -> str:
-    """Markdown shown on the version's page: where it came from and what the gate found."""
+def model_card_url(ui_url: str, experiment_id: str, run_id: str, artifact_uri: str) -> str:
+    """Where people open a gated run's model card (``gate/model_card.html``, logged on the run by the gate):
+    the MLflow UI's view of that artifact when the UI's address is known (the HTML renders there, plots
+    included), else the card's own artifact URI (``mlflow-artifacts:/...``, ``s3://...``)."""
+    if ui_url:
+        run = f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{run}/artifacts/{contracts.ARTIFACT_MODEL_CARD}"
+    return f"{artifact_uri.rstrip('/')}/{contracts.ARTIFACT_MODEL_CARD}"
+
+
+def version_description(run_id: str, gate: Mapping[str, Any] | None, card_url: str | None = None) -> str:
+    """Markdown shown on the version's page: where it came from, what the gate found, and a link to
+    the model card (``card_url``, see :func:`model_card_url`)."""
     lines = [f"Registered from MLflow run `{run_id}`."]
     if gate is None:
         return "\n".join([*lines, "", "No gate evidence was attached."])
@@ -41,6 +52,8 @@ def version_description(run_id: str, gate: Mapping[str, Any] | None) -> str:
     failed = [r.get("name") for r in gate.get("reasons") or [] if isinstance(r, Mapping) and not r.get("passed", True)]
     if failed:
         lines.append("Failed checks: " + ", ".join(map(str, failed)))
+    if card_url:
+        lines += ["", f"**[Model card]({card_url})**: the gate's metrics and checks, and the training plots."]
     if gate.get("evidence_uri"):
         lines += ["", f"Evidence: `{gate['evidence_uri']}`"]
     return "\n".join(lines)

@@ -53,6 +53,7 @@ from airflow_mlops.core.training.spec_fields import (
     Refit,
     _boolean,
     _class_weight,
+    _features,
     _half_life,
     _integer,
     _mapping,
@@ -62,6 +63,7 @@ from airflow_mlops.core.training.spec_fields import (
     _tolerance,
     _where,
     _window,
+    declared_features,
     default_refit,
     duration_days,
 )
@@ -71,7 +73,6 @@ from airflow_mlops.core.training.spec_sections import (
     SearchSpec,
     SplitSpec,
     _categories,
-    _features,
     _search,
     _split,
 )
@@ -379,15 +380,3 @@ class TrainingSpec:
             return cls.from_mapping(document)
         except SpecError as exc:
             raise SpecError(f"{exc} (in {str(file)!r})") from exc
-
-
-def declared_features(raw: Mapping[str, Any]) -> tuple[str, ...]:
-    """The feature names of a spec mapping (or its ``training:`` section), without building the spec.
-
-    Cheap (no estimator import): the pipeline file checks its features against its requirements with
-    it while DAG files parse.
-    """
-    if "training" in raw and isinstance(raw["training"], Mapping):
-        raw = raw["training"]
-    numeric, categorical = _features(raw)
-    return numeric + categorical

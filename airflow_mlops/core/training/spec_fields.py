@@ -177,3 +177,31 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _features(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if "features" in raw:
+        if "numeric_features" in raw or "categorical_features" in raw:
+            raise SpecError(
+                "Give features either as 'features: {numeric, categorical}' or as top-level lists, not both."
+            )
+        section = _mapping(raw["features"], "features")
+        _reject_unknown(section, ("numeric", "categorical"), "features")
+        return _names(section.get("numeric"), "features.numeric"), _names(
+            section.get("categorical"), "features.categorical"
+        )
+    return _names(raw.get("numeric_features"), "numeric_features"), _names(
+        raw.get("categorical_features"), "categorical_features"
+    )
+
+
+def declared_features(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    """The feature names of a spec mapping (or its ``training:`` section), without building the spec.
+
+    Cheap (this module imports nothing heavy, not even the estimators or metrics): the pipeline file
+    checks its features against its requirements with it while DAG files parse.
+    """
+    if "training" in raw and isinstance(raw["training"], Mapping):
+        raw = raw["training"]
+    numeric, categorical = _features(raw)
+    return numeric + categorical

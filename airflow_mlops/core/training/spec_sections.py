@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
@@ -14,7 +13,6 @@ from airflow_mlops.core.training.spec_fields import (
     _boolean,
     _integer,
     _mapping,
-    _names,
     _number,
     _reject_unknown,
     _text,
@@ -81,22 +79,6 @@ class CategorySpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"max": self.max, "min_frequency": self.min_frequency}
-
-
-def _features(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    if "features" in raw:
-        if "numeric_features" in raw or "categorical_features" in raw:
-            raise SpecError(
-                "Give features either as 'features: {numeric, categorical}' or as top-level lists, not both."
-            )
-        section = _mapping(raw["features"], "features")
-        _reject_unknown(section, ("numeric", "categorical"), "features")
-        return _names(section.get("numeric"), "features.numeric"), _names(
-            section.get("categorical"), "features.categorical"
-        )
-    return _names(raw.get("numeric_features"), "numeric_features"), _names(
-        raw.get("categorical_features"), "categorical_features"
-    )
 
 
 def _split(raw: Any) -> SplitSpec:

@@ -5,9 +5,11 @@ Airflow connection, or the embedded store). Run artifacts (paths from :mod:`cont
 
     model/                      native scikit-learn pipeline (MLflow sklearn flavor, signature, example)
     model_selection/            refit: all only: the selection model's native pipeline (same flavor)
-    onnx/model.onnx             the exported graph of the registered model; its sha256 is the tag mlops.onnx_sha256
-    onnx_selection/model.onnx   refit: all only: the selection model the metrics (and the gate) judge;
-                                its sha256 is the tag mlops.selection_onnx_sha256
+    onnx/                       the registered model as an MLflow model (onnx + python_function flavors,
+                                signature, example; :mod:`mlflow_model`), the version's source
+    onnx/model.onnx             its exported graph; its sha256 is the tag mlops.onnx_sha256
+    onnx_selection/             refit: all only: the selection model the metrics (and the gate) judge, the same
+                                kind of MLflow model; model.onnx's sha256 is the tag mlops.selection_onnx_sha256
     reference_selection/        refit: all only: its train-split sample with its predictions
     spec/training_spec.json     spec + classes + onnx_inputs + vocabulary + metrics
     reference/reference.parquet bounded training sample with predictions, the drift reference
@@ -152,6 +154,7 @@ class TrainingRun:
         """Everything a finished training produced (see the module docstring for the layout)."""
         import mlflow
 
+        from airflow_mlops.core.training.mlflow_model import save_onnx_models
         from airflow_mlops.core.training.plots import render_plots
 
         with self._timed(), tempfile.TemporaryDirectory(prefix="mlops-training-") as tmp:
@@ -160,9 +163,7 @@ class TrainingRun:
             spec_document.update(
                 {"dataset_uri": dataset_uri, "dataset_sha256": dataset_sha256, "test_split_uri": test_split_uri}
             )
-            _write(folder / contracts.ARTIFACT_ONNX, result.onnx_bytes)
-            if result.fit.selection_onnx_bytes is not None:
-                _write(folder / contracts.ARTIFACT_ONNX_SELECTION, result.fit.selection_onnx_bytes)
+            save_onnx_models(folder, result)
             if result.fit.selection_reference is not None and result.fit.selection_onnx_bytes is not None:
                 _write(folder / contracts.ARTIFACT_REFERENCE_SELECTION, parquet_bytes(result.fit.selection_reference))
             _write(folder / contracts.ARTIFACT_SPEC, _json(spec_document))

@@ -139,7 +139,8 @@ def prepare_suite(
     if bool(suite_uri) == bool(reference_uri):
         raise SpecError(
             "Give exactly one of 'suite_uri' (a GX suite file) and 'reference_uri' (a snapshot to infer a suite "
-            f"from). Got suite_uri={suite_uri!r}, reference_uri={reference_uri!r}."
+            "from), or to ValidateDatasetOperator 'model_name' alone (the suite logged with a model version). "
+            f"Got suite_uri={suite_uri!r}, reference_uri={reference_uri!r}."
         )
     if suite_uri:
         if inference:
@@ -150,3 +151,54 @@ def prepare_suite(
     if not save:
         return suite, root.layout(pipeline, contracts.KIND_VALIDATION, partition, SUITE_FILE)
     return suite, save_suite(root, suite, pipeline, partition)
+
+
+# -- the suite of a model version -----------------------------------------------------------------------
+def log_suite_file(client: MlflowClient, run_id: str, uri: str, root: StorageRoot | None = None) -> None:
+    """Log the suite file at ``uri`` to a training run at ``contracts.ARTIFACT_SUITE``, as it is (no GX import):
+    the model version registered from the run carries the suite its training snapshot passed, and serving
+    validates its batches with it when the pipeline names no suite file (:func:`model_suite`).
+
+    :raises SpecError: the file is not a JSON object (a suite file that cannot be a suite).
+    """
+    data = _read_uri(uri, root)
+    try:
+        parsed = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SpecError(f"The suite file {uri!r} is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, Mapping) or not isinstance(parsed.get("expectations"), list):
+        raise SpecError(f"The suite file {uri!r} must be a JSON object with 'expectations'. Got {type(parsed)}.")
+    client.log_text(run_id, data.decode(), contracts.ARTIFACT_SUITE)
+
+
+def model_suite(client: MlflowClient, model_name: str, version: str | None = None) -> tuple[ExpectationSuite, str]:
+    """The suite logged with a model version's training run (``champion`` when ``version`` is None), and a
+    ``models:/<name>/<version>`` label saying where it came from.
+
+    :raises SourceNotFoundError: no such version or alias, or its run logged no suite (trained before
+        suites were logged with the model): name a suite file in the pipeline's ``validation.suite``.
+    """
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = (
+            client.get_model_version(model_name, str(version))
+            if version not in (None, "", "None")
+            else client.get_model_version_by_alias(model_name, contracts.ALIAS_CHAMPION)
+        )
+    except MlflowException as exc:
+        wanted = f"version {version}" if version not in (None, "", "None") else f"alias {contracts.ALIAS_CHAMPION!r}"
+        raise SourceNotFoundError(f"The registered model {model_name!r} has no {wanted}: {exc}") from exc
+    label = f"models:/{model_name}/{found.version}"
+    with tempfile.TemporaryDirectory(prefix="mlops-suite-") as folder:
+        try:
+            path = client.download_artifacts(str(found.run_id), contracts.ARTIFACT_SUITE, folder)
+        except (MlflowException, OSError) as exc:
+            raise SourceNotFoundError(
+                f"{label} (run {found.run_id}) has no {contracts.ARTIFACT_SUITE!r} artifact, so there is no suite "
+                "to validate its batches with. Name a suite file in the pipeline's 'validation.suite', or "
+                f"retrain: training logs the suite its snapshot passed. ({exc})"
+            ) from exc
+        return load_suite(path), label

@@ -18,7 +18,7 @@ def test_spec_coerces_templated_strings_and_fills_from_the_training_spec() -> No
         {"drift_share": "0.3", "sample_size": "50000", "per_column_threshold": {"temp": "0.2"}, "html_report": "false"},
         flights_drift.training_spec(),
     )
-    assert spec.drift_share == 0.3 and spec.sample_size == 50_000 and spec.html_report is False
+    assert spec.drift_share == 0.3 and spec.sample_size == 50_000 and spec.html_report == "never"
     assert spec.numeric_features == tuple(flights_drift.NUMERIC) and spec.target == "arr_delayed_15"
     assert spec.classes == ("0", "1") and spec.primary_metric == "roc_auc"
     assert spec.threshold_for("temp", "numeric") == 0.2 and spec.threshold_for("humid", "numeric") is None

@@ -43,3 +43,43 @@ def test_evidence_is_written_atomically_and_is_self_contained(
     write_evidence(storage, decision, folder)
     assert len(storage.list_files(folder)) == 3
     assert not [p for p in (tmp_path / "root").rglob("*") if p.name.startswith(".tmp")]
+
+
+def _png(title: str) -> bytes:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(2, 2))
+    axes.plot([0, 1], [0, 1])
+    axes.set_title(title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def test_the_card_leads_with_the_gate_metrics_and_shows_the_training_plots(
+    tmp_path: Path, good: Exported, weak: Exported, evaluation: pd.DataFrame
+) -> None:
+    import base64
+
+    storage = StorageRoot(str(tmp_path / "root"))
+    decision = evaluate(candidate(good), champion(weak), evaluation, policy())
+    plots = {"roc_curve.png": _png("roc"), "feature_importance.png": _png("importance")}
+    folder = evidence_location(storage, "flights", "2013-05-01", "cand")
+    _, evidence = write_evidence(storage, decision, folder, plots)
+    page = storage.read_bytes(evidence.html_uri).decode()
+    for name, png in plots.items():  # embedded, so the page needs nothing beside it
+        assert f'<img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}">' in page
+    headings = [line for line in page.splitlines() if line.startswith("<h2>")]
+    assert headings[:4] == ["<h2>Summary</h2>", "<h2>Metrics</h2>", "<h2>Checks</h2>", "<h2>Training plots</h2>"]
+    assert "http://" not in page and "https://" not in page
+    card = storage.read_bytes(evidence.markdown_uri).decode()  # beside plots/ in the run's artifacts
+    assert "![roc_curve.png](../plots/roc_curve.png)" in card
+    assert card.index("## Metrics") < card.index("## Training plots") < card.index("## Models")
+    _, bare = write_evidence(storage, decision, folder)
+    assert "The candidate run logged no plots." in storage.read_bytes(bare.html_uri).decode()

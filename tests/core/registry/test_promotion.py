@@ -59,3 +59,27 @@ def test_rollback_swaps_champion_and_previous_and_a_retry_does_not_swap_back(cli
     assert forward.version == "3" and aliases(client)["champion"] == "3"
     with pytest.raises(registry.ChampionMoved):
         registry.rollback(client, NAME, expected="1", key="stale")
+
+
+def test_every_alias_move_is_kept_with_who_and_when_in_a_bounded_history(client: Any, three: list[str]) -> None:
+    registry.promote(client, NAME, "1", expected=None, key="dag/run-a/promote")
+    registry.promote(client, NAME, "2", expected="1", key="dag/run-b/promote")
+    registry.rollback(client, NAME, key="rollback-1", by="alice")
+    history = registry.promotion_history(client.get_registered_model(NAME).tags)
+    assert [(h["from"], h["to"], h["mode"], h["by"]) for h in history] == [
+        (None, "1", "promote", "dag/run-a/promote"),  # a task's move is recorded under its key
+        ("1", "2", "promote", "dag/run-b/promote"),
+        ("2", "1", "rollback", "alice"),
+    ]
+    assert history[0]["at"] <= history[1]["at"] <= history[2]["at"]
+    for i in range(30):  # bounded: the oldest moves go, the tag stays within what MLflow's SQL stores keep
+        registry.rollback(client, NAME, key=f"swap-{i}", by="someone with a rather long name " * 3)
+    tag = client.get_registered_model(NAME).tags[contracts.TAG_PROMOTION_HISTORY]
+    kept = registry.promotion_history(client.get_registered_model(NAME).tags)
+    assert len(tag) <= 4000 and 1 < len(kept) <= 20 and kept[-1]["key"] == "swap-29"
+
+
+def test_an_unreadable_history_tag_reads_as_no_history() -> None:
+    assert registry.promotion_history({contracts.TAG_PROMOTION_HISTORY: "not json"}) == []
+    assert registry.promotion_history({contracts.TAG_PROMOTION_HISTORY: '{"a": 1}'}) == []
+    assert registry.promotion_history(None) == []

@@ -1,0 +1,77 @@
+"""What every extra link of the provider shares: XCom holds ids and storage keys, the address is built later.
+
+An operator calls :meth:`IdsLink.persist` with ids (an MLflow run, a model version) or a storage key (a
+report's path under the storage root). :meth:`IdsLink.get_link` turns them into an address with the
+deployment's settings of the moment (:mod:`airflow_mlops.links.urls`): moving the MLflow UI or the
+reports server changes ``[mlops] mlflow_ui_url`` / ``[mlops] reports_url``, not what runs stored.
+
+Airflow 3 calls ``get_link`` in the worker when the task ends and keeps the answer for the UI (the
+api-server reads that answer), so a link shows the settings of the deployment that ran the task.
+Payloads written before this scheme (a URL string, or ``{"url": ...}``) are returned as they are.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, Context
+    from airflow.sdk.types import TaskInstanceKey
+
+
+class IdsLink(BaseOperatorLink):
+    """An extra link whose XCom payload (under :attr:`key`) is a dict of ids, never an address."""
+
+    key: ClassVar[str]
+
+    @classmethod
+    def persist(cls, context: Context, **ids: Any) -> None:
+        """Record this task instance's ids; ``None`` values are dropped, and nothing is stored without any."""
+        payload = {name: value for name, value in ids.items() if value not in (None, "")}
+        if payload:
+            context["ti"].xcom_push(key=cls.key, value=payload)
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        value: Any = XCom.get_value(key=self.key, ti_key=ti_key)
+        if isinstance(value, str):  # an address stored by an earlier version
+            return value
+        if not isinstance(value, dict):
+            return ""
+        if "url" in value:  # likewise, as {"url": ...}
+            return str(value["url"] or "")
+        return self.url(operator, value)
+
+    @abstractmethod
+    def url(self, operator: BaseOperator, payload: dict[str, Any]) -> str:
+        """The address of ``payload`` (what :meth:`persist` stored), or ``""`` when there is none."""
+
+
+class StorageLink(IdsLink):
+    """A link to a file under the storage root, stored as its key (path relative to the root)."""
+
+    @classmethod
+    def persist_uri(cls, context: Context, uri: str | None, root_uri: str) -> None:
+        from airflow_mlops.links.urls import storage_key
+
+        if uri:
+            cls.persist(context, **storage_key(uri, root_uri))
+
+    def url(self, operator: BaseOperator, payload: dict[str, Any]) -> str:
+        from airflow_mlops.links.urls import storage_url
+
+        return storage_url(
+            payload,
+            base_url=getattr(operator, "report_base_url", None),
+            root_uri=getattr(operator, "storage_root", None),
+        )
+
+
+def mlflow_conn_id(operator: Any) -> str | None:
+    """The operator's own MLflow connection id, when it has one."""
+    value = getattr(operator, "mlflow_conn_id", None)
+    return value if isinstance(value, str) and value else None
