@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-DATA = Path("/work/shared/data/nycflights13")
+DATA = Path(__file__).resolve().parents[1] / "include" / "data" / "nycflights13"  # shipped with the project
 WEATHER = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
 PLANES = ["tailnum", "year", "type", "manufacturer", "model", "engines", "seats", "speed", "engine"]
 

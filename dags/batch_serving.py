@@ -181,6 +181,7 @@ def scoring_tasks(pipeline: PipelineFile, partitions: Any, aws_conn_id: str | No
         shadow=pipeline.shadow,
         explain_top_k=pipeline.explain_top_k,
         invalid_values=pipeline.invalid_values,
+        runtime=pipeline.runtime,
         on_empty=pipeline.on_empty,
         monitor_columns=None if pipeline.monitor_columns is None else list(pipeline.monitor_columns),
         aws_conn_id=aws_conn_id,

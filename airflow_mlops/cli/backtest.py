@@ -48,6 +48,11 @@ def parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--out", help="folder for the reports (default: backtest-<pipeline>)")
     parser.add_argument("--time-column", help="column batches are cut by (default: the pipeline's)")
     parser.add_argument(
+        "--storage-root",
+        default=None,
+        help="storage root whose <pipeline>/dims/ holds the tables feature joins read (default: [mlops] storage_root)",
+    )
+    parser.add_argument(
         "--training-override",
         help="JSON/YAML mapping laid over the pipeline's training spec, e.g. a smaller search: "
         "'{search: null, estimator: {params: {n_estimators: 200}}}'",
@@ -73,9 +78,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "airflow-mlops backtest"
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
+        from airflow_mlops.hooks.storage import StorageHook
+
         settings = BacktestSettings.from_pipeline_file(
-            args.pipeline_file, training_override=parse_override(args.training_override), time_column=args.time_column
-        )
+            args.pipeline_file, training_override=parse_override(args.training_override), time_column=args.time_column,
+            root=StorageHook(args.storage_root).get_conn(),
+        )  # fmt: skip
         rule = BatchRule.parse(args.batch)
         history = split_batches(read_history(args.data), rule, settings.time_column, start=args.start, end=args.end)
     except (MlopsError, OSError) as exc:

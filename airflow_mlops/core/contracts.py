@@ -56,12 +56,16 @@ ARTIFACT_ONNX_SELECTION = onnx_file(ARTIFACT_ONNX_SELECTION_MODEL)
 ARTIFACT_NATIVE_SELECTION_MODEL = "model_selection"  # its native pipeline, for the gate's parity re-check
 ARTIFACT_REFERENCE_SELECTION = "reference_selection/reference.parquet"  # its train-split sample (gate baseline)
 ARTIFACT_SPEC = "spec/training_spec.json"
+# LightGBM models only: the booster as LightGBM's text model, what serving.runtime 'compiled' compiles;
+# its sha256 is the run tag TAG_LIGHTGBM_SHA256.
+ARTIFACT_LIGHTGBM_TEXT = "lightgbm/model.txt"
 ARTIFACT_REFERENCE = "reference/reference.parquet"  # a bounded sample of the training data, for drift
 ARTIFACT_SUITE = "validation/expectation_suite.json"
 
 # Tags: on training runs and copied onto model versions at registration.
 TAG_PREFIX = "mlops."
 TAG_ONNX_SHA256 = "mlops.onnx_sha256"
+TAG_LIGHTGBM_SHA256 = "mlops.lightgbm_sha256"
 TAG_DATASET_URI = "mlops.dataset_uri"
 TAG_DATASET_SHA256 = "mlops.dataset_sha256"
 TAG_PIPELINE = "mlops.pipeline"

@@ -25,12 +25,14 @@ from airflow_mlops.core.storage import StorageRoot
 if TYPE_CHECKING:
     import pandas as pd
 
+    from airflow_mlops.core.features.apply import Transformer
     from airflow_mlops.core.monitoring import ModelVersionFacts
     from airflow_mlops.core.serving import ServingModel
 
 DEFAULT_SKEW_TOLERANCE = 1e-4
 DEFAULT_METRIC_TOLERANCE = 1e-6
 _SKEW_PARTITION = "skew-check"
+_SKEW_ROW = "mlops_skew_row"  # the reference row of each served row, to compare transformed values
 
 
 def _reference_columns(model: ServingModel) -> list[str]:
@@ -45,8 +47,13 @@ def check_training_serving_skew(
     *,
     tolerance: float = DEFAULT_SKEW_TOLERANCE,
     max_rows: int | None = None,
+    transformer: Transformer | None = None,
 ) -> Finding:
     """Score the reference rows through the serving path and compare with their training-time predictions.
+
+    A version with feature transforms gets its raw input columns only, as a batch would deliver them:
+    scoring runs the transforms (with ``transformer``, which holds the dimension tables its joins read),
+    and each produced feature the serving log records is compared with the value training computed.
 
     Classifiers compare the class probabilities (largest absolute difference) and the labels (share
     that differ); regressors the values, relative to their scale. Above ``tolerance``, or any label
@@ -57,13 +64,17 @@ def check_training_serving_skew(
     :raises DataError: the reference lacks a feature or prediction column.
     """
     rows = _reference_rows(reference, model, max_rows)
-    served = _serve(rows, model)
+    served, logged = _serve(rows, model, transformer)
     details: dict[str, Any] = {**_identity(model), "rows": len(rows), "tolerance": tolerance}
     if model.spec.is_classifier:
         measured, bad, summary = _classifier_skew(rows, served, model, tolerance)
     else:
         measured, bad, summary = _regression_skew(rows, served, tolerance)
     details.update(measured)
+    if logged is not None:
+        values, differ, said = _feature_skew(rows, logged, model, tolerance)
+        details["feature_transforms"] = values
+        bad, summary = bad or differ, f"{summary}; {said}"
     if bad:
         message = (
             f"Training/serving skew on {len(rows)} training rows of {model.name!r} v{model.version}: {summary} "
@@ -80,7 +91,7 @@ def _reference_rows(reference: pd.DataFrame, model: ServingModel, max_rows: int 
     :raises DataError: the reference lacks a feature or prediction column, or has no rows.
     """
     expected_columns = _reference_columns(model)
-    missing = [c for c in (*model.spec.feature_columns, *expected_columns) if c not in reference.columns]
+    missing = [c for c in (*model.spec.input_columns, *expected_columns) if c not in reference.columns]
     if missing:
         raise DataError(
             f"The reference sample of model {model.name!r} v{model.version} lacks column(s) {missing}: it was not "
@@ -92,27 +103,66 @@ def _reference_rows(reference: pd.DataFrame, model: ServingModel, max_rows: int 
     return rows
 
 
-def _serve(rows: pd.DataFrame, model: ServingModel) -> pd.DataFrame:
-    """``rows`` scored by :func:`~airflow_mlops.core.scoring.run.score_partition` in a scratch folder."""
+def _serve(
+    rows: pd.DataFrame, model: ServingModel, transformer: Transformer | None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``rows`` scored by :func:`~airflow_mlops.core.scoring.run.score_partition` in a scratch folder: the
+    predictions, and (for a version with feature transforms) the serving log of every row, in order."""
     import pandas as pd
 
     from airflow_mlops.core.scoring import ScoringSpec, score_partition
     from airflow_mlops.core.training import parquet_bytes
 
+    transforms = bool(model.spec.transforms)
     with tempfile.TemporaryDirectory(prefix="mlops-skew-") as folder:
         root = StorageRoot(folder)
         source = root.join("input", "reference.parquet")
-        # Only the raw feature columns, as an upstream batch would deliver them.
-        root.write_bytes(source, parquet_bytes(rows[model.spec.feature_columns]))
+        # Only the raw input columns, as an upstream batch would deliver them.
+        batch = rows[model.spec.input_columns].reset_index(drop=True)
+        if transforms:
+            batch[_SKEW_ROW] = range(len(batch))
+        root.write_bytes(source, parquet_bytes(batch))
         spec = ScoringSpec(
             pipeline="skew",
             partition=_SKEW_PARTITION,
             input_uri=source,
             scored_at=datetime(1970, 1, 1, tzinfo=UTC),
-            serving_log_rows=0,
+            serving_log_rows=len(batch) if transforms else 0,
+            passthrough_columns=(_SKEW_ROW,) if transforms else (),
         )
-        result = score_partition(root, spec, model)
-        return pd.read_parquet(result.output_uri)
+        result = score_partition(root, spec, model, transformer=transformer)
+        served = pd.read_parquet(result.output_uri)
+        if not transforms or result.serving_log_uri is None:
+            return served, None
+        logged = pd.read_parquet(result.serving_log_uri).sort_values(_SKEW_ROW).reset_index(drop=True)
+        return served, logged
+
+
+def _feature_skew(
+    rows: pd.DataFrame, logged: pd.DataFrame, model: ServingModel, tolerance: float
+) -> tuple[dict[str, Any], bool, str]:
+    """Each transform-produced feature as training computed it against the serving path's value."""
+    import numpy as np
+    import pandas as pd
+
+    produced = [c for c in model.spec.feature_columns if c in set(model.spec.transforms.outputs)]
+    trained = rows.reset_index(drop=True)
+    differences: dict[str, float | int] = {}
+    for column in produced:
+        before, after = trained[column], logged[column]
+        if pd.api.types.is_numeric_dtype(before) and pd.api.types.is_numeric_dtype(after):
+            a, b = before.to_numpy(dtype=np.float64), after.to_numpy(dtype=np.float64)
+            both_missing = np.isnan(a) & np.isnan(b)
+            gap = np.where(both_missing, 0.0, np.abs(a - b))
+            differences[column] = float(np.nan_to_num(gap, nan=np.inf).max()) if len(gap) else 0.0
+        else:
+            a_text = before.astype("object").where(before.notna(), None).to_numpy()
+            b_text = after.astype("object").where(after.notna(), None).to_numpy()
+            differences[column] = int(sum(x != y for x, y in zip(a_text, b_text, strict=True)))
+    worst = max(differences.values(), default=0.0)
+    differ = worst > tolerance
+    details = {"columns": produced, "differences": differences, "rows": len(logged)}
+    return details, differ, f"{len(produced)} transformed feature(s), largest difference {worst:.3g}"
 
 
 def _classifier_skew(
@@ -197,7 +247,7 @@ def spec_from_artifact(document: Mapping[str, Any], params: Mapping[str, str] | 
     fields = {
         "task", "target", "numeric_features", "categorical_features", "estimator", "split", "class_weight",
         "early_stopping_rounds", "search", "categories", "seed", "reference_rows", "train_metrics_rows",
-        "leakage_check", "parity_tolerance",
+        "leakage_check", "parity_tolerance", "transforms",
     }  # fmt: skip
     return TrainingSpec.from_mapping({k: v for k, v in document.items() if k in fields and v is not None})
 
@@ -250,7 +300,12 @@ def check_reproducibility(
         raise SpecError(f"The training spec artifact of run {facts.run_id} records no metrics to compare with.")
     spec = spec_from_artifact(facts.spec, facts.run_params)
     frame, _ = read_snapshot(root, facts.dataset_uri, facts.dataset_sha256)
-    result = train_model(frame, spec)
+    transformer = None
+    if spec.transforms.joins:
+        from airflow_mlops.core.features.apply import bind
+
+        transformer = bind(spec.transforms, root, facts.run_tags.get(contracts.TAG_PIPELINE, ""))
+    result = train_model(frame, spec, transformer=transformer)
     rows = compare_metrics(recorded, result.metrics, tolerance)
     drifted = sorted(k for k, v in rows.items() if not v["within_tolerance"])
     same_onnx = result.onnx_sha256 == facts.onnx_sha256

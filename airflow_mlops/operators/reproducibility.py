@@ -53,7 +53,7 @@ class CheckTrainingServingSkewOperator(MonitoringOperator):
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.params import parse_number
         from airflow_mlops.core.reproducibility import check_training_serving_skew, read_reference
-        from airflow_mlops.core.serving import load_serving_model
+        from airflow_mlops.core.serving import load_serving_model, run_transformer
 
         client = self.mlflow_client
         ref = self.resolve_model(self.model_name, alias=self.alias, version=self.model_version)
@@ -67,6 +67,7 @@ class CheckTrainingServingSkewOperator(MonitoringOperator):
             max_rows=int(parse_number(max_rows, "max_rows", low=1, integer=True))
             if max_rows not in (None, "")
             else None,
+            transformer=run_transformer(client, ref.run_id, model, self.storage),
         )
         return self.conclude(context, finding, run_id=ref.run_id, alias=ref.alias)
 

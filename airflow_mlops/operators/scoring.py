@@ -162,6 +162,10 @@ class ScoreBatchOperator(MlopsBaseOperator):
     :param on_empty: ``fail`` (default, as ingestion: an input with no rows fails without retry) or
         ``skip`` (write nothing, push the receipt under the XCom key ``receipt`` and skip the task).
         (templated)
+    :param runtime: ``onnx`` (default: the registered ONNX graph) or ``compiled`` (LightGBM models: the
+        trees compiled on this worker from the run's sha256-checked LightGBM text model, cached under
+        ``{state_dir}/compiled``, checked against the ONNX graph at load; needs ``airflow-mlops[compiled]``).
+        (templated)
     :param storage_root: storage root of the outputs; ``[mlops] storage_root`` when omitted. (templated)
     :param mlflow_conn_id: MLflow connection; ``[mlops] mlflow_conn_id`` when omitted. (templated)
     :param aws_conn_id: AWS connection for S3 input and storage; ``[mlops] storage_conn_id`` when
@@ -179,7 +183,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
     template_fields: Sequence[str] = (
         "input_uri", "model_name", "pipeline", "partition", "alias", "model_version", "passthrough_columns",
         "chunk_rows", "threads", "shadow", "shadow_alias", "explain_top_k", "serving_log_rows", "invalid_values",
-        "on_empty", "storage_root", "mlflow_conn_id", "aws_conn_id", "monitor_columns",
+        "on_empty", "storage_root", "mlflow_conn_id", "aws_conn_id", "monitor_columns", "runtime",
     )  # fmt: skip
     operator_extra_links = (PredictionsLink(), ShadowReportLink())
     ui_color = "#e8f4ea"
@@ -206,6 +210,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
         mlflow_conn_id: str | None = None,
         aws_conn_id: str | None = None,
         monitor_columns: Sequence[str] | str | None = None,
+        runtime: str = "onnx",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -228,6 +233,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
         self.monitor_columns = monitor_columns
+        self.runtime = runtime
 
     def _spec(self, context: Context) -> Any:
         from airflow_mlops.core.errors import SpecError
@@ -255,6 +261,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
                 "invalid_values": self.invalid_values,
                 "on_empty": self.on_empty,
                 "monitor_columns": self.monitor_columns,
+                "runtime": self.runtime,
             }
         )
 
@@ -274,6 +281,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
         receipt = {**result.to_dict(), "input_uri": spec.input_uri, "model_alias": ref.alias, "run_id": ref.run_id}
         PredictionsLink.persist_uri(context, result.output_uri, root.uri)
         ShadowReportLink.persist_uri(context, result.shadow_report_uri, root.uri)
+        receipt["runtime"] = spec.runtime
         if result.skipped is not None:
             from airflow.sdk.exceptions import AirflowSkipException
 
@@ -288,11 +296,21 @@ class ScoreBatchOperator(MlopsBaseOperator):
 
     def _models(self, ref: Any, spec: Any, shadow: bool) -> tuple[Any, Any, Any]:
         """The served model, its verified ONNX loaded; with ``shadow``, the challenger or why it was skipped."""
+        import os
+
+        from airflow_mlops import settings
         from airflow_mlops.core.scoring import load_challenger
         from airflow_mlops.core.serving import load_serving_model
 
         client = self.mlflow_client
-        model = load_serving_model(client, ref, threads=spec.threads, with_baseline=spec.explain_top_k > 0)
+        model = load_serving_model(
+            client,
+            ref,
+            threads=spec.threads,
+            with_baseline=spec.explain_top_k > 0,
+            runtime=spec.runtime,
+            cache_dir=os.path.join(settings.state_dir(), "compiled") if spec.runtime == "compiled" else None,
+        )
         if not shadow:
             return model, None, None
         challenger, skipped = load_challenger(

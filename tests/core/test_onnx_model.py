@@ -146,3 +146,31 @@ def test_feed_arrow_gives_what_feed_gives_for_every_column_type(january: pd.Data
         assert feed_arrow(batch, inputs)["text"].shape == (batch.num_rows, 1)
     with pytest.raises(DataError, match=r"missing feature column\(s\) \['nowhere'\]"):
         feed_arrow(table, [OnnxInput("nowhere", "nowhere", "float")])
+
+
+def test_feed_arrow_block_rounds_as_arrow_casts_each_column() -> None:
+    """Null-free numbers go through one float32 block; every value must be what Arrow's cast gives."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from airflow_mlops.core.onnx_model import feed_arrow
+
+    big = [2**53 + 1, -(2**63), 2**63 - 1, 16_777_217, 0]
+    columns = {
+        "int64": pa.array(big, pa.int64()),
+        "uint64": pa.array([2**64 - 1, 1, 16_777_217, 0, 3], pa.uint64()),
+        "int8": pa.array([-128, 127, 0, 1, -1], pa.int8()),
+        "float64": pa.array([1e39, -1e39, 0.1, float("nan"), float("inf")], pa.float64()),
+        "float16": pa.array(np.array([0.5, 1.5, -2.0, 65504.0, 0.0], dtype=np.float16)),
+        "bools": pa.array([True, False, True, True, False]),
+        "with_null": pa.array([1.0, None, 3.0, 4.0, 5.0]),
+    }
+    table = pa.table(columns)
+    inputs = [OnnxInput(name, name, "float") for name in columns]
+    for data in (table, table.to_batches()[0], pa.concat_tables([table.slice(0, 2), table.slice(2)])):
+        fed = feed_arrow(data, inputs)
+        for name in columns:
+            column = pa.chunked_array([data.column(name)]) if isinstance(data, pa.RecordBatch) else data.column(name)
+            expected = pc.cast(column, pa.float32(), safe=False).to_numpy(zero_copy_only=False)
+            assert fed[name].shape == (5, 1) and fed[name].dtype == np.float32, name
+            np.testing.assert_array_equal(fed[name][:, 0], expected.astype(np.float32), err_msg=name)

@@ -12,7 +12,12 @@ import pytest
 
 from tests.support.imports import REPO
 
-STEMS = ("airflow_mlops.core.monitoring", "airflow_mlops.core.pipeline", "airflow_mlops.core.feature_cost")
+STEMS = (
+    "airflow_mlops.core.monitoring",
+    "airflow_mlops.core.pipeline",
+    "airflow_mlops.core.feature_cost",
+    "airflow_mlops.core.features",
+)
 HEAVY = ("numpy", "pandas", "pyarrow", "onnx", "onnxruntime", "sklearn", "mlflow")
 
 

@@ -271,6 +271,7 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
     metrics = client.get_run(client.get_model_version("flights_delay", champion).run_id).data.metrics
     assert {k for k in metrics if k.startswith("feature_cost.") and k.endswith(".cost_share")} == {
         f"feature_cost.{f}.cost_share" for f in ("hour", "minute", "sched_dep_time", "sched_arr_time", "distance",
+                                                 "sched_dow", "temp", "visib", "precip", "wind_speed",
                                                  "carrier", "origin", "dest")
     }  # fmt: skip
     print("feature_cost.flagged:", metrics["feature_cost.flagged"])

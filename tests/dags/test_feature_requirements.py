@@ -14,7 +14,10 @@ from tests.support import data
 from tests.support.project import copy_project, pipeline_file
 
 REPO = Path(__file__).resolve().parents[2]
-FEATURES_LINE = "    numeric: [hour, minute, sched_dep_time, sched_arr_time, distance]\n"
+FEATURES_LINE = (
+    "    numeric: [hour, minute, sched_dep_time, sched_arr_time, distance, sched_dow, temp, visib, precip,"
+    " wind_speed]\n"
+)
 
 
 def add_numeric_feature(path: Path, feature: str) -> None:

@@ -21,7 +21,10 @@ import pytest
 from tests.support import data
 from tests.support.project import copy_project, pipeline_file
 
-FEATURES_LINE = "    numeric: [hour, minute, sched_dep_time, sched_arr_time, distance]\n"
+FEATURES_LINE = (
+    "    numeric: [hour, minute, sched_dep_time, sched_arr_time, distance, sched_dow, temp, visib, precip,"
+    " wind_speed]\n"
+)
 # A column of the source and of the validation suite, not a feature of the shipped file. (``day`` works the
 # same way, but lowers this sample's test AUC from 0.630 to 0.604, a hair above the gate's 0.6 floor.)
 NEW_FEATURE = "month"

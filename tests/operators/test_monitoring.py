@@ -191,6 +191,7 @@ def test_feature_importance_of_the_training_run(env: Champion) -> None:
     receipt = operator.execute(task_context(NOW))
     assert receipt["severity"] == "ok" and set(receipt["details"]["importance"]) == {
         "hour", "minute", "sched_dep_time", "sched_arr_time", "distance", "carrier", "origin", "dest",
+        "sched_dow", "temp", "visib", "precip", "wind_speed",  # the shipped spec's feature transforms
     }  # fmt: skip
     assert sum(receipt["details"]["importance"].values()) == pytest.approx(1.0)
     strict = CheckFeatureImportanceOperator(task_id="importance", run_id=env.training.run_id, min_share="0.5")

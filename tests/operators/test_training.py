@@ -133,6 +133,8 @@ def test_trains_logs_and_publishes_everything(env: Path, snapshot: tuple[str, st
     assert len(tags[contracts.TAG_GIT_SHA]) == 40  # the DAG folder is in this git checkout
     assert run.data.params["target"] == "arr_delayed_15" and run.data.params["split.method"] == "time"
     assert 15 <= int(run.data.params["model.num_leaves"]) <= 255  # the search's pick, within its range
+    # The weather join's dimension snapshot is recorded with the run (docs/features.md).
+    assert tags["mlops.dimension.weather.sha256"] == receipt["feature_transforms"]["joins"]["weather"]["sha256"]
     assert run.data.metrics["test_roc_auc"] == pytest.approx(receipt["metrics"]["test"]["roc_auc"])
     (dataset_input,) = [d for d in run.inputs.dataset_inputs if d.dataset.name == "flights-snapshot"]
     assert dataset_input.dataset.digest == snapshot[1][:36] and snapshot[0] in dataset_input.dataset.source
@@ -141,6 +143,9 @@ def test_trains_logs_and_publishes_everything(env: Path, snapshot: tuple[str, st
     folder = Path(mlflow.artifacts.download_artifacts(run_id=receipt["run_id"], dst_path=str(env / "dl")))
     model_bytes = (folder / contracts.ARTIFACT_ONNX).read_bytes()
     assert sha256_bytes(model_bytes) == receipt["onnx_sha256"]
+    # LightGBM's own text model, for serving.runtime 'compiled', with its sha256 as a tag
+    lightgbm_text = (folder / contracts.ARTIFACT_LIGHTGBM_TEXT).read_bytes()
+    assert lightgbm_text.startswith(b"tree") and sha256_bytes(lightgbm_text) == tags[contracts.TAG_LIGHTGBM_SHA256]
     spec_document = json.loads((folder / contracts.ARTIFACT_SPEC).read_text())
     assert spec_document["classes"] == [0, 1] and spec_document["test_split_uri"] == receipt["test_split_uri"]
     reference = pd.read_parquet(folder / contracts.ARTIFACT_REFERENCE)

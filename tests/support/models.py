@@ -162,6 +162,40 @@ def flights_classifier(
 
 
 @cache
+def flights_onehot_lightgbm(n_estimators: int = 20, seed: int = 0) -> TrainedModel:
+    """Binary LightGBM classifier laid out as the training stem lays it out: numeric features passed
+    through, categorical ones one-hot over a kept vocabulary (unseen values: all zeros), the estimator in
+    a step named ``model``; the spec carries the ``vocabulary`` and ``extra["lightgbm_text"]`` the booster's
+    text model (what training logs for ``serving.runtime: compiled``). Few trees: compiling stays quick."""
+    import numpy as np
+    from lightgbm import LGBMClassifier
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from airflow_mlops.core.training.booster import lightgbm_text_model
+
+    frame = flights_frame((1,), 6000)
+    x = prepare(frame, FLIGHT_NUMERIC, FLIGHT_CATEGORICAL)
+    counts = {c: x[c].value_counts() for c in FLIGHT_CATEGORICAL}
+    vocabulary = {c: sorted(str(v) for v, n in counts[c].items() if n >= 20) for c in FLIGHT_CATEGORICAL}
+    encoder = OneHotEncoder(
+        categories=[vocabulary[c] for c in FLIGHT_CATEGORICAL], handle_unknown="ignore", sparse_output=False,
+        dtype=np.float32,
+    )  # fmt: skip
+    features = ColumnTransformer(
+        [("numeric", "passthrough", FLIGHT_NUMERIC), ("categorical", encoder, FLIGHT_CATEGORICAL)]
+    )
+    estimator = LGBMClassifier(n_estimators=n_estimators, num_leaves=15, verbose=-1, n_jobs=1, random_state=seed)
+    native = Pipeline([("features", features), ("model", estimator)]).fit(x, frame[FLIGHT_TARGET].astype(int))
+    onnx_bytes = export(native, FLIGHT_NUMERIC, FLIGHT_CATEGORICAL, classifier=True)
+    spec = _spec("binary", FLIGHT_TARGET, FLIGHT_NUMERIC, FLIGHT_CATEGORICAL, [int(c) for c in native.classes_])
+    spec["vocabulary"] = vocabulary
+    reference = frame.sample(n=1000, random_state=seed)
+    return TrainedModel(native, onnx_bytes, spec, reference, extra={"lightgbm_text": lightgbm_text_model(native)})
+
+
+@cache
 def flights_origin_classifier(months: tuple[int, ...] = (1,), sample: int | None = 6000) -> TrainedModel:
     """Multiclass classifier with string labels: which airport (EWR, JFK, LGA) a flight leaves from."""
     from sklearn.compose import ColumnTransformer
@@ -233,6 +267,11 @@ def register(
         for relative, content in (
             (contracts.ARTIFACT_ONNX, trained.onnx_bytes),
             (contracts.ARTIFACT_SPEC, json.dumps(trained.spec, indent=2).encode()),
+            *(
+                [(contracts.ARTIFACT_LIGHTGBM_TEXT, trained.extra["lightgbm_text"])]
+                if "lightgbm_text" in trained.extra
+                else []
+            ),
         ):
             path = base / relative
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,6 +295,10 @@ def register(
                 skops_trusted_types=SKOPS_TRUSTED_TYPES,
                 **({"serialization_format": serialization_format} if serialization_format else {}),
             )
+    if "lightgbm_text" in trained.extra:
+        client.set_tag(
+            run_id, contracts.TAG_LIGHTGBM_SHA256, hashlib.sha256(trained.extra["lightgbm_text"]).hexdigest()
+        )
     client.set_terminated(run_id)
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
         client.create_registered_model(name)

@@ -115,7 +115,7 @@ def _seen(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def _train(settings: BacktestSettings, run: PolicyRun, frames: list[pd.DataFrame], through: str) -> ModelVersion:
     started = time.perf_counter()
     data = _seen(frames)
-    result = steps.train(data, settings.training_spec)
+    result = steps.train(data, settings.training_spec, settings.transformer)
     version = run.registry.register(result, len(data), through)
     log.info("%s: trained v%s on %d rows through %s in %.1f s", run.name, version.version, len(data), through,
              time.perf_counter() - started)  # fmt: skip
@@ -128,7 +128,7 @@ def _observe(settings: BacktestSettings, run: PolicyRun, batch: Batch) -> tuple[
     model = run.serving_cache.get(champion.version)
     if model is None:
         model = run.serving_cache[champion.version] = steps.serving_model(champion, settings.model_name)
-    served = steps.serve(model, batch.frame, settings.training_spec.target)
+    served = steps.serve(model, batch.frame, settings.training_spec.target, settings.transformer)
     drift = steps.check_drift(champion, served, settings.drift_spec, settings.business_metric)
     record = BatchRecord(batch.label, batch.start, batch.end, batch.rows, champion.version)
     record.drift_share = drift.drift_share

@@ -40,15 +40,23 @@ class BacktestSettings:
     drift_policy: Mapping[str, Any] = field(default_factory=dict)
     business_metric: Mapping[str, Any] | None = None
     training_override: Mapping[str, Any] = field(default_factory=dict)
+    transformer: Any = field(default=None, compare=False)  # the feature transforms bound to their dimensions
 
     @classmethod
     def from_pipeline_file(
-        cls, path: str | Path, *, training_override: Mapping[str, Any] | None = None, time_column: str | None = None
+        cls,
+        path: str | Path,
+        *,
+        training_override: Mapping[str, Any] | None = None,
+        time_column: str | None = None,
+        root: Any = None,
     ) -> BacktestSettings:
         """Read the pipeline file; check the (overridden) training spec against its feature requirements.
 
         :param time_column: the column batches are cut by; the file's ``data.watermark_column``, else
             the training split's time column, when omitted.
+        :param root: the storage root whose ``{pipeline}/`` folder holds the dimension tables the feature
+            transforms join (the current folder when omitted; sources under ``include/`` do not need it).
         """
         import yaml
 
@@ -62,7 +70,15 @@ class BacktestSettings:
             raise SpecError(f"The pipeline file {str(path)!r} has no 'training' section.")
         override = dict(training_override or {})
         spec = load_spec(merge(training, override))
-        pipeline.feature_requirements.check(spec.features, where=f"The training spec of pipeline {pipeline.name!r}")
+        where = f"The training spec of pipeline {pipeline.name!r}"
+        pipeline.feature_requirements.check(spec.features, where=where, transforms=spec.transforms)
+        transformer = None
+        if spec.transforms:
+            from airflow_mlops.core.features.apply import bind
+            from airflow_mlops.core.storage import StorageRoot
+
+            # Sources under include/ are read from the project folder; others under {root}/{pipeline}/.
+            transformer = bind(spec.transforms, root if root is not None else StorageRoot("."), pipeline.name)
         return cls(
             pipeline=pipeline.name,
             model_name=pipeline.model_name,
@@ -73,6 +89,7 @@ class BacktestSettings:
             drift_policy=dict(pipeline.drift_policy),
             business_metric=dict(pipeline.business_metric) or None,
             training_override=override,
+            transformer=transformer,
         )
 
     def to_dict(self) -> dict[str, Any]:

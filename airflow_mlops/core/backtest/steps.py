@@ -17,16 +17,18 @@ if TYPE_CHECKING:
 
     from airflow_mlops.core.backtest.registry import ModelVersion
     from airflow_mlops.core.drift import DriftResult
+    from airflow_mlops.core.features.apply import Transformer
     from airflow_mlops.core.gating import GateDecision, ModelUnderTest
     from airflow_mlops.core.serving import ServingModel
     from airflow_mlops.core.training import TrainingResult, TrainingSpec
 
 
-def train(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
-    """Train as the training task does, without MLflow: a parity-checked ONNX model in memory."""
+def train(frame: pd.DataFrame, spec: TrainingSpec, transformer: Transformer | None = None) -> TrainingResult:
+    """Train as the training task does, without MLflow: a parity-checked ONNX model in memory (the feature
+    transforms run through ``transformer``, which holds the dimensions of their joins)."""
     from airflow_mlops.core.training import train_model
 
-    return train_model(frame, spec)
+    return train_model(frame, spec, transformer=transformer)
 
 
 def serving_model(version: ModelVersion, model_name: str) -> ServingModel:
@@ -40,15 +42,21 @@ def serving_model(version: ModelVersion, model_name: str) -> ServingModel:
     )  # fmt: skip
 
 
-def serve(model: ServingModel, batch: pd.DataFrame, target: str) -> pd.DataFrame:
+def serve(
+    model: ServingModel, batch: pd.DataFrame, target: str, transformer: Transformer | None = None
+) -> pd.DataFrame:
     """The batch's features and label with the model's outputs: the serving log of a labelled batch.
 
-    The rows go through Arrow as scoring streams them (``feed_arrow``), so coercion is scoring's.
+    The version's feature transforms run first (through ``transformer``), then the rows go through Arrow as
+    scoring streams them (``feed_arrow``), so coercion is scoring's.
     """
     import pyarrow as pa
 
     from airflow_mlops.core.onnx_model import feed_arrow
 
+    if model.spec.transforms and transformer is not None:
+        raw = list(dict.fromkeys([*model.spec.input_columns, target]))
+        batch = transformer.apply_frame(batch[[c for c in raw if c in batch.columns]].reset_index(drop=True))
     columns = list(dict.fromkeys([*model.spec.feature_columns, target]))
     served = batch[[c for c in columns if c in batch.columns]].reset_index(drop=True)
     table = pa.Table.from_pandas(served[model.spec.feature_columns], preserve_index=False)

@@ -24,6 +24,7 @@ is a new file, not new code::
       invalid_values: count              # +inf/-inf/float32 overflow in a feature: count (warn) | refuse
       on_empty: fail                     # a batch with no rows: fail | skip, as ingestion's on_empty
       monitor_columns: [fee, surcharge]  # non-feature columns the serving log keeps for drift (default: all)
+      runtime: onnx                      # onnx | compiled (LightGBM trees compiled on the worker; extra 'compiled')
     drift:
       spec: {...}                        # DriftSpec parameters
       policy: {...}                      # DriftPolicy parameters
@@ -78,7 +79,8 @@ _DATA = ("landing", "training_pattern", "batch_pattern", "watermark_column", "sc
 _VALIDATION = ("suite",)
 _GATE = ("policy", "on_reject")
 _SERVING = (
-    "schedule", "passthrough_columns", "shadow", "explain_top_k", "invalid_values", "on_empty", "monitor_columns"
+    "schedule", "passthrough_columns", "shadow", "explain_top_k", "invalid_values", "on_empty", "monitor_columns",
+    "runtime",
 )  # fmt: skip
 _DRIFT = ("spec", "policy")
 _MONITORING = (
@@ -133,6 +135,7 @@ class PipelineFile:
     invalid_values: str = "count"  # ScoringSpec's invalid_values: refuse | count
     on_empty: str = "fail"  # ScoringSpec's on_empty: fail | skip, as ingestion
     monitor_columns: tuple[str, ...] | None = None  # serving log and drift: the non-feature columns watched
+    runtime: str = "onnx"  # ScoringSpec's runtime: onnx | compiled
     drift_spec: dict[str, Any] = field(default_factory=dict)
     drift_policy: dict[str, Any] = field(default_factory=dict)
     alerts_conn_id: str = "ml_alerts"
@@ -220,6 +223,7 @@ class PipelineFile:
             ),
             on_empty=_one_of(serving.get("on_empty", "fail"), ("fail", "skip"), f"{where}: serving.on_empty"),
             monitor_columns=_monitor_columns(serving.get("monitor_columns"), where),
+            runtime=_one_of(serving.get("runtime", "onnx"), ("onnx", "compiled"), f"{where}: serving.runtime"),
             drift_spec=dict(_section(drift.get("spec"), f"{where}: drift.spec", None)),
             drift_policy=dict(_section(drift.get("policy"), f"{where}: drift.policy", None)),
             alerts_conn_id=_text(monitoring.get("alerts", "ml_alerts"), f"{where}: monitoring.alerts"),
@@ -264,13 +268,14 @@ def _feature_requirements(top: Mapping[str, Any], where: str, suite: Path | None
     """The file's feature requirements, checked against its own training features: a file that breaks
     them is refused here, so a DAG reading it does not load."""
     from airflow_mlops.core.training.spec_fields import declared_features
+    from airflow_mlops.core.training.spec_sections import declared_transforms
 
     requirements = FeatureRequirements.from_mapping(
         top.get("feature_requirements"), where=f"{where}: feature_requirements", suite=suite
     )
     training = top.get("training")
     if isinstance(training, Mapping):
-        requirements.check(declared_features(training), where=where)
+        requirements.check(declared_features(training), where=where, transforms=declared_transforms(training))
     return requirements
 
 

@@ -129,26 +129,35 @@ class FeatureRequirements:
         serving = 0 if self.serving_columns is None else 1
         return len(self.forbidden) + len(self.forbidden_patterns) + serving + int(self.personal_data)
 
-    def violations(self, features: Sequence[str]) -> list[Violation]:
-        """Every (feature, requirement) the feature names break; personal data needs the values (below)."""
+    def violations(
+        self, features: Sequence[str], *, produced: Collection[str] = (), read: Mapping[str, str] | None = None
+    ) -> list[Violation]:
+        """Every (feature, requirement) the feature names break; personal data needs the values (below).
+
+        :param produced: features computed by the model's transforms: not serving columns, so only their
+            names are checked.
+        :param read: input columns the transforms read -> which transform: checked as features are (a
+            column that may not be a feature may not feed one either).
+        """
         found: list[Violation] = []
         available = None if self.serving_columns is None else set(self.serving_columns)
-        for feature in features:
-            if feature in self.forbidden:
-                found.append(Violation(feature, "forbidden", self.forbidden[feature]))
+        named = [(f, "") for f in features] + [(c, f" ({why})") for c, why in (read or {}).items()]
+        for column, use in named:
+            if column in self.forbidden:
+                found.append(Violation(column, "forbidden", self.forbidden[column] + use))
             for pattern, reason in self.forbidden_patterns.items():
-                if re.search(pattern, feature):
-                    found.append(Violation(feature, f"forbidden_patterns {pattern!r}", reason))
-            if available is not None and feature not in available:
+                if re.search(pattern, column):
+                    found.append(Violation(column, f"forbidden_patterns {pattern!r}", reason + use))
+            if available is not None and column not in available and column not in produced:
                 found.append(
                     Violation(
-                        feature,
+                        column,
                         "serving_columns",
                         f"not a column of {self.serving_source}, which every serving batch is checked "
-                        "against: it may be missing at serving",
+                        f"against: it may be missing at serving{use}",
                     )
                 )
-        return found
+        return list(dict.fromkeys(found))
 
     def personal_data_violations(
         self, columns: Mapping[str, Sequence[Any]], *, min_share: float = 0.05
@@ -166,9 +175,12 @@ class FeatureRequirements:
             found.append(Violation(name, "personal_data", f"{why}; personal data is never a feature"))
         return found
 
-    def check(self, features: Sequence[str], *, where: str) -> None:
-        """Raise :class:`SpecError` naming every feature that breaks a requirement."""
-        refuse(self.violations(features), where=where)
+    def check(self, features: Sequence[str], *, where: str, transforms: Any = None) -> None:
+        """Raise :class:`SpecError` naming every feature, or column a transform reads, that breaks a
+        requirement (``transforms``: the spec's :class:`~airflow_mlops.core.features.FeatureTransforms`)."""
+        produced = transforms.outputs if transforms else ()
+        read = transforms.readers() if transforms else None
+        refuse(self.violations(features, produced=produced, read=read), where=where)
 
 
 def refuse(violations: Collection[Violation], *, where: str) -> None:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from airflow_mlops.core.features.apply import Transformer
     from airflow_mlops.core.serving.model import Prediction, ServingModel
     from airflow_mlops.core.serving.resolve import ModelReference
 
@@ -99,8 +100,10 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool) else str(value)
 
 
-def row_frame(row: Mapping[str, Any], model: ServingModel) -> pd.DataFrame:
-    """A one-row frame of ``row``'s feature columns.
+def row_frame(row: Mapping[str, Any], model: ServingModel, transformer: Transformer | None = None) -> pd.DataFrame:
+    """A one-row frame of ``row``'s feature columns; a version with feature transforms takes the columns
+    they read and runs them (with ``transformer``, which holds the dimensions of its joins) as scoring does,
+    unless the row already holds every feature (a serving-log row, transformed when it was served).
 
     :raises DataError: a feature is missing from the row (missing *values* are fine: pass None).
     """
@@ -108,13 +111,27 @@ def row_frame(row: Mapping[str, Any], model: ServingModel) -> pd.DataFrame:
 
     if not isinstance(row, Mapping):
         raise SpecError(f"The row to explain must be a mapping of column to value. Got {type(row).__name__}.")
-    missing = [c for c in model.spec.feature_columns if c not in row]
+    features = model.spec.feature_columns
+    if model.spec.transforms and all(c in row for c in features):
+        return pd.DataFrame([{c: row[c] for c in features}])  # a serving-log row: transformed as it was served
+    needed = model.spec.input_columns
+    missing = [c for c in needed if c not in row]
     if missing:
         raise DataError(
             f"The row lacks feature column(s) {missing} of model {model.name!r} v{model.version}; it needs "
-            f"{model.spec.feature_columns} (give None for a missing value)."
+            f"{needed} (give None for a missing value)."
         )
-    return pd.DataFrame([{c: row[c] for c in model.spec.feature_columns}])
+    frame = pd.DataFrame([{c: row[c] for c in needed}])
+    if not model.spec.transforms:
+        return frame
+    if transformer is None:
+        raise SpecError(f"Model {model.name!r} v{model.version} has feature transforms: pass their transformer.")
+    transforms = model.spec.transforms
+    times = {*transforms.timezones, *(j.as_of.column for j in transforms.joins if j.as_of)}
+    for column in times & set(needed):  # a row given as JSON holds its times as text
+        if isinstance(row[column], str):
+            frame[column] = pd.to_datetime(frame[column])
+    return transformer.apply_frame(frame)[model.spec.feature_columns]
 
 
 def read_row(
@@ -271,18 +288,21 @@ def _identity(ref: ModelReference, model: ServingModel) -> dict[str, Any]:
     }
 
 
-def explain_row(client: Any, ref: ModelReference, row: Mapping[str, Any]) -> Explanation:
+def explain_row(client: Any, ref: ModelReference, row: Mapping[str, Any], root: Any = None) -> Explanation:
     """Explain the prediction of model version ``ref`` for ``row`` (see the module docstring).
+
+    A version with feature transforms explains the row after them, as it scored it: ``row`` holds the
+    columns they read, and ``root`` (the storage root) holds the dimension tables of their joins.
 
     :raises DataError: the row lacks a feature or holds a value the model cannot read.
     :raises ArtifactError: the model's artifacts are missing.
     """
     from airflow_mlops.core.onnx_model import feed
     from airflow_mlops.core.serving.explanations import explained_output
-    from airflow_mlops.core.serving.load import load_serving_model
+    from airflow_mlops.core.serving.load import load_serving_model, run_transformer
 
     model = load_serving_model(client, ref, with_baseline=True)
-    frame = row_frame(row, model)
+    frame = row_frame(row, model, run_transformer(client, ref.run_id, model, root))
     fed = feed(frame, model.spec.inputs)
     onnx, prediction = _onnx_prediction(model, fed)
     pipeline = _native_pipeline(client, ref)

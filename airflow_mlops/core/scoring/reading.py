@@ -69,9 +69,9 @@ def _plan(
     """Read every file's footer: check the columns, count the rows, unify the column types."""
     import pyarrow as pa
 
-    features = model.spec.feature_columns
+    features = model.spec.input_columns  # before the version's transforms run
     wanted = list(dict.fromkeys([*spec.passthrough_columns, *features]))
-    shadow_columns = [c for c in (shadow.spec.feature_columns if shadow else []) if c not in wanted]
+    shadow_columns = [c for c in (shadow.spec.input_columns if shadow else []) if c not in wanted]
     schemas, rows, dictionary_columns = [], 0, {}
     shadow_missing: set[str] = set()
     string_features = {i.column for i in model.spec.inputs if i.type == "string"}
@@ -123,11 +123,12 @@ def _flat(arrow_type: Any) -> bool:
 
 def _check_columns(file: InputFile, names: set[str], model: ServingModel, spec: ScoringSpec) -> None:
     """:raises DataError: the file lacks a feature the model needs or a passthrough column."""
-    missing = [c for c in model.spec.feature_columns if c not in names]
+    missing = [c for c in model.spec.input_columns if c not in names]
     if missing:
         raise DataError(
             f"The input file {file.uri!r} is missing feature column(s) {missing} that model "
-            f"{model.name!r} version {model.version} needs. Columns present: {sorted(names)}."
+            f"{model.name!r} version {model.version} needs (its features and what its feature transforms read). "
+            f"Columns present: {sorted(names)}."
         )
     absent = [c for c in spec.passthrough_columns if c not in names]
     if absent:

@@ -35,6 +35,7 @@ class ScoringResult:
     skipped: str | None = None
     input_checks: Mapping[str, Any] | None = None
     warnings: tuple[str, ...] = ()
+    feature_transforms: Mapping[str, Any] | None = None  # rows transformed; per join its dimension and matches
 
     @property
     def rows_per_second(self) -> float:
@@ -62,4 +63,5 @@ class ScoringResult:
             "skipped": self.skipped,
             "input_checks": dict(self.input_checks) if self.input_checks is not None else None,
             "warnings": list(self.warnings),
+            "feature_transforms": dict(self.feature_transforms) if self.feature_transforms is not None else None,
         }

@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import ArtifactError
@@ -41,6 +41,9 @@ from airflow_mlops.core.scoring.shadow import _shadow_report, _shadow_step, _Sha
 from airflow_mlops.core.scoring.spec import ScoringSpec
 from airflow_mlops.core.serving.model import ServingModel
 from airflow_mlops.core.storage import StorageRoot
+
+if TYPE_CHECKING:
+    from airflow_mlops.core.features.apply import Transformer
 
 Progress = Callable[[int, int], None]
 
@@ -155,6 +158,7 @@ def score_partition(
     shadow: ServingModel | None = None,
     shadow_skipped: str | None = None,
     progress: Progress | None = None,
+    transformer: Transformer | None = None,
 ) -> ScoringResult:
     """Score one partition and write its predictions, serving log and shadow report.
 
@@ -169,7 +173,10 @@ def score_partition(
     :param shadow: a challenger scored on the same batches, for the shadow report only.
     :param shadow_skipped: why a requested challenger could not be loaded; written as the report.
     :param progress: called with (rows scored so far, rows in the partition) after each batch.
-    :raises SourceNotFoundError: the input does not exist.
+    :param transformer: the model version's feature transforms bound to their dimension tables; built
+        from ``model.spec.transforms`` and the dimensions under ``{root}/{spec.pipeline}/`` when omitted.
+        They run on every record batch, in the reader thread, before the graph is fed.
+    :raises SourceNotFoundError: the input does not exist, or a dimension table of a join.
     :raises DataError: a feature or passthrough column is missing, a value cannot be coerced, the model
         produced NaN, a file is not readable Parquet, or (``invalid_values='refuse'``) a numeric feature
         holds an infinity or a value beyond float32's range.
@@ -181,9 +188,13 @@ def score_partition(
     plan = _plan(files, filesystem, model, spec, shadow)
     if plan.rows == 0:
         return _empty(spec, model, len(files), started)
+    transformer, plan = _transforms(root, spec, model, plan, shadow, transformer)
     scorer = _Scorer(spec, model, plan, shadow)
+    batches = _batches(plan, filesystem, spec.chunk_rows)
+    if transformer is not None:
+        batches = (transformer.apply(batch) for batch in batches)
     outputs = _Outputs.of(root, spec)
-    written = _publish(root, scorer, outputs, _batches(plan, filesystem, spec.chunk_rows), progress, shadow_skipped)
+    written = _publish(root, scorer, outputs, batches, progress, shadow_skipped)
     for uri in (outputs.predictions, outputs.serving_log, outputs.shadow_report):
         root.remove_stale_temporaries(uri)
     warnings = scorer.counts.warnings()
@@ -207,7 +218,32 @@ def score_partition(
         on_empty=spec.on_empty,
         input_checks=scorer.counts.to_dict(),
         warnings=tuple(warnings),
+        feature_transforms=transformer.receipt() if transformer is not None else None,
     )
+
+
+def _transforms(
+    root: StorageRoot, spec: ScoringSpec, model: ServingModel, plan: _Plan, shadow: ServingModel | None,
+    transformer: Transformer | None,
+) -> tuple[Transformer | None, _Plan]:  # fmt: skip
+    """The version's transforms bound once for the task, and the plan with the columns they add.
+
+    A challenger with other transforms than the champion's is not shadowed (its report says why): the
+    batches carry the champion's transformed columns only.
+    """
+    import dataclasses
+
+    if not model.spec.transforms:
+        return None, plan
+    if transformer is None:
+        from airflow_mlops.core.features.apply import bind
+
+        transformer = bind(model.spec.transforms, root, spec.pipeline)
+    schema = transformer.output_schema(plan.schema)
+    problem = plan.shadow_problem
+    if shadow is not None and shadow.spec.transforms != model.spec.transforms and problem is None:
+        problem = "the challenger's feature transforms differ from the champion's"
+    return transformer, dataclasses.replace(plan, schema=schema, shadow_problem=problem)
 
 
 def _empty(spec: ScoringSpec, model: ServingModel, files: int, started: float) -> ScoringResult:

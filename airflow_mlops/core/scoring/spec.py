@@ -16,6 +16,7 @@ from typing import Any, Literal
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.params import parse_number
 from airflow_mlops.core.scoring.inputs import _parse_uri
+from airflow_mlops.core.serving.compiled import RUNTIMES, Runtime
 from airflow_mlops.core.storage import validate_segment
 
 DEFAULT_CHUNK_ROWS = 65_536
@@ -111,6 +112,9 @@ class ScoringSpec:
     :param on_empty: what an input with no rows does, as ingestion's ``on_empty``: ``fail`` (raise
         :class:`~airflow_mlops.core.errors.EmptySourceError`) or ``skip`` (write nothing and return a
         receipt that says so).
+    :param runtime: what computes the model: ``onnx`` (the registered ONNX graph in ONNX Runtime) or
+        ``compiled`` (LightGBM models only: the trees compiled on the worker, checked against the graph
+        at load; needs the ``compiled`` extra). See :mod:`airflow_mlops.core.serving.compiled`.
     """
 
     pipeline: str
@@ -126,6 +130,7 @@ class ScoringSpec:
     invalid_values: InvalidValues = "count"
     on_empty: OnEmpty = "fail"
     monitor_columns: tuple[str, ...] | None = None
+    runtime: Runtime = "onnx"
 
     def __post_init__(self) -> None:
         validate_segment(self.pipeline, "pipeline name")
@@ -140,6 +145,8 @@ class ScoringSpec:
             _choice(self.invalid_values, "invalid_values", INVALID_VALUES)
         if self.on_empty not in ON_EMPTY:
             _choice(self.on_empty, "on_empty", ON_EMPTY)
+        if self.runtime not in RUNTIMES:
+            _choice(self.runtime, "runtime", RUNTIMES)
         if not isinstance(self.passthrough_columns, tuple):
             raise SpecError(f"'passthrough_columns' must be a tuple of names. Got {self.passthrough_columns!r}.")
         if not isinstance(self.scored_at, datetime) or self.scored_at.tzinfo is None:
@@ -168,4 +175,5 @@ class ScoringSpec:
             invalid_values=_choice(raw.get("invalid_values", "count"), "invalid_values", INVALID_VALUES),
             on_empty=_choice(raw.get("on_empty", "fail"), "on_empty", ON_EMPTY),
             monitor_columns=None if raw.get("monitor_columns") is None else _as_columns(raw["monitor_columns"]),
+            runtime=_choice(raw.get("runtime", "onnx"), "runtime", RUNTIMES),
         )

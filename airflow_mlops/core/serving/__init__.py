@@ -3,6 +3,7 @@
 Scoring, explanation, monitoring, reproducibility and the gate share it. Public API: ``resolve_model_version``
 and ``ModelReference`` (pin a version by alias or number, with its ONNX sha256), ``load_serving_model``
 (download and verify it, never unpickling), ``ServingModel``, ``ModelSpec``, ``Prediction`` and ``Task``,
+``run_transformer`` (the version's feature transforms bound to its dimensions),
 ``baseline_from_reference``, ``occlusion_contributions``, ``explained_score`` and ``explained_output``
 (modules: ``resolve`` asks the registry, ``load`` downloads, ``model`` checks the graph and predicts,
 ``explanations`` computes occlusion contributions).
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
         explained_score,
         occlusion_contributions,
     )
-    from airflow_mlops.core.serving.load import load_serving_model
+    from airflow_mlops.core.serving.load import load_serving_model, run_transformer
     from airflow_mlops.core.serving.model import ModelSpec, Prediction, ServingModel, Task
     from airflow_mlops.core.serving.resolve import ModelReference, resolve_model_version
 
@@ -37,6 +38,7 @@ __all__ = [
     "load_serving_model",
     "occlusion_contributions",
     "resolve_model_version",
+    "run_transformer",
 ]
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -52,5 +54,6 @@ __getattr__, __dir__ = lazy_exports(
         "load_serving_model": "load",
         "occlusion_contributions": "explanations",
         "resolve_model_version": "resolve",
+        "run_transformer": "load",
     },
 )

@@ -8,11 +8,12 @@ registry is :func:`airflow_mlops.core.serving.load.load_serving_model`; nothing 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlops.core import contracts
 from airflow_mlops.core.errors import ArtifactError, DataError, SpecError
+from airflow_mlops.core.features.spec import FeatureTransforms
 from airflow_mlops.core.onnx_model import OnnxInput, OnnxModel, inputs_from_spec
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ class ModelSpec:
     :param target: the label column the model was trained on (informational).
     :param vocabulary: per categorical feature, the values the model encodes (the training spec's
         ``vocabulary``); any other value is an unseen category to it. None when the spec has none.
+    :param transforms: the version's own feature transforms (the training spec's ``transforms``): its
+        graph reads their output, so every caller runs them first.
     """
 
     task: Task
@@ -40,6 +43,7 @@ class ModelSpec:
     classes: tuple[Any, ...] = ()
     target: str | None = None
     vocabulary: Mapping[str, frozenset[str]] | None = None
+    transforms: FeatureTransforms = field(default_factory=FeatureTransforms)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> ModelSpec:
@@ -64,6 +68,7 @@ class ModelSpec:
             classes=classes if task != "regression" else (),
             target=str(target) if target is not None else None,
             vocabulary=_vocabulary(vocabulary) if isinstance(vocabulary, Mapping) else None,
+            transforms=FeatureTransforms.from_mapping(raw.get("transforms"), where="transforms"),
         )
 
     @property
@@ -73,6 +78,12 @@ class ModelSpec:
     @property
     def feature_columns(self) -> list[str]:
         return [i.column for i in self.inputs]
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The columns a batch must carry: those the graph reads, less those the version's feature
+        transforms produce, plus those the transforms read."""
+        return self.transforms.raw_columns(self.feature_columns)
 
     @property
     def probability_columns(self) -> list[str]:
@@ -123,6 +134,9 @@ class ServingModel:
     spec: ModelSpec
     alias: str | None = None
     baseline: Mapping[str, Any] | None = None
+    # Another runtime computing the graph's outputs from the same feed (serving.runtime 'compiled',
+    # :mod:`airflow_mlops.core.serving.compiled`); None runs the ONNX graph.
+    runner: Any = None
 
     @classmethod
     def from_bytes(
@@ -151,6 +165,10 @@ class ServingModel:
     @property
     def sha256(self) -> str:
         return self.onnx.sha256
+
+    @property
+    def runtime(self) -> str:
+        return "onnx" if self.runner is None else "compiled"
 
     def _output(self, name: str) -> Any:
         return next((o for o in self.onnx.session.get_outputs() if o.name == name), None)
@@ -194,7 +212,7 @@ class ServingModel:
         """
         import numpy as np
 
-        outputs = self.onnx.run_feed(feed)
+        outputs = (self.runner or self.onnx).run_feed(feed)
         if self.spec.is_classifier:
             values = np.asarray(outputs[contracts.ONNX_OUTPUT_LABEL]).reshape(-1)
             probabilities = np.asarray(outputs[contracts.ONNX_OUTPUT_PROBABILITIES], dtype=np.float32)

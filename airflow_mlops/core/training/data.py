@@ -73,12 +73,16 @@ class Splits:
         return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
 
 
-def check_columns(frame: pd.DataFrame, spec: TrainingSpec) -> None:
-    """Raise ``DataError`` naming the target, feature or split column of ``spec`` that ``frame`` lacks."""
+def check_columns(frame: pd.DataFrame, spec: TrainingSpec, *, raw: bool = False) -> None:
+    """Raise ``DataError`` naming the target, feature or split column of ``spec`` that ``frame`` lacks.
+
+    :param raw: ``frame`` is the input before the spec's transforms: it needs the columns they read
+        instead of those they produce.
+    """
     present = set(map(str, frame.columns))
     if spec.target not in present:
         raise DataError(f"The target column {spec.target!r} is not in the data. Columns present: {sorted(present)}.")
-    missing = [c for c in spec.features if c not in present]
+    missing = [c for c in (spec.input_columns if raw else spec.features) if c not in present]
     if missing:
         raise DataError(
             f"The data is missing feature column(s) {missing} named in the training spec. "

@@ -108,6 +108,7 @@ class TrainingResult:
     seconds: dict[str, float]
     fit: ModelFit
     ablation: AblationReport | None = None
+    transforms: dict[str, Any] | None = None  # the feature transforms' receipt: dimensions, matched rows
 
     def flat_metrics(self) -> dict[str, float]:
         """``{split}_{metric}`` for every split, as logged to MLflow."""
@@ -133,6 +134,7 @@ class TrainingResult:
                 "rows": self.rows,
                 "fit": self.fit.to_dict(),
                 "trained_with": library_versions(),
+                "feature_transforms": self.transforms,
             }
         )
         return document
@@ -152,6 +154,7 @@ class TrainingResult:
             "warnings": list(self.warnings),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "ablation": ablation_summary(self.ablation),
+            **({"feature_transforms": self.transforms} if self.transforms is not None else {}),
         }
 
 

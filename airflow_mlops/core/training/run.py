@@ -46,22 +46,52 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from airflow_mlops.core.features.apply import Transformer
     from airflow_mlops.core.pipeline.business import BusinessMetric, BusinessValue
 
 
-def split_frame(frame: pd.DataFrame, spec: TrainingSpec) -> dict[str, pd.DataFrame]:
+def split_frame(
+    frame: pd.DataFrame, spec: TrainingSpec, *, transformer: Transformer | None = None
+) -> dict[str, pd.DataFrame]:
     """The rows of ``frame`` (with a target) in each split, exactly as :func:`train_model` splits them.
 
     The gate can rebuild the train split of a run from its snapshot and spec with this (for a
     baseline model), without training.
     """
+    frame, _ = transformed(frame, spec, transformer)
     data = prepare(frame, spec)
     splits = split_rows(data, spec)
     return {name: data.frame.iloc[getattr(splits, name)].reset_index(drop=True) for name in SPLITS}
 
 
-def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
+def transformed(
+    frame: pd.DataFrame, spec: TrainingSpec, transformer: Transformer | None
+) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+    """``frame`` with the spec's derived and joined columns, and the transforms' receipt (None without any).
+
+    :raises SpecError: the spec joins dimensions but no transformer (with them loaded) was given.
+    """
+    if not spec.transforms:
+        return frame, None
+    if transformer is None:
+        from airflow_mlops.core.features.apply import bind
+        from airflow_mlops.core.features.dimensions import located_by_root
+
+        rooted = [j.name for j in spec.transforms.joins if located_by_root(j.source)]
+        if rooted:
+            raise SpecError(
+                f"The training spec joins dimension table(s) {rooted} kept under the storage root: pass a "
+                "transformer with them loaded (airflow_mlops.core.features.bind(spec.transforms, root, pipeline))."
+            )
+        transformer = bind(spec.transforms, StorageRoot("."), "-")  # sources under include/ or absolute
+    return transformer.apply_frame(frame), transformer.receipt()
+
+
+def train_model(frame: pd.DataFrame, spec: TrainingSpec, *, transformer: Transformer | None = None) -> TrainingResult:
     """Train, evaluate, export and parity-check a model for ``spec`` on ``frame``.
+
+    ``frame`` holds the input columns; the spec's feature transforms run first (through ``transformer``,
+    which holds the dimension tables of its joins), exactly as scoring runs them on each batch.
 
     The selection model is fitted on the train split (early stopping and search on the validation
     split) and judged on the test split; with ``refit: all`` the selected configuration is then
@@ -73,6 +103,7 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
     :raises ParityError: an ONNX graph disagrees with its native model on the test split.
     """
     laps = _Laps()
+    frame, transforms = transformed(frame, spec, transformer)
     data = prepare(frame, spec)
     splits = split_rows(data, spec)
     laps.lap("prepare")
@@ -127,6 +158,7 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec) -> TrainingResult:
         seconds=laps.seconds,
         fit=_model_fit(spec, fitted, registered, selection_bytes, parity, reference),
         ablation=ablation,
+        transforms=transforms,
     )
 
 
@@ -275,7 +307,7 @@ def run_training(
     """
     from airflow_mlops.core.training import tracking
 
-    business, frame, dataset_sha256 = _checked_inputs(
+    business, frame, dataset_sha256, transformer = _checked_inputs(
         spec, root, snapshot_uri, snapshot_sha256, pipeline, requirements, business_metric
     )
     test_split_uri = root.layout(pipeline, contracts.KIND_EVALUATION, partition, "test.parquet")
@@ -285,7 +317,9 @@ def run_training(
             on_start(run.experiment_id, run.run_id)
         run.log_dataset(frame, snapshot_uri, dataset_sha256, spec, pipeline)
         run.log_spec_params(spec)
-        result = train_model(frame, spec)
+        result = train_model(frame, spec, transformer=transformer)
+        if result.transforms is not None:
+            run.log_transform_tags(result.transforms)
         test_split_sha256 = write_frame(root, test_split_uri, result.test_frame)
         logged = run.log_result(
             result,
@@ -342,18 +376,26 @@ def _checked_inputs(
     pipeline: str,
     requirements: FeatureRequirements | None,
     business_metric: Mapping[str, Any] | None,
-) -> tuple[Any, pd.DataFrame, str]:
+) -> tuple[Any, pd.DataFrame, str, Transformer | None]:
     """Everything that can refuse a training before a run is opened: the business metric's definition,
     the feature requirements (by name, then by values that look like personal data), the snapshot's
-    checksum and the spec's columns. Returns the parsed business metric, the snapshot and its sha256."""
+    checksum, the spec's columns and the dimension tables its joins read. Returns the parsed business
+    metric, the snapshot, its sha256 and the bound transforms (None without any)."""
     from airflow_mlops.core.pipeline.business import BusinessMetric
 
     business = None if business_metric is None else BusinessMetric.from_mapping(business_metric, spec.task)
     where = f"The training spec of pipeline {pipeline!r}"
     if requirements is not None:
-        requirements.check(spec.features, where=where)
+        requirements.check(spec.features, where=where, transforms=spec.transforms)
     frame, dataset_sha256 = read_snapshot(root, snapshot_uri, snapshot_sha256)
-    check_columns(frame, spec)
+    check_columns(frame, spec, raw=True)
     if requirements is not None:
-        refuse(requirements.personal_data_violations(feature_samples(frame, spec.features)), where=where)
-    return business, frame, dataset_sha256
+        samples = feature_samples(frame, tuple(spec.input_columns))
+        refuse(requirements.personal_data_violations(samples), where=where)
+    transformer = None
+    if spec.transforms:
+        from airflow_mlops.core.features.apply import bind
+
+        transformer = bind(spec.transforms, root, pipeline)
+        transformer.check_frame(frame)
+    return business, frame, dataset_sha256, transformer

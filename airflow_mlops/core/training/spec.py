@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
+from airflow_mlops.core.features.spec import FeatureTransforms
+from airflow_mlops.core.features.validate import check_transforms
 from airflow_mlops.core.metrics import DEFAULT_PRIMARY as DEFAULT_METRIC
 from airflow_mlops.core.metrics import METRIC_DIRECTIONS, TASKS, Task
 from airflow_mlops.core.training.estimators import (
@@ -75,6 +77,8 @@ from airflow_mlops.core.training.spec_sections import (
     _categories,
     _search,
     _split,
+    _transforms,
+    declared_transforms,
 )
 
 # Re-exported: callers read the task metrics and the LightGBM defaults from the spec module.
@@ -92,6 +96,7 @@ __all__ = [
     "Task",
     "TrainingSpec",
     "declared_features",
+    "declared_transforms",
 ]
 
 
@@ -116,6 +121,7 @@ _TOP_FIELDS = (
     "window",
     "recency_weight_half_life",
     "ablation",
+    "transforms",
 )
 
 
@@ -176,6 +182,7 @@ class TrainingSpec:
     window: int | str | None = None
     recency_weight_half_life: float | None = None
     ablation: AblationSpec | None = None
+    transforms: FeatureTransforms = field(default_factory=FeatureTransforms)
 
     def __post_init__(self) -> None:
         if self.refit is None:  # the default follows the split method
@@ -211,6 +218,7 @@ class TrainingSpec:
                 f"The target {self.target!r} is also listed as a feature: that is leakage (the model would "
                 "read the answer). Remove it from the features."
             )
+        check_transforms(self.transforms, self)
 
     def _check_time_fields(self) -> None:
         """``window`` and ``recency_weight_half_life`` count time on the split's time column."""
@@ -256,6 +264,11 @@ class TrainingSpec:
     @property
     def features(self) -> tuple[str, ...]:
         return self.numeric_features + self.categorical_features
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The columns of the data the model needs before its transforms run."""
+        return self.transforms.raw_columns(self.features)
 
     @property
     def is_classifier(self) -> bool:
@@ -312,6 +325,7 @@ class TrainingSpec:
             "window": self.window,
             "recency_weight_half_life": self.recency_weight_half_life,
             "ablation": self.ablation.to_dict() if self.ablation else None,
+            "transforms": self.transforms.to_dict() if self.transforms else None,
         }
 
     @classmethod
@@ -356,6 +370,7 @@ class TrainingSpec:
             window=_window(raw.get("window")),
             recency_weight_half_life=_half_life(raw.get("recency_weight_half_life")),
             ablation=AblationSpec.from_raw(raw.get("ablation")),
+            transforms=_transforms(raw),
         )
 
     @classmethod

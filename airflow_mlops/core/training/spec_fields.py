@@ -15,6 +15,8 @@ from typing import Any, Literal, cast
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.params import parse_flag
 
+TRANSFORM_KEYS = ("derived", "joins", "timezones")  # keys of the features section read by core/features
+
 
 def _where(path: str) -> str:
     return f"The '{path}' field of TrainingSpec"
@@ -186,7 +188,7 @@ def _features(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]
                 "Give features either as 'features: {numeric, categorical}' or as top-level lists, not both."
             )
         section = _mapping(raw["features"], "features")
-        _reject_unknown(section, ("numeric", "categorical"), "features")
+        _reject_unknown(section, ("numeric", "categorical", *TRANSFORM_KEYS), "features")
         return _names(section.get("numeric"), "features.numeric"), _names(
             section.get("categorical"), "features.categorical"
         )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
 from airflow_mlops.core.errors import SpecError
+from airflow_mlops.core.features.spec import FeatureTransforms
 from airflow_mlops.core.metrics import DEFAULT_PRIMARY as DEFAULT_METRIC
 from airflow_mlops.core.metrics import Task
 from airflow_mlops.core.training.search_space import METHODS, Dimension, Method, Range, parse_dimension
 from airflow_mlops.core.training.spec_fields import (
+    TRANSFORM_KEYS,
     _boolean,
     _integer,
     _mapping,
@@ -191,3 +194,28 @@ class AblationSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _transforms(raw: Mapping[str, Any]) -> FeatureTransforms:
+    """The feature transforms: ``features.{derived, joins, timezones}`` in a pipeline file, or the
+    top-level ``transforms`` of a spec artifact (not both)."""
+    features = raw.get("features")
+    section: Mapping[str, Any] = features if isinstance(features, Mapping) else {}
+    given = {k: section[k] for k in TRANSFORM_KEYS if k in section}
+    if given and raw.get("transforms"):
+        raise SpecError("Give the feature transforms either in 'features' (derived, joins, timezones) or as "
+                        "'transforms', not both.")  # fmt: skip
+    if raw.get("transforms") is not None:
+        return FeatureTransforms.from_mapping(_mapping(raw["transforms"], "transforms"), where="transforms")
+    return FeatureTransforms.from_mapping(given, where="features")
+
+
+def declared_transforms(raw: Mapping[str, Any]) -> FeatureTransforms:
+    """The feature transforms of a spec mapping (or its ``training:`` section), parsed and validated.
+
+    Cheap enough for DAG parsing (no estimator import): the pipeline file checks what its transforms
+    read against its feature requirements with it.
+    """
+    if "training" in raw and isinstance(raw["training"], Mapping):
+        raw = raw["training"]
+    return _transforms(raw)

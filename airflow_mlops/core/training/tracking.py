@@ -5,6 +5,8 @@ Airflow connection, or the embedded store). Run artifacts (paths from :mod:`cont
 
     model/                      native scikit-learn pipeline (MLflow sklearn flavor, signature, example)
     model_selection/            refit: all only: the selection model's native pipeline (same flavor)
+    lightgbm/model.txt          LightGBM only: the booster's text model (serving.runtime compiled); sha256 in
+                                the tag mlops.lightgbm_sha256
     onnx/                       the registered model as an MLflow model (onnx + python_function flavors,
                                 signature, example; :mod:`mlflow_model`), the version's source
     onnx/model.onnx             its exported graph; its sha256 is the tag mlops.onnx_sha256
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import contracts
+from airflow_mlops.core.training.booster import write_lightgbm_text
 from airflow_mlops.core.training.export import ParityError
 from airflow_mlops.core.training.frames import parquet_bytes
 from airflow_mlops.core.training.spec import TrainingSpec
@@ -118,6 +121,20 @@ class TrainingRun:
                 self.run_id, frame, uri, f"{pipeline}-snapshot", sha256[:36], spec.target, "training", sha256
             )
 
+    def log_transform_tags(self, receipt: Mapping[str, Any]) -> None:
+        """The feature transforms' dimension snapshots as tags (``mlops.dimension.<join>.sha256``); the
+        whole receipt is in the spec artifact's ``feature_transforms``."""
+        import mlflow
+
+        with self._timed():
+            mlflow.set_tags(
+                {
+                    f"mlops.dimension.{name}.{key}": str(join[key])
+                    for name, join in receipt["joins"].items()
+                    for key in ("sha256", "uri")
+                }
+            )
+
     def log_spec_params(self, spec: TrainingSpec) -> None:
         import mlflow
 
@@ -164,6 +181,7 @@ class TrainingRun:
                 {"dataset_uri": dataset_uri, "dataset_sha256": dataset_sha256, "test_split_uri": test_split_uri}
             )
             save_onnx_models(folder, result)
+            booster_tags = write_lightgbm_text(result.pipeline, folder)
             if result.fit.selection_reference is not None and result.fit.selection_onnx_bytes is not None:
                 _write(folder / contracts.ARTIFACT_REFERENCE_SELECTION, parquet_bytes(result.fit.selection_reference))
             _write(folder / contracts.ARTIFACT_SPEC, _json(spec_document))
@@ -180,7 +198,7 @@ class TrainingRun:
                 self._log_native_model(result, result.fit.selection_pipeline, contracts.ARTIFACT_NATIVE_SELECTION_MODEL)
             mlflow.log_artifacts(str(folder))
             self._log_test_input(result, test_split_uri, test_split_sha256)
-            mlflow.set_tags({**_fit_tags(result), "mlflow.note.content": _note(result)})
+            mlflow.set_tags({**_fit_tags(result), **booster_tags, "mlflow.note.content": _note(result)})
         return LoggedRun(
             run_id=self.run_id,
             experiment_id=self.experiment_id,

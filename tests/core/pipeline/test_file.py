@@ -175,3 +175,13 @@ def test_the_serving_section_names_the_non_feature_columns_watched_for_drift() -
 
     assert load({"monitor_columns": ["fee", "surcharge"]}).monitor_columns == ("fee", "surcharge")
     assert load({}).monitor_columns is None  # every column the batch has besides the features
+
+
+def test_the_serving_section_chooses_the_runtime() -> None:
+    def load(serving: dict[str, object]) -> PipelineFile:
+        return PipelineFile.from_mapping("p", {"training": {}, "serving": serving}, path=Path("p.yaml"), project=REPO)
+
+    assert load({}).runtime == "onnx"
+    assert load({"runtime": "compiled"}).runtime == "compiled"
+    with pytest.raises(SpecError, match=r"serving\.runtime must be"):
+        load({"runtime": "jit"})

@@ -41,7 +41,8 @@ def test_the_shipped_pipeline_files_declare_requirements_and_meet_them() -> None
     assert {"casual", "registered", "cnt"} <= set(bike_rules.forbidden) and bike_rules.serving_columns is None
     for pipeline in found.values():
         spec = TrainingSpec.from_yaml(pipeline.path)
-        assert pipeline.feature_requirements.violations(spec.features) == []
+        produced, read = spec.transforms.outputs, spec.transforms.readers()
+        assert pipeline.feature_requirements.violations(spec.features, produced=produced, read=read) == []
         assert FeatureRequirements.from_mapping(pipeline.feature_requirements.to_dict()) == (
             pipeline.feature_requirements
         )

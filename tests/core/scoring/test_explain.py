@@ -18,6 +18,10 @@ from tests.operators.monitoring_support import MODEL, Champion, use_shared_champ
 from tests.support.data import flights
 
 FEATURES = ["hour", "minute", "sched_dep_time", "sched_arr_time", "distance", "carrier", "origin", "dest"]
+# The shipped spec's feature transforms: a row gives the scheduled departure, the explanation the derived
+# day of week and the weather joined as of it (docs/features.md).
+INPUTS = [*FEATURES, "sched_dep_ts"]
+PRODUCED = ["sched_dow", "temp", "visib", "precip", "wind_speed"]
 
 
 @pytest.fixture
@@ -26,7 +30,7 @@ def champion_env(monkeypatch: pytest.MonkeyPatch) -> Champion:
 
 
 def a_flight(index: int = 0) -> dict:
-    return flights(months=[3], sample=50).iloc[index][FEATURES].to_dict()
+    return flights(months=[3], sample=50).iloc[index][INPUTS].to_dict()
 
 
 def test_contributions_add_up_to_the_native_log_odds_and_onnx_agrees(champion_env: Champion) -> None:
@@ -35,7 +39,8 @@ def test_contributions_add_up_to_the_native_log_odds_and_onnx_agrees(champion_en
     explanation = explain_row(client, ref, a_flight()).to_dict()
     json.dumps(explanation)
     assert explanation["method"] == "lightgbm_pred_contrib" and explanation["explained_output"] == "log-odds of class 1"
-    assert {c["feature"] for c in explanation["contributions"]} == set(FEATURES)
+    assert {c["feature"] for c in explanation["contributions"]} == {*FEATURES, *PRODUCED}
+    assert explanation["inputs"]["sched_dow"] == a_flight()["sched_dep_ts"].isoweekday()
     total = explanation["bias"] + sum(c["contribution"] for c in explanation["contributions"])
     assert total == pytest.approx(explanation["raw_score"], abs=1e-9)
     native_p1 = explanation["native"]["probabilities"]["1"]
