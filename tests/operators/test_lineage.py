@@ -156,7 +156,7 @@ def lineage_events(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, A
     )
     done = subprocess.run(
         [sys.executable, "-c", RUN_SCRIPT, str(REPO / "dags")],
-        env=env, cwd=home, capture_output=True, text=True, timeout=1200,
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=1200,  # include/ paths resolve there
     )  # fmt: skip
     output = done.stderr[-6000:] + "\n" + done.stdout[-3000:]
     assert done.returncode == 0 and "TRAINING_STATE success" in done.stdout, output
