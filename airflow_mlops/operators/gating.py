@@ -245,12 +245,15 @@ def gate_approval_task(gate_task_id: str = "gate", *, task_id: str = "approve_pr
     body shows the gate's evidence summary: verdict, both metric sets, every check and the evidence
     location. "Approve" lets promotion run; "Reject" skips it. Place it as ``gate >> approval >> promote``.
 
+    The answer (decision, who, when, the evidence's sha256) is recorded on the candidate run, the model
+    version and the evidence bundle (:class:`~airflow_mlops.operators.approval.RecordedApprovalOperator`).
+
     :param gate_task_id: task id of the :class:`EvaluateModelGateOperator` whose receipt is shown.
     :param kwargs: passed to ``ApprovalOperator`` (``assigned_users``, ``response_timeout``, ...).
     """
-    from airflow.providers.standard.operators.hitl import ApprovalOperator
+    from airflow_mlops.operators.approval import RecordedApprovalOperator
 
     pull = "{% set gate = ti.xcom_pull(task_ids=" + repr(gate_task_id) + ") %}"
     subject = pull + "Promote {{ gate.model_name }} run {{ gate.candidate_run_id }}? Gate: {{ gate.verdict }}"
     kwargs.setdefault("subject", subject)
-    return ApprovalOperator(task_id=task_id, body=pull + APPROVAL_BODY, **kwargs)
+    return RecordedApprovalOperator(task_id=task_id, gate_task_id=gate_task_id, body=pull + APPROVAL_BODY, **kwargs)

@@ -45,6 +45,8 @@ data:
   watermark_column: sched_dep_ts
 validation:
   suite: include/expectations/flights.json   # relative to the project folder, the pipelines folder's grandparent
+gate:
+  policy: {{baseline: {{kind: prior}}}}  # the schedules are under test; a 60-tree model need not beat a linear one
 serving:
   schedule: "{schedule}"
   passthrough_columns: [flight, sched_dep_ts, arr_delayed_15]

@@ -53,6 +53,10 @@ POLICY: dict[str, Any] = {
     "slices": {"columns": ["origin"], "floor": 0.5, "min_rows": 150},
     "max_latency_ms_per_1k": 5000,
     "max_model_bytes": 20_000_000,
+    # On these 8,000-row samples LightGBM only ties a logistic regression of the same features (March:
+    # ROC AUC 0.634 vs 0.639), so the simpler-model check (tests/core/gating/test_baseline.py) would
+    # reject every candidate here; these tests judge the other checks, against the constant baseline.
+    "baseline": {"kind": "prior"},
 }
 
 
@@ -228,7 +232,7 @@ def test_bad_arguments_fail_without_retry_naming_the_problem(
 
 def test_a_champion_whose_file_changed_after_registration_is_refused(one_run: Any) -> None:
     _, run_id = one_run
-    receipt, _, _ = gate(run_id, "integrity", policy={})
+    receipt, _, _ = gate(run_id, "integrity", policy={"baseline": {"kind": "prior"}})
     assert receipt is not None
     registered = RegisterModelOperator(task_id="r", model_name=NAME + "_integrity", gate_receipt=receipt).execute(
         task_context()

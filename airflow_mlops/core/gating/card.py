@@ -59,7 +59,7 @@ def _sections(decision: GateDecision, plots: Mapping[str, bytes]) -> list[tuple[
     figures: list[Block] = [Plot(name, png) for name, png in sorted(plots.items())]
     return [
         ("Summary", _summary(decision)),
-        ("Metrics", [(["metric", "candidate", "champion", "baseline", "better"], _metric_rows(decision))]),
+        ("Metrics", [(_metric_header(decision), _metric_rows(decision))]),
         ("Checks", [(["check", "status", "observed", "threshold", "detail"], check_rows)]),
         ("Training plots", figures or ["The candidate run logged no plots."]),
         ("Comparison with the champion and calibration", _comparison(decision)),
@@ -85,6 +85,15 @@ def _summary(decision: GateDecision) -> list[str | Table]:
     ]
     if decision.forced:
         summary.append(f"The gate was forced: {decision.force_reason}. The failed checks below were overridden.")
+    baseline = decision.baseline
+    if baseline is not None and baseline.get("primary") in baseline["metrics"]:
+        primary = baseline["primary"]
+        summary.append(
+            f"Simpler model: {baseline['kind']} baseline on the candidate's features ({baseline['fit_rows']} rows, "
+            f"{baseline['fit_on']}), {primary} {_fmt(baseline['metrics'][primary])}; the candidate "
+            f"({_fmt(decision.candidate_metrics.get(primary))}) must beat it by {_fmt(baseline.get('min_gain'))} "
+            f"(min_gain {baseline.get('min_gain_setting')})."
+        )
     failed = [c.name for c in decision.failed_checks]
     summary.append("Failed checks: " + (", ".join(failed) if failed else "none") + ".")
     return summary
@@ -99,9 +108,19 @@ def _data_rows(decision: GateDecision) -> list[list[str]]:
     return data_rows
 
 
+def _metric_header(decision: GateDecision) -> list[str]:
+    """The metric table's columns: the baselines named by kind (the simpler model, then the constant)."""
+    baseline = decision.baseline or {}
+    constant = baseline.get("constant") or {}
+    names = [f"baseline ({baseline.get('kind', 'none')})"] + ([f"baseline ({constant['kind']})"] if constant else [])
+    return ["metric", "candidate", "champion", *names, "better"]
+
+
 def _metric_rows(decision: GateDecision) -> list[list[str]]:
     metric_rows = []
-    baseline_metrics = (decision.baseline or {}).get("metrics") or {}
+    baseline = decision.baseline or {}
+    baseline_metrics = baseline.get("metrics") or {}
+    constant = baseline.get("constant") or {}
     for metric_name, value in decision.candidate_metrics.items():
         spec = gm.METRICS[metric_name]
         champion = (decision.champion_metrics or {}).get(metric_name)
@@ -111,6 +130,7 @@ def _metric_rows(decision: GateDecision) -> list[list[str]]:
                 _fmt(value),
                 _fmt(champion),
                 _fmt(baseline_metrics.get(metric_name)),
+                *([_fmt(constant["metrics"].get(metric_name))] if constant else []),
                 "higher" if spec.higher_is_better else "lower",
             ]
         )

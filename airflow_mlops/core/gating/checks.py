@@ -8,7 +8,8 @@ results out (in the order the decision lists them).
   is not worse beyond a tolerance on any further compared metric; optionally the same with a
   confidence, by a seeded paired bootstrap;
 - **slices**: per-slice floors (e.g. per origin airport) and the largest gap between slices;
-- **baseline**: the candidate beats a simple model by the policy's margin;
+- **baseline**: the candidate beats a simpler (linear) model by ``min_gain`` on the primary metric, and
+  neither it nor a constant model is ahead on another compared metric beyond the margin;
 - **parity**: ONNX outputs against the native model when one is given, else the parity the training
   run logged;
 - **budgets**: scoring latency per 1,000 rows and model size.
@@ -263,30 +264,49 @@ def _slice_gap_check(
 
 
 def baseline_checks(baseline: dict[str, Any], metrics: dict[str, float]) -> list[Check]:
-    """The candidate against the baseline (:func:`~airflow_mlops.core.gating.baseline.evaluate_baseline`)
-    on each compared metric, with the baseline's margin."""
+    """The candidate against the baselines (:func:`~airflow_mlops.core.gating.baseline.evaluate_baseline`):
+    ``baseline:<metric>`` against the simpler model, which the candidate must beat by ``min_gain`` on the
+    primary metric and not trail by more than ``margin`` on the others; ``baseline:<kind>:<metric>``
+    against the constant second baseline, within ``margin``."""
+    fitted = (
+        "fitted on the candidate's training sample"
+        if baseline["fit_on"] == "train_sample"
+        else "cross-fitted on the evaluation rows"
+    )
     checks = []
-    kind, fit_on = baseline["kind"], baseline["fit_on"]
+    constant = baseline.get("constant")
     for name in baseline["compared"]:
-        spec = gm.METRICS[name]
-        bound = spec.shift_worse(baseline["metrics"][name], baseline["margin"])
-        value = metrics[name]
-        ok = not math.isnan(value) and (math.isnan(bound) or spec.better_or_equal(value, bound))
+        primary = name == baseline.get("primary") and baseline.get("min_gain", 0.0) > 0
         checks.append(
-            Check(
-                f"baseline:{name}",
-                "passed" if ok else "failed",
-                value,
-                bound,
-                f"candidate {name} {_fmt(value)} vs {kind} baseline {_fmt(baseline['metrics'][name])} "
-                + (
-                    "fitted on the candidate's training sample"
-                    if fit_on == "train_sample"
-                    else "cross-fitted on the evaluation rows"
-                ),
+            _beats(
+                f"baseline:{name}", name, metrics[name], baseline["kind"], baseline["metrics"][name],
+                gain=baseline["min_gain"] if primary else -baseline["margin"], fitted=fitted,
             )
-        )
+        )  # fmt: skip
+        if constant is not None:
+            checks.append(
+                _beats(
+                    f"baseline:{constant['kind']}:{name}", name, metrics[name], constant["kind"],
+                    constant["metrics"][name], gain=-constant["margin"], fitted=fitted,
+                )
+            )  # fmt: skip
     return checks
+
+
+def _beats(check: str, name: str, value: float, kind: str, reference: float, *, gain: float, fitted: str) -> Check:
+    """The candidate's ``value`` of metric ``name`` is better than a baseline's ``reference`` by ``gain``
+    (a negative gain: the baseline may be that far ahead)."""
+    spec = gm.METRICS[name]
+    bound = spec.shift_worse(reference, -gain)
+    ok = not math.isnan(value) and (math.isnan(bound) or spec.better_or_equal(value, bound))
+    required = f", required gain {_fmt(gain)}" if gain > 0 else ""
+    return Check(
+        check,
+        "passed" if ok else "failed",
+        value,
+        bound,
+        f"candidate {name} {_fmt(value)} vs {kind} baseline {_fmt(reference)} {fitted}{required}",
+    )
 
 
 def parity_check(

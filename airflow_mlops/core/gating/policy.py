@@ -33,6 +33,7 @@ DEFAULT_SCORING_RULE: dict[gm.Task, str] = {"binary": "log_loss", "multiclass": 
 DEFAULT_TOLERANCE_PRIMARY = Margin(0.01)
 DEFAULT_TOLERANCE_SCORING_RULE = Margin(0.02)
 NO_MIN_GAIN = Margin(0.0)
+DEFAULT_BASELINE_MIN_GAIN = Margin(0.01, relative=True)
 
 
 @dataclass(frozen=True)
@@ -102,30 +103,42 @@ class SlicePolicy:
 
 @dataclass(frozen=True)
 class BaselinePolicy:
-    """A simple model that the candidate must beat.
+    """Simpler models that the candidate must beat (ML Test Score M5).
 
     :param enabled: run the check (on by default).
-    :param kind: ``prior`` (class frequencies), ``mean`` (regression), ``linear`` (logistic or ridge
-        regression on the model's features) or ``auto`` (prior for classifiers, mean for regressors).
+    :param kind: the simpler model: ``linear`` (an L2-regularised logistic regression for classifiers,
+        ridge regression for regressors, on the candidate's own features), ``prior`` (class frequencies),
+        ``mean`` (regression), or ``auto`` (default: ``linear``).
+    :param constant: also fit the constant model (class prior or mean) as a second baseline, held to
+        ``margin`` only (on by default; no effect when ``kind`` is already constant).
+    :param min_gain: how much better than the simpler model the candidate must be on the primary metric,
+        in metric units or relative to the simpler model's value (``"1%"``, the default): a complex model
+        that only ties a logistic regression does not earn its cost.
     :param metrics: metrics compared; the primary metric, plus ``log_loss`` for classifiers (a constant
         predictor has an AUC of exactly 0.5, so only a proper scoring rule tells it apart).
-    :param margin: how far the baseline may be ahead before the candidate fails.
-    :param fit_on: ``train_sample`` (default): the baseline learns from the candidate run's training
-        sample (the reference artifact), the same rows the candidate learned from; ``evaluation``: it is
-        cross-fitted on the evaluation rows, which lets it know the evaluation period (stricter). Runs
-        without a training sample fall back to ``evaluation``, and the decision says so.
+    :param margin: how far a baseline may be ahead on the other compared metrics (and the constant on
+        every one) before the candidate fails.
+    :param fit_on: ``train_sample`` (default): the baselines learn from the candidate run's training
+        sample (the reference artifact), the same rows the candidate learned from; ``evaluation``: they
+        are cross-fitted on the evaluation rows, which lets them know the evaluation period (stricter).
+        Runs without a training sample fall back to ``evaluation``, and the decision says so.
     :param folds: folds of the cross-fitting on the evaluation rows.
+    :param regularization: inverse L2 strength of the logistic regression (``C``); ridge's ``alpha`` is
+        its inverse.
     """
 
     enabled: bool = True
     kind: Literal["auto", "prior", "mean", "linear"] = "auto"
+    constant: bool = True
+    min_gain: Margin = DEFAULT_BASELINE_MIN_GAIN
     metrics: tuple[str, ...] = ()
     margin: float = 0.0
     fit_on: Literal["train_sample", "evaluation"] = "train_sample"
     folds: int = 5
     seed: int = 0
+    regularization: float = 1.0
 
-    KEYS = ("enabled", "kind", "metrics", "margin", "fit_on", "folds", "seed")
+    KEYS = ("enabled", "kind", "constant", "min_gain", "metrics", "margin", "fit_on", "folds", "seed", "regularization")
 
     @classmethod
     def from_mapping(cls, raw: Any) -> BaselinePolicy:
@@ -134,6 +147,8 @@ class BaselinePolicy:
         return cls(
             enabled=_boolean(values.get("enabled", True), "enabled", "baseline"),
             kind=cast(Literal["auto", "prior", "mean", "linear"], kind),
+            constant=_boolean(values.get("constant", True), "constant", "baseline"),
+            min_gain=_margin(values.get("min_gain"), "min_gain", "baseline", DEFAULT_BASELINE_MIN_GAIN),
             metrics=tuple(
                 _metric_name(m, "metrics", "baseline") for m in _names(values.get("metrics"), "metrics", "baseline")
             ),
@@ -144,7 +159,16 @@ class BaselinePolicy:
             ),
             folds=int(_number(values.get("folds", 5), "folds", "baseline", minimum=2, maximum=20, integer=True)),
             seed=int(_number(values.get("seed", 0), "seed", "baseline", minimum=0, integer=True)),
+            regularization=_number(
+                values.get("regularization", 1.0), "regularization", "baseline", minimum=1e-6, maximum=1e6
+            ),
         )
+
+    def kinds(self, task: gm.Task) -> tuple[str, str | None]:
+        """The simpler model's kind, and the constant second baseline's (None when there is none)."""
+        constant = "mean" if task == "regression" else "prior"
+        kind = "linear" if self.kind == "auto" else self.kind
+        return kind, (constant if self.constant and kind == "linear" else None)
 
 
 @dataclass(frozen=True)

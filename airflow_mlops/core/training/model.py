@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -283,20 +283,6 @@ def predict(estimator: Any, matrix: np.ndarray, spec: TrainingSpec, classes: tup
     )
 
 
-def search_grid(spec: TrainingSpec) -> list[dict[str, Any]]:
-    """The parameter combinations a search tries: ``trials`` of the grid, drawn with ``spec.seed``."""
-    if spec.search is None:
-        return [{}]
-    import numpy as np
-    from sklearn.model_selection import ParameterGrid
-
-    grid = list(ParameterGrid({k: list(v) for k, v in spec.search.space.items()}))
-    if len(grid) <= spec.search.trials:
-        return grid
-    picked = np.random.default_rng(spec.seed).choice(len(grid), spec.search.trials, replace=False)
-    return [grid[i] for i in sorted(picked.tolist())]
-
-
 def fit_model(
     spec: TrainingSpec,
     x_train: pd.DataFrame,
@@ -315,16 +301,20 @@ def fit_model(
     """
     from sklearn.pipeline import Pipeline
 
+    from airflow_mlops.core.training.tuning import SearchPlan
+
     preprocessor, categories = build_preprocessor(spec, x_train)
     train_matrix = preprocessor.fit_transform(x_train)
     validation_matrix = preprocessor.transform(x_validation)
     train = (train_matrix, y_train, combined_weights(sample_weights(spec, y_train, classes), train_weights))
     validation = (validation_matrix, y_validation, sample_weights(spec, y_validation, classes))
-    candidates = search_grid(spec)
+    plan = SearchPlan(spec)
     trials: list[TrialResult] = []
     best: tuple[Any, int | None, dict[str, Any], Predictions | None] | None = None
     best_score: float | None = None
-    for number, overrides in enumerate(candidates):
+    number = -1
+    while (overrides := plan.ask()) is not None:
+        number += 1
         params = spec.estimator_params(overrides)
         started = time.perf_counter()
         estimator, best_iteration, kept = _fit_estimator(spec, params, train, validation, classes)
@@ -336,6 +326,7 @@ def fit_model(
         metrics = compute_metrics(spec.task, y_validation, scored, classes)
         trials.append(TrialResult(number, dict(overrides), metrics, best_iteration, seconds))
         score = metrics.get(spec.primary_metric)
+        plan.tell(score)
         if score is not None and (best_score is None or is_better(spec.task, spec.primary_metric, score, best_score)):
             best, best_score = (estimator, best_iteration, params, scored), score
     if best is None:
@@ -355,6 +346,19 @@ def fit_model(
         validation_matrix=validation_matrix,
         validation_predictions=validation_predictions,
     )
+
+
+def validation_scorer(
+    fitted: FittedModel, spec: TrainingSpec, classes: tuple[Any, ...]
+) -> Callable[[pd.DataFrame, np.ndarray], float]:
+    """The fitted pipeline's primary metric on rows of raw features (the ablation re-scores with it)."""
+
+    def score(x: pd.DataFrame, y: np.ndarray) -> float:
+        matrix = fitted.pipeline.named_steps["features"].transform(x)
+        predictions = predict(fitted.pipeline.named_steps["model"], matrix, spec, classes)
+        return float(compute_metrics(spec.task, y, predictions, classes)[spec.primary_metric])
+
+    return score
 
 
 def feature_importance(fitted: FittedModel, spec: TrainingSpec) -> dict[str, float]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlops import __version__
+from airflow_mlops.core.training.ablation import ablation_summary
 from airflow_mlops.core.training.export import expected_outputs
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
     from airflow_mlops.core.metrics import Predictions
     from airflow_mlops.core.onnx_model import OnnxInput
+    from airflow_mlops.core.training.ablation import AblationReport
     from airflow_mlops.core.training.export import ParityReport
     from airflow_mlops.core.training.model import CategoryReport, TrialResult
     from airflow_mlops.core.training.spec import TrainingSpec
@@ -105,6 +107,7 @@ class TrainingResult:
     reference: pd.DataFrame
     seconds: dict[str, float]
     fit: ModelFit
+    ablation: AblationReport | None = None
     transforms: dict[str, Any] | None = None  # the feature transforms' receipt: dimensions, matched rows
 
     def flat_metrics(self) -> dict[str, float]:
@@ -150,6 +153,7 @@ class TrainingResult:
             "categories": {name: report.to_dict() for name, report in self.categories.items()},
             "warnings": list(self.warnings),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "ablation": ablation_summary(self.ablation),
             **({"feature_transforms": self.transforms} if self.transforms is not None else {}),
         }
 

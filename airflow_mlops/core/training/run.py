@@ -25,10 +25,11 @@ from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.metrics import Predictions, compute_metrics
 from airflow_mlops.core.pipeline.requirements import FeatureRequirements, refuse
 from airflow_mlops.core.storage import StorageRoot, sha256_bytes
+from airflow_mlops.core.training.ablation import log_ablation, permutation_ablation
 from airflow_mlops.core.training.data import PreparedData, Splits, check_columns, onnx_inputs, prepare, split_rows
 from airflow_mlops.core.training.export import ParityReport, check_parity
 from airflow_mlops.core.training.frames import feature_samples, read_snapshot, write_frame
-from airflow_mlops.core.training.model import FittedModel, feature_importance, fit_model, predict
+from airflow_mlops.core.training.model import FittedModel, feature_importance, fit_model, predict, validation_scorer
 from airflow_mlops.core.training.predictions import (
     export_and_predict_test,
     reference_sample,
@@ -39,6 +40,7 @@ from airflow_mlops.core.training.recency import recency_weights
 from airflow_mlops.core.training.refit import RegisteredModel, register_refit
 from airflow_mlops.core.training.result import SPLITS, ModelFit, TrainingReceipt, TrainingResult
 from airflow_mlops.core.training.spec import TrainingSpec
+from airflow_mlops.core.training.tuning import log_search_comparison, search_comparison
 
 if TYPE_CHECKING:
     import numpy as np
@@ -112,6 +114,11 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec, *, transformer: Transfo
     recency = recency_weights(data.frame.iloc[splits.train], spec)
     fitted = fit_model(spec, x["train"], y["train"], x["validation"], y["validation"], data.classes, recency)
     laps.lap("fit")
+    ablation = None
+    if spec.ablation is not None:  # on the selection model, before any refit sees the validation rows
+        scorer = validation_scorer(fitted, spec, data.classes)
+        ablation = permutation_ablation(scorer, spec, x["validation"], y["validation"], spec.ablation)
+        laps.lap("ablation")
     inputs = onnx_inputs(spec)
     selection_bytes, test_predictions = export_and_predict_test(fitted, spec, x["test"], inputs, data.classes)
     laps.lap("export")
@@ -143,13 +150,14 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec, *, transformer: Transfo
         categories=registered.fitted.categories,
         importance=importance,
         rows=_rows(data, splits, registered.rows),
-        warnings=_warnings(data, splits, registered.fitted),
+        warnings=_warnings(data, splits, registered.fitted) + (ablation.warnings() if ablation else ()),
         test_frame=test_frame,
         test_target=y["test"],
         test_predictions=predictions["test"],
         reference=registered.reference,
         seconds=laps.seconds,
         fit=_model_fit(spec, fitted, registered, selection_bytes, parity, reference),
+        ablation=ablation,
         transforms=transforms,
     )
 
@@ -321,6 +329,12 @@ def run_training(
             dataset_sha256=dataset_sha256,
         )
         summary = result.summary()
+        if result.ablation is not None:
+            log_ablation(logged.run_id, result.ablation)
+        searched = search_comparison(result.trials, spec.primary_metric)
+        if searched is not None:
+            log_search_comparison(logged.run_id, searched)
+            summary["search"] = searched
         if business is not None:
             summary["business"] = run.log_business(business, business_on_test(business, result))
     return TrainingReceipt(

@@ -25,6 +25,7 @@ sections for other stages)::
     refit: all                        # all (default for time splits) | train (default for random splits)
     window: 90d                       # optional: the newest N rows (50000) or N days/hours/weeks (90d)
     recency_weight_half_life: 30      # optional, days: newer rows weigh more in fitting
+    ablation: {budget_seconds: 60}    # optional: permutation ablation of each feature (validation split)
 
 The spec's sections live in their own modules: :mod:`.spec_fields` (tasks, metric directions and the
 validators), :mod:`.estimators` (the estimator section) and :mod:`.spec_sections` (split, search,
@@ -69,6 +70,7 @@ from airflow_mlops.core.training.spec_fields import (
     duration_days,
 )
 from airflow_mlops.core.training.spec_sections import (
+    AblationSpec,
     CategorySpec,
     SearchSpec,
     SplitSpec,
@@ -118,6 +120,7 @@ _TOP_FIELDS = (
     "refit",
     "window",
     "recency_weight_half_life",
+    "ablation",
     "transforms",
 )
 
@@ -156,6 +159,8 @@ class TrainingSpec:
     :param recency_weight_half_life: days; each row fitted is weighted ``0.5 ** (age / half_life)``,
         its age counted from the newest time of the rows being fitted. Fitting only: validation and
         test metrics stay unweighted. Time splits only.
+    :param ablation: optional :class:`~airflow_mlops.core.training.ablation.AblationSpec`: permutation
+        ablation of every feature on the validation split, within ``budget_seconds`` (``true`` for defaults).
     """
 
     task: Task
@@ -176,6 +181,7 @@ class TrainingSpec:
     refit: Refit | None = None
     window: int | str | None = None
     recency_weight_half_life: float | None = None
+    ablation: AblationSpec | None = None
     transforms: FeatureTransforms = field(default_factory=FeatureTransforms)
 
     def __post_init__(self) -> None:
@@ -318,6 +324,7 @@ class TrainingSpec:
             "refit": self.refit,
             "window": self.window,
             "recency_weight_half_life": self.recency_weight_half_life,
+            "ablation": self.ablation.to_dict() if self.ablation else None,
             "transforms": self.transforms.to_dict() if self.transforms else None,
         }
 
@@ -362,6 +369,7 @@ class TrainingSpec:
             refit=_refit(raw.get("refit")),
             window=_window(raw.get("window")),
             recency_weight_half_life=_half_life(raw.get("recency_weight_half_life")),
+            ablation=AblationSpec.from_raw(raw.get("ablation")),
             transforms=_transforms(raw),
         )
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.features.spec import FeatureTransforms
 from airflow_mlops.core.metrics import DEFAULT_PRIMARY as DEFAULT_METRIC
 from airflow_mlops.core.metrics import Task
+from airflow_mlops.core.training.search_space import METHODS, Dimension, Method, Range, parse_dimension
 from airflow_mlops.core.training.spec_fields import (
     TRANSFORM_KEYS,
     _boolean,
@@ -53,18 +54,22 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class SearchSpec:
-    """A small hyperparameter search: ``trials`` combinations drawn (seeded) from a grid.
+    """A hyperparameter search (:mod:`~airflow_mlops.core.training.tuning`): ``trials`` trials besides
+    the hand-set parameters, drawn from a grid (``method: grid``, lists of values) or proposed by a
+    seeded TPE sampler (``method: tpe``, ranges or lists).
 
     Each trial is fit on the train split and scored on the validation split with ``metric``; the best
     one becomes the model. Every trial is logged as a nested MLflow run.
     """
 
     trials: int
-    space: dict[str, tuple[Any, ...]]
+    space: dict[str, Dimension]
     metric: str
+    method: Method = "grid"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"trials": self.trials, "metric": self.metric, "space": {k: list(v) for k, v in self.space.items()}}
+        space = {k: v.to_dict() if isinstance(v, Range) else list(v) for k, v in self.space.items()}
+        return {"trials": self.trials, "metric": self.metric, "method": self.method, "space": space}
 
 
 @dataclass(frozen=True)
@@ -118,20 +123,20 @@ def _search(raw: Any, task: Task) -> SearchSpec | None:
     if raw is None:
         return None
     section = _mapping(raw, "search")
-    _reject_unknown(section, ("trials", "space", "metric"), "search")
+    _reject_unknown(section, ("trials", "space", "metric", "method"), "search")
+    method = _text(section.get("method", "grid"), "search.method")
+    if method not in METHODS:
+        raise SpecError(f"{_where('search.method')} must be one of {list(METHODS)}. Got {method!r} instead.")
     space_raw = _mapping(section.get("space"), "search.space")
     if not space_raw:
         raise SpecError(f"{_where('search.space')} must name at least one parameter with a list of values.")
-    space: dict[str, tuple[Any, ...]] = {}
-    for name, values in space_raw.items():
-        if isinstance(values, str) or not isinstance(values, Sequence) or not values:
-            raise SpecError(
-                f"{_where('search.space.' + str(name))} must be a non-empty list of values. Got {values!r}."
-            )
-        space[str(name)] = tuple(values)
+    space = {str(name): parse_dimension(str(name), values, method) for name, values in space_raw.items()}
     metric = _text(section.get("metric", DEFAULT_METRIC[task]), "search.metric")
     return SearchSpec(
-        trials=_integer(section.get("trials", 4), "search.trials", 1, MAX_SEARCH_TRIALS), space=space, metric=metric
+        trials=_integer(section.get("trials", 4), "search.trials", 1, MAX_SEARCH_TRIALS),
+        space=space,
+        metric=metric,
+        method=method,
     )
 
 
@@ -144,6 +149,51 @@ def _categories(raw: Any) -> CategorySpec:
         max=_integer(section.get("max", 64), "categories.max", 1, 10_000),
         min_frequency=_integer(section.get("min_frequency", 10), "categories.min_frequency", 1),
     )
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    """The spec's ``ablation`` section.
+
+    :param budget_seconds: wall-clock budget of the whole ablation; features not reached are reported
+        as unmeasured.
+    :param repeats: permutations per feature (their mean drop is reported).
+    :param min_drop: a feature whose mean drop is at most this (in metric units) is flagged.
+    :param max_rows: validation rows used (a seeded sample beyond that).
+    """
+
+    budget_seconds: float = 60.0
+    repeats: int = 3
+    min_drop: float = 0.0
+    max_rows: int = 20_000
+
+    KEYS = ("budget_seconds", "repeats", "min_drop", "max_rows")
+
+    @classmethod
+    def from_raw(cls, raw: Any) -> AblationSpec | None:
+        """None for an absent or ``false`` section, defaults for ``true``, else the mapping's values."""
+        if raw is None or raw is False:
+            return None
+        if raw is True:
+            return cls()
+        section = _mapping(raw, "ablation")
+        _reject_unknown(section, cls.KEYS, "ablation")
+        budget = _number(section.get("budget_seconds", 60.0), "ablation.budget_seconds")
+        min_drop = _number(section.get("min_drop", 0.0), "ablation.min_drop")
+        if budget <= 0 or min_drop < 0:
+            raise SpecError(
+                f"{_where('ablation')} needs budget_seconds > 0 and min_drop >= 0. "
+                f"Got budget_seconds={budget!r}, min_drop={min_drop!r}."
+            )
+        return cls(
+            budget_seconds=budget,
+            repeats=_integer(section.get("repeats", 3), "ablation.repeats", 1, 50),
+            min_drop=min_drop,
+            max_rows=_integer(section.get("max_rows", 20_000), "ablation.max_rows", 100),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _transforms(raw: Mapping[str, Any]) -> FeatureTransforms:

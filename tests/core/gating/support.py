@@ -22,6 +22,7 @@ class Exported:
     onnx_bytes: bytes
     spec: dict[str, Any]
     native: Any
+    training_rows: pd.DataFrame | None = None  # what it learned from: the baselines learn from them too
 
     def native_predict(self, frame: pd.DataFrame) -> np.ndarray:
         return self.native.predict_proba(features(frame, self.spec))
@@ -56,6 +57,7 @@ def train(
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
 
     numeric = NUMERIC if numeric is None else numeric
     categorical = CATEGORICAL if categorical is None else categorical
@@ -78,11 +80,15 @@ def train(
     model = (
         RandomForestClassifier(n_estimators=25, max_depth=10, min_samples_leaf=20, random_state=seed, n_jobs=1)
         if estimator == "forest"
+        else DecisionTreeClassifier(max_depth=1, random_state=seed)
+        if estimator == "stump"
         else LogisticRegression(max_iter=500)
     )
     pipeline = Pipeline([("features", columns), ("model", model)])
     pipeline.fit(features(data, spec), y)
-    return export(pipeline, spec)
+    exported = export(pipeline, spec)
+    exported.training_rows = frame
+    return exported
 
 
 def export(pipeline: Any, spec: dict[str, Any]) -> Exported:
@@ -111,7 +117,7 @@ LOOSE_PARITY = 0.05  # random forests in ONNX compute in float32: tree threshold
 
 
 def candidate(model: Exported, **extra: object) -> ModelUnderTest:
-    base = {"run_id": "cand", "native_predict": model.native_predict}
+    base = {"run_id": "cand", "native_predict": model.native_predict, "training_sample": model.training_rows}
     return ModelUnderTest("candidate", model.onnx_bytes, model.spec, **{**base, **extra})  # type: ignore[arg-type]
 
 

@@ -34,7 +34,13 @@ def test_the_flights_pipeline_keeps_what_its_ml_test_score_counts() -> None:
     flights = {p.name: p for p in discover(FOLDER)}["flights_delay"]
     slices = GatePolicy.from_mapping(flights.gate_policy).slices
     assert slices.columns == ("origin",) and slices.floor is not None and slices.max_gap is not None  # M6
-    assert TrainingSpec.from_yaml(flights.path).search is not None  # M3
+    spec = TrainingSpec.from_yaml(flights.path)
+    assert spec.search is not None and spec.search.method == "tpe"  # M3: every parameter that matters
+    tuned = {"learning_rate", "num_leaves", "max_depth", "min_child_samples", "reg_lambda", "reg_alpha"}
+    assert tuned | {"subsample", "colsample_bytree"} <= set(spec.search.space)
+    assert spec.ablation is not None  # D2
+    baseline = GatePolicy.from_mapping(flights.gate_policy).baseline
+    assert baseline.enabled and baseline.kinds("binary")[0] == "linear" and baseline.min_gain.value > 0  # M5
     assert flights.business_metric and flights.proxy_check  # M2
     assert flights.spec_review != "off"  # M1
     assert {"dep_delay", "arr_delay", "arr_delayed_15"} <= set(flights.feature_requirements.forbidden)  # D4

@@ -124,10 +124,10 @@ def test_sklearn_estimator_with_class_weights(january: pd.DataFrame) -> None:
 def test_search_tries_candidates_on_validation_and_keeps_the_best(january: pd.DataFrame) -> None:
     spec = spec_of(FLIGHTS, search={"trials": 3, "metric": "log_loss", "space": {"num_leaves": [4, 8, 16, 32]}})
     result = train_model(january, spec)
-    assert len(result.trials) == 3
+    assert len(result.trials) == 4 and result.trials[0].params == {}  # the hand-set parameters, then 3 of the grid
     scores = [t.metrics["log_loss"] for t in result.trials]
     best = result.trials[int(np.argmin(scores))]
-    assert result.params["num_leaves"] == best.params["num_leaves"]
+    assert result.params["num_leaves"] == spec.estimator_params(best.params)["num_leaves"]
     assert result.metrics["validation"]["log_loss"] == pytest.approx(min(scores))
 
 
