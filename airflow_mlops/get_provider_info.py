@@ -20,6 +20,7 @@ HOOK_MODULES = [
     "airflow_mlops.hooks.webhook",
 ]
 OPERATOR_MODULES = [
+    "airflow_mlops.operators.approval",
     "airflow_mlops.operators.backtest",
     "airflow_mlops.operators.base",
     "airflow_mlops.operators.branching",

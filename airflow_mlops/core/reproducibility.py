@@ -247,7 +247,7 @@ def spec_from_artifact(document: Mapping[str, Any], params: Mapping[str, str] | 
     fields = {
         "task", "target", "numeric_features", "categorical_features", "estimator", "split", "class_weight",
         "early_stopping_rounds", "search", "categories", "seed", "reference_rows", "train_metrics_rows",
-        "leakage_check", "parity_tolerance", "transforms",
+        "leakage_check", "parity_tolerance", "transforms", "ablation",
     }  # fmt: skip
     return TrainingSpec.from_mapping({k: v for k, v in document.items() if k in fields and v is not None})
 

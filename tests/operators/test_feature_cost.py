@@ -94,7 +94,9 @@ def test_a_model_whose_features_pay_for_themselves_passes_quietly(
 ) -> None:
     receipt = check(runs["shipped"], log_to_run="false")
     assert receipt["severity"] == "ok", receipt["message"]
-    assert receipt["details"]["flagged"] == {} and len(receipt["details"]["features"]) == 8
+    shipped = shipped_spec()["features"]
+    features = len(shipped["numeric"]) + len(shipped["categorical"])  # the transforms' outputs included
+    assert receipt["details"]["flagged"] == {} and len(receipt["details"]["features"]) == features == 13
     assert receipt["details"]["seconds"] < 5  # a few seconds at most, at every training
     assert alerts.requests == []
     assert receipt["table_uri"] is None
