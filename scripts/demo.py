@@ -147,7 +147,8 @@ class Narrator:
             return f"(not readable: {str(exc).splitlines()[0]})"
         lines = [line for line in (answer or {}).get("content") or [] if isinstance(line, dict)]
         events = [str(line.get("event", "")) for line in lines if line.get("event")]
-        return f"{len(events)} lines, e.g. {(events or ['(none)'])[-1][:140]!r}"
+        trained = [e for e in events if e.startswith("Trained ")] or events or ["(none)"]
+        return f"{len(events)} lines, e.g. {trained[-1][:140]!r}"
 
 
 def train(api: Any, narrator: Narrator, why: str) -> str:
