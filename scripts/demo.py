@@ -138,15 +138,10 @@ class Narrator:
         """A line of the last training's task log as the UI shows it: the logs are in Airflow."""
         from airflow_mlops.cli.airflow_api import ServiceError
 
-        path = f"/api/v2/dags/{TRAINING}/dagRuns/{self.last_training}/taskInstances/{PIPELINE}.{task}/logs/1"
         try:
-            answer = self.api.request(
-                "GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"}
-            )
+            events = self.api.task_log(TRAINING, self.last_training, f"{PIPELINE}.{task}")
         except ServiceError as exc:
             return f"(not readable: {str(exc).splitlines()[0]})"
-        lines = [line for line in (answer or {}).get("content") or [] if isinstance(line, dict)]
-        events = [str(line.get("event", "")) for line in lines if line.get("event")]
         trained = [e for e in events if e.startswith("Trained ")] or events or ["(none)"]
         return f"{len(events)} lines, e.g. {trained[-1][:140]!r}"
 

@@ -132,6 +132,13 @@ class ApiClient:
         answer = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=500)
         return list(answer["task_instances"])
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> list[str]:
+        """The lines (their ``event`` text) of a task try's log, as the UI reads them from the api-server."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        answer = self.request("GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"})
+        lines = (answer or {}).get("content") or []
+        return [str(line["event"]) for line in lines if isinstance(line, dict) and line.get("event")]
+
     def links(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, str]:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links"
         return dict((self.get(path, map_index=map_index) or {}).get("extra_links") or {})

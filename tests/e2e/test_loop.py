@@ -130,9 +130,7 @@ def test_the_retraining_moves_the_champion(airflow: AirflowServices, mlops_stack
 def test_task_logs_are_in_airflow(airflow: AirflowServices, loop: Loop) -> None:
     """Run by a scheduler, a task's log is where the UI reads it (not only in a terminal)."""
     run_id = loop.retrain_run["dag_run_id"]
-    path = f"/api/v2/dags/{TRAINING}/dagRuns/{run_id}/taskInstances/{PIPELINE}.train/logs/1"
-    answer = airflow.api.request("GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"})
-    events = [str(line.get("event")) for line in answer["content"] if isinstance(line, dict)]
+    events = airflow.api.task_log(TRAINING, run_id, f"{PIPELINE}.train")
     assert any(event.startswith(f"Trained {PIPELINE} on ") for event in events), events[-20:]
 
 
