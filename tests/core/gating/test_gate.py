@@ -185,11 +185,16 @@ def test_a_regressor_is_gated_on_rmse_with_a_mean_baseline_and_relative_parity()
 
     model_under_test = ModelUnderTest("candidate", onnx_bytes, spec, run_id="bikes", native_predict=native,
                                       training_sample=train_rows)  # fmt: skip
-    decision = evaluate(model_under_test, None, test_rows, policy(floors={"r2": 0.4}, max_parity_diff=1e-4))
+    gate = {"floors": {"r2": 0.4}, "max_parity_diff": 1e-4}
+    decision = evaluate(model_under_test, None, test_rows, policy(**gate, baseline={"kind": "mean"}))
     assert decision.passed and decision.primary_metric == "rmse"
     assert decision.baseline is not None and decision.baseline["kind"] == "mean"
     assert decision.candidate_metrics["rmse"] < decision.baseline["metrics"]["rmse"]
     assert decision.parity["measure"] == "max_rel_diff" and decision.parity["value"] < 1e-4
     assert decision.data["target_mean"] == pytest.approx(float(test_rows["cnt"].mean()))
-    worse = evaluate(model_under_test, None, test_rows, policy(floors={"rmse": 10.0}))
+    worse = evaluate(model_under_test, None, test_rows, policy(floors={"rmse": 10.0}, baseline={"kind": "mean"}))
     assert [c.name for c in worse.failed_checks] == ["floor:rmse"]  # a ceiling for a lower-is-better metric
+    # The default simpler model is a ridge on the same inputs: this candidate is one, so it gains nothing over it.
+    same_as_linear = evaluate(model_under_test, None, test_rows, policy(**gate))
+    assert same_as_linear.baseline is not None and same_as_linear.baseline["kind"] == "linear"
+    assert "baseline:rmse" in failed(same_as_linear)
