@@ -73,8 +73,11 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
-def parse_duration(raw: Any, name: str) -> timedelta | None:
-    """``None``/empty -> None; seconds as a number; or ``"<n><unit>"`` with unit s, m, h, d or w."""
+def parse_duration(raw: Any, name: str, *, allow_zero: bool = False) -> timedelta | None:
+    """``None``/empty -> None; seconds as a number; or ``"<n><unit>"`` with unit s, m, h, d or w.
+
+    :param allow_zero: accept a zero duration (a cooldown of 0 means none); otherwise it must be positive.
+    """
     if raw is None or raw == "":
         return None
     if isinstance(raw, timedelta):
@@ -91,6 +94,7 @@ def parse_duration(raw: Any, name: str) -> timedelta | None:
                 f"(e.g. '36h', '7d'). Got {raw!r} instead."
             )
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise SpecError(f"The {name!r} parameter must be a positive duration. Got {raw!r} instead.")
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        kind = "a duration of zero or more" if allow_zero else "a positive duration"
+        raise SpecError(f"The {name!r} parameter must be {kind}. Got {raw!r} instead.")
     return timedelta(seconds=seconds)

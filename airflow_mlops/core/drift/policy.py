@@ -32,14 +32,13 @@ JSON file under the storage root, atomically.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from airflow_mlops.core.errors import ArtifactError, SpecError
-from airflow_mlops.core.params import parse_flag, parse_number
+from airflow_mlops.core.params import parse_duration, parse_flag, parse_number
 
 STATE_FORMAT = 1
 Status = Literal["retrain", "ok", "cooldown", "awaiting_labels", "no_data", "stale", "already_triggered"]
@@ -57,23 +56,10 @@ def batch_key(batch_id: str) -> str:
     return batch_id[: -len(LABELLED_SUFFIX)] if batch_id.endswith(LABELLED_SUFFIX) else batch_id
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(raw: Any, name: str = "cooldown") -> float:
-    """Seconds from a number or a string like ``'3600'``, ``'12h'``, ``'7d'``, ``'2w'``."""
-    if isinstance(raw, int | float) and not isinstance(raw, bool) and raw >= 0:
-        return float(raw)
-    if isinstance(raw, timedelta):
-        return raw.total_seconds()
-    match = _DURATION.match(str(raw)) if isinstance(raw, str) else None
-    if not match:
-        raise SpecError(
-            f"The {name!r} parameter of DriftPolicy must be seconds or a duration like '12h', '7d', '2w'. "
-            f"Got {raw!r} instead."
-        )
-    return float(match.group(1)) * _UNITS[match.group(2)]
+def cooldown_seconds(raw: Any) -> float:
+    """The cooldown in seconds: a number of seconds or a duration like ``'12h'``, ``'7d'``, ``'2w'``; 0 is none."""
+    cooldown = parse_duration(raw, "cooldown", allow_zero=True)
+    return cooldown.total_seconds() if cooldown is not None else 0.0
 
 
 def _optional_fraction(raw: Any, name: str, upper: float | None = 1.0) -> float | None:
@@ -147,7 +133,7 @@ class DriftPolicy:
             drift_share=share,
             quality_drop=quality,
             trigger_columns=tuple(columns),
-            cooldown=parse_duration(raw.get("cooldown", 0), "cooldown"),
+            cooldown=cooldown_seconds(raw.get("cooldown", 0)),
             min_new_labels=labels,
             hysteresis=hysteresis,
             quality_hysteresis=q_hysteresis,

@@ -49,6 +49,8 @@ INTERVAL_NAMES = frozenset((
     "ts_nodash_with_tz",
 ))  # fmt: skip
 
+# A schedule is an ISO 8601 duration (``PT6H``), as Airflow accepts for ``schedule``; the pipeline file's
+# other durations (``7d``, ``36h``) are read by :func:`airflow_mlops.core.params.parse_duration`.
 _DURATION = re.compile(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", re.IGNORECASE)
 _CALENDAR_DURATION = re.compile(r"P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T.*)?", re.IGNORECASE)
 _ASSET_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")

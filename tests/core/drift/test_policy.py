@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_mlops.core.drift.policy import DriftPolicy, Observation, decide, parse_duration
+from airflow_mlops.core.drift.policy import DriftPolicy, Observation, cooldown_seconds, decide
 from airflow_mlops.core.drift.state import decide_and_save, load_state, save_state, state_uri
 from airflow_mlops.core.errors import ArtifactError, SpecError
 from airflow_mlops.core.storage import StorageRoot
@@ -35,7 +35,7 @@ def run(policy: DriftPolicy, observations: list[Observation]) -> tuple[list[str]
     ("raw", "message"),
     [
         ({"drift_share": 2}, "'drift_share' parameter must be a number >= 0 and <= 1"),
-        ({"cooldown": "a week"}, "'cooldown' parameter of DriftPolicy must be seconds or a duration"),
+        ({"cooldown": "a week"}, "'cooldown' parameter must be a duration: seconds, or a number with a unit"),
         ({"min_new_labels": -1}, "'min_new_labels' parameter must be an integer >= 0"),
         ({"drift_share": 0.3, "hysteresis": 0.4}, "must not exceed its 'drift_share'"),
         ({"quality_drop": 0.01, "quality_hysteresis": 0.02}, "must not exceed its 'quality_drop'"),
@@ -56,7 +56,7 @@ def test_templated_strings_are_coerced() -> None:
     )  # fmt: skip
     assert policy.drift_share == 0.4 and policy.cooldown == 7 * 86400 and policy.min_new_labels == 500
     assert policy.trigger_columns == ("temp", "dest") and policy.quality_drop == 0.03
-    assert [parse_duration(x) for x in ("90", "15m", "12h", "2w", 30)] == [90, 900, 43200, 1209600, 30]
+    assert [cooldown_seconds(x) for x in ("90", "15m", "12h", "2w", 30, 0)] == [90, 900, 43200, 1209600, 30, 0]
 
 
 def test_drift_share_threshold_triggers() -> None:
