@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from airflow_mlops.core.features.apply import Transformer
     from airflow_mlops.core.monitoring import ModelVersionFacts
     from airflow_mlops.core.serving import ServingModel
+    from airflow_mlops.core.training.result import TrainingResult
 
 DEFAULT_SKEW_TOLERANCE = 1e-4
 DEFAULT_METRIC_TOLERANCE = 1e-6
@@ -288,8 +289,6 @@ def check_reproducibility(
     :raises SourceNotFoundError: the run records no snapshot, or it is gone.
     :raises IntegrityError: the snapshot changed since training (its sha256 differs).
     """
-    from airflow_mlops.core.training import read_snapshot, train_model
-
     if not facts.dataset_uri:
         raise SourceNotFoundError(
             f"Model {facts.name!r} v{facts.version} (run {facts.run_id}) records no training snapshot "
@@ -298,14 +297,7 @@ def check_reproducibility(
     recorded = facts.spec.get("metrics")
     if not isinstance(recorded, Mapping) or not recorded:
         raise SpecError(f"The training spec artifact of run {facts.run_id} records no metrics to compare with.")
-    spec = spec_from_artifact(facts.spec, facts.run_params)
-    frame, _ = read_snapshot(root, facts.dataset_uri, facts.dataset_sha256)
-    transformer = None
-    if spec.transforms.joins:
-        from airflow_mlops.core.features.apply import bind
-
-        transformer = bind(spec.transforms, root, facts.run_tags.get(contracts.TAG_PIPELINE, ""))
-    result = train_model(frame, spec, transformer=transformer)
+    result = _retrain(facts, facts.dataset_uri, root)
     rows = compare_metrics(recorded, result.metrics, tolerance)
     drifted = sorted(k for k, v in rows.items() if not v["within_tolerance"])
     same_onnx = result.onnx_sha256 == facts.onnx_sha256
@@ -335,3 +327,17 @@ def check_reproducibility(
         return Finding("reproducibility", "alert" if require_identical_onnx else "warn", message, details)
     message = f"Retraining {name} reproduces its {len(rows)} metrics within {tolerance:g} and byte-identical ONNX."
     return Finding("reproducibility", "ok", message, details)
+
+
+def _retrain(facts: ModelVersionFacts, dataset_uri: str, root: StorageRoot) -> TrainingResult:
+    """Train ``facts``' spec again on its snapshot ``dataset_uri`` (sha256-checked), with its joins bound."""
+    from airflow_mlops.core.training import read_snapshot, train_model
+
+    spec = spec_from_artifact(facts.spec, facts.run_params)
+    frame, _ = read_snapshot(root, dataset_uri, facts.dataset_sha256)
+    transformer = None
+    if spec.transforms.joins:
+        from airflow_mlops.core.features.apply import bind
+
+        transformer = bind(spec.transforms, root, facts.run_tags.get(contracts.TAG_PIPELINE, ""))
+    return train_model(frame, spec, transformer=transformer)
