@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from airflow_mlops.core.errors import SpecError
-from airflow_mlops.core.features.grammar import Kind, Node, Scope, Typed, columns_of, compile_node, parse
+from airflow_mlops.core.features.grammar import Kind, Scope, Typed, compile_node, parse
+from airflow_mlops.core.features.syntax import Node, columns_of
 
 Duplicates = Literal["error", "first", "last"]
 DUPLICATE_POLICIES: tuple[Duplicates, ...] = ("error", "first", "last")
