@@ -277,6 +277,7 @@ def check_reproducibility(
     *,
     tolerance: float = DEFAULT_METRIC_TOLERANCE,
     require_identical_onnx: bool = False,
+    sql_engine: Any = None,
 ) -> Finding:
     """Retrain ``facts``' spec on its recorded snapshot and compare with what its run recorded.
 
@@ -285,6 +286,7 @@ def check_reproducibility(
     with matching metrics is a warning (an alert with ``require_identical_onnx``): a library upgrade
     may change bytes without changing a single prediction.
 
+    :param sql_engine: a connection id -> a SQLAlchemy engine, for joins whose dimension is a SQL table.
     :raises SourceNotFoundError: the run records no snapshot, or it is gone.
     :raises IntegrityError: the snapshot changed since training (its sha256 differs).
     """
@@ -304,7 +306,7 @@ def check_reproducibility(
     if spec.transforms.joins:
         from airflow_mlops.core.features.apply import bind
 
-        transformer = bind(spec.transforms, root, facts.run_tags.get(contracts.TAG_PIPELINE, ""))
+        transformer = bind(spec.transforms, root, facts.run_tags.get(contracts.TAG_PIPELINE, ""), sql_engine)
     result = train_model(frame, spec, transformer=transformer)
     rows = compare_metrics(recorded, result.metrics, tolerance)
     drifted = sorted(k for k, v in rows.items() if not v["within_tolerance"])
