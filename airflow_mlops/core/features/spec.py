@@ -184,7 +184,8 @@ class FeatureTransforms:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "derived": {d.name: d.expression for d in self.derived},
+            # A list, not a mapping: the order is meaningful and a JSON writer may sort a mapping's keys.
+            "derived": [{d.name: d.expression} for d in self.derived],
             "joins": [j.to_dict() for j in self.joins],
             "timezones": dict(self.timezones),
         }
@@ -201,7 +202,7 @@ class FeatureTransforms:
         joins = tuple(_join(item, f"{where}.joins[{i}]") for i, item in enumerate(_list(raw.get("joins"), where)))
         derived = tuple(
             DerivedFeature(_name(name, f"{where}.derived"), str(text), parse(text, f"Derived feature {name!r}"))
-            for name, text in _section(raw.get("derived"), f"{where}.derived").items()
+            for name, text in _derived_items(raw.get("derived"), f"{where}.derived")
         )
         transforms = cls(derived=derived, joins=joins, timezones=timezones)
         transforms._check_names(where)
@@ -242,6 +243,17 @@ def _section(raw: Any, path: str) -> Mapping[str, Any]:
     if not isinstance(raw, Mapping):
         raise SpecError(f"{_where(path)} must be a mapping. Got {raw!r} instead.")
     return raw
+
+
+def _derived_items(raw: Any, path: str) -> list[tuple[Any, Any]]:
+    """``derived`` as (name, expression) pairs in order: a mapping (as written in a pipeline file) or a
+    list of one-entry mappings (as a spec artifact keeps it)."""
+    if isinstance(raw, Sequence) and not isinstance(raw, str):
+        items = [_section(item, path) for item in raw]
+        if any(len(item) != 1 for item in items):
+            raise SpecError(f"{_where(path)} as a list must hold one {{name: expression}} per entry. Got {raw!r}.")
+        return [next(iter(item.items())) for item in items]
+    return list(_section(raw, path).items())
 
 
 def _list(raw: Any, where: str) -> list[Any]:

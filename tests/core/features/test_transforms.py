@@ -229,3 +229,12 @@ def test_a_sql_join_is_declared_like_a_sql_data_source_and_travels_with_the_spec
 def test_bad_sql_join_declarations_are_refused_when_parsed(join: dict[str, Any], message: str) -> None:
     with pytest.raises(SpecError, match=message):
         transforms(joins=[{**SQL_WEATHER, **join}])
+
+
+def test_the_order_of_derived_features_survives_an_artifact_written_with_sorted_keys() -> None:
+    import json
+
+    chained = transforms(derived={"zz_base": "distance / 100", "aa_scaled": "zz_base * 2"})
+    artifact = json.loads(json.dumps(chained.to_dict(), sort_keys=True))  # as the spec artifact is written
+    read_back = FeatureTransforms.from_mapping(artifact)
+    assert [d.name for d in read_back.derived] == ["zz_base", "aa_scaled"] and read_back == chained
