@@ -81,9 +81,8 @@ def transformed(
         rooted = [j.name for j in spec.transforms.joins if located_by_root(j) or j.sql is not None]
         if rooted:
             raise SpecError(
-                f"The training spec joins dimension table(s) {rooted} kept under the storage root or in a SQL "
-                "database: pass a transformer with them loaded "
-                "(airflow_mlops.core.features.bind(spec.transforms, root, pipeline, sql_engine))."
+                f"The training spec joins dimension table(s) {rooted} under the storage root or in SQL: pass a "
+                "transformer with them loaded (airflow_mlops.core.features.bind(spec.transforms, root, pipeline, ...))."
             )
         transformer = bind(spec.transforms, StorageRoot("."), "-")  # sources under include/ or absolute
     return transformer.apply_frame(frame), transformer.receipt()
