@@ -78,11 +78,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "airflow-mlops backtest"
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
+        from airflow_mlops.hooks.ingestion import sql_engine
         from airflow_mlops.hooks.storage import StorageHook
 
         settings = BacktestSettings.from_pipeline_file(
             args.pipeline_file, training_override=parse_override(args.training_override), time_column=args.time_column,
-            root=StorageHook(args.storage_root).get_conn(),
+            root=StorageHook(args.storage_root).get_conn(), sql_engine=sql_engine,
         )  # fmt: skip
         rule = BatchRule.parse(args.batch)
         history = split_batches(read_history(args.data), rule, settings.time_column, start=args.start, end=args.end)

@@ -48,9 +48,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "airflow-mlops explain")
             client = MlflowHook(args.mlflow_conn_id).get_conn()
             alias = args.alias or (None if args.version else "champion")
             ref = resolve_model_version(client, args.model, alias=alias, version=args.version)
+            from airflow_mlops.hooks.ingestion import sql_engine
             from airflow_mlops.hooks.storage import StorageHook
 
-            explanation = explain_row(client, ref, row, StorageHook().get_conn())
+            explanation = explain_row(client, ref, row, StorageHook().get_conn(), sql_engine)
         except MlopsError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -278,6 +278,7 @@ def check_reproducibility(
     *,
     tolerance: float = DEFAULT_METRIC_TOLERANCE,
     require_identical_onnx: bool = False,
+    sql_engine: Any = None,
 ) -> Finding:
     """Retrain ``facts``' spec on its recorded snapshot and compare with what its run recorded.
 
@@ -286,6 +287,7 @@ def check_reproducibility(
     with matching metrics is a warning (an alert with ``require_identical_onnx``): a library upgrade
     may change bytes without changing a single prediction.
 
+    :param sql_engine: a connection id -> a SQLAlchemy engine, for joins whose dimension is a SQL table.
     :raises SourceNotFoundError: the run records no snapshot, or it is gone.
     :raises IntegrityError: the snapshot changed since training (its sha256 differs).
     """
@@ -297,7 +299,7 @@ def check_reproducibility(
     recorded = facts.spec.get("metrics")
     if not isinstance(recorded, Mapping) or not recorded:
         raise SpecError(f"The training spec artifact of run {facts.run_id} records no metrics to compare with.")
-    result = _retrain(facts, facts.dataset_uri, root)
+    result = _retrain(facts, facts.dataset_uri, root, sql_engine)
     rows = compare_metrics(recorded, result.metrics, tolerance)
     drifted = sorted(k for k, v in rows.items() if not v["within_tolerance"])
     same_onnx = result.onnx_sha256 == facts.onnx_sha256
@@ -329,7 +331,7 @@ def check_reproducibility(
     return Finding("reproducibility", "ok", message, details)
 
 
-def _retrain(facts: ModelVersionFacts, dataset_uri: str, root: StorageRoot) -> TrainingResult:
+def _retrain(facts: ModelVersionFacts, dataset_uri: str, root: StorageRoot, sql_engine: Any) -> TrainingResult:
     """Train ``facts``' spec again on its snapshot ``dataset_uri`` (sha256-checked), with its joins bound."""
     from airflow_mlops.core.training import read_snapshot, train_model
 
@@ -339,5 +341,5 @@ def _retrain(facts: ModelVersionFacts, dataset_uri: str, root: StorageRoot) -> T
     if spec.transforms.joins:
         from airflow_mlops.core.features.apply import bind
 
-        transformer = bind(spec.transforms, root, facts.run_tags.get(contracts.TAG_PIPELINE, ""))
+        transformer = bind(spec.transforms, root, facts.run_tags.get(contracts.TAG_PIPELINE, ""), sql_engine)
     return train_model(frame, spec, transformer=transformer)

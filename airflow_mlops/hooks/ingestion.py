@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseHook
 
-from airflow_mlops.core.errors import SpecError
+from airflow_mlops.core.errors import SourceNotFoundError, SpecError
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -121,6 +121,24 @@ class SqlSourceHook(BaseHook):
             where = self.masked_url if "sqlalchemy_url" in self.__dict__ else repr(self.sql_conn_id)
             return False, f"SQL source {where} is not reachable: {exc}"
         return True, f"Connected to {self.masked_url}."
+
+
+def sql_engine(sql_conn_id: str) -> Engine:
+    """The SQLAlchemy engine of a connection, for a feature join whose dimension is a SQL table: operators
+    hand this function to the core (``sql_engine``), which calls it once per connection a join names.
+
+    :raises SourceNotFoundError: no connection has that id.
+    """
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return SqlSourceHook(sql_conn_id).get_conn()
+    except AirflowNotFoundException as exc:
+        raise SourceNotFoundError(
+            f"The SQL connection {sql_conn_id!r} that a feature join reads its dimension through does not exist: "
+            f"define it (an Airflow connection, e.g. AIRFLOW_CONN_{sql_conn_id.upper()}) or fix the join's "
+            "'connection'."
+        ) from exc
 
 
 def source_handles(

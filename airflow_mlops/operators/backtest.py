@@ -71,11 +71,13 @@ class BacktestPolicyOperator(BaseOperator):
         from airflow_mlops.core import backtest
         from airflow_mlops.core.backtest.report import summary
         from airflow_mlops.core.errors import MlopsError
+        from airflow_mlops.hooks.ingestion import sql_engine
 
         try:
             spec = backtest.BacktestSettings.from_pipeline_file(
-                self.pipeline_file, training_override=self.training_override, time_column=self.time_column or None
-            )
+                self.pipeline_file, training_override=self.training_override, time_column=self.time_column or None,
+                sql_engine=sql_engine,
+            )  # fmt: skip
             rule = backtest.BatchRule.parse(self.batch)
             frame = backtest.read_history(self.data_uri)
             history = backtest.split_batches(frame, rule, spec.time_column, start=self.start, end=self.end)

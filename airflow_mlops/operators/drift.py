@@ -48,8 +48,10 @@ class CheckDriftOperator(MlopsBaseOperator):
 
     :param pipeline: pipeline name; the storage layout and the asset use it (not templated: the
         outlet is fixed when the DAG is parsed).
-    :param current_uri: Parquet batch to check: a serving log, scored output, or a labelled batch
-        (with the target, which adds target drift and quality). (templated)
+    :param current_uri: Parquet batch to check: a serving log, scored output, a labelled batch (with the
+        target, which adds target drift and quality), or a raw batch of landing columns, which goes through
+        the champion version's feature transforms first so their derived and joined columns are checked
+        too. (templated)
     :param model_name: registered model whose ``champion`` alias gives the reference and its training
         spec. (templated)
     :param reference_uri: a reference Parquet file instead of the champion's. (templated)
@@ -139,7 +141,7 @@ class CheckDriftOperator(MlopsBaseOperator):
         root.layout(self.pipeline, KIND_DRIFT, partition)  # refuse bad names before any work
         as_of = self.as_of or batch_time(context).isoformat()
         with input_failures():
-            ref, outcome = self._check(partition)
+            ref, outcome, transforms = self._check(partition)
         result = outcome.result
         batch_id = partition + (LABELLED_SUFFIX if result.target is not None else "")
         observation = drift.observe(result, batch_id, as_of, ref["receipt"]["id"])
@@ -148,6 +150,8 @@ class CheckDriftOperator(MlopsBaseOperator):
         drift.write_decision(root, outcome.outputs, decision, result)
         receipt = drift.receipt(result, decision, outcome.outputs, ref["receipt"], batch_id)
         receipt.update(current_uri=self.current_uri, partition=partition, state_uri=state_uri)
+        if transforms is not None:
+            receipt["feature_transforms"] = transforms
         if self.log_to_mlflow:
             receipt["mlflow_run_id"] = self._log_to_mlflow(ref, result, decision, observation.as_of)
         self._persist_links(context, outcome.outputs)
@@ -167,19 +171,26 @@ class CheckDriftOperator(MlopsBaseOperator):
             raise DataValidationFailed(f"Schema skew in {self.current_uri}: {result.schema_skew.to_dict()}")
         return receipt
 
-    def _check(self, partition: str) -> tuple[dict[str, Any], Any]:
-        """Compare the batch with the reference and write the report: the reference and the outcome."""
+    def _check(self, partition: str) -> tuple[dict[str, Any], Any, dict[str, Any] | None]:
+        """Compare the batch with the reference and write the report: the reference, the outcome, and the
+        receipt of the champion's feature transforms when the batch was raw and went through them."""
         from airflow_mlops.core import drift
+        from airflow_mlops.hooks.ingestion import sql_engine
 
         with tempfile.TemporaryDirectory(prefix="mlops-drift-") as folder:
             ref = self._reference(folder)
             business = {"business_metric": self.business_metric} if self.business_metric else {}
             spec = drift.DriftSpec.from_mapping({**(self.spec or {}), **business}, ref["training_spec"])
-            meta = {"pipeline": self.pipeline, "current_uri": self.current_uri, "reference": ref["receipt"]}
-            outcome = drift.check_batch(self.storage, ref["location"], self.current_uri, spec,
+            current = drift.with_champion_transforms(
+                self.current_uri, ref["training_spec"], root=self.storage, pipeline=self.pipeline, folder=folder,
+                sql_engine=sql_engine,
+            )  # fmt: skip
+            meta = {"pipeline": self.pipeline, "current_uri": self.current_uri, "reference": ref["receipt"],
+                    **({"feature_transforms": current.transforms} if current.transforms else {})}  # fmt: skip
+            outcome = drift.check_batch(self.storage, ref["location"], current.location, spec,
                                         pipeline=self.pipeline, partition=partition, metadata=meta,
                                         importance=ref["importance"])  # fmt: skip
-        return ref, outcome
+        return ref, outcome, current.transforms
 
     def _persist_links(self, context: Context, outputs: Any) -> None:
         DriftReportLink.persist_uri(context, outputs.report_uri, self.storage.uri)

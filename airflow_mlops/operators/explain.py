@@ -73,13 +73,14 @@ class ExplainPredictionOperator(MlopsBaseOperator):
 
         from airflow_mlops.core.scoring import explain_row, read_row
         from airflow_mlops.core.validation.json_safe import jsonable
+        from airflow_mlops.hooks.ingestion import sql_engine
 
         root = self.storage
         with input_failures(), model_failures():  # a bad row or index fails the same way on a retry
             row, index = read_row(root, self.row, self.input_uri, self.row_index)
             ref = self.resolve_model(self.model_name, alias=self.alias, version=self.model_version)
             # JSON-safe: a missing feature value (NaN) in the row would make the XCom push fail.
-            explanation = jsonable(explain_row(self.mlflow_client, ref, row, root).to_dict())
+            explanation = jsonable(explain_row(self.mlflow_client, ref, row, root, sql_engine).to_dict())
         partition = self.run_partition(context)
         uri = root.layout(self.pipeline, "explanations", partition, f"{ref.name}-v{ref.version}-row{index}.json")
         root.write_bytes(uri, json.dumps(explanation, indent=2, default=str).encode("utf-8"))

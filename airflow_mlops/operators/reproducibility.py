@@ -54,6 +54,7 @@ class CheckTrainingServingSkewOperator(MonitoringOperator):
         from airflow_mlops.core.params import parse_number
         from airflow_mlops.core.reproducibility import check_training_serving_skew, read_reference
         from airflow_mlops.core.serving import load_serving_model, run_transformer
+        from airflow_mlops.hooks.ingestion import sql_engine
 
         client = self.mlflow_client
         ref = self.resolve_model(self.model_name, alias=self.alias, version=self.model_version)
@@ -67,7 +68,7 @@ class CheckTrainingServingSkewOperator(MonitoringOperator):
             max_rows=int(parse_number(max_rows, "max_rows", low=1, integer=True))
             if max_rows not in (None, "")
             else None,
-            transformer=run_transformer(client, ref.run_id, model, self.storage),
+            transformer=run_transformer(client, ref.run_id, model, self.storage, sql_engine),
         )
         return self.conclude(context, finding, run_id=ref.run_id, alias=ref.alias)
 
@@ -120,6 +121,7 @@ class CheckReproducibilityOperator(MonitoringOperator):
         from airflow_mlops.core.params import parse_flag, parse_number
         from airflow_mlops.core.reproducibility import check_reproducibility
         from airflow_mlops.exceptions import DataValidationFailed
+        from airflow_mlops.hooks.ingestion import sql_engine
 
         client, root = self.mlflow_client, self.storage
         facts = model_version_facts(client, self.model_name, alias=self.alias, version=self.model_version)
@@ -129,6 +131,7 @@ class CheckReproducibilityOperator(MonitoringOperator):
                 root,
                 tolerance=parse_number(self.tolerance, "tolerance"),
                 require_identical_onnx=parse_flag(self.require_identical_onnx, "The 'require_identical_onnx' argument"),
+                sql_engine=sql_engine,
             )
         except IntegrityError as exc:  # the snapshot changed since training: nothing to reproduce from
             raise DataValidationFailed(str(exc)) from exc

@@ -268,6 +268,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.params import parse_flag
         from airflow_mlops.core.scoring import score_partition
+        from airflow_mlops.hooks.ingestion import sql_engine
 
         spec = self._spec(context)
         shadow = parse_flag(self.shadow, "The 'shadow' parameter")
@@ -277,7 +278,9 @@ class ScoreBatchOperator(MlopsBaseOperator):
             model, challenger, skipped = self._models(ref, spec, shadow)
             on_root_s3 = root.is_s3 and spec.input_uri.startswith("s3://")
             input_fs = root.filesystem if on_root_s3 else _input_filesystem(spec.input_uri, self.aws_conn_id)
-            result = score_partition(root, spec, model, input_fs=input_fs, shadow=challenger, shadow_skipped=skipped)
+            result = score_partition(
+                root, spec, model, input_fs=input_fs, shadow=challenger, shadow_skipped=skipped, sql_engine=sql_engine
+            )
         receipt = {**result.to_dict(), "input_uri": spec.input_uri, "model_alias": ref.alias, "run_id": ref.run_id}
         PredictionsLink.persist_uri(context, result.output_uri, root.uri)
         ShadowReportLink.persist_uri(context, result.shadow_report_uri, root.uri)

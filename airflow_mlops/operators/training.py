@@ -134,6 +134,7 @@ class TrainModelOperator(MlopsBaseOperator):
         """Open the MLflow run (its link published at once) and run the core training; the receipt."""
         from airflow_mlops.core.pipeline.requirements import FeatureRequirements
         from airflow_mlops.core.training.run import run_training
+        from airflow_mlops.hooks.ingestion import sql_engine
 
         def publish_link(experiment_id: str, run_id: str) -> None:
             MlflowTrainingRunLink.persist(context, experiment_id=experiment_id, run_id=run_id)
@@ -161,6 +162,7 @@ class TrainModelOperator(MlopsBaseOperator):
             on_start=publish_link,
             requirements=requirements,
             business_metric=self.business_metric or None,
+            sql_engine=sql_engine,
         ).to_dict()
 
     def _log_suite(self, run_id: str) -> None:

@@ -1,9 +1,11 @@
 """Feature transforms end to end: a derived feature and an as-of join computed at training (run_training),
-at serving (ScoreBatchOperator) and in the skew check give identical values; a forbidden column inside an
-expression is refused when the pipeline file is read and again at training."""
+at serving (ScoreBatchOperator) and in the skew check give identical values; a raw batch's drift check
+(CheckDriftOperator) sees the derived and joined columns; a forbidden column inside an expression is refused
+when the pipeline file is read and again at training."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +26,7 @@ from airflow_mlops.core.serving import load_serving_model, resolve_model_version
 from airflow_mlops.core.storage import StorageRoot
 from airflow_mlops.core.training import TrainingSpec, parquet_bytes, run_training
 from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.operators.drift import CheckDriftOperator
 from airflow_mlops.operators.scoring import ScoreBatchOperator
 from tests.core.training.support import FLIGHTS
 from tests.support.data import FLIGHTS_DIR, REPO, flights
@@ -158,6 +161,54 @@ def test_a_changed_dimension_is_skew(deployment: tuple[Any, StorageRoot], tmp_pa
     )
     assert finding.severity == "alert"
     assert finding.details["feature_transforms"]["differences"]["temp"] == pytest.approx(1.0)
+
+
+def drift_of_raw_batch(root: StorageRoot, tmp_path: Path, frame: pd.DataFrame, month: str) -> dict[str, Any]:
+    """The champion's drift check of ``frame`` as it lands (no target, none of the produced columns)."""
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    path = tmp_path / "landing" / f"raw-{month}.parquet"
+    path.parent.mkdir(exist_ok=True)
+    frame.drop(columns=[FLIGHTS["target"]]).to_parquet(path, index=False)
+    operator = CheckDriftOperator(
+        task_id="drift", pipeline="flights", current_uri=str(path), model_name=MODEL, partition=month,
+        spec={"html_report": False}, log_to_mlflow=False,
+    )  # fmt: skip
+    moment = datetime.fromisoformat(f"{month}-01T00:00:00+00:00")
+    context = {"ti": SimpleNamespace(xcom_push=lambda *a, **k: None), "outlet_events": OutletEventAccessors(),
+               "logical_date": moment, "data_interval_end": moment}  # fmt: skip
+    return operator.execute(context)
+
+
+def test_the_drift_check_of_a_raw_batch_sees_the_derived_and_joined_columns(
+    deployment: tuple[Any, StorageRoot], tmp_path: Path
+) -> None:
+    hook, root = deployment
+    client = hook.get_conn()
+    receipt = train(hook, root, flights(months=[1, 2], sample=5000))
+    tags = client.get_run(receipt.run_id).data.tags
+    registration = register_version(
+        client, MODEL, receipt.run_id, source=f"runs:/{receipt.run_id}/{contracts.ARTIFACT_NATIVE_MODEL}",
+        tags=registration_tags(tags, receipt.run_id, None), description="feature transforms",
+    )  # fmt: skip
+    promote(client, MODEL, registration.version)
+    produced = {"sched_dow", "temp", "visib", "log_distance"}
+
+    # July lands: the weather joined at departure is summer's, the days of the week are as in winter.
+    july = drift_of_raw_batch(root, tmp_path, flights(months=[7], sample=3000), "2013-07")
+    assert july["schema_skew"] is None and july["verdict"] != "schema_skew"
+    assert produced <= set(july["scores"])
+    assert "temp" in july["drifted_columns"] and "sched_dow" not in july["drifted_columns"]
+    weather = july["feature_transforms"]["joins"]["weather"]
+    assert weather["matched"] + weather["unmatched"] == 3000 and weather["matched"] > 2900
+    summary = json.loads(Path(july["summary_uri"]).read_text())
+    assert summary["feature_transforms"]["derived"] == ["sched_dow", "log_distance"]  # in the declared order
+
+    # Winter's weekend flights only: the derived day of week drifts (in July it did not).
+    winter = flights(months=[1, 2], sample=8000)
+    weekend = winter[winter["sched_dep_ts"].dt.dayofweek >= 5].reset_index(drop=True)
+    shifted = drift_of_raw_batch(root, tmp_path, weekend, "2013-02")
+    assert "sched_dow" in shifted["drifted_columns"] and "feature_transforms" in shifted
 
 
 FORBIDDEN_READ = {"derived": {"delay_hours": "dep_delay / 60"}}

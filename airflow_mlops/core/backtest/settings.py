@@ -50,6 +50,7 @@ class BacktestSettings:
         training_override: Mapping[str, Any] | None = None,
         time_column: str | None = None,
         root: Any = None,
+        sql_engine: Any = None,
     ) -> BacktestSettings:
         """Read the pipeline file; check the (overridden) training spec against its feature requirements.
 
@@ -57,6 +58,7 @@ class BacktestSettings:
             the training split's time column, when omitted.
         :param root: the storage root whose ``{pipeline}/`` folder holds the dimension tables the feature
             transforms join (the current folder when omitted; sources under ``include/`` do not need it).
+        :param sql_engine: a connection id -> a SQLAlchemy engine, for joins whose dimension is a SQL table.
         """
         import yaml
 
@@ -78,7 +80,9 @@ class BacktestSettings:
             from airflow_mlops.core.storage import StorageRoot
 
             # Sources under include/ are read from the project folder; others under {root}/{pipeline}/.
-            transformer = bind(spec.transforms, root if root is not None else StorageRoot("."), pipeline.name)
+            transformer = bind(
+                spec.transforms, root if root is not None else StorageRoot("."), pipeline.name, sql_engine
+            )
         return cls(
             pipeline=pipeline.name,
             model_name=pipeline.model_name,

@@ -6,13 +6,14 @@ once labels arrive, render HTML reports from the verdicts, and decide when drift
 ``sample_rows``, ``Table``, ``fetch_champion_reference``, ``ChampionReference``, ``monitoring_run``,
 ``log_drift_metrics``, ``LabelSpec``, ``LabelJoinResult``, ``join_labels``, ``join_label_files``, ``DriftPolicy``,
 ``Observation``, ``PolicyDecision``, ``decide``, ``decide_and_save``, ``observe``, ``receipt``, ``state_uri``,
-``champion_importance``, ``ended_run``, ``write_decision`` (modules: ``spec`` is the check's spec, ``tables`` reads
+``champion_importance``, ``ended_run``, ``write_decision``, ``with_champion_transforms``, ``PreparedBatch``
+(modules: ``spec`` is the check's spec, ``tables`` reads
 the inputs column by column, ``columns`` chooses the columns and tests each, ``quality`` measures the model on
 labelled rows, ``compare`` gives the verdict, ``pages`` draws the HTML pages, ``report`` renders and writes the
 reports, ``tracking`` talks to MLflow,
 ``labels`` joins late ground truth, ``policy`` turns verdicts into retrain decisions, ``state`` keeps the policy's
 state, ``observation`` gives the policy's view of a result and the check's receipt, ``headline`` puts the decision at
-the top of the outputs).
+the top of the outputs, ``transformed`` runs a raw batch through the champion's feature transforms).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
         log_drift_metrics,
         monitoring_run,
     )
+    from airflow_mlops.core.drift.transformed import PreparedBatch, with_champion_transforms
 
 __all__ = [
     "ChampionReference",
@@ -54,6 +56,7 @@ __all__ = [
     "LabelSpec",
     "Observation",
     "PolicyDecision",
+    "PreparedBatch",
     "QualityResult",
     "SchemaSkew",
     "Table",
@@ -75,6 +78,7 @@ __all__ = [
     "render_reports",
     "sample_rows",
     "state_uri",
+    "with_champion_transforms",
     "write_decision",
     "write_outputs",
 ]
@@ -92,6 +96,7 @@ __getattr__, __dir__ = lazy_exports(
         "LabelSpec": "labels",
         "Observation": "policy",
         "PolicyDecision": "policy",
+        "PreparedBatch": "transformed",
         "QualityResult": "quality",
         "SchemaSkew": "columns",
         "Table": "tables",
@@ -113,6 +118,7 @@ __getattr__, __dir__ = lazy_exports(
         "render_reports": "report",
         "sample_rows": "tables",
         "state_uri": "state",
+        "with_champion_transforms": "transformed",
         "write_decision": "headline",
         "write_outputs": "report",
     },

@@ -125,15 +125,20 @@ def open_table(source: Any, *, root: StorageRoot | None = None, role: str = "inp
         return source
     if isinstance(source, pd.DataFrame):
         return FrameTable(source, role)
-    uri = str(source)
+    filesystem, path = parquet_location(str(source), root, role)
+    return ParquetTable(filesystem, path, str(source), role)
+
+
+def parquet_location(uri: str, root: StorageRoot | None, role: str) -> tuple[Any, str]:
+    """The pyarrow filesystem and path of a Parquet URI inside ``root``, or of a local path."""
     if root is not None and root.contains(uri):
-        return ParquetTable(root.filesystem, root.fs_path(uri), uri, role)
+        return root.filesystem, root.fs_path(uri)
     if uri.startswith("s3://"):
         raise SpecError(f"The {role} {uri!r} is on S3 but outside the storage root; it cannot be reached.")
     import pyarrow.fs as pafs
 
     path = uri[len("file://") :] if uri.startswith("file://") else uri
-    return ParquetTable(pafs.LocalFileSystem(), os.path.abspath(path), uri, role)
+    return pafs.LocalFileSystem(), os.path.abspath(path)
 
 
 def sample_rows(num_rows: int, size: int | None, seed: int) -> np.ndarray | None:

@@ -6,7 +6,7 @@ Public API: ``FeatureTransforms``, ``DerivedFeature``, ``JoinSpec``, ``AsOf`` (`
 ``Transformer``, ``bind`` (``apply``: run them on record batches, tables or frames), ``Dimension``,
 ``load_dimensions``, ``dimension_uri`` (``dimensions``: the joined tables, read once per task),
 ``check_transforms``, ``static_kinds`` (``validate``: checks against the training spec), ``FUNCTIONS``,
-``parse`` (``grammar``: the whitelisted expression language).
+``parse`` (``grammar``: the whitelisted expression language, over ``syntax``: its parser).
 """
 
 from __future__ import annotations

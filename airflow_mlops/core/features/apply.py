@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import DataError, SpecError
-from airflow_mlops.core.features.dimensions import PRESENT_COLUMN, TIME_COLUMN, Dimension, dimensions_summary
+from airflow_mlops.core.features.dimensions import (
+    PRESENT_COLUMN,
+    TIME_COLUMN,
+    Dimension,
+    SqlEngine,
+    dimensions_summary,
+)
 from airflow_mlops.core.features.grammar import Kind, Scope, Typed, compile_node, quote
 from airflow_mlops.core.features.spec import FeatureTransforms, JoinSpec
 
@@ -326,8 +332,10 @@ def _utc(column: Any, zone: str | None) -> Any:
     return pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC")), pa.int64())  # microseconds since 1970 UTC
 
 
-def bind(transforms: FeatureTransforms, root: Any, pipeline: str) -> Transformer:
-    """A :class:`Transformer` for ``transforms`` with its dimensions read from ``root`` (once)."""
+def bind(transforms: FeatureTransforms, root: Any, pipeline: str, sql_engine: SqlEngine | None = None) -> Transformer:
+    """A :class:`Transformer` for ``transforms`` with its dimensions read (once) from ``root``, or through
+    ``sql_engine`` (a connection id -> a SQLAlchemy engine) for a join whose source is ``sql``."""
     from airflow_mlops.core.features.dimensions import load_dimensions
 
-    return Transformer(transforms, load_dimensions(transforms, root, pipeline) if transforms.joins else {})
+    loaded = load_dimensions(transforms, root, pipeline, sql_engine) if transforms.joins else {}
+    return Transformer(transforms, loaded)

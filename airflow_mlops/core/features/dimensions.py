@@ -6,22 +6,30 @@ reads ``include/data``); another relative path lies under ``{storage_root}/{pipe
 is updated as data lands); an absolute path or an ``s3://`` URI is used as it is (S3 through the storage
 root's filesystem). Only the columns the join needs are kept.
 The sha256 of the files' bytes identifies the snapshot the model was trained with.
+
+A ``sql`` source is a table or read-only query through a connection, read by ingestion's SQL reader
+(:func:`~airflow_mlops.core.ingestion.sql.read_sql`). The core opens no connection: the caller (the
+operator layer) hands over ``sql_engine``, which turns a connection id into a SQLAlchemy engine. SQL
+rows have no file order, so the columns the join reads are put in order of all of them (keys, as-of
+column, then the columns brought in); the sha256 is that of this table in Arrow's IPC stream format,
+and ``duplicates: first`` / ``last`` pick the smallest / largest row of that order.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.core.errors import DataError, SourceNotFoundError
+from airflow_mlops.core.errors import DataError, SourceNotFoundError, SpecError
 from airflow_mlops.core.features.spec import FeatureTransforms, JoinSpec
 from airflow_mlops.core.storage import StorageRoot, validate_relative_path
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+SqlEngine = Callable[[str], Any]  # a connection id -> a SQLAlchemy engine (resolved by the operator layer)
 TIME_COLUMN = "__mlops_t"  # the as-of instant of a dimension row (microseconds since 1970 UTC)
 PRESENT_COLUMN = "__mlops_present"  # true on every dimension row, null where a lookup found none
 
@@ -50,9 +58,9 @@ class Dimension:
 PROJECT_DATA = "include/"  # a source under include/ is data shipped with the project
 
 
-def located_by_root(source: str) -> bool:
-    """Whether a join's ``source`` lies under the storage root (relative, not under ``include/``)."""
-    return not source.startswith(("s3://", "/", "file://", PROJECT_DATA))
+def located_by_root(join: JoinSpec) -> bool:
+    """Whether a join's dimension lies under the storage root (relative, not under ``include/``, not SQL)."""
+    return join.sql is None and not join.source.startswith(("s3://", "/", "file://", PROJECT_DATA))
 
 
 def dimension_uri(source: str, root: StorageRoot, pipeline: str) -> str:
@@ -68,14 +76,25 @@ def dimension_uri(source: str, root: StorageRoot, pipeline: str) -> str:
     return root.join(pipeline, relative)
 
 
-def load_dimensions(transforms: FeatureTransforms, root: StorageRoot, pipeline: str) -> dict[str, Dimension]:
+def load_dimensions(
+    transforms: FeatureTransforms, root: StorageRoot, pipeline: str, sql_engine: SqlEngine | None = None
+) -> dict[str, Dimension]:
     """Every join's dimension, read once (a task binds them for all its batches).
 
-    :raises SourceNotFoundError: a dimension file or folder does not exist.
+    :param sql_engine: turns a connection id into a SQLAlchemy engine, for joins whose source is ``sql``.
+    :raises SourceNotFoundError: a dimension file or folder, or a SQL table, does not exist.
+    :raises SpecError: a join reads SQL but no ``sql_engine`` was given.
     :raises DataError: it lacks a key or column, a time column is not a timestamp, or (``duplicates:
         error``) several rows share a key and time.
     """
-    return {join.name: _load(join, dimension_uri(join.source, root, pipeline), root) for join in transforms.joins}
+    loaded = {}
+    for join in transforms.joins:
+        if join.sql is None:
+            uri = dimension_uri(join.source, root, pipeline)
+            loaded[join.name] = _load(join, uri, *_read(uri, root))
+        else:
+            loaded[join.name] = _load(join, *_read_sql(join, sql_engine))
+    return loaded
 
 
 def _files(uri: str, root: StorageRoot) -> tuple[Any, list[str]]:
@@ -124,19 +143,50 @@ def _read(uri: str, root: StorageRoot) -> tuple[pa.Table, str]:
     return table, digest.hexdigest()
 
 
-def _load(join: JoinSpec, uri: str, root: StorageRoot) -> Dimension:
+def _read_sql(join: JoinSpec, sql_engine: SqlEngine | None) -> tuple[str, pa.Table, str]:
+    """A SQL dimension's URI (the connection's URL without password, and the table or "query"), the
+    columns the join reads in order of all of them, and their sha256 (see the module docstring)."""
     import pyarrow as pa
 
-    table, sha256 = _read(uri, root)
-    needed = [*join.keys.values(), *([join.as_of.dimension_column] if join.as_of else []), *join.columns.values()]
-    missing = [c for c in dict.fromkeys(needed) if c not in table.column_names]
+    from airflow_mlops.core.ingestion.spec import IngestSpec
+    from airflow_mlops.core.ingestion.sql import read_sql
+
+    sql = join.sql
+    if sql is None or sql.connection is None:
+        raise SpecError(f"Join {join.name!r} does not read a SQL source.")
+    if sql_engine is None:
+        raise SpecError(
+            f"Join {join.name!r} reads its dimension through the SQL connection {sql.connection!r}, but no SQL "
+            "connection was handed to the feature transforms (an operator hands them; a direct caller passes "
+            "sql_engine)."
+        )
+    engine = sql_engine(sql.connection)
+    spec = IngestSpec(source="sql", table=sql.table, query=sql.query)
+    uri = f"{engine.url.render_as_string(hide_password=True)} {spec.describe()}"
+    table = read_sql(spec, engine)
+    _check_columns(join, table, uri)
+    table = table.select(join.needed).combine_chunks().sort_by([(c, "ascending") for c in join.needed])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return uri, table, hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+def _check_columns(join: JoinSpec, table: pa.Table, uri: str) -> None:
+    missing = [c for c in join.needed if c not in table.column_names]
     if missing:
         raise DataError(
             f"The dimension {uri!r} of join {join.name!r} has no column(s) {missing} (keys, as-of column or columns "
             f"to bring in). Columns present: {sorted(table.column_names)}."
         )
+
+
+def _load(join: JoinSpec, uri: str, table: pa.Table, sha256: str) -> Dimension:
+    import pyarrow as pa
+
+    _check_columns(join, table, uri)
     rows = table.num_rows
-    table = table.select(list(dict.fromkeys(needed)))
+    table = table.select(join.needed)
     table = table.append_column(TIME_COLUMN, _instants(table, join)) if join.as_of else table
     table = table.append_column(PRESENT_COLUMN, pa.array([True] * table.num_rows, pa.bool_()))
     deduplicated, dropped = _deduplicate(table, join, uri)

@@ -29,14 +29,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from airflow_mlops.core.errors import SpecError
-from airflow_mlops.core.features.grammar import Kind, Node, Scope, Typed, columns_of, compile_node, parse
+from airflow_mlops.core.features.grammar import Kind, Scope, Typed, compile_node, parse
+from airflow_mlops.core.features.syntax import Node, columns_of
+from airflow_mlops.core.pipeline.source import DataSource, parse_source
 
 Duplicates = Literal["error", "first", "last"]
 DUPLICATE_POLICIES: tuple[Duplicates, ...] = ("error", "first", "last")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOLERANCE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$", re.IGNORECASE)
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_JOIN_FIELDS = ("name", "source", "keys", "as_of", "columns", "duplicates")
+_JOIN_FIELDS = ("name", "source", "connection", "table", "query", "keys", "as_of", "columns", "duplicates")
+_SQL_FIELDS = ("connection", "table", "query")  # of a join whose source is 'sql', as in the data section
+SQL_SOURCE = "sql"
 _AS_OF_FIELDS = ("column", "dimension_column", "tolerance", "dimension_timezone")
 
 
@@ -95,7 +99,11 @@ class AsOf:
 @dataclass(frozen=True)
 class JoinSpec:
     """A lookup in a dimension table: equal ``keys`` (input column -> dimension column), optionally as of
-    a time; ``columns`` maps output names to dimension columns. Unmatched rows get nulls."""
+    a time; ``columns`` maps output names to dimension columns. Unmatched rows get nulls.
+
+    ``source`` is a Parquet file or folder, or ``sql``: then ``sql`` names the connection and the table or
+    read-only query, as the pipeline file's ``data`` section does for a SQL training source.
+    """
 
     name: str
     source: str
@@ -103,6 +111,13 @@ class JoinSpec:
     columns: dict[str, str]
     as_of: AsOf | None = None
     duplicates: Duplicates = "error"
+    sql: DataSource | None = None
+
+    @property
+    def needed(self) -> list[str]:
+        """The dimension columns the join reads: keys, the as-of column, the columns brought in."""
+        time = [self.as_of.dimension_column] if self.as_of else []
+        return list(dict.fromkeys([*self.keys.values(), *time, *self.columns.values()]))
 
     @property
     def reads(self) -> list[str]:
@@ -116,6 +131,7 @@ class JoinSpec:
             "columns": dict(self.columns),
             "as_of": self.as_of.to_dict() if self.as_of else None,
             "duplicates": self.duplicates,
+            **({k: getattr(self.sql, k) for k in _SQL_FIELDS if getattr(self.sql, k)} if self.sql else {}),
         }
 
 
@@ -168,7 +184,8 @@ class FeatureTransforms:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "derived": {d.name: d.expression for d in self.derived},
+            # A list, not a mapping: the order is meaningful and a JSON writer may sort a mapping's keys.
+            "derived": [{d.name: d.expression} for d in self.derived],
             "joins": [j.to_dict() for j in self.joins],
             "timezones": dict(self.timezones),
         }
@@ -185,7 +202,7 @@ class FeatureTransforms:
         joins = tuple(_join(item, f"{where}.joins[{i}]") for i, item in enumerate(_list(raw.get("joins"), where)))
         derived = tuple(
             DerivedFeature(_name(name, f"{where}.derived"), str(text), parse(text, f"Derived feature {name!r}"))
-            for name, text in _section(raw.get("derived"), f"{where}.derived").items()
+            for name, text in _derived_items(raw.get("derived"), f"{where}.derived")
         )
         transforms = cls(derived=derived, joins=joins, timezones=timezones)
         transforms._check_names(where)
@@ -228,6 +245,17 @@ def _section(raw: Any, path: str) -> Mapping[str, Any]:
     return raw
 
 
+def _derived_items(raw: Any, path: str) -> list[tuple[Any, Any]]:
+    """``derived`` as (name, expression) pairs in order: a mapping (as written in a pipeline file) or a
+    list of one-entry mappings (as a spec artifact keeps it)."""
+    if isinstance(raw, Sequence) and not isinstance(raw, str):
+        items = [_section(item, path) for item in raw]
+        if any(len(item) != 1 for item in items):
+            raise SpecError(f"{_where(path)} as a list must hold one {{name: expression}} per entry. Got {raw!r}.")
+        return [next(iter(item.items())) for item in items]
+    return list(_section(raw, path).items())
+
+
 def _list(raw: Any, where: str) -> list[Any]:
     if raw is None:
         return []
@@ -244,7 +272,8 @@ def _join(raw: Any, path: str) -> JoinSpec:
     name = _name(section.get("name"), f"{path}.name")
     source = section.get("source")
     if not isinstance(source, str) or not source.strip():
-        raise SpecError(f"{_where(path + '.source')} must name a Parquet file or folder. Got {source!r}.")
+        raise SpecError(f"{_where(path + '.source')} must name a Parquet file or folder, or be 'sql'. Got {source!r}.")
+    sql = _sql_source(section, source.strip(), name, path)
     keys = {
         _name(k, f"{path}.keys"): _name(v, f"{path}.keys.{k}")
         for k, v in _section(section.get("keys"), f"{path}.keys").items()
@@ -266,7 +295,24 @@ def _join(raw: Any, path: str) -> JoinSpec:
             f"has several rows for one key and time). Got {duplicates!r} instead."
         )
     as_of = None if section.get("as_of") is None else _as_of(section["as_of"], f"{path}.as_of")
-    return JoinSpec(name, source.strip(), keys, columns, as_of, cast(Duplicates, duplicates))
+    return JoinSpec(name, source.strip(), keys, columns, as_of, cast(Duplicates, duplicates), sql)
+
+
+def _sql_source(section: Mapping[str, Any], source: str, name: str, path: str) -> DataSource | None:
+    """A SQL dimension's connection and table or query (None for files); SQL keys on a file source are refused."""
+    given = [k for k in _SQL_FIELDS if section.get(k) is not None]
+    if source != SQL_SOURCE:
+        if given:
+            raise SpecError(f"Join {name!r}: {path}.{given[0]} applies to source 'sql'; this join reads {source!r}.")
+        return None
+    from airflow_mlops.core.ingestion.spec import IngestSpec
+
+    sql = parse_source({"source": SQL_SOURCE, **{k: section.get(k) for k in _SQL_FIELDS}}, f"Join {name!r}", path)
+    try:  # the table name and query as ingestion reads them, refused now rather than at the first read
+        IngestSpec(source="sql", table=sql.table, query=sql.query)
+    except SpecError as exc:
+        raise SpecError(f"Join {name!r}: {path}: {exc}") from exc
+    return sql
 
 
 def _as_of(raw: Any, path: str) -> AsOf:

@@ -296,3 +296,18 @@ def _sql_tables(spec: IngestSpec, engine: Engine, since: Any, until: Any, confor
             yield _rows_to_table(rows, names, kinds, what, conformer.declared)
     except (sa_exc.SQLAlchemyError, driver_error) as exc:
         raise _sql_error(exc, what, url) from exc
+
+
+def read_sql(spec: IngestSpec, engine: Engine) -> pa.Table:
+    """The whole of a SQL table or query as one Arrow table, through the same read as a snapshot's (for a
+    table small enough to hold: a join's dimension). Errors are classified as :func:`ingest` classifies them.
+
+    :raises SourceNotFoundError: the table (or the database) does not exist.
+    :raises DataError: the source has no rows (its columns cannot be known), or a value is rejected.
+    """
+    what = spec.describe()
+    conformer = _Conformer(spec, what)
+    tables = [conformer.conform(t, what) for t in _sql_tables(spec, engine, spec.since, spec.until, conformer)]
+    if not tables:
+        raise DataError(f"{what} at {_url(engine)} has no rows; expected at least one.")
+    return pa.concat_tables(tables)

@@ -64,26 +64,29 @@ class RetrainOnNewData:
         return {"min_count": self.min_count, "min_interval_seconds": self.min_interval.total_seconds()}
 
 
-def parse_source(data: Mapping[str, Any], where: str) -> DataSource:
-    """The ``data`` section's source keys as a :class:`DataSource`; ``where`` names the file in messages."""
+def parse_source(data: Mapping[str, Any], where: str, section: str = "data") -> DataSource:
+    """The source keys of ``data`` as a :class:`DataSource`; ``where`` names the file in messages and
+    ``section`` the keys' place in it (``data``, or a join of ``features.joins`` reading a SQL dimension)."""
     kind = data.get("source", "files")
     if kind not in ("files", "sql"):
-        raise SpecError(f"{where}: data.source must be 'files' or 'sql'. Got {kind!r} instead.")
+        raise SpecError(f"{where}: {section}.source must be 'files' or 'sql'. Got {kind!r} instead.")
     table, query, connection = (
-        _optional_text(data.get(k), f"{where}: data.{k}") for k in ("table", "query", "connection")
+        _optional_text(data.get(k), f"{where}: {section}.{k}") for k in ("table", "query", "connection")
     )
     if kind == "files":
         given = [k for k, v in (("connection", connection), ("table", table), ("query", query)) if v is not None]
         if given:
-            raise SpecError(f"{where}: data.{given[0]} applies to data.source 'sql'; this file's source is 'files'.")
+            raise SpecError(
+                f"{where}: {section}.{given[0]} applies to {section}.source 'sql'; this file's source is 'files'."
+            )
         return DataSource()
     if (table is None) == (query is None):
-        raise SpecError(f"{where}: data.source 'sql' needs exactly one of data.table or data.query.")
+        raise SpecError(f"{where}: {section}.source 'sql' needs exactly one of {section}.table or {section}.query.")
     if query is not None:
         try:
             check_read_only(query)
         except SpecError as exc:
-            raise SpecError(f"{where}: data.query: {exc}") from exc
+            raise SpecError(f"{where}: {section}.query: {exc}") from exc
     return DataSource("sql", connection or DEFAULT_SQL_CONNECTION, table, query)
 
 

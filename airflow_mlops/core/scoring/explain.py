@@ -288,11 +288,14 @@ def _identity(ref: ModelReference, model: ServingModel) -> dict[str, Any]:
     }
 
 
-def explain_row(client: Any, ref: ModelReference, row: Mapping[str, Any], root: Any = None) -> Explanation:
+def explain_row(
+    client: Any, ref: ModelReference, row: Mapping[str, Any], root: Any = None, sql_engine: Any = None
+) -> Explanation:
     """Explain the prediction of model version ``ref`` for ``row`` (see the module docstring).
 
     A version with feature transforms explains the row after them, as it scored it: ``row`` holds the
-    columns they read, and ``root`` (the storage root) holds the dimension tables of their joins.
+    columns they read, and ``root`` (the storage root) holds the dimension tables of their joins
+    (``sql_engine``, a connection id -> a SQLAlchemy engine, reaches those kept in a SQL database).
 
     :raises DataError: the row lacks a feature or holds a value the model cannot read.
     :raises ArtifactError: the model's artifacts are missing.
@@ -302,7 +305,7 @@ def explain_row(client: Any, ref: ModelReference, row: Mapping[str, Any], root: 
     from airflow_mlops.core.serving.load import load_serving_model, run_transformer
 
     model = load_serving_model(client, ref, with_baseline=True)
-    frame = row_frame(row, model, run_transformer(client, ref.run_id, model, root))
+    frame = row_frame(row, model, run_transformer(client, ref.run_id, model, root, sql_engine))
     fed = feed(frame, model.spec.inputs)
     onnx, prediction = _onnx_prediction(model, fed)
     pipeline = _native_pipeline(client, ref)

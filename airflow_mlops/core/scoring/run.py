@@ -44,6 +44,7 @@ from airflow_mlops.core.storage import StorageRoot
 
 if TYPE_CHECKING:
     from airflow_mlops.core.features.apply import Transformer
+    from airflow_mlops.core.features.dimensions import SqlEngine
 
 Progress = Callable[[int, int], None]
 
@@ -159,6 +160,7 @@ def score_partition(
     shadow_skipped: str | None = None,
     progress: Progress | None = None,
     transformer: Transformer | None = None,
+    sql_engine: SqlEngine | None = None,
 ) -> ScoringResult:
     """Score one partition and write its predictions, serving log and shadow report.
 
@@ -176,6 +178,8 @@ def score_partition(
     :param transformer: the model version's feature transforms bound to their dimension tables; built
         from ``model.spec.transforms`` and the dimensions under ``{root}/{spec.pipeline}/`` when omitted.
         They run on every record batch, in the reader thread, before the graph is fed.
+    :param sql_engine: a connection id -> a SQLAlchemy engine, for joins whose dimension is a SQL table
+        (read once, when ``transformer`` is built here).
     :raises SourceNotFoundError: the input does not exist, or a dimension table of a join.
     :raises DataError: a feature or passthrough column is missing, a value cannot be coerced, the model
         produced NaN, a file is not readable Parquet, or (``invalid_values='refuse'``) a numeric feature
@@ -188,7 +192,7 @@ def score_partition(
     plan = _plan(files, filesystem, model, spec, shadow)
     if plan.rows == 0:
         return _empty(spec, model, len(files), started)
-    transformer, plan = _transforms(root, spec, model, plan, shadow, transformer)
+    transformer, plan = _transforms(root, spec, model, plan, shadow, transformer, sql_engine)
     scorer = _Scorer(spec, model, plan, shadow)
     batches = _batches(plan, filesystem, spec.chunk_rows)
     if transformer is not None:
@@ -224,7 +228,7 @@ def score_partition(
 
 def _transforms(
     root: StorageRoot, spec: ScoringSpec, model: ServingModel, plan: _Plan, shadow: ServingModel | None,
-    transformer: Transformer | None,
+    transformer: Transformer | None, sql_engine: SqlEngine | None,
 ) -> tuple[Transformer | None, _Plan]:  # fmt: skip
     """The version's transforms bound once for the task, and the plan with the columns they add.
 
@@ -238,7 +242,7 @@ def _transforms(
     if transformer is None:
         from airflow_mlops.core.features.apply import bind
 
-        transformer = bind(model.spec.transforms, root, spec.pipeline)
+        transformer = bind(model.spec.transforms, root, spec.pipeline, sql_engine)
     schema = transformer.output_schema(plan.schema)
     problem = plan.shadow_problem
     if shadow is not None and shadow.spec.transforms != model.spec.transforms and problem is None:

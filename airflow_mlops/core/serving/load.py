@@ -19,6 +19,7 @@ from airflow_mlops.core.serving.resolve import ModelReference, _not_found
 
 if TYPE_CHECKING:
     from airflow_mlops.core.features.apply import Transformer
+    from airflow_mlops.core.features.dimensions import SqlEngine
 
 
 def _download(client: Any, run_id: str, path: str, folder: str) -> bytes:
@@ -152,9 +153,12 @@ def _baseline(client: Any, ref: ModelReference, raw_spec: Any, folder: str) -> d
     return baseline_from_reference(reference, ModelSpec.from_mapping(raw_spec).inputs)
 
 
-def run_transformer(client: Any, run_id: str, model: ServingModel, root: Any) -> Transformer | None:
+def run_transformer(
+    client: Any, run_id: str, model: ServingModel, root: Any, sql_engine: SqlEngine | None = None
+) -> Transformer | None:
     """The version's feature transforms bound to the dimensions of the pipeline its run trained for
-    (``{root}/{pipeline}/...``, the pipeline read from the run's ``mlops.pipeline`` tag); None without any.
+    (``{root}/{pipeline}/...``, the pipeline read from the run's ``mlops.pipeline`` tag, or SQL tables
+    through ``sql_engine``: a connection id -> a SQLAlchemy engine); None without any.
 
     :raises SpecError: the run records no pipeline although the transforms join dimension tables.
     """
@@ -169,4 +173,4 @@ def run_transformer(client: Any, run_id: str, model: ServingModel, root: Any) ->
         raise SpecError(
             f"Run {run_id} has no {contracts.TAG_PIPELINE!r} tag: the dimension tables its joins read cannot be found."
         )
-    return bind(model.spec.transforms, root, str(pipeline))
+    return bind(model.spec.transforms, root, str(pipeline), sql_engine)

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from airflow_mlops.core.features.apply import Transformer
+    from airflow_mlops.core.features.dimensions import SqlEngine
     from airflow_mlops.core.pipeline.business import BusinessMetric, BusinessValue
 
 
@@ -77,11 +78,11 @@ def transformed(
         from airflow_mlops.core.features.apply import bind
         from airflow_mlops.core.features.dimensions import located_by_root
 
-        rooted = [j.name for j in spec.transforms.joins if located_by_root(j.source)]
+        rooted = [j.name for j in spec.transforms.joins if located_by_root(j) or j.sql is not None]
         if rooted:
             raise SpecError(
-                f"The training spec joins dimension table(s) {rooted} kept under the storage root: pass a "
-                "transformer with them loaded (airflow_mlops.core.features.bind(spec.transforms, root, pipeline))."
+                f"The training spec joins dimension table(s) {rooted} under the storage root or in SQL: pass a "
+                "transformer with them loaded (airflow_mlops.core.features.bind(spec.transforms, root, pipeline, ...))."
             )
         transformer = bind(spec.transforms, StorageRoot("."), "-")  # sources under include/ or absolute
     return transformer.apply_frame(frame), transformer.receipt()
@@ -286,6 +287,7 @@ def run_training(
     on_start: Callable[[str, str], None] | None = None,
     requirements: FeatureRequirements | None = None,
     business_metric: Mapping[str, Any] | None = None,
+    sql_engine: SqlEngine | None = None,
 ) -> TrainingReceipt:
     """Train on a snapshot and record the run in MLflow (the tracking URI must already be set, which
     :meth:`MlflowHook.activate` does).
@@ -304,11 +306,12 @@ def run_training(
         or by values that look like personal data) is refused before a run is opened.
     :param business_metric: the pipeline's :class:`~airflow_mlops.core.pipeline.business.BusinessMetric` mapping,
         measured on the test split and logged as ``test_<name>`` (and in the receipt's ``business``).
+    :param sql_engine: a connection id -> a SQLAlchemy engine, for joins whose dimension is a SQL table.
     """
     from airflow_mlops.core.training import tracking
 
     business, frame, dataset_sha256, transformer = _checked_inputs(
-        spec, root, snapshot_uri, snapshot_sha256, pipeline, requirements, business_metric
+        spec, root, snapshot_uri, snapshot_sha256, pipeline, requirements, business_metric, sql_engine
     )
     test_split_uri = root.layout(pipeline, contracts.KIND_EVALUATION, partition, "test.parquet")
     lineage = _lineage(tags, pipeline, snapshot_uri, dataset_sha256, test_split_uri)
@@ -376,6 +379,7 @@ def _checked_inputs(
     pipeline: str,
     requirements: FeatureRequirements | None,
     business_metric: Mapping[str, Any] | None,
+    sql_engine: SqlEngine | None,
 ) -> tuple[Any, pd.DataFrame, str, Transformer | None]:
     """Everything that can refuse a training before a run is opened: the business metric's definition,
     the feature requirements (by name, then by values that look like personal data), the snapshot's
@@ -396,6 +400,6 @@ def _checked_inputs(
     if spec.transforms:
         from airflow_mlops.core.features.apply import bind
 
-        transformer = bind(spec.transforms, root, pipeline)
+        transformer = bind(spec.transforms, root, pipeline, sql_engine)
         transformer.check_frame(frame)
     return business, frame, dataset_sha256, transformer

@@ -202,3 +202,39 @@ def test_missing_dimensions_and_keys_are_named(root: StorageRoot) -> None:
         transformer.apply(pa.Table.from_pandas(flights(months=[1], sample=10)[["sched_dep_ts", "dest"]]))
     with pytest.raises(DataError, match="key 'origin' of the input is number but 'origin' of the dimension is string"):
         transformer.apply(pa.table({"origin": [1, 2], "sched_dep_ts": pa.array([datetime(2013, 1, 1)] * 2)}))
+
+
+SQL_WEATHER = {**WEATHER, "source": "sql", "connection": "warehouse", "table": "public.weather"}
+
+
+def test_a_sql_join_is_declared_like_a_sql_data_source_and_travels_with_the_spec() -> None:
+    parsed = transforms(joins=[SQL_WEATHER])
+    sql = parsed.joins[0].sql
+    assert sql is not None and (sql.connection, sql.table, sql.query) == ("warehouse", "public.weather", None)
+    assert FeatureTransforms.from_mapping(parsed.to_dict()) == parsed  # the artifact reads back the same
+    default = transforms(joins=[{**SQL_WEATHER, "connection": None}]).joins[0].sql
+    assert default is not None and default.connection == "mlops_sql_default"
+
+
+@pytest.mark.parametrize(
+    ("join", "message"),
+    [
+        ({"table": None}, r"features.joins\[0\].source 'sql' needs exactly one of features.joins\[0\].table or"),
+        ({"query": "SELECT 1"}, r"needs exactly one of"),
+        ({"table": None, "query": "DELETE FROM weather"}, r"Join 'weather': features.joins\[0\].query"),
+        ({"table": "a.b.c"}, r"Join 'weather': .*'table' parameter .* must be 'table' or 'schema.table'"),
+        ({"source": "dims/weather.parquet"}, r"features.joins\[0\].connection applies to source 'sql'"),
+    ],
+)
+def test_bad_sql_join_declarations_are_refused_when_parsed(join: dict[str, Any], message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        transforms(joins=[{**SQL_WEATHER, **join}])
+
+
+def test_the_order_of_derived_features_survives_an_artifact_written_with_sorted_keys() -> None:
+    import json
+
+    chained = transforms(derived={"zz_base": "distance / 100", "aa_scaled": "zz_base * 2"})
+    artifact = json.loads(json.dumps(chained.to_dict(), sort_keys=True))  # as the spec artifact is written
+    read_back = FeatureTransforms.from_mapping(artifact)
+    assert [d.name for d in read_back.derived] == ["zz_base", "aa_scaled"] and read_back == chained
