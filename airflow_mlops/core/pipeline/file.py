@@ -202,6 +202,10 @@ class PipelineFile:
         check_batch_pattern(schedule, batch_pattern, where)
         source = parse_source(data, where)
         watermark = None if data.get("watermark_column") is None else str(data["watermark_column"])
+        canary = _canary(gate, where)
+        if canary and not ("serving" in top and serving.get("shadow", True) is True):
+            raise SpecError(f"{where}: gate.canary_batches needs a 'serving' section with shadow: true (the "
+                            "challenger is judged on the batches it is shadow-scored on).")  # fmt: skip
         return cls(
             name=name,
             path=path,
@@ -216,7 +220,7 @@ class PipelineFile:
             suite=suite_path,
             gate_policy=dict(_section(gate.get("policy"), f"{where}: gate.policy", None)),
             on_reject=on_reject,
-            canary=_canary(gate, where),
+            canary=canary,
             serving="serving" in top,
             schedule=schedule,
             passthrough_columns=tuple(str(c) for c in _list(serving.get("passthrough_columns"), where)),
