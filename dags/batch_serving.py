@@ -34,8 +34,9 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
 - ``measure_staleness_impact`` after ``check_drift``: how fast served quality decays with the age of
   the champion's data, from the quality the drift checks logged;
 - ``judge_challenger`` after ``score``, for a pipeline file with ``gate.canary_batches``: the challenger's
-  shadow batches against the canary policy; it waits, drops the challenger (alias removed, alert), or runs
-  ``promote_challenger``, which moves ``champion`` under the promotion lease (docs/registry.md#canary);
+  shadow batches against the canary policy; it waits, drops the challenger (alias removed, alert), or
+  runs ``promote_challenger``, which moves ``champion`` under the promotion lease
+  (docs/registry.md#canary-the-challenger-in-shadow);
 - ``check_proxy_correlation`` after ``check_drift``, for a pipeline file with a ``business`` metric:
   whether the served and training-time proxy (ROC AUC) still rank labelled batches as their business
   cost does, across every champion so far.

@@ -31,10 +31,9 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
 - ``check_spec_provenance`` between ``register`` and ``promote``: the spec the candidate was trained on
   must be committed and unchanged (or come from a versioned DAG bundle); the pipeline file's
   ``monitoring.spec_review`` makes a finding block the promotion (``require``) or only notify (``warn``);
-- ``canary_route`` and ``name_challenger`` instead of going straight to ``promote``, when the pipeline file
-  sets ``gate.canary_batches``: while there is a champion to shadow (and the form does not force the
-  promotion), the passed candidate gets the ``challenger`` alias, and ``batch_serving`` promotes or drops
-  it after its shadow batches (docs/registry.md#canary);
+- ``canary_route`` then ``name_challenger`` instead of ``promote`` with ``gate.canary_batches`` while a
+  champion serves: the candidate becomes the ``challenger``, which ``batch_serving`` promotes or drops after
+  its shadow batches (docs/registry.md#canary-the-challenger-in-shadow);
 - ``check_reproducibility`` after ``promote``, only when asked (``reproducibility_wanted``): it retrains
   the new champion from its snapshot, one more training per promotion, so it is off unless the pipeline
   file's ``monitoring.reproducibility`` or the trigger form's ``check_reproducibility`` turns it on.
