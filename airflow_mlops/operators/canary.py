@@ -109,7 +109,8 @@ class JudgeChallengerOperator(MlopsBaseOperator, BaseBranchOperator):
       and ``champion_version``), everything else downstream is skipped.
 
     A challenger gated against another champion than the one serving now is dropped: it must be gated
-    again. Shadow batches against another champion are not counted.
+    again; so is one whose version does not record a passed gate. Shadow batches against another
+    champion are not counted.
 
     :param model_name: registered model name. (templated)
     :param receipts: the scoring receipts of this run (``score.output``). (templated)
@@ -174,6 +175,8 @@ class JudgeChallengerOperator(MlopsBaseOperator, BaseBranchOperator):
         if gated_against and gated_against != champion:
             verdict = _dropped(verdict, f"the gate compared it with version {gated_against}, but version "
                                         f"{champion} is the champion now: it must be gated again")  # fmt: skip
+        if verdict.decision == "promote" and tags.get(contracts.TAG_GATE_PASSED) != "true":
+            verdict = _dropped(verdict, "its version does not record a passed gate (mlops.gate_passed)")
         uri = record_verdict(client, self.storage, self.model_name, verdict, batches, tags.get(
             contracts.TAG_GATE_EVIDENCE_URI))  # fmt: skip
         receipt = {**verdict.to_dict(), "model_name": self.model_name, "version": challenger, "canary_uri": uri}

@@ -1,6 +1,7 @@
 """Canary operators against a real embedded MLflow registry and real flights batches: a challenger that
 disagrees with the champion, or is worse on the labelled rows, is dropped after its shadow batches (alias
-removed, reason on the version, alert sent); the promotion of one that passes is in tests/dags/test_canary.py."""
+removed, reason on the version, alert sent); one that agrees and passed the gate branches to the promotion,
+which tests/dags/test_canary.py runs through the reference DAGs."""
 
 from __future__ import annotations
 
@@ -141,3 +142,30 @@ def test_the_champion_cannot_be_its_own_challenger_and_a_bad_policy_fails_withou
                                   policy={"batches": 2, "min_agreement": 2})  # fmt: skip
     with pytest.raises(MlopsVerdictFailure, match="'min_agreement' parameter must be a number >= 0 and <= 1"):
         bad.choose_branch(task_context("j"))
+
+
+def test_an_agreeing_gated_challenger_branches_to_the_promotion_and_an_ungated_one_is_dropped(
+    mlops_env: Path, registry: tuple[Any, str]
+) -> None:
+    client, experiment_id = registry
+    name = "canary-agrees"
+    champion = models.register(client, models.flights_classifier("lightgbm"), name, experiment_id=experiment_id)
+    complete(client, champion)
+    twin = models.register(client, models.flights_classifier("lightgbm", seed=1), name, experiment_id=experiment_id,
+                           alias=None)  # fmt: skip
+    version = complete(client, twin)
+    client.set_model_version_tag(name, version, contracts.TAG_GATE_PASSED, "true")
+    NameChallengerOperator(task_id="n", model_name=name, version=version).execute(task_context("n"))
+    receipts = [shadow_batch(mlops_env, name, month) for month in (2, 3)]
+    branches, verdict = judge(name, receipts)
+    assert (branches, verdict["decision"], verdict["version"], verdict["champion_version"]) == (
+        ["flights.promote_challenger"], "promote", "2", "1")  # fmt: skip
+    assert verdict["agreement"] >= 0.9 and abs(verdict["quality_drop"]) <= 0.01
+    assert client.get_model_version(name, "2").tags[TAG_STATUS] == "passed"
+    # The same figures (recorded on the version), but no passed gate on record: not promoted.
+    client.set_model_version_tag(name, version, contracts.TAG_GATE_PASSED, "false")
+    branches, verdict = judge(name, [])
+    assert (
+        branches == [] and verdict["decision"] == "drop" and "does not record a passed gate" in verdict["reasons"][-1]
+    )
+    assert alias_version(client, name, "challenger") is None
