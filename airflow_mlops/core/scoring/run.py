@@ -249,10 +249,10 @@ def _transforms(
     """
     import dataclasses
 
-    from airflow_mlops.core.features.apply import bind
-
     shadow_transformer, problem = None, plan.shadow_problem
     if shadow is not None and shadow.spec.transforms and shadow.spec.transforms != model.spec.transforms:
+        from airflow_mlops.core.features.apply import bind
+
         try:
             shadow_transformer = bind(shadow.spec.transforms, root, spec.pipeline)
         except Exception as exc:  # the shadow must not fail the served output
@@ -260,6 +260,8 @@ def _transforms(
     if not model.spec.transforms:
         return None, dataclasses.replace(plan, shadow_problem=problem), shadow_transformer
     if transformer is None:
+        from airflow_mlops.core.features.apply import bind
+
         transformer = bind(model.spec.transforms, root, spec.pipeline)
     schema = transformer.output_schema(plan.schema)
     return transformer, dataclasses.replace(plan, schema=schema, shadow_problem=problem), shadow_transformer
