@@ -25,6 +25,7 @@ OPERATOR_MODULES = [
     "airflow_mlops.operators.base",
     "airflow_mlops.operators.branching",
     "airflow_mlops.operators.business",
+    "airflow_mlops.operators.canary",
     "airflow_mlops.operators.drift",
     "airflow_mlops.operators.explain",
     "airflow_mlops.operators.feature_cost",

@@ -33,6 +33,10 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
   series against its trailing median, and the first served row of each partition explained and stored;
 - ``measure_staleness_impact`` after ``check_drift``: how fast served quality decays with the age of
   the champion's data, from the quality the drift checks logged;
+- ``judge_challenger`` after ``score``, for a pipeline file with ``gate.canary_batches``: the challenger's
+  shadow batches against the canary policy; it waits, drops the challenger (alias removed, alert), or
+  runs ``promote_challenger``, which moves ``champion`` under the promotion lease
+  (docs/registry.md#canary-the-challenger-in-shadow);
 - ``check_proxy_correlation`` after ``check_drift``, for a pipeline file with a ``business`` metric:
   whether the served and training-time proxy (ROC AUC) still rank labelled batches as their business
   cost does, across every champion so far.
@@ -59,11 +63,13 @@ from airflow_mlops.core.pipeline import MONTHLY, PipelineFile, ServingSchedule, 
 from airflow_mlops.notifiers.webhook import WebhookNotifier, log_alert_setup
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
 from airflow_mlops.operators.business import CheckProxyCorrelationOperator
+from airflow_mlops.operators.canary import VERDICT_KEY, JudgeChallengerOperator
 from airflow_mlops.operators.drift import CheckDriftOperator, drift_alias
 from airflow_mlops.operators.explain import ExplainPredictionOperator
 from airflow_mlops.operators.monitoring import CheckNumericalStabilityOperator, CheckPerformanceOperator
 from airflow_mlops.operators.monitoring_data import CheckModelDependenciesOperator
 from airflow_mlops.operators.monitoring_staleness import CheckModelStalenessOperator, MeasureStalenessImpactOperator
+from airflow_mlops.operators.registry import PromoteModelOperator
 from airflow_mlops.operators.scoring import ListPartitionsOperator, ResolveModelVersionOperator, ScoreBatchOperator
 from airflow_mlops.operators.validation import ValidateDatasetOperator
 from airflow_mlops.sensors.ingestion import DatasetAvailableSensor
@@ -140,6 +146,8 @@ def pipeline_tasks(pipeline: PipelineFile) -> None:
         champion >> staleness_task(pipeline, alerts, aws_conn_id)
     if pipeline.business_metric:  # the proxy is checked against the business metric the drift checks log
         drift >> proxy_correlation_task(pipeline, alerts)
+    if pipeline.canary:  # the challenger in shadow is judged on the batches just scored
+        canary_tasks(pipeline, champion, score, alerts)
 
 
 def intake_tasks(pipeline: PipelineFile, landing: str, aws_conn_id: str | None, champion: Any) -> tuple[Any, Any, Any]:
@@ -253,6 +261,28 @@ def staleness_task(pipeline: PipelineFile, alerts: list[Any], aws_conn_id: str |
         notifiers=alerts,
         aws_conn_id=aws_conn_id,
     )
+
+
+def canary_tasks(pipeline: PipelineFile, champion: Any, score: Any, alerts: list[Any]) -> None:
+    """Judge the challenger on its shadow batches; promote it through the usual compare-and-set when it passes."""
+    verdict = "{{ ti.xcom_pull(task_ids='" + pipeline.name + ".judge_challenger', key='" + VERDICT_KEY + "')"
+    judge = JudgeChallengerOperator(
+        task_id="judge_challenger",
+        model_name=pipeline.model_name,
+        receipts=score.output,
+        policy=pipeline.canary,
+        champion_version=champion.output["model_version"],
+        promote_task_id=f"{pipeline.name}.promote_challenger",
+        notifiers=alerts,
+    )
+    promote = PromoteModelOperator(
+        task_id="promote_challenger",
+        model_name=pipeline.model_name,
+        pipeline=pipeline.name,
+        version=verdict + "['version'] }}",
+        expected_champion_version=verdict + "['champion_version'] }}",  # the champion it was shadowed against
+    )
+    score >> judge >> promote
 
 
 def proxy_correlation_task(pipeline: PipelineFile, alerts: list[Any]) -> Any:

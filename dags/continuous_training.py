@@ -31,6 +31,9 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
 - ``check_spec_provenance`` between ``register`` and ``promote``: the spec the candidate was trained on
   must be committed and unchanged (or come from a versioned DAG bundle); the pipeline file's
   ``monitoring.spec_review`` makes a finding block the promotion (``require``) or only notify (``warn``);
+- ``canary_route`` then ``name_challenger`` instead of ``promote`` with ``gate.canary_batches`` while a
+  champion serves: the candidate becomes the ``challenger``, which ``batch_serving`` promotes or drops after
+  its shadow batches (docs/registry.md#canary-the-challenger-in-shadow);
 - ``check_reproducibility`` after ``promote``, only when asked (``reproducibility_wanted``): it retrains
   the new champion from its snapshot, one more training per promotion, so it is off unless the pipeline
   file's ``monitoring.reproducibility`` or the trigger form's ``check_reproducibility`` turns it on.
@@ -61,6 +64,7 @@ from airflow_mlops import settings
 from airflow_mlops.core.pipeline import discover, pipeline_of_asset_uri
 from airflow_mlops.notifiers.webhook import WebhookNotifier, log_alert_setup
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
+from airflow_mlops.operators.canary import NameChallengerOperator
 from airflow_mlops.operators.drift import drift_asset
 from airflow_mlops.operators.feature_cost import CheckFeatureCostOperator
 from airflow_mlops.operators.gating import EvaluateModelGateOperator, gate_approval_task
@@ -143,6 +147,16 @@ def approval_route(params: dict[str, Any], group: str, **_: Any) -> str:
     return f"{group}.approve_promotion" if params.get("approval") else f"{group}.register"
 
 
+def canary_route(ti: Any, params: dict[str, Any], group: str, **_: Any) -> str:
+    """Promote at once when there is no champion to shadow the candidate against (or the form forces the
+    promotion); otherwise name it the challenger, which ``batch_serving`` judges on its shadow batches."""
+    gate = ti.xcom_pull(task_ids=f"{group}.gate") or {}
+    if params.get("force_promotion") or not gate.get("champion_version"):
+        print("No champion to shadow the candidate against, or a forced promotion: promoting it at once.")
+        return f"{group}.promote"
+    return f"{group}.name_challenger"
+
+
 def reproducibility_wanted(params: dict[str, Any], group: str, enabled: bool, **_: Any) -> list[str]:
     """Retrain the new champion to check it reproduces only when the pipeline file or the form asks."""
     if enabled or params.get("check_reproducibility"):
@@ -166,8 +180,12 @@ def pipeline_tasks(pipeline: Any) -> None:
     ingest >> personal_data >> validate >> source_schema >> check_new >> train
     train >> training_stability >> gate >> route >> [approve, register]
     train >> [feature_importance, training_time, feature_cost]
-    approve >> register >> serving_skew >> promote >> wanted >> reproducibility
-    register >> spec_provenance >> promote
+    approve >> register >> [serving_skew, spec_provenance]
+    promote >> wanted >> reproducibility
+    if pipeline.canary:  # a passed candidate waits as the challenger while there is a champion to shadow
+        canary_tasks(pipeline, gate, register, [serving_skew, spec_provenance], promote)
+    else:
+        [serving_skew, spec_provenance] >> promote
 
 
 def source_arguments(pipeline: Any) -> dict[str, Any]:
@@ -266,6 +284,20 @@ def promotion_tasks(pipeline: Any, train: Any, partition: str) -> tuple[Any, Any
         gate_receipt=gate.output,
     )
     return gate, route, approve, register, promote
+
+
+def canary_tasks(pipeline: Any, gate: Any, register: Any, checks: list[Any], promote: Any) -> None:
+    """After the version checks: promote at once, or give the candidate the ``challenger`` alias."""
+    route = BranchOnFunctionOperator(
+        task_id="canary_route", python_callable=canary_route, op_kwargs={"group": pipeline.name}
+    )
+    challenger = NameChallengerOperator(
+        task_id="name_challenger",
+        model_name=pipeline.model_name,
+        version=register.output["version"],
+        gate_receipt=gate.output,
+    )
+    checks >> route >> [promote, challenger]
 
 
 def data_checks(pipeline: Any, ingest: Any, alerts: list[Any]) -> tuple[Any, Any]:

@@ -1,8 +1,10 @@
-"""What the MLOps view shows of a registered model, read from MLflow: its champion, every version with the
-gate's verdict and evidence, and every alias move (who, when, from -> to).
+"""What the MLOps view shows of a registered model, read from MLflow: its champion and challenger, every
+version with the gate's verdict and evidence and its canary (shadow batches, agreement, quality), and every
+alias move (who, when, from -> to).
 
 Everything comes from what registration, the gate and promotion record (``core/registry``, ``core/gating``):
-version tags (``mlops.gate_verdict``, ``mlops.gate_evidence_uri``, ``mlops.pipeline``), the source run's
+version tags (``mlops.gate_verdict``, ``mlops.gate_evidence_uri``, ``mlops.pipeline``, ``mlops.canary.*``
+of :mod:`airflow_mlops.core.canary.record`), the source run's
 ``mlops.gate_history`` tag, and the registered model's ``mlops.promotion_history`` (or, for a model promoted
 before that tag existed, its ``mlops.last_promotion``). Nothing here imports Airflow.
 """
@@ -31,6 +33,8 @@ class VersionRow:
     gate_verdict: str
     evidence_uri: str
     gate_decisions: tuple[str, ...]  # every verdict the gate gave the version's run, oldest first
+    canary_status: str = ""  # challenger | passed | dropped; empty for a version never shadowed
+    canary: dict[str, Any] = field(default_factory=dict)  # the last canary verdict: batches, agreement, quality
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,12 @@ class ModelHistory:
     @property
     def previous(self) -> str | None:
         return self.aliases.get(contracts.ALIAS_PREVIOUS_CHAMPION)
+
+    @property
+    def challenger(self) -> VersionRow | None:
+        """The version in shadow, with its canary figures, when there is one."""
+        number = self.aliases.get(contracts.ALIAS_CHALLENGER)
+        return next((v for v in self.versions if v.version == number), None)
 
 
 def model_names(client: Any) -> list[str]:
@@ -94,6 +104,8 @@ def _gate_decisions(client: Any, run_id: str) -> tuple[str, ...]:
 
 
 def _version_row(client: Any, version: Any, aliases: dict[str, str]) -> VersionRow:
+    from airflow_mlops.core.canary.record import TAG_STATUS, recorded_verdict
+
     tags = version.tags or {}
     number = str(version.version)
     return VersionRow(
@@ -104,6 +116,8 @@ def _version_row(client: Any, version: Any, aliases: dict[str, str]) -> VersionR
         gate_verdict=str(tags.get(contracts.TAG_GATE_VERDICT, "")),
         evidence_uri=str(tags.get(contracts.TAG_GATE_EVIDENCE_URI, "")),
         gate_decisions=_gate_decisions(client, str(version.run_id or "")),
+        canary_status=str(tags.get(TAG_STATUS, "")),
+        canary=recorded_verdict(tags),
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import quote
 
 from airflow_mlops.plugins.drift_chart import DriftSeries, render_svg
-from airflow_mlops.plugins.history import ModelHistory
+from airflow_mlops.plugins.history import ModelHistory, VersionRow
 
 ReportLink = Callable[[str | None], str | None]  # a storage URI -> the plugin's report URL, or None
 
@@ -62,6 +62,28 @@ def index_page(base: str, models: list[tuple[str, str | None]]) -> str:
     return page("MLOps models", _table(["model", "champion"], rows))
 
 
+def canary_text(row: VersionRow) -> str:
+    """A version's canary in one line: status, then the last verdict's batches, agreement and quality."""
+    if not row.canary_status:
+        return ""
+    verdict = row.canary
+    if not verdict:
+        return row.canary_status
+    agreement = verdict.get("agreement")
+    drop = verdict.get("quality_drop")
+    quality = "no labels yet" if drop is None else f"{verdict.get('metric')} {-float(drop):+.4f} vs champion"
+    figures = f"{verdict.get('batches', 0)} shadow batch(es), agreement "
+    figures += "unknown" if agreement is None else f"{float(agreement):.3f}"
+    return f"{row.canary_status} ({verdict.get('decision')}): {figures}, {quality}"
+
+
+def _challenger(history: ModelHistory) -> str:
+    row = history.challenger
+    if row is None:
+        return ""
+    return f"<p>Challenger in shadow: <b>version {_e(row.version)}</b>, {_e(canary_text(row))}.</p>"
+
+
 def _versions_table(history: ModelHistory, report_link: ReportLink) -> str:
     rows = [
         (
@@ -71,11 +93,13 @@ def _versions_table(history: ModelHistory, report_link: ReportLink) -> str:
             _e(v.gate_verdict or "unknown"),
             _e(" -> ".join(v.gate_decisions)),
             _evidence(v.evidence_uri, report_link),
+            _e(canary_text(v)),
             f"<code>{_e(v.run_id)}</code>",
         )
         for v in history.versions
     ]
-    return _table(["version", "aliases", "registered (UTC)", "gate", "gate decisions", "evidence", "run"], rows)
+    headers = ["version", "aliases", "registered (UTC)", "gate", "gate decisions", "evidence", "canary", "run"]
+    return _table(headers, rows)
 
 
 def _moves_table(history: ModelHistory, report_link: ReportLink) -> str:
@@ -120,7 +144,7 @@ def model_page(base: str, history: ModelHistory, series: DriftSeries, report_lin
             "...</a> (asks for confirmation)</p>"
         )
     body = (
-        f'<p><a href="{_e(base)}/">All models</a></p>{summary}{rollback}'
+        f'<p><a href="{_e(base)}/">All models</a></p>{summary}{_challenger(history)}{rollback}'
         f"<h2>Alias moves</h2>{_moves_table(history, report_link)}"
         f"<h2>Versions</h2>{_versions_table(history, report_link)}"
         f"<h2>Drift and quality per batch</h2>{_drift_section(series)}"

@@ -44,3 +44,26 @@ def test_a_model_promoted_before_the_history_tag_shows_its_last_move(tmp_path: P
     (move,) = model_history(client, NAME).moves
     assert (move.source, move.target, move.by, move.at) == ("1", "2", "ct/old/promote", "2023-11-14T22:13:20+00:00")
     assert registry.alias_version(client, NAME, contracts.ALIAS_CHAMPION) == "2"
+
+
+def test_the_challenger_and_its_shadow_figures_are_shown(tmp_path: Path) -> None:
+    from airflow_mlops.core.canary import CanaryPolicy, ShadowBatch, judge
+    from airflow_mlops.core.canary.record import name_challenger, record_verdict
+    from airflow_mlops.plugins.drift_chart import DriftSeries
+    from airflow_mlops.plugins.pages import model_page
+    from tests.core.registry.support import register, training_run
+
+    client = client_for(tmp_path)
+    root = StorageRoot(str(tmp_path / "storage"))
+    retrained_model(client, root, tmp_path / "mlartifacts")
+    register(client, training_run(client, tmp_path / "mlartifacts"))
+    name_challenger(client, NAME, "3", key="ct/canary/name_challenger")
+    batch = ShadowBatch("2013-05", "ok", "2", "3", 1000, 0.97, 900, 0.70, 0.69)
+    verdict = judge(CanaryPolicy.from_mapping(2), [batch], challenger="3", champion="2", metric="roc_auc")
+    record_verdict(client, root, NAME, verdict, [batch], None)
+    history = model_history(client, NAME)
+    assert history.challenger is not None and history.challenger.version == "3"
+    assert (history.challenger.canary_status, history.challenger.canary["decision"]) == ("challenger", "wait")
+    page = model_page("/mlops", history, DriftSeries("", [], None), lambda uri: None)
+    expected = "challenger (wait): 1 shadow batch(es), agreement 0.970, roc_auc -0.0100 vs champion"
+    assert "Challenger in shadow: <b>version 3</b>" in page and expected in page

@@ -17,6 +17,8 @@ is a new file, not new code::
                                                 # ./x.json is relative to this file's folder
     gate:
       policy: {floors: {roc_auc: 0.6}, tolerance: 0.005}
+      canary_batches: 2                  # a passed candidate becomes `challenger` first (core/canary/policy.py)
+      canary: {min_agreement: 0.9, max_quality_drop: 0.01}
     serving:
       schedule: "@monthly"               # or @weekly, a cron expression, P7D, an asset URI (core/pipeline/schedule.py)
       passthrough_columns: [flight, carrier, sched_dep_ts]
@@ -77,7 +79,7 @@ _SECTIONS = (
 )  # fmt: skip
 _DATA = ("landing", "training_pattern", "batch_pattern", "watermark_column", "schema", *SOURCE_KEYS)
 _VALIDATION = ("suite",)
-_GATE = ("policy", "on_reject")
+_GATE = ("policy", "on_reject", "canary_batches", "canary")
 _SERVING = (
     "schedule", "passthrough_columns", "shadow", "explain_top_k", "invalid_values", "on_empty", "monitor_columns",
     "runtime",
@@ -127,6 +129,7 @@ class PipelineFile:
     suite: Path | None = None
     gate_policy: dict[str, Any] = field(default_factory=dict)
     on_reject: str = "skip"
+    canary: dict[str, Any] = field(default_factory=dict)  # CanaryPolicy.to_dict() of gate.canary_batches; {} when off
     serving: bool = False
     schedule: ServingSchedule = MONTHLY  # core/pipeline/schedule.py: the accepted forms, the batch DAG's id
     passthrough_columns: tuple[str, ...] = ()
@@ -199,6 +202,10 @@ class PipelineFile:
         check_batch_pattern(schedule, batch_pattern, where)
         source = parse_source(data, where)
         watermark = None if data.get("watermark_column") is None else str(data["watermark_column"])
+        canary = _canary(gate, where)
+        if canary and not ("serving" in top and serving.get("shadow", True) is True):
+            raise SpecError(f"{where}: gate.canary_batches needs a 'serving' section with shadow: true (the "
+                            "challenger is judged on the batches it is shadow-scored on).")  # fmt: skip
         return cls(
             name=name,
             path=path,
@@ -213,6 +220,7 @@ class PipelineFile:
             suite=suite_path,
             gate_policy=dict(_section(gate.get("policy"), f"{where}: gate.policy", None)),
             on_reject=on_reject,
+            canary=canary,
             serving="serving" in top,
             schedule=schedule,
             passthrough_columns=tuple(str(c) for c in _list(serving.get("passthrough_columns"), where)),
@@ -289,6 +297,16 @@ def _section(raw: Any, where: str, allowed: tuple[str, ...] | None) -> Mapping[s
         if unknown:
             raise SpecError(f"{where} has unknown key(s) {unknown}; allowed: {list(allowed)}.")
     return raw
+
+
+def _canary(gate: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``gate.canary_batches`` and ``gate.canary`` as the canary tasks take them; ``{}`` when not set."""
+    from airflow_mlops.core.canary.policy import CanaryPolicy
+
+    policy = CanaryPolicy.from_mapping(
+        gate.get("canary_batches"), _section(gate.get("canary"), f"{where}: gate.canary", None), where=f"{where}: gate"
+    )
+    return policy.to_dict() if policy.enabled else {}
 
 
 def _one_of(value: Any, allowed: tuple[str, ...], where: str) -> str:

@@ -61,6 +61,7 @@ class _Plan:
     dictionary_columns: dict[str, list[str]]  # per file path: string feature columns read as dictionaries
     shadow_problem: str | None
     monitored: tuple[str, ...] = ()  # columns the model does not read, kept in the serving log for drift
+    label: str | None = None  # the target column, read with a shadow when every file has it: quality of both
 
 
 def _plan(
@@ -89,10 +90,14 @@ def _plan(
     problem = None
     if shadow_missing:
         problem = f"the input lacks column(s) {sorted(shadow_missing)} that the challenger needs"
+    target = model.spec.target if shadow is not None else None
+    typed = {str(s.field(target).type) if target in s.names else None for _, s in schemas} if target else {None}
+    label = target if None not in typed and len(typed) == 1 else None  # every file, one type: else unlabelled
     monitored = _monitored_columns(schemas, columns, spec) if spec.serving_log_rows else ()
     columns += monitored
+    columns += [label] if label is not None and label not in columns else []
     schema = _unified_schema(schemas, columns)
-    return _Plan(files, rows, columns, schema, dictionary_columns, problem, tuple(monitored))
+    return _Plan(files, rows, columns, schema, dictionary_columns, problem, tuple(monitored), label)
 
 
 def _monitored_columns(schemas: list[tuple[InputFile, Any]], taken: list[str], spec: ScoringSpec) -> list[str]:

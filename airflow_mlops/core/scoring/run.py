@@ -60,10 +60,14 @@ class _Abandoned(Exception):
 class _Scorer:
     """The state of one scoring run: schemas, constant columns, samples, shadow and explainer."""
 
-    def __init__(self, spec: ScoringSpec, model: ServingModel, plan: _Plan, shadow: ServingModel | None) -> None:
+    def __init__(
+        self, spec: ScoringSpec, model: ServingModel, plan: _Plan, shadow: ServingModel | None,
+        shadow_transformer: Transformer | None = None,
+    ) -> None:  # fmt: skip
         import pyarrow as pa
 
         self.spec, self.model, self.plan, self.shadow = spec, model, plan, shadow
+        self.shadow_transformer = shadow_transformer
         self.explainer = _TopContributions(model, spec.explain_top_k) if spec.explain_top_k else None
         self.schema = output_schema(model, spec, plan.schema, spec.explain_top_k)
         # The input columns the serving log keeps besides the passthrough ones: the features, then the
@@ -78,7 +82,9 @@ class _Scorer:
         self.reservoir = _Reservoir(spec.serving_log_rows, spec.seed)
         self.counts = _InputCounts(spec, model, plan.schema)
         self.shadow_problem = plan.shadow_problem if shadow is not None else None
-        self.tracker = _ShadowTracker(model, shadow, spec.seed) if shadow and not self.shadow_problem else None
+        self.tracker = (
+            _ShadowTracker(model, shadow, spec.seed, plan.label) if shadow and not self.shadow_problem else None
+        )
         self.constants = [
             pa.scalar(model.name, pa.string()),
             pa.scalar(model.version, pa.string()),
@@ -108,7 +114,9 @@ class _Scorer:
             features = pa.table(_cast(batch.take(chosen), self.logged, self.plan.schema), names=self.logged)
             self.reservoir.add(_log_rows(pa.Table.from_batches([scored.take(chosen)]), features, self.log_schema))
         if self.tracker is not None and self.tracker.error is None:
-            self.tracker.error = _shadow_step(self.tracker, self.shadow, batch, prediction, self.rows_read)
+            self.tracker.error = _shadow_step(
+                self.tracker, self.shadow, batch, prediction, self.rows_read, self.shadow_transformer
+            )
         self.rows_read += rows
         return scored
 
@@ -147,6 +155,7 @@ class _Scorer:
             "challenger_version": (report.get("challenger") or {}).get("version"),
             "agreement_rate": report.get("agreement_rate"),
             "reason": report.get("error"),
+            "labelled_rows": (report.get("quality") or {}).get("rows", 0),
         }
 
 
@@ -192,13 +201,17 @@ def score_partition(
     plan = _plan(files, filesystem, model, spec, shadow)
     if plan.rows == 0:
         return _empty(spec, model, len(files), started)
-    transformer, plan = _transforms(root, spec, model, plan, shadow, transformer, sql_engine)
-    scorer = _Scorer(spec, model, plan, shadow)
+    transformer, plan, shadow_transformer = _transforms(root, spec, model, plan, shadow, transformer, sql_engine)
+    scorer = _Scorer(spec, model, plan, shadow, shadow_transformer)
     batches = _batches(plan, filesystem, spec.chunk_rows)
     if transformer is not None:
         batches = (transformer.apply(batch) for batch in batches)
     outputs = _Outputs.of(root, spec)
-    written = _publish(root, scorer, outputs, batches, progress, shadow_skipped)
+    try:
+        written = _publish(root, scorer, outputs, batches, progress, shadow_skipped)
+    finally:
+        if shadow_transformer is not None:
+            shadow_transformer.close()
     for uri in (outputs.predictions, outputs.serving_log, outputs.shadow_report):
         root.remove_stale_temporaries(uri)
     warnings = scorer.counts.warnings()
@@ -229,25 +242,33 @@ def score_partition(
 def _transforms(
     root: StorageRoot, spec: ScoringSpec, model: ServingModel, plan: _Plan, shadow: ServingModel | None,
     transformer: Transformer | None, sql_engine: SqlEngine | None,
-) -> tuple[Transformer | None, _Plan]:  # fmt: skip
-    """The version's transforms bound once for the task, and the plan with the columns they add.
+) -> tuple[Transformer | None, _Plan, Transformer | None]:  # fmt: skip
+    """The version's transforms bound once for the task, the plan with the columns they add, and the
+    challenger's own transforms when they differ from the champion's.
 
-    A challenger with other transforms than the champion's is not shadowed (its report says why): the
-    batches carry the champion's transformed columns only.
+    Each model is scored through its own version's transforms: the batches carry the champion's
+    transformed columns, and a challenger with other transforms gets its own applied on top (its
+    outputs replace columns of the same name). A challenger whose transforms cannot be bound (a
+    dimension table missing) is not shadowed; its report says why.
     """
     import dataclasses
 
+    shadow_transformer, problem = None, plan.shadow_problem
+    if shadow is not None and shadow.spec.transforms and shadow.spec.transforms != model.spec.transforms:
+        from airflow_mlops.core.features.apply import bind
+
+        try:
+            shadow_transformer = bind(shadow.spec.transforms, root, spec.pipeline, sql_engine)
+        except Exception as exc:  # the shadow must not fail the served output
+            problem = problem or f"the challenger's feature transforms cannot be bound: {exc}"
     if not model.spec.transforms:
-        return None, plan
+        return None, dataclasses.replace(plan, shadow_problem=problem), shadow_transformer
     if transformer is None:
         from airflow_mlops.core.features.apply import bind
 
         transformer = bind(model.spec.transforms, root, spec.pipeline, sql_engine)
     schema = transformer.output_schema(plan.schema)
-    problem = plan.shadow_problem
-    if shadow is not None and shadow.spec.transforms != model.spec.transforms and problem is None:
-        problem = "the challenger's feature transforms differ from the champion's"
-    return transformer, dataclasses.replace(plan, schema=schema, shadow_problem=problem)
+    return transformer, dataclasses.replace(plan, schema=schema, shadow_problem=problem), shadow_transformer
 
 
 def _empty(spec: ScoringSpec, model: ServingModel, files: int, started: float) -> ScoringResult:

@@ -1,7 +1,11 @@
 """Shadow scoring: the same batches scored by the ``challenger`` alias, compared with the champion.
 
 The report gives the agreement rate and both score distributions (summary, quantiles, KS statistic,
-PSI). The shadow never changes or fails the served output: every failure becomes the report's reason.
+PSI) and, when the batch carries the label (the model's target column), the quality of both models on
+the same labelled rows (:func:`airflow_mlops.core.metrics.compute_metrics`, the metrics training and
+the gate report). Each model reads the batch through its own version's feature transforms: the
+challenger's are bound separately when they differ from the champion's. The shadow never changes or
+fails the served output: every failure becomes the report's reason.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from airflow_mlops.core.serving.resolve import resolve_model_version
 if TYPE_CHECKING:
     import numpy as np
 
+    from airflow_mlops.core.features.apply import Transformer
+
 SHADOW_SAMPLE_ROWS = 100_000
 REGRESSION_AGREEMENT_TOLERANCE = 0.1  # shadow: two regression predictions agree within 10 % of the larger
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -28,8 +34,8 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 class _ShadowTracker:
     """Streaming comparison of the champion's and the challenger's predictions on the same rows."""
 
-    def __init__(self, champion: ServingModel, challenger: ServingModel, seed: int) -> None:
-        self.champion, self.challenger = champion, challenger
+    def __init__(self, champion: ServingModel, challenger: ServingModel, seed: int, label: str | None = None) -> None:
+        self.champion, self.challenger, self.label = champion, challenger, label
         self.rows = 0
         self.agree = 0
         self.error: str | None = None
@@ -40,9 +46,9 @@ class _ShadowTracker:
         self._labels: dict[str, dict[str, int]] = {"champion": {}, "challenger": {}}
         self._sample = _Reservoir(SHADOW_SAMPLE_ROWS, seed + 1)
 
-    def update(self, champion: Prediction, challenger: Prediction) -> None:
+    def update(self, champion: Prediction, challenger: Prediction, truth: Any = None) -> None:
+        """Add one batch: both models' predictions and, with a label column, its values (an Arrow array)."""
         import numpy as np
-        import pyarrow as pa
 
         task = self.champion.spec.task
         a = np.asarray(champion.score(task), dtype=np.float64)
@@ -67,7 +73,25 @@ class _ShadowTracker:
         self._abs_diff_sum += float(diff.sum())
         self._abs_diff_max = max(self._abs_diff_max, float(diff.max()) if len(diff) else 0.0)
         chosen = self._sample.select(len(a))
-        self._sample.add(pa.table({"champion": a[chosen], "challenger": b[chosen]}))
+        self._sample.add(self._sample_rows(chosen, a, b, champion, challenger, truth))
+
+    def _sample_rows(
+        self, chosen: np.ndarray, a: np.ndarray, b: np.ndarray, champion: Prediction, challenger: Prediction,
+        truth: Any,
+    ) -> Any:  # fmt: skip
+        """The sampled rows: both scores and, with a label, what each model said (for the quality)."""
+        import numpy as np
+        import pyarrow as pa
+
+        columns: dict[str, Any] = {"champion": a[chosen], "challenger": b[chosen]}
+        if self.label is not None and truth is not None:
+            columns["label"] = truth.take(pa.array(chosen, pa.int64()))
+            for who, prediction in (("champion", champion), ("challenger", challenger)):
+                columns[f"{who}.value"] = np.asarray(prediction.values)[chosen]
+                probabilities = () if prediction.probabilities is None else np.asarray(prediction.probabilities).T
+                for index, column in enumerate(probabilities):
+                    columns[f"{who}.p{index}"] = column[chosen]
+        return pa.table(columns)
 
     def report(self, spec: ScoringSpec) -> dict[str, Any]:
         import numpy as np
@@ -112,7 +136,36 @@ class _ShadowTracker:
             report["label_share"] = {
                 who: {k: v / self.rows for k, v in sorted(counts.items())} for who, counts in self._labels.items()
             }
+        if self.label is not None and sample is not None:
+            report["quality"] = self._quality(sample)
         return report
+
+    def _quality(self, sample: Any) -> dict[str, Any]:
+        """Both models' metrics on the sampled rows whose label is known; an error is the section's reason."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        from airflow_mlops.core.metrics import Predictions, compute_metrics
+
+        known = sample.filter(pc.invert(pc.is_null(sample.column("label"), nan_is_null=True)))
+        quality: dict[str, Any] = {"label": self.label, "rows": known.num_rows}
+        if not known.num_rows:
+            return quality
+        truth = known.column("label").to_numpy(zero_copy_only=False)
+        for who, model in (("champion", self.champion), ("challenger", self.challenger)):
+            values = known.column(f"{who}.value").to_numpy(zero_copy_only=False)
+            width = len(model.spec.classes)
+            probabilities = (
+                np.column_stack([known.column(f"{who}.p{i}").to_numpy() for i in range(width)]) if width else None
+            )
+            try:
+                quality[who] = compute_metrics(
+                    model.spec.task, truth, Predictions(values, probabilities, values), model.spec.classes
+                )
+            except ValueError as exc:  # a label the model does not know: the section says so, the report stands
+                quality[who] = {}
+                quality["error"] = f"{who}: {exc}"
+        return quality
 
     def _summary(self, who: str, sample: np.ndarray) -> dict[str, Any]:
         import numpy as np
@@ -159,14 +212,22 @@ def _psi(a: np.ndarray, b: np.ndarray, bins: int = 10) -> float:
 
 
 def _shadow_step(
-    tracker: _ShadowTracker, shadow: ServingModel | None, batch: Any, champion: Prediction, first_row: int
+    tracker: _ShadowTracker,
+    shadow: ServingModel | None,
+    batch: Any,
+    champion: Prediction,
+    first_row: int,
+    transformer: Transformer | None = None,
 ) -> str | None:
-    """Score the batch with the challenger; any failure ends the shadow, never the served output."""
+    """Score the batch with the challenger, through its own feature transforms when it has other ones than
+    the champion's (``transformer``); any failure ends the shadow, never the served output."""
     if shadow is None:
         return None
     try:
-        challenger = shadow.predict(feed_arrow(batch, shadow.spec.inputs), first_row=first_row)
-        tracker.update(champion, challenger)
+        own = transformer.apply(batch, count=False) if transformer is not None else batch
+        challenger = shadow.predict(feed_arrow(own, shadow.spec.inputs), first_row=first_row)
+        labels = batch.column(tracker.label) if tracker.label is not None else None
+        tracker.update(champion, challenger, labels)
     except Exception as exc:  # the shadow must not fail the served output, whatever went wrong
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -185,3 +185,18 @@ def test_the_serving_section_chooses_the_runtime() -> None:
     assert load({"runtime": "compiled"}).runtime == "compiled"
     with pytest.raises(SpecError, match=r"serving\.runtime must be"):
         load({"runtime": "jit"})
+
+
+def test_the_gate_section_sets_the_canary_and_refuses_one_without_a_shadow() -> None:
+    def read(gate: dict[str, object], serving: dict[str, object] | None = None) -> PipelineFile:
+        raw = {"training": {}, "gate": gate, **({"serving": serving} if serving is not None else {})}
+        return PipelineFile.from_mapping("p", raw, path=Path("p.yaml"), project=REPO)
+
+    assert read({}).canary == {} and all(p.canary == {} for p in discover(FOLDER))  # off unless asked
+    canary = read({"canary_batches": 2, "canary": {"max_quality_drop": 0.02}}, {}).canary
+    assert (canary["batches"], canary["min_agreement"], canary["max_quality_drop"], canary["max_batches"]) == (
+        2, 0.9, 0.02, 4)  # fmt: skip
+    with pytest.raises(SpecError, match=r"p.yaml: gate.canary_batches needs a 'serving' section with shadow: true"):
+        read({"canary_batches": 2}, {"shadow": False})
+    with pytest.raises(SpecError, match=r"p.yaml: gate.canary_batches must be an integer in \[0, 24\]. Got -1"):
+        read({"canary_batches": -1}, {})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -41,8 +43,46 @@ def test_shadow_report_compares_without_touching_the_served_output(
     assert 0 < report["score"]["ks_statistic"] < 1 and report["score"]["psi"] >= 0
     assert sum(report["label_share"]["champion"].values()) == pytest.approx(1.0)
     assert shadowed.shadow == {
-        "status": "ok", "challenger_version": "4", "agreement_rate": report["agreement_rate"], "reason": None
+        "status": "ok", "challenger_version": "4", "agreement_rate": report["agreement_rate"], "reason": None,
+        "labelled_rows": len(february),
     }  # fmt: skip
+    # The input carries the label: both models' quality on the same rows, as the gate computes it.
+    from sklearn.metrics import roc_auc_score
+
+    truth = february["arr_delayed_15"].astype(int)
+    assert report["quality"]["label"] == "arr_delayed_15" and report["quality"]["rows"] == len(february)
+    assert report["quality"]["champion"]["roc_auc"] == pytest.approx(roc_auc_score(truth, a), abs=1e-4)
+    assert report["quality"]["challenger"]["roc_auc"] == pytest.approx(roc_auc_score(truth, b), abs=1e-4)
+    unlabelled = february.drop(columns=["arr_delayed_15"])
+    unlabelled.to_parquet(february_file, index=False)
+    blind = score_partition(root, spec_for(february_file, partition="blind"), champion, shadow=challenger)
+    assert "quality" not in json.loads(root.read_bytes(blind.shadow_report_uri))
+    assert blind.shadow is not None and blind.shadow["labelled_rows"] == 0
+
+
+def test_each_model_is_shadowed_through_its_own_feature_transforms(
+    root: StorageRoot, february_file: Path, february: pd.DataFrame
+) -> None:
+    """The challenger's graph reads ``distance_miles``, a column only its own version's transforms produce
+    (from ``distance``): scored through them it agrees with the same graph fed ``distance`` directly."""
+    trained = models.flights_classifier("lightgbm")
+    spec = copy.deepcopy(trained.spec)
+    for graph_input in spec["onnx_inputs"]:
+        if graph_input["column"] == "distance":
+            graph_input["column"] = "distance_miles"
+    spec["numeric_features"] = ["distance_miles" if c == "distance" else c for c in spec["numeric_features"]]
+    spec["transforms"] = {"derived": {"distance_miles": "distance * 1"}}
+    champion = serving(trained, "1")
+    challenger = serving(dataclasses.replace(trained, spec=spec), "2", alias="challenger")
+    assert challenger.spec.transforms != champion.spec.transforms
+    result = score_partition(root, spec_for(february_file, partition="own"), champion, shadow=challenger)
+    report = json.loads(root.read_bytes(result.shadow_report_uri))
+    assert report["status"] == "ok", report["error"]
+    assert report["agreement_rate"] == 1.0 and report["score"]["max_abs_difference"] == 0.0
+    assert report["quality"]["champion"] == report["quality"]["challenger"]
+    # And the other way round: the champion's transforms run on the batches, the challenger reads raw columns.
+    back = score_partition(root, spec_for(february_file, partition="back"), challenger, shadow=champion)
+    assert json.loads(root.read_bytes(back.shadow_report_uri))["agreement_rate"] == 1.0
 
 
 def test_a_broken_or_missing_challenger_only_shows_in_the_report(
