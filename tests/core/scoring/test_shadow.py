@@ -102,6 +102,7 @@ def test_a_broken_or_missing_challenger_only_shows_in_the_report(
         "challenger_version": None,
         "agreement_rate": None,
         "reason": "no alias",
+        "labelled_rows": 0,
     }
     other_task = score_partition(root, spec_for(february_file, partition="c"), champion, shadow=origin)
     assert json.loads(root.read_bytes(other_task.shadow_report_uri))["status"] == "ok"
