@@ -23,7 +23,10 @@ from urllib.parse import quote, urlencode, urljoin
 from airflow_mlops import settings
 from airflow_mlops.core.errors import SpecError
 
+PLUGIN_PREFIX = "/mlops"  # where the api-server mounts the provider plugin's app (plugins.mlops)
 GO_ROUTE = "go"  # under the plugin's URL prefix
+# Tables shown as a page (their first rows): batch scoring's output; other Parquet files (snapshots) are data.
+TABLE_NAMES = ("predictions.parquet",)
 # kind -> the ids its address is built from (all required); ``conn`` (an MLflow connection id) is optional
 LINK_IDS = {"mlflow-run": ("experiment_id", "run_id"), "model-version": ("name", "version"), "file": ("key",)}
 OPTIONAL_IDS = {"mlflow-run": ("conn",), "model-version": ("conn",), "file": ()}
@@ -85,6 +88,11 @@ def storage_url(payload: Mapping[str, Any], base_url: str | None = None, root_ur
     return "file://" + quote(path if path.startswith("/") else "/" + path)
 
 
+def is_table(key: str) -> bool:
+    """Whether ``key`` names a table the plugin shows as a page (:data:`TABLE_NAMES`)."""
+    return key.rpartition("/")[2] in TABLE_NAMES
+
+
 def api_base_url() -> str:
     """``[api] base_url`` without its trailing ``/``: an address (``https://airflow.example.com/airflow``), a
     path (``/airflow``), or empty at the root of the api-server's own origin."""
@@ -95,10 +103,8 @@ def api_base_url() -> str:
 
 def view_url(kind: str, ids: Mapping[str, Any]) -> str:
     """What an extra link shows: the plugin's ``go`` route with ``ids``, resolved when clicked."""
-    from airflow_mlops.plugins.mlops import URL_PREFIX
-
     query = urlencode({name: str(value) for name, value in ids.items() if value not in (None, "")})
-    return urljoin(api_base_url() + "/", f"{URL_PREFIX.strip('/')}/{GO_ROUTE}/{kind}?{query}")
+    return urljoin(api_base_url() + "/", f"{PLUGIN_PREFIX.strip('/')}/{GO_ROUTE}/{kind}?{query}")
 
 
 def _ids(kind: str, query: Mapping[str, str]) -> dict[str, str]:
@@ -152,11 +158,11 @@ def resolve(kind: str, query: Mapping[str, str], plugin_base: str) -> str:
     """
     ids = _ids(kind, query)
     if kind == "file":
-        from airflow_mlops.plugins.reports import ReportPathRefused, checked_path, is_table
+        from airflow_mlops.core.storage import validate_key
 
         try:
-            key = checked_path(ids["key"], "storage key")
-        except ReportPathRefused as exc:
+            key = validate_key(ids["key"], "storage key")
+        except SpecError as exc:
             raise LinkRefused(str(exc)) from exc
         base = settings.reports_url() or f"{plugin_base}/{'tables' if is_table(key) else 'reports'}"
         return f"{base.rstrip('/')}/{quote(key)}"

@@ -1,5 +1,7 @@
-"""The plugin's FastAPI app, mounted by the api-server at ``/mlops``: reports of the storage root and the
-model view, every route behind the api-server's own authentication and authorization.
+"""The plugin's FastAPI app, mounted by the api-server at ``/mlops``: reports of the storage root, the
+predictions' table preview, the model view, and the ``go`` route extra links lead to (resolved when clicked,
+:func:`airflow_mlops.links.urls.resolve`), every route behind the api-server's own authentication and
+authorization.
 
 A plugin's FastAPI app is not protected by Airflow by itself: each route here depends on the same
 ``requires_access_dag`` dependency as the core REST API's DAG routes, which resolves the user from the

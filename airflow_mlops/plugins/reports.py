@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
-from airflow_mlops.core.storage import validate_relative_path
+from airflow_mlops.core.storage import validate_key
+from airflow_mlops.links.urls import TABLE_NAMES, is_table
 
 if TYPE_CHECKING:
     from airflow_mlops.core.storage import StorageRoot
@@ -29,8 +30,6 @@ CONTENT_TYPES = {
     ".png": "image/png",
 }
 MAX_BYTES = 64 * 1024 * 1024  # a report larger than this is refused rather than read into memory
-# Tables shown as a page (their first rows): batch scoring's output; other Parquet files (snapshots) are data.
-TABLE_NAMES = ("predictions.parquet",)
 PREVIEW_ROWS = 50
 
 
@@ -64,13 +63,8 @@ class Report:
 def checked_path(relative: str, what: str = "report path") -> str:
     """``relative`` when it is a safe path relative to the storage root; refuses absolute paths, ``..``,
     hidden and odd segments (:class:`ReportPathRefused`)."""
-    text = str(relative)
-    if not text or text.startswith(("/", "\\")) or "\\" in text or "\x00" in text or "//" in text:
-        raise ReportPathRefused(
-            f"A {what} must be relative to the storage root, with '/' between segments. Got {text!r} instead."
-        )
     try:
-        return validate_relative_path(text, what)
+        return validate_key(relative, what)
     except SpecError as exc:
         raise ReportPathRefused(str(exc)) from exc
 
@@ -131,11 +125,6 @@ def report_link(root: StorageRoot, uri: str | None, base_url: str) -> str | None
         return report_url(root, uri, base_url) if root.contains(uri) else None
     except SpecError:
         return None
-
-
-def is_table(relative: str) -> bool:
-    """Whether ``relative`` names a table shown as a preview page (:data:`TABLE_NAMES`)."""
-    return relative.rpartition("/")[2] in TABLE_NAMES
 
 
 def read_table_preview(root: StorageRoot, relative: str, rows: int = PREVIEW_ROWS) -> TablePreview:
