@@ -53,7 +53,8 @@ class IdsLink(BaseOperatorLink):
 
     @abstractmethod
     def url(self, operator: BaseOperator, payload: dict[str, Any]) -> str:
-        """The address of ``payload`` (what :meth:`persist` stored), or ``""`` when there is none."""
+        """The address the UI shows for ``payload`` (what :meth:`persist` stored): the plugin's ``go`` route
+        with its ids (:func:`~airflow_mlops.links.urls.view_url`), or ``""`` when there is none."""
 
 
 class StorageLink(IdsLink):
