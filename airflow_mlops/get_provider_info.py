@@ -192,8 +192,9 @@ CONFIG = {
                 "https://mlflow.example.com",
             ),
             "reports_url": _option(
-                "Browser address that serves the storage root, for the links to reports, model cards and "
-                "predictions (the Airflow UI shows only http(s) links). Empty: file:// or S3 console links.",
+                "Browser address of a server that serves the storage root, for the links to reports, model "
+                "cards and predictions, read when a link is clicked. Empty: the provider plugin's own pages "
+                "on the api-server, behind Airflow's sign-in.",
                 "",
                 "http://127.0.0.1:8765/",
             ),

@@ -57,9 +57,10 @@ def embedded_environment(port: int) -> dict[str, str]:
         "AIRFLOW__MLOPS__MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_dir / 'mlflow.db'}",
         "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT": str(mlflow_dir / "artifacts"),
         "AIRFLOW__MLOPS__MLFLOW_UI_URL": "http://127.0.0.1:5000",
-        # The report links (validation, drift, model cards) open through the provider's plugin, behind
+        # Extra links are the plugin's addresses under the api-server's base URL, resolved when clicked;
+        # with no reports address the report and predictions links open through the plugin too, behind
         # Airflow's own sign-in (docs/deployment.md): no separate web server.
-        "AIRFLOW__MLOPS__REPORTS_URL": f"http://127.0.0.1:{port}/mlops/reports/",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
     }
 
 
@@ -249,7 +250,7 @@ def summary(narrator: Narrator, api_url: str, storage: Path, env_file: Path, set
         "Open the MLflow UI (http://127.0.0.1:5000):",
         f"  . {env_file.relative_to(ROOT)} && mlflow ui --host 127.0.0.1 --port 5000 \\",
         f"      --backend-store-uri {mlflow_uri} --default-artifact-root {artifacts}",
-        f"Reports (validation, drift, model cards) open from the task pages, through {api_url}/mlops/reports/;",
+        f"Reports (validation, drift, model cards) and predictions open from the task pages, through {api_url}/mlops/;",
         "the model view (champion, history, drift per batch, rollback) is Browse > MLOps models in the UI.",
     ])  # fmt: skip
 

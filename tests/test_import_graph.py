@@ -32,7 +32,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "hooks": LEAVES | {"core", "hooks"},
     **{side: LEAVES | AIRFLOW_SIDE | {"core", "hooks"} for side in AIRFLOW_SIDE},
     "cli": LEAVES | {"core", "hooks", "cli"},
-    "plugins": LEAVES | {"core", "hooks", "plugins"},
+    # the plugin resolves the extra links when they are clicked, with the addresses links.urls builds
+    "plugins": LEAVES | {"core", "hooks", "links", "plugins"},
     "__main__": frozenset({"", "cli"}),
 }
 # Top-level names outside the package that no module of it may import: the checkout around it is not

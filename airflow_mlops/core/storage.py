@@ -53,6 +53,17 @@ def validate_relative_path(value: str, what: str = "relative path") -> str:
     return "/".join(validate_segment(p, what) for p in parts)
 
 
+def validate_key(value: str, what: str = "storage key") -> str:
+    """Validate a key as written, relative to the root: no leading ``/``, no backslash, NUL or empty
+    segment, and every segment safe (:func:`validate_segment`); a path from outside (a request) is checked so."""
+    text = str(value)
+    if not text or text.startswith(("/", "\\")) or "\\" in text or "\x00" in text or "//" in text:
+        raise SpecError(
+            f"A {what} must be relative to the storage root, with '/' between segments. Got {text!r} instead."
+        )
+    return validate_relative_path(text, what)
+
+
 def _is_temporary(path: str) -> bool:
     return "/.tmp/" in path or path.rpartition("/")[2].startswith(".tmp-")
 

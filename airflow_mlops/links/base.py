@@ -1,13 +1,18 @@
-"""What every extra link of the provider shares: XCom holds ids and storage keys, the address is built later.
+"""What every extra link of the provider shares: XCom holds ids and storage keys, the address is resolved
+when the link is clicked.
 
 An operator calls :meth:`IdsLink.persist` with ids (an MLflow run, a model version) or a storage key (a
-report's path under the storage root). :meth:`IdsLink.get_link` turns them into an address with the
-deployment's settings of the moment (:mod:`airflow_mlops.links.urls`): moving the MLflow UI or the
-reports server changes ``[mlops] mlflow_ui_url`` / ``[mlops] reports_url``, not what runs stored.
+report's path under the storage root). Airflow 3 calls ``get_link`` in the worker when the task ends and
+keeps its answer for the UI, so :meth:`IdsLink.get_link` answers with an address that holds those ids only:
+the provider plugin's ``go`` route on the api-server (``<[api] base_url>/mlops/go/<kind>?<ids>``, see
+:func:`airflow_mlops.links.urls.view_url`). When someone clicks it, the route builds the real address with
+the deployment's settings of that moment (``[mlops] mlflow_ui_url``, ``[mlops] reports_url``, the MLflow
+connection) and redirects there: moving the MLflow UI or the reports server is a settings change, and every
+link of every earlier run follows it.
 
-Airflow 3 calls ``get_link`` in the worker when the task ends and keeps the answer for the UI (the
-api-server reads that answer), so a link shows the settings of the deployment that ran the task.
-Payloads written before this scheme (a URL string, or ``{"url": ...}``) are returned as they are.
+A link that names what the deployment's settings cannot resolve later (a file outside the storage root,
+or under an operator's own ``storage_root`` or ``report_base_url``) keeps the address built when the task
+ended. Payloads written before ids were stored (a URL string, or ``{"url": ...}``) are returned as they are.
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ class IdsLink(BaseOperatorLink):
 
     @abstractmethod
     def url(self, operator: BaseOperator, payload: dict[str, Any]) -> str:
-        """The address of ``payload`` (what :meth:`persist` stored), or ``""`` when there is none."""
+        """The address the UI shows for ``payload`` (what :meth:`persist` stored): the plugin's ``go`` route
+        with its ids (:func:`~airflow_mlops.links.urls.view_url`), or ``""`` when there is none."""
 
 
 class StorageLink(IdsLink):
@@ -62,13 +68,14 @@ class StorageLink(IdsLink):
             cls.persist(context, **storage_key(uri, root_uri))
 
     def url(self, operator: BaseOperator, payload: dict[str, Any]) -> str:
-        from airflow_mlops.links.urls import storage_url
+        from airflow_mlops import settings
+        from airflow_mlops.links.urls import storage_url, view_url
 
-        return storage_url(
-            payload,
-            base_url=getattr(operator, "report_base_url", None),
-            root_uri=getattr(operator, "storage_root", None),
-        )
+        own_root = getattr(operator, "storage_root", None)
+        own_address = getattr(operator, "report_base_url", None)
+        if payload.get("key") and not own_address and (not own_root or own_root == settings.storage_root()):
+            return view_url("file", {"key": payload["key"]})
+        return storage_url(payload, base_url=own_address, root_uri=own_root)
 
 
 def mlflow_conn_id(operator: Any) -> str | None:

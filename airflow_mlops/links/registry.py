@@ -17,8 +17,9 @@ class MlflowModelVersionLink(IdsLink):
     key: ClassVar[str] = "mlflow_model_version_url"
 
     def url(self, operator: Any, payload: dict[str, Any]) -> str:
-        from airflow_mlops.links.urls import model_version_url
+        from airflow_mlops.links.urls import view_url
 
         if not payload.get("name") or payload.get("version") in (None, ""):
             return ""
-        return model_version_url(str(payload["name"]), payload["version"], mlflow_conn_id(operator))
+        ids = {"name": payload["name"], "version": payload["version"], "conn": mlflow_conn_id(operator)}
+        return view_url("model-version", ids)

@@ -20,9 +20,10 @@ class MlflowTrainingRunLink(IdsLink):
     key: ClassVar[str] = MLFLOW_RUN_URL_KEY
 
     def url(self, operator: Any, payload: dict[str, Any]) -> str:
-        from airflow_mlops.links.urls import mlflow_run_url
+        from airflow_mlops.links.urls import view_url
 
         run_id = payload.get("run_id")
         if not run_id:
             return ""
-        return mlflow_run_url(str(payload.get("experiment_id") or "0"), str(run_id), mlflow_conn_id(operator))
+        ids = {"experiment_id": payload.get("experiment_id") or "0", "run_id": run_id, "conn": mlflow_conn_id(operator)}
+        return view_url("mlflow-run", ids)

@@ -1,5 +1,7 @@
-"""The plugin's FastAPI app, mounted by the api-server at ``/mlops``: reports of the storage root and the
-model view, every route behind the api-server's own authentication and authorization.
+"""The plugin's FastAPI app, mounted by the api-server at ``/mlops``: reports of the storage root, the
+predictions' table preview, the model view, and the ``go`` route extra links lead to (resolved when clicked,
+:func:`airflow_mlops.links.urls.resolve`), every route behind the api-server's own authentication and
+authorization.
 
 A plugin's FastAPI app is not protected by Airflow by itself: each route here depends on the same
 ``requires_access_dag`` dependency as the core REST API's DAG routes, which resolves the user from the
@@ -10,13 +12,16 @@ Reading (the view, the reports) needs read access to DAGs; a rollback needs the 
 # No ``from __future__ import annotations``: FastAPI reads the route annotations, some of which are
 # names local to create_app (the api-server's security module is imported there, not at module level).
 import uuid
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from airflow_mlops.plugins import pages
+
+T = TypeVar("T")
 
 # Reports are written by pipelines, not by Airflow: they run scripts (Evidently's HTML does), so they are
 # served sandboxed: scripts run in an opaque origin that cannot call the Airflow API as the viewing user.
@@ -69,6 +74,23 @@ def _history(client: Any, name: str) -> Any:
         raise
 
 
+def _read(reader: Callable[[Any, str], T], root: Any, path: str) -> T:
+    """``reader(root, path)`` with the reports' refusals as HTTP answers."""
+    from airflow_mlops.core.errors import SourceNotFoundError
+    from airflow_mlops.plugins import reports
+
+    try:
+        return reader(root, path)
+    except reports.ReportOutsideRoot as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    except reports.NotAReport as exc:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from exc
+    except reports.ReportPathRefused as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    except SourceNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
 def _same_origin(request: Request) -> None:
     """A state-changing form post must come from a page of this server (no cross-site form post)."""
     origin = request.headers.get("origin") or request.headers.get("referer")
@@ -89,20 +111,29 @@ def create_app() -> FastAPI:
 
     @app.get("/reports/{path:path}", dependencies=read)
     def report(path: str, root: Root) -> Response:
-        from airflow_mlops.core.errors import SourceNotFoundError
         from airflow_mlops.plugins import reports
 
-        try:
-            found = reports.read_report(root, path)
-        except reports.ReportOutsideRoot as exc:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-        except reports.NotAReport as exc:
-            raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from exc
-        except reports.ReportPathRefused as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
-        except SourceNotFoundError as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        found = _read(reports.read_report, root, path)
         return Response(found.content, media_type=found.content_type, headers=REPORT_HEADERS)
+
+    @app.get("/tables/{path:path}", dependencies=read, response_class=HTMLResponse)
+    def table(path: str, root: Root) -> str:
+        from airflow_mlops.plugins import reports
+
+        return pages.table_page(_read(reports.read_table_preview, root, path))
+
+    @app.get("/go/{kind}", dependencies=read)
+    def go(request: Request, kind: str) -> Response:
+        """Where an extra link leads, resolved now with the deployment's settings (``links.urls.resolve``)."""
+        from airflow_mlops.links import urls
+
+        try:
+            target = urls.resolve(kind, dict(request.query_params), _base(request))
+        except urls.LinkRefused as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+        except urls.NoAddress as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        return RedirectResponse(target, status_code=status.HTTP_302_FOUND, headers={"Cache-Control": "no-store"})
 
     @app.get("/", dependencies=read, response_class=HTMLResponse)
     def index(request: Request, client: Client) -> str:

@@ -14,7 +14,9 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-URL_PREFIX = "/mlops"
+from airflow_mlops.links.urls import PLUGIN_PREFIX
+
+URL_PREFIX = PLUGIN_PREFIX
 Scope = MutableMapping[str, Any]
 Message = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]

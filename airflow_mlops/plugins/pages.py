@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from airflow_mlops.plugins.drift_chart import DriftSeries, render_svg
 from airflow_mlops.plugins.history import ModelHistory, VersionRow
+from airflow_mlops.plugins.reports import TablePreview
 
 ReportLink = Callable[[str | None], str | None]  # a storage URI -> the plugin's report URL, or None
 
@@ -169,6 +170,14 @@ def rollback_page(base: str, history: ModelHistory, user: str) -> str:
         f'<p><a href="{_e(model_url(base, history.name))}">Cancel</a></p>'
     )
     return page(f"Roll back {history.name}", body)
+
+
+def table_page(preview: TablePreview) -> str:
+    """The first rows of a stored table, with its URI and row count."""
+    shown = len(preview.rows)
+    intro = f"<p><code>{_e(preview.uri)}</code>: {preview.total_rows} rows; the first {shown} are shown.</p>"
+    rows = [[_e(value) for value in row] for row in preview.rows]
+    return page(preview.uri.rpartition("/")[2], intro + _table(preview.columns, rows))
 
 
 def message_page(title: str, text: str, back: str) -> str:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
-from airflow_mlops.core.storage import validate_relative_path
+from airflow_mlops.core.storage import validate_key
+from airflow_mlops.links.urls import TABLE_NAMES, is_table
 
 if TYPE_CHECKING:
     from airflow_mlops.core.storage import StorageRoot
@@ -29,6 +30,7 @@ CONTENT_TYPES = {
     ".png": "image/png",
 }
 MAX_BYTES = 64 * 1024 * 1024  # a report larger than this is refused rather than read into memory
+PREVIEW_ROWS = 50
 
 
 class ReportPathRefused(SpecError):
@@ -44,23 +46,32 @@ class NotAReport(SpecError):
 
 
 @dataclass(frozen=True)
+class TablePreview:
+    uri: str
+    columns: list[str]
+    rows: list[tuple[object, ...]]
+    total_rows: int
+
+
+@dataclass(frozen=True)
 class Report:
     uri: str
     content_type: str
     content: bytes
 
 
-def report_uri(root: StorageRoot, relative: str) -> str:
-    """The URI of ``relative`` under ``root``; refuses absolute paths, ``..``, hidden and odd segments."""
-    text = str(relative)
-    if not text or text.startswith(("/", "\\")) or "\\" in text or "\x00" in text or "//" in text:
-        raise ReportPathRefused(
-            f"A report path must be relative to the storage root, with '/' between segments. Got {text!r} instead."
-        )
+def checked_path(relative: str, what: str = "report path") -> str:
+    """``relative`` when it is a safe path relative to the storage root; refuses absolute paths, ``..``,
+    hidden and odd segments (:class:`ReportPathRefused`)."""
     try:
-        return root.join(validate_relative_path(text, "report path"))
+        return validate_key(relative, what)
     except SpecError as exc:
         raise ReportPathRefused(str(exc)) from exc
+
+
+def report_uri(root: StorageRoot, relative: str) -> str:
+    """The URI of ``relative`` under ``root``; refuses absolute paths, ``..``, hidden and odd segments."""
+    return root.join(checked_path(relative))
 
 
 def content_type(uri: str) -> str:
@@ -114,3 +125,24 @@ def report_link(root: StorageRoot, uri: str | None, base_url: str) -> str | None
         return report_url(root, uri, base_url) if root.contains(uri) else None
     except SpecError:
         return None
+
+
+def read_table_preview(root: StorageRoot, relative: str, rows: int = PREVIEW_ROWS) -> TablePreview:
+    """The first ``rows`` rows and the row count of the table at ``relative``, with the same path checks as
+    :func:`read_report`; only :data:`TABLE_NAMES` are read (:class:`NotAReport` otherwise)."""
+    import pyarrow.parquet as pq
+
+    uri = report_uri(root, relative)
+    if not is_table(relative):
+        raise NotAReport(f"Only {', '.join(TABLE_NAMES)} tables are shown. Got {uri.rpartition('/')[2]!r} instead.")
+    if not root.is_s3:
+        _check_local_containment(root, uri)
+    if root.filesystem.get_file_info(root.fs_path(uri)).type.name != "File":
+        raise SourceNotFoundError(f"No table at {relative!r} under the storage root.")
+    with root.filesystem.open_input_file(root.fs_path(uri)) as handle:
+        parquet = pq.ParquetFile(handle)
+        total = parquet.metadata.num_rows
+        head = next(parquet.iter_batches(batch_size=rows), None)
+        table = head.to_pylist() if head is not None else []
+        columns = list(parquet.schema_arrow.names)
+    return TablePreview(uri, columns, [tuple(row.get(c) for c in columns) for row in table], total)

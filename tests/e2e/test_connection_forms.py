@@ -120,3 +120,42 @@ def test_the_edit_form_shows_the_declared_labels(
     for name, field in declared["conn-fields"].items():
         assert field["label"] in form["labels"], (name, form)
         assert f"element_{name}" in form["inputs"], (name, form)
+
+
+def _type_into(page: Page, selector: str, text: str) -> None:
+    """Replace the field's value as typing does (the form is React state: setting ``value`` is not enough)."""
+    focused = page.evaluate(
+        f"(() => {{ const i = document.querySelector({json.dumps(selector)});"
+        " if (!i) return false; i.focus(); i.select(); return true; })()"
+    )
+    assert focused, f"no field {selector} in the dialog"
+    page.call("Input.insertText", text=text)
+
+
+def test_an_mlflow_connection_saved_through_the_form_reads_back(
+    airflow: AirflowServices, browser: Page, artifacts_dir: Path
+) -> None:
+    """Tracking URI and Token typed into the "Edit Connection" dialog and saved are what Airflow keeps:
+    the REST API reads the URI back and masks the token; the CLI, which reads the stored secret, shows it."""
+    import time
+
+    conn_id, uri, token = "form_mlflow_saved", "https://mlflow.example.com/team", "tok-form-123"
+    airflow.api.request(
+        "POST", "/api/v2/connections", json={"connection_id": conn_id, "conn_type": "mlflow"}, expect=(201, 409)
+    )
+    _open_edit_dialog(browser, airflow, conn_id, "Tracking URI")
+    _type_into(browser, "[role=dialog] input[name=host]", uri)
+    _type_into(browser, "[role=dialog] input[name=password]", token)
+    browser.screenshot(artifacts_dir / "connection-form-mlflow-filled.png")
+    browser.evaluate(
+        "[...document.querySelectorAll('[role=dialog] button')].find(b => b.innerText.trim() === 'Save').click()"
+    )
+    deadline = time.monotonic() + 30
+    saved = airflow.api.get(f"/api/v2/connections/{conn_id}")
+    while saved.get("host") != uri and time.monotonic() < deadline:
+        time.sleep(1)
+        saved = airflow.api.get(f"/api/v2/connections/{conn_id}")
+    browser.screenshot(artifacts_dir / "connection-form-mlflow-saved.png")
+    assert (saved["conn_type"], saved["host"], saved["password"]) == ("mlflow", uri, "***"), saved
+    (stored,) = json.loads(airflow.cli("connections", "get", conn_id, "-o", "json"))
+    assert (stored["host"], stored["password"]) == (uri, token), stored

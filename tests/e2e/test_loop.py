@@ -11,7 +11,12 @@ API v2 with a bearer token, as the UI does:
 3. That event, not the test, starts a ``continuous_training`` run (run type ``asset_triggered``), which
    retrains on every landed month and moves ``champion`` to version 2.
 4. The task pages of that run are opened in headless Chromium, signed in, and their extra links are
-   looked for; the screenshots are kept under ``test-artifacts/``.
+   looked for; every extra link of the run's tasks and of the serving run's (training run, gate evidence
+   and model card, registered version, predictions, drift and quality reports) is then opened in the same
+   browser: through the plugin's ``go`` route it must land on a real page. Screenshots: ``test-artifacts/``.
+
+The storage root has no web server of its own here (``[mlops] reports_url`` empty): file links open
+through the plugin, behind Airflow's sign-in.
 
 Months land as samples (6000 flights each) to keep training short; June's label drift is far above
 sampling noise at that size.
@@ -19,7 +24,6 @@ sampling noise at that size.
 
 from __future__ import annotations
 
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +42,8 @@ from tests.support.browser import TOKEN_COOKIE, chromium_binary, headless_chromi
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
-AIRFLOW_DEPLOYMENT = Deployment(dags_folder=REPO / "dags")
+# No reports address: file links resolve to the plugin's own report and table pages.
+AIRFLOW_DEPLOYMENT = Deployment(dags_folder=REPO / "dags", extra_env={"AIRFLOW__MLOPS__REPORTS_URL": ""})
 PIPELINE = MODEL = "flights_delay"
 TRAINING, SERVING = "continuous_training", "batch_serving"
 DRIFT_URI = f"x-mlops://{PIPELINE}/drift"
@@ -139,20 +144,34 @@ MLFLOW_LINKS = {f"{PIPELINE}.train": "MLflow run", f"{PIPELINE}.promote": "MLflo
 REPORT_LINKS = {f"{PIPELINE}.validate": "Validation report"}
 
 
+def _go(airflow: AirflowServices, link: str) -> str:
+    """Where an extra link leads now: the plugin's ``go`` route answers a signed-in request with a redirect."""
+    import httpx
+
+    assert link.startswith(f"{airflow.api_url}/mlops/go/"), link  # ids only, resolved when clicked
+    answer = httpx.get(link, headers={"Authorization": f"Bearer {airflow.api.token}"}, timeout=30)
+    assert answer.status_code == 302, (link, answer.status_code, answer.text)
+    assert httpx.get(link, timeout=30).status_code == 401  # not without signing in
+    return str(answer.headers["location"])
+
+
 def test_rest_api_lists_the_extra_links(airflow: AirflowServices, mlops_stack: MlopsStack, loop: Loop) -> None:
+    import httpx
+
     run_id = loop.retrain_run["dag_run_id"]
     for task_id, name in MLFLOW_LINKS.items():
         links = airflow.api.links(TRAINING, run_id, task_id)
-        assert links.get(name, "").startswith(f"{mlops_stack.mlflow.url}/#/"), (task_id, links)
+        assert _go(airflow, links.get(name, "")).startswith(f"{mlops_stack.mlflow.url}/#/"), (task_id, links)
     for task_id, name in REPORT_LINKS.items():
         links = airflow.api.links(TRAINING, run_id, task_id)
-        assert links.get(name, "").startswith(mlops_stack.reports_url), (task_id, links)
-        assert links[name].endswith(".html"), (task_id, links)
+        assert _go(airflow, links.get(name, "")).endswith(".html"), (task_id, links)
     drift = airflow.api.links(SERVING, loop.serving_run, f"{PIPELINE}.check_drift", map_index=0)
-    assert drift.get("Drift report", "").startswith(mlops_stack.reports_url), drift
-    for url in (links[name], drift["Drift report"]):  # the links lead to the reports themselves
-        with urllib.request.urlopen(url, timeout=30) as response:
-            assert response.status == 200 and b"<html" in response.read(4096).lower(), url
+    for link in (links[name], drift.get("Drift report", "")):  # the links lead to the reports themselves
+        target = _go(airflow, link)
+        assert target.startswith("/mlops/reports/"), target  # the plugin's route, under the api-server
+        headers = {"Authorization": f"Bearer {airflow.api.token}"}
+        answer = httpx.get(airflow.api_url + target, headers=headers, timeout=30)
+        assert answer.status_code == 200 and b"<html" in answer.content[:4096].lower(), target
 
 
 def _browse(
@@ -189,3 +208,86 @@ def test_task_pages_show_the_report_links_in_a_browser(
 ) -> None:
     # The MLflow links show that the page renders its links within seconds; no need to wait long here.
     _browse(airflow, artifacts_dir, tmp_path, loop.retrain_run["dag_run_id"], REPORT_LINKS, timeout=20)
+
+
+# (DAG, which run, task, map index) -> {extra link: text the page it opens shows once rendered}; the MLflow
+# UI renders its pages with scripts, so its text is what shows the page is real.
+def _every_link(loop: Loop, mlops_stack: MlopsStack) -> list[tuple[str, str, str, int, dict[str, str]]]:
+    retrain, serving = loop.retrain_run["dag_run_id"], loop.serving_run
+    version = {"MLflow model version": "Version {version}"}
+    return [
+        (TRAINING, retrain, f"{PIPELINE}.train", -1, {"MLflow run": "{run_id}"}),
+        (TRAINING, retrain, f"{PIPELINE}.validate", -1, {"Validation report": "Great Expectations"}),
+        (TRAINING, retrain, f"{PIPELINE}.gate", -1, {"Model card": "Model card: gate", "Gate evidence": '"verdict"'}),
+        (TRAINING, retrain, f"{PIPELINE}.register", -1, version),
+        (TRAINING, retrain, f"{PIPELINE}.promote", -1, version),
+        (SERVING, serving, f"{PIPELINE}.score", 0, {"Predictions": "rows; the first", "Shadow report": "challenger"}),
+        (
+            SERVING,
+            serving,
+            f"{PIPELINE}.check_drift",
+            0,
+            {"Drift report": "Drift report", "Quality report": "Model quality"},
+        ),
+    ]
+
+
+_PAGE = (
+    "JSON.stringify({url: location.href, ready: document.readyState,"
+    " status: (performance.getEntriesByType('navigation')[0] || {}).responseStatus || 0,"
+    " text: document.body ? document.body.innerText : ''})"
+)
+
+
+def _opened(page: Any, link: str, expected: str, timeout: float = 90.0) -> dict[str, Any]:
+    """Navigate to ``link`` and wait until the page it redirects to shows ``expected``."""
+    import json
+    import time
+
+    page.call("Page.navigate", url=link)
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = json.loads(page.evaluate(_PAGE) or "{}")
+        landed = seen.get("url") not in (None, "", link, "about:blank") and seen.get("ready") == "complete"
+        if landed and expected in seen["text"]:
+            return dict(seen)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{link} never showed {expected!r}: at {seen.get('url')} ({seen.get('status')}):\n"
+                                 f"{str(seen.get('text'))[:2000]}")  # fmt: skip
+        time.sleep(1)
+
+
+def test_every_extra_link_opens_its_page(
+    airflow: AirflowServices, mlops_stack: MlopsStack, loop: Loop, artifacts_dir: Path, tmp_path: Path
+) -> None:
+    """Signed in, each link of a real task opens through the plugin's ``go`` route onto a real page: MLflow's
+    run and version pages, the plugin's report and predictions pages (HTTP 200, the expected content)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    binary = chromium_binary()
+    if binary is None:
+        pytest.skip("no Chromium binary (apt-get install chromium): the link check needs a headless browser")
+    opened: dict[tuple[str, str], str] = {}
+    with headless_chromium(binary, tmp_path / "chromium.log") as page:
+        page.call("Network.enable")
+        page.call("Page.enable")
+        page.call("Network.setCookie", name=TOKEN_COOKIE, value=airflow.api.token, url=airflow.api_url, path="/",
+                  httpOnly=True, sameSite="Lax")  # fmt: skip
+        for dag_id, run_id, task_id, map_index, expected in _every_link(loop, mlops_stack):
+            links = airflow.api.links(dag_id, run_id, task_id, map_index=map_index)
+            if "Shadow report" in expected and "Shadow report" not in links:
+                expected = {k: v for k, v in expected.items() if k != "Shadow report"}  # no challenger this month
+            assert set(expected) <= set(links), (task_id, links)
+            for name, text in expected.items():
+                link = links[name]
+                assert link.startswith(f"{airflow.api_url}/mlops/go/"), (task_id, name, link)
+                ids = dict(parse_qsl(urlsplit(link).query))
+                seen = _opened(page, link, text.format(**ids))
+                page.screenshot(artifacts_dir / f"link-{task_id}-{name.replace(' ', '-').lower()}.png")
+                if seen["url"].startswith(airflow.api_url):  # the plugin's pages: the document's own status
+                    assert seen["status"] == 200, (task_id, name, seen["url"], seen["status"])
+                opened[(task_id, name)] = seen["url"]
+    mlflow = {key: url for key, url in opened.items() if url.startswith(mlops_stack.mlflow.url)}
+    assert set(mlflow) == {(f"{PIPELINE}.{t}", n) for t, n in
+                           [("train", "MLflow run"), ("register", "MLflow model version"),
+                            ("promote", "MLflow model version")]}, opened  # fmt: skip

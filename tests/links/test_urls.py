@@ -1,10 +1,13 @@
-"""Every extra link builds its address from the ids in XCom and the deployment's settings of the moment."""
+"""Every extra link shows the plugin's ``go`` address with the ids from XCom; following it builds the real
+address with the deployment's settings of the moment (``links.urls.resolve``, what the plugin's route calls)."""
 
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 from airflow.sdk.execution_time.xcom import XCom
@@ -15,9 +18,10 @@ from airflow_mlops.links.gating import GateEvidenceLink, ModelCardLink
 from airflow_mlops.links.registry import MlflowModelVersionLink
 from airflow_mlops.links.scoring import PredictionsLink, ShadowReportLink
 from airflow_mlops.links.training import MlflowTrainingRunLink
-from airflow_mlops.links.urls import storage_key
+from airflow_mlops.links.urls import LinkRefused, resolve, storage_key
 from airflow_mlops.links.validation import ValidationReportLink
 
+GO = "/mlops/go/"
 PARTITION = "2013-07-01T00:00:00+00:00"
 QUOTED = "2013-07-01T00%3A00%3A00%2B00%3A00"
 
@@ -30,9 +34,22 @@ def stored(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return values
 
 
-def _link(link: IdsLink, stored: dict[str, Any], payload: Any, **operator: Any) -> str:
+def _shown(link: IdsLink, stored: dict[str, Any], payload: Any, **operator: Any) -> str:
+    """What the worker computes when the task ends, and the UI shows."""
     stored[link.key] = json.loads(json.dumps(payload))  # what XCom gives back
     return link.get_link(SimpleNamespace(**operator), ti_key=object())  # type: ignore[arg-type]
+
+
+def _follow(shown: str) -> str:
+    """Where a click on ``shown`` leads now: the plugin's ``go`` route resolves it; any other address is final."""
+    parts = urlsplit(shown)
+    if not parts.path.startswith(GO):
+        return shown
+    return resolve(parts.path.removeprefix(GO), dict(parse_qsl(parts.query)), "/mlops")
+
+
+def _link(link: IdsLink, stored: dict[str, Any], payload: Any, **operator: Any) -> str:
+    return _follow(_shown(link, stored, payload, **operator))
 
 
 def _mlflow_connection(monkeypatch: pytest.MonkeyPatch, **fields: Any) -> None:
@@ -57,15 +74,17 @@ def test_mlflow_links_use_the_configured_ui_address_first(
 ) -> None:
     _mlflow_connection(monkeypatch, extra={"ui_url": "https://from-extra.example.com"})
     monkeypatch.setenv("AIRFLOW__MLOPS__MLFLOW_UI_URL", "https://mlflow.example.com/")
-    assert _link(link, stored, payload) == f"https://mlflow.example.com/{path}"
-    # Moving the UI is a settings change: the same stored ids now lead to the new address.
+    shown = _shown(link, stored, payload)  # once, when the task ends
+    assert shown.startswith(GO) and "example" not in shown, shown  # ids only: no address in it
+    assert _follow(shown) == f"https://mlflow.example.com/{path}"
+    # Moving the UI is a settings change: the link the task got now leads to the new address.
     monkeypatch.setenv("AIRFLOW__MLOPS__MLFLOW_UI_URL", "https://ml.example.org")
-    assert _link(link, stored, payload) == f"https://ml.example.org/{path}"
+    assert _follow(shown) == f"https://ml.example.org/{path}"
     # Without the setting: the connection's ui_url extra, then its host.
     monkeypatch.delenv("AIRFLOW__MLOPS__MLFLOW_UI_URL")
-    assert _link(link, stored, payload) == f"https://from-extra.example.com/{path}"
+    assert _follow(shown) == f"https://from-extra.example.com/{path}"
     _mlflow_connection(monkeypatch)
-    assert _link(link, stored, payload) == f"http://mlflow.internal:5000/{path}"
+    assert _follow(shown) == f"http://mlflow.internal:5000/{path}"
 
 
 def test_mlflow_links_follow_the_operators_own_connection(
@@ -102,25 +121,27 @@ def test_storage_links_use_the_reports_address(
     monkeypatch.setenv("AIRFLOW__MLOPS__STORAGE_ROOT", "s3://bucket/pipelines")
     monkeypatch.setenv("AIRFLOW__MLOPS__REPORTS_URL", "https://reports.example.com/mlops/")
     quoted = key.replace(PARTITION, QUOTED)
-    assert _link(link, stored, {"key": key}) == f"https://reports.example.com/mlops/{quoted}"
-    # The operator's own report_base_url wins over the setting.
+    shown = _shown(link, stored, {"key": key})
+    assert shown == f"{GO}file?key={quote(key, safe='')}"
+    assert _follow(shown) == f"https://reports.example.com/mlops/{quoted}"
+    # The operator's own report_base_url wins over the setting (and is kept as it was when the task ended).
     own = _link(link, stored, {"key": key}, report_base_url="https://own.example.com")
     assert own == f"https://own.example.com/{quoted}"
-    # Without an address: the S3 console page of the object under the storage root of the moment.
+    # Without an address: the plugin's own routes, behind Airflow's sign-in; predictions as a table preview.
     monkeypatch.delenv("AIRFLOW__MLOPS__REPORTS_URL")
-    console = "https://s3.console.aws.amazon.com/s3/object/bucket?prefix=pipelines/"
-    assert _link(link, stored, {"key": key}) == console + quoted
+    route = "tables" if key.endswith(".parquet") else "reports"
+    assert _follow(shown) == f"/mlops/{route}/{quoted}"
 
 
 @pytest.mark.parametrize(("link", "key"), STORAGE_LINKS, ids=STORAGE_IDS)
-def test_storage_links_on_a_local_root_are_file_urls(
+def test_storage_links_under_an_operators_own_root_keep_a_file_url(
     link: IdsLink, key: str, stored: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The deployment cannot resolve a key under a root it does not know: the address of the task's end."""
     monkeypatch.setenv("AIRFLOW__MLOPS__STORAGE_ROOT", "/srv/ml ops")
     quoted = key.replace(PARTITION, QUOTED)
-    assert _link(link, stored, {"key": key}) == f"file:///srv/ml%20ops/{quoted}"
-    # An operator with a storage root of its own resolves its keys there.
-    assert _link(link, stored, {"key": key}, storage_root="/data/root") == f"file:///data/root/{quoted}"
+    assert _shown(link, stored, {"key": key}, storage_root="/data/root") == f"file:///data/root/{quoted}"
+    assert _shown(link, stored, {"key": key}, storage_root="/srv/ml ops").startswith(GO)
 
 
 def test_the_earlier_setting_name_still_gives_the_reports_address(
@@ -149,7 +170,7 @@ def test_storage_key(uri: str, root: str, expected: dict[str, str]) -> None:
 
 def test_a_file_outside_the_root_keeps_its_whole_uri(stored: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__MLOPS__STORAGE_ROOT", "/srv/mlops")
-    assert _link(PredictionsLink(), stored, {"uri": "s3://b/x/p.parquet"}) == (
+    assert _shown(PredictionsLink(), stored, {"uri": "s3://b/x/p.parquet"}) == (
         "https://s3.console.aws.amazon.com/s3/object/b?prefix=x/p.parquet"
     )
 
@@ -169,7 +190,7 @@ def test_a_file_outside_the_root_keeps_its_whole_uri(stored: dict[str, Any], mon
     ids=["url-string", "url-dict", "empty-url", "nothing", "no-run-id"],
 )
 def test_payloads_of_earlier_versions_are_still_read(payload: Any, expected: str, stored: dict[str, Any]) -> None:
-    assert _link(MlflowTrainingRunLink(), stored, payload) == expected
+    assert _shown(MlflowTrainingRunLink(), stored, payload) == expected
 
 
 def test_persist_stores_ids_only_and_nothing_when_there_is_none() -> None:
@@ -200,3 +221,44 @@ def test_operators_declare_their_links(module: str, cls: str, names: list[str]) 
 
     operator = getattr(importlib.import_module(f"airflow_mlops.operators.{module}"), cls)
     assert [link.name for link in operator.operator_extra_links] == names
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("", "/mlops/go/mlflow-run?experiment_id=3&run_id=abc"),
+        ("http://localhost:8080", "http://localhost:8080/mlops/go/mlflow-run?experiment_id=3&run_id=abc"),
+        ("https://example.com/airflow/", "https://example.com/airflow/mlops/go/mlflow-run?experiment_id=3&run_id=abc"),
+        ("/airflow", "/airflow/mlops/go/mlflow-run?experiment_id=3&run_id=abc"),
+    ],
+    ids=["root", "address", "sub-path", "path"],
+)
+def test_links_point_at_the_api_servers_base_url(
+    base_url: str, expected: str, stored: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", base_url)
+    assert _shown(MlflowTrainingRunLink(), stored, RUN) == expected
+    with_conn = _shown(MlflowModelVersionLink(), stored, VERSION, mlflow_conn_id="team_mlflow")
+    assert with_conn.endswith("/mlops/go/model-version?name=flights_delay&version=2&conn=team_mlflow")
+
+
+@pytest.mark.parametrize(
+    ("kind", "query", "says"),
+    [
+        ("nothing", {"key": "a.html"}, "Unknown link kind 'nothing'"),
+        ("mlflow-run", {"run_id": "abc"}, "missing: experiment_id"),
+        ("mlflow-run", {"experiment_id": "1", "run_id": "abc", "url": "https://evil.test"}, "unexpected: url"),
+        ("mlflow-run", {"experiment_id": "1", "run_id": "abc/../x"}, "The run_id of a link must be"),
+        ("mlflow-run", {"experiment_id": "1", "run_id": "abc", "conn": "a b"}, "The conn of a link must be"),
+        ("model-version", {"name": "m", "version": "2; drop"}, "The version of a link must be a version number"),
+        ("model-version", {"name": "m'", "version": "2"}, "without quotes"),
+        ("file", {"key": "../etc/passwd.html"}, "no '..'"),
+        ("file", {"key": "/etc/passwd.html"}, "must be relative to the storage root"),
+        ("file", {"key": "p/.hidden/report.html"}, "no leading dot"),
+        ("file", {"key": "p//report.html"}, "must be relative to the storage root"),
+    ],
+    ids=["kind", "missing", "unexpected", "run-id", "conn", "version", "name", "dotdot", "absolute", "hidden", "empty"],
+)
+def test_malformed_ids_are_refused(kind: str, query: dict[str, str], says: str) -> None:
+    with pytest.raises(LinkRefused, match=re.escape(says)):
+        resolve(kind, query, "/mlops")

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -291,4 +292,6 @@ def test_in_airflow_a_schema_skew_fails_once_and_leaves_receipt_and_link(
     assert "column 'carrier' is missing from the data" in [f["reason"] for f in receipt["failed_expectations"]]
     link = xcoms[ValidationReportLink().xcom_key]
     link = json.loads(link) if link.startswith('"') else link
-    assert link == receipt["report_url"] == "file://" + receipt["report_uri"]
+    # What the worker stored for the UI: the plugin's go address with the report's key, resolved when clicked.
+    assert link == f"/mlops/go/file?key={quote(f'flights/validation/{PARTITION}/report.html', safe='')}"
+    assert receipt["report_url"] == "file://" + receipt["report_uri"]

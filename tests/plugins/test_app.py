@@ -3,6 +3,8 @@ trigger runs, reports served path-safe and sandboxed, the model view built from 
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
 from airflow_mlops.core import contracts, registry
@@ -10,7 +12,13 @@ from tests.core.registry.support import NAME
 from tests.plugins.conftest import Served
 from tests.plugins.support import CARD, DRIFT_REPORT, EVIDENCE
 
-PAGES = ["/mlops/", f"/mlops/models/{NAME}", f"/mlops/reports/{DRIFT_REPORT}", f"/mlops/models/{NAME}/rollback"]
+VERSION = {"name": NAME, "version": "2"}
+
+GO_CARD = f"/mlops/go/file?key={CARD}"
+PAGES = [
+    "/mlops/", f"/mlops/models/{NAME}", f"/mlops/reports/{DRIFT_REPORT}", f"/mlops/models/{NAME}/rollback", GO_CARD,
+    "/mlops/go/mlflow-run?experiment_id=1&run_id=abc", "/mlops/tables/flights/predictions/p/predictions.parquet",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -127,3 +135,87 @@ def test_report_links_built_with_the_plugins_address_open_through_it(served: Ser
     assert link == "http://airflow.test/mlops/reports/flights/drift/2013-04-15T00%3A00%3A00%2B00%3A00/report.html"
     answer = served.http.get(link, headers=served.as_user("viewer"))
     assert answer.status_code == 200 and answer.text == "<html>drift of the 15th</html>"
+
+
+def test_a_link_follows_the_settings_of_the_moment_it_is_clicked(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moving MLflow does not break old links: the address a task got when it ended is resolved per click."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.execution_time.xcom import XCom
+
+    from airflow_mlops.links.registry import MlflowModelVersionLink
+    from airflow_mlops.links.training import MlflowTrainingRunLink
+
+    stored = {"mlflow_run_url": {"experiment_id": "1", "run_id": "abc123"}, "mlflow_model_version_url": VERSION}
+    monkeypatch.setattr(XCom, "get_value", lambda *, ti_key, key: stored.get(key))
+    monkeypatch.setenv("AIRFLOW__MLOPS__MLFLOW_UI_URL", "http://mlflow-old.test:5000")
+    operator = SimpleNamespace()
+    run_link = MlflowTrainingRunLink().get_link(operator, ti_key=object())  # type: ignore[arg-type]
+    version_link = MlflowModelVersionLink().get_link(operator, ti_key=object())  # type: ignore[arg-type]
+    headers = served.as_user("viewer")
+    before = served.http.get(run_link, headers=headers)
+    assert (
+        before.status_code == 302
+        and before.headers["location"] == "http://mlflow-old.test:5000/#/experiments/1/runs/abc123"
+    )
+    monkeypatch.setenv("AIRFLOW__MLOPS__MLFLOW_UI_URL", "https://mlflow.example.org/")
+    after = served.http.get(run_link, headers=headers)
+    assert (
+        after.status_code == 302
+        and after.headers["location"] == "https://mlflow.example.org/#/experiments/1/runs/abc123"
+    )
+    version = served.http.get(version_link, cookies={"_token": served.tokens["viewer"]})
+    assert version.headers["location"] == f"https://mlflow.example.org/#/models/{NAME}/versions/2"
+
+
+def test_file_links_open_the_plugins_report_and_table_pages(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.delenv("AIRFLOW__MLOPS__REPORTS_URL", raising=False)
+    monkeypatch.delenv("AIRFLOW__MLOPS__REPORT_BASE_URL", raising=False)
+    headers = served.as_user("viewer")
+    card = served.http.get(GO_CARD, headers=headers)
+    assert card.status_code == 302 and card.headers["location"] == f"/mlops/reports/{CARD}"
+    assert "Model card of the retrained candidate" in served.http.get(card.headers["location"], headers=headers).text
+    key = "flights/predictions/2013-07-01T00:00:00+00:00/predictions.parquet"
+    table = pa.table({"flight_id": list(range(120)), "score": [i / 120 for i in range(120)]})
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    served.root.write_bytes(served.root.join(key), buffer.getvalue().to_pybytes())
+    moved = served.http.get(f"/mlops/go/file?key={quote(key)}", headers=headers)
+    assert moved.headers["location"] == f"/mlops/tables/{quote(key)}"
+    page = served.http.get(moved.headers["location"], headers=headers)
+    assert page.status_code == 200 and "120 rows; the first 50 are shown" in page.text
+    assert (
+        "<th>flight_id</th><th>score</th>" in page.text
+        and "<td>49</td>" in page.text
+        and "<td>50</td>" not in page.text
+    )
+    # snapshots are data, not pages
+    served.root.write_bytes(served.root.join("flights/snapshots/p/data.parquet"), b"PAR1")
+    assert served.http.get("/mlops/tables/flights/snapshots/p/data.parquet", headers=headers).status_code == 415
+    monkeypatch.setenv("AIRFLOW__MLOPS__REPORTS_URL", "https://reports.example.com/root/")
+    assert served.http.get(GO_CARD, headers=headers).headers["location"] == f"https://reports.example.com/root/{CARD}"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/mlops/go/file?key=..%2Fsecret.html",
+        "/mlops/go/file?key=%2Fetc%2Fpasswd.txt",
+        "/mlops/go/file?key=flights/%2e%2e/%2e%2e/secret.html",
+        "/mlops/go/file",
+        "/mlops/go/mlflow-run?experiment_id=1&run_id=a%2Fb",
+        "/mlops/go/mlflow-run?experiment_id=1&run_id=abc&next=https://evil.test",
+        "/mlops/go/model-version?name=m&version=two",
+        "/mlops/go/elsewhere?url=https://evil.test",
+    ],
+    ids=["dotdot", "absolute", "encoded-dotdot", "no-key", "run-id", "extra-param", "version", "kind"],
+)
+def test_malformed_link_ids_are_refused_with_a_reason(served: Served, query: str) -> None:
+    answer = served.http.get(query, headers=served.as_user("viewer"))
+    assert answer.status_code == 400 and "location" not in answer.headers
+    assert "link" in answer.json()["detail"] or "storage key" in answer.json()["detail"], answer.json()
