@@ -31,8 +31,9 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
   partition's predictions or serving log fails the batch, and its drift is not judged;
 - ``record_throughput`` and ``explain_sample``, mapped, after ``score``: rows per second as an MLflow
   series against its trailing median, and the first served row of each partition explained and stored;
-- ``measure_staleness_impact`` after ``check_drift``: how fast served quality decays with the age of
-  the champion's data, from the quality the drift checks logged;
+- ``measure_staleness_impact`` after ``check_drift``: the champion and the earlier versions still
+  registered score the same labelled partitions, and the quality lost per month of model age is
+  checked against ``monitoring.staleness_impact``;
 - ``check_proxy_correlation`` after ``check_drift``, for a pipeline file with a ``business`` metric:
   whether the served and training-time proxy (ROC AUC) still rank labelled batches as their business
   cost does, across every champion so far.
@@ -236,7 +237,12 @@ def monitoring_tasks(
         aws_conn_id=aws_conn_id,
     ).expand_kwargs(score.output.map(explain_kwargs))
     impact = MeasureStalenessImpactOperator(
-        task_id="measure_staleness_impact", model_name=pipeline.model_name, notifiers=alerts, aws_conn_id=aws_conn_id
+        task_id="measure_staleness_impact",
+        model_name=pipeline.model_name,
+        batches=score.output,  # every scored partition, scored again by the earlier versions
+        policy=pipeline.staleness_impact,
+        notifiers=alerts,
+        aws_conn_id=aws_conn_id,
     )
     return dependencies, stability, throughput, explain, impact
 

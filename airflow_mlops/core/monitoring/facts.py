@@ -272,21 +272,6 @@ def receipt_value(receipt: Mapping[str, Any], path: str) -> float:
         raise SpecError(f"{path!r} of the receipt is not a number: {value!r}.") from exc
 
 
-def quality_by_age(client: Any, facts: ModelVersionFacts, metric: str, data_at: datetime) -> list[tuple[float, float]]:
-    """``(age_days, quality)`` per labelled batch the drift checks logged for ``facts``' version.
-
-    The drift stem logs ``quality.<metric>`` on the version's monitoring run (tag
-    ``mlops.monitoring_of = <name>/v<version>``) at step = the batch time in epoch seconds; the age is
-    that time minus ``data_at``, the newest data the version learned from.
-    """
-    subject = f"{facts.name}/v{facts.version}"
-    key = metric_key(f"quality.{metric}")
-    series = monitoring_series(client, [facts.experiment_id], f"tags.`{TAG_MONITORING_OF}` = '{subject}'", [key])
-    points = {step: values[key] for steps in series.values() for step, values in steps.items() if key in values}
-    origin = data_at.timestamp()
-    return [((step - origin) / 86400.0, value) for step, value in sorted(points.items())]
-
-
 # -- a training run's feature importance ----------------------------------------------------------------
 ARTIFACT_IMPORTANCE = "importance/feature_importance.json"  # written by training (core/training/tracking.py)
 

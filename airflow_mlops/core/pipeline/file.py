@@ -36,6 +36,7 @@ is a new file, not new code::
       reproducibility: false             # retrain every new champion to check it reproduces
       spec_review: warn                  # a spec not committed unchanged: require (block) | warn | off
       feature_cost: {max_cost_ratio: 3}  # CheckFeatureCostOperator's settings (core/feature_cost/)
+      staleness_impact: {max_cost_per_month: 0.01}  # ROC AUC a month of model age may cost (batch DAG)
     feature_requirements:                # never features, each with its reason (core/pipeline/requirements.py)
       forbidden: {dep_delay: known only after departure}
       forbidden_patterns: {"^(dep|arr)_": actual times are known only after the flight}
@@ -84,7 +85,8 @@ _SERVING = (
 )  # fmt: skip
 _DRIFT = ("spec", "policy")
 _MONITORING = (
-    "alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review", "feature_cost"
+    "alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review", "feature_cost",
+    "staleness_impact",
 )  # fmt: skip
 _FEATURE_COST = ("max_cost_ratio", "min_cost_share", "max_serving_ms_per_1k", "max_model_bytes", "rows", "repeats")
 
@@ -146,6 +148,7 @@ class PipelineFile:
     feature_requirements: FeatureRequirements = field(default_factory=FeatureRequirements)
     spec_review: ReviewMode = "warn"
     feature_cost: dict[str, Any] = field(default_factory=dict)
+    staleness_impact: dict[str, Any] = field(default_factory=dict)  # StalenessImpactPolicy.to_dict()
     business_metric: dict[str, Any] = field(default_factory=dict)  # BusinessMetric.to_dict(); {} when none
     proxy_check: dict[str, Any] = field(default_factory=dict)  # ProxyCheck.to_dict() of business.check
 
@@ -236,6 +239,7 @@ class PipelineFile:
             feature_cost=dict(
                 _section(monitoring.get("feature_cost"), f"{where}: monitoring.feature_cost", _FEATURE_COST)
             ),
+            staleness_impact=_staleness_impact(monitoring.get("staleness_impact"), where),
             business_metric=business_metric,
             proxy_check=proxy_check,
         )
@@ -345,6 +349,16 @@ def _project_path(project: Path, value: str, pipeline_file: Path) -> Path:
     if value.startswith(("./", "../")):
         return pipeline_file.resolve().parent / path
     return project / path
+
+
+def _staleness_impact(raw: Any, where: str) -> dict[str, Any]:
+    """``monitoring.staleness_impact`` checked and completed with its defaults."""
+    from airflow_mlops.core.monitoring.staleness import StalenessImpactPolicy
+
+    try:
+        return StalenessImpactPolicy.from_mapping(raw).to_dict()
+    except SpecError as exc:
+        raise SpecError(f"{where}: monitoring.staleness_impact: {exc}") from exc
 
 
 def _business(raw: Any, training: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -368,7 +368,22 @@ def _fit_tags(result: TrainingResult) -> dict[str, str]:
     }
     if result.fit.selection_onnx_sha256 is not None:
         tags[contracts.TAG_SELECTION_ONNX_SHA256] = result.fit.selection_onnx_sha256
+    data_end = _data_end(result)
+    if data_end is not None:
+        tags[contracts.TAG_DATA_END] = data_end
     return tags
+
+
+def _data_end(result: TrainingResult) -> str | None:
+    """The newest time of a time split (its test split holds the newest rows): the end of the data the
+    version knows, from which the staleness checks count its age. None for a random split."""
+    import pandas as pd
+
+    column = result.spec.split.column
+    if result.spec.split.method != "time" or not column or column not in result.test_frame.columns:
+        return None
+    newest = pd.to_datetime(result.test_frame[column], utc=True, errors="coerce").max()
+    return None if pd.isna(newest) else newest.isoformat()
 
 
 def _note(result: TrainingResult) -> str:
