@@ -36,7 +36,7 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
   checked against ``monitoring.staleness_impact``;
 - ``check_proxy_correlation`` after ``check_drift``, for a pipeline file with a ``business`` metric:
   whether the served and training-time proxy (ROC AUC) still rank labelled batches as their business
-  cost does, across every champion so far.
+  cost does (or the ``business.outcome`` measured on the served partitions), across every champion so far.
 
 Findings that are not ok go to the webhook notifier of the pipeline file's ``monitoring.alerts``
 connection (``ml_alerts``); without that connection ``choose_pipelines`` says so in one info line per run,
@@ -140,7 +140,7 @@ def pipeline_tasks(pipeline: PipelineFile) -> None:
     if pipeline.max_model_age or pipeline.max_data_age:  # a staleness check needs a limit
         champion >> staleness_task(pipeline, alerts, aws_conn_id)
     if pipeline.business_metric:  # the proxy is checked against the business metric the drift checks log
-        drift >> proxy_correlation_task(pipeline, alerts)
+        drift >> proxy_correlation_task(pipeline, alerts, score)
 
 
 def intake_tasks(pipeline: PipelineFile, landing: str, aws_conn_id: str | None, champion: Any) -> tuple[Any, Any, Any]:
@@ -261,13 +261,16 @@ def staleness_task(pipeline: PipelineFile, alerts: list[Any], aws_conn_id: str |
     )
 
 
-def proxy_correlation_task(pipeline: PipelineFile, alerts: list[Any]) -> Any:
-    """Check that the proxy metric still tracks the business metric."""
+def proxy_correlation_task(pipeline: PipelineFile, alerts: list[Any], score: Any) -> Any:
+    """Check that the proxy metric still tracks the business metric, or the outcome measured on the
+    served partitions when the pipeline file names one."""
+    measured = {"outcome": pipeline.business_outcome, "batches": score.output} if pipeline.business_outcome else {}
     return CheckProxyCorrelationOperator(
         task_id="check_proxy_correlation",
         model_name=pipeline.model_name,
         business_metric=pipeline.business_metric,
         **pipeline.proxy_check,
+        **measured,
         notifiers=alerts,
     )
 

@@ -23,7 +23,7 @@ from airflow_mlops.core.storage import StorageRoot
 if TYPE_CHECKING:
     import numpy as np
 
-    from airflow_mlops.core.pipeline import BusinessMetric, LabelledBatch
+    from airflow_mlops.core.pipeline import LabelledBatch
 
 TAG_MONITORING_OF = contracts.TAG_MONITORING_OF
 TAG_MONITORING = contracts.TAG_MONITORING
@@ -310,11 +310,12 @@ def monitoring_series(
     return series
 
 
-def labelled_batches(client: Any, model_name: str, metric: str, business: BusinessMetric) -> list[LabelledBatch]:
+def labelled_batches(client: Any, model_name: str, metric: str, series_key: str) -> list[LabelledBatch]:
     """Every labelled batch any version of ``model_name`` served, as the drift checks logged it: the
-    served ``quality.<metric>`` and ``business.<name>`` at the batch's step on the version's monitoring
-    run, with that version's training-time ``test_<metric>``. Batches without the business metric (served
-    before it was declared) are left out."""
+    served ``quality.<metric>`` and the business series ``series_key`` (``business.<name>``, or a measured
+    ``outcome.<name>``) at the batch's step on the version's monitoring run, with that version's
+    training-time ``test_<metric>``. Batches without the business series (served before it was declared)
+    are left out."""
     from airflow_mlops.core.pipeline import LabelledBatch
 
     runs: dict[str, Any] = {}
@@ -323,7 +324,7 @@ def labelled_batches(client: Any, model_name: str, metric: str, business: Busine
             runs[str(found.version)] = client.get_run(found.run_id)
     if not runs:
         return []
-    quality, cost = metric_key(f"quality.{metric}"), metric_key(business.series_key)
+    quality, cost = metric_key(f"quality.{metric}"), metric_key(series_key)
     prefix = f"{model_name}/v"
     series = monitoring_series(
         client,
