@@ -119,12 +119,13 @@ class CheckProxyCorrelationOperator(MonitoringOperator):
         from airflow_mlops.core import monitoring as reg
         from airflow_mlops.core.monitoring.outcomes import measure_outcomes
         from airflow_mlops.core.pipeline.outcome import Outcome
-        from airflow_mlops.operators.base import batch_time
+        from airflow_mlops.operators.base import batch_time, input_failures
 
         outcome = Outcome.from_mapping(self.outcome, cost)
         client, when = self.mlflow_client, batch_time(context)
         receipts = [] if self.batches in (None, "") else list(self.batches or [])
-        measured = measure_outcomes(self.storage, receipts, outcome)
+        with input_failures():  # a missing column or a doubled key fails the same way on every try
+            measured = measure_outcomes(self.storage, receipts, outcome)
         for version, value in measured.items():
             if value["value"] is None:
                 continue

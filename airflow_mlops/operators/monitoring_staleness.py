@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators.base import batch_time
+from airflow_mlops.operators.base import batch_time, input_failures
 from airflow_mlops.operators.drift import drift_alias, drift_asset
 from airflow_mlops.operators.monitoring import MonitoringOperator
 
@@ -159,7 +159,8 @@ class MeasureStalenessImpactOperator(MonitoringOperator):
         served_at = batch_time(context).astimezone(UTC)
         findings = []
         for uri in _batch_uris(self.batches):
-            quality, rows = versions.quality_on_batch(client, root, uri, compared, metric)
+            with input_failures():  # a batch without the target, or rows that differ, fails without retry
+                quality, rows = versions.quality_on_batch(client, root, uri, compared, metric)
             points = [
                 staleness.AgedQuality(
                     v, end.isoformat(), source, (served_at - end).total_seconds() / 86400.0, quality[v]
