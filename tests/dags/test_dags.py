@@ -316,7 +316,7 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
     # the version's age counts from the end of its training data, recorded at training.
     impact = next(ti for ti in run.get_task_instances() if ti.task_id == "flights_delay.measure_staleness_impact")
     assert impact.state == TaskInstanceState.SUCCESS
-    assert trained[contracts.TAG_DATA_END].startswith("2013-03-31")  # the newest flight of the snapshot
+    assert trained[contracts.TAG_DATA_END] == "2013-04-01T03:59:00+00:00"  # the last flight, 23:59 in New York
     storage = mlops_env / "storage" / "flights_delay"
     predictions = storage / "predictions" / "flights_2013-03" / "predictions.parquet"
     import pyarrow.parquet as pq

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from airflow_mlops.core import metrics
@@ -54,8 +55,6 @@ def measure(batch: Any, **kwargs: Any) -> dict[str, Any]:
 
 def served_auc(batch: str, version: str, tmp_path: Path) -> tuple[float, int]:
     """The ROC AUC of ``version`` on the batch's labelled rows, scored by the batch DAG's own scoring task."""
-    import pandas as pd
-
     receipt = ScoreBatchOperator(
         task_id="score", input_uri=batch, model_name=MODEL, pipeline="flights", model_version=version,
         partition=f"check-v{version}", passthrough_columns=["arr_delayed_15"], storage_root=str(tmp_path),
@@ -75,8 +74,8 @@ def test_models_of_three_ages_score_the_same_october_rows(deployment: dict[str, 
     # Each version's age counts from the end of its own training months, recorded at training.
     assert all(p["data_end_from"] == "tag" for p in points.values())
     for version, months in WINDOWS.items():
-        end = datetime.fromisoformat(points[version]["data_end"])
-        assert end.month == months[-1] and end.year == 2013
+        end = pd.Timestamp(points[version]["data_end"]).tz_convert("America/New_York")  # features.timezones
+        assert (end.year, end.month, end.day) == (2013, months[-1], end.days_in_month) and end.hour >= 21
     assert points["1"]["age_days"] > points["2"]["age_days"] + 55 > points["3"]["age_days"] + 110
     # Same rows: every version's figure is its AUC on all the labelled October rows, as serving scores them.
     for version in WINDOWS:
