@@ -133,3 +133,23 @@ def test_only_the_versions_the_policy_allows_are_scored(deployment: dict[str, An
 def test_a_bad_policy_fails_naming_it(deployment: dict[str, Any], policy: dict[str, Any], expected: str) -> None:
     with pytest.raises(MlopsVerdictFailure, match=expected):
         measure(deployment["batch"], policy=policy)
+
+
+def test_an_older_version_scored_on_other_rows_stops_the_measurement(
+    deployment: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_mlops.core.monitoring import versions
+    from airflow_mlops.exceptions import DataValidationFailed
+
+    scored = versions._score
+
+    def on_a_sample(*args: Any) -> dict[str, Any]:
+        """The oldest version scoring only every other row, as a cheaper comparison might."""
+        out = scored(*args)
+        if args[3].version == "1":
+            out = {k: v[::2] if isinstance(v, np.ndarray) else v for k, v in out.items()}
+        return out
+
+    monkeypatch.setattr(versions, "_score", on_a_sample)
+    with pytest.raises(DataValidationFailed, match=r"v1 scored other rows of .* than v3"):
+        measure(deployment["batch"])

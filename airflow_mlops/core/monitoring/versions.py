@@ -68,6 +68,7 @@ def quality_on_batch(
     :raises DataError: the batch lacks the target column, or two versions' outputs disagree on the rows.
     """
     import numpy as np
+    import pandas as pd
 
     target = str(versions[0].spec.get("target", ""))
     labels: np.ndarray | None = None
@@ -81,15 +82,16 @@ def quality_on_batch(
         labels = scored["labels"]
         outputs[facts.version] = scored
     assert labels is not None
-    known = np.array([value is not None and value == value for value in labels.tolist()], dtype=bool)
+    known = ~np.asarray(pd.isna(labels), dtype=bool)  # None, NaN and pd.NA alike: no label yet
     quality = {version: _metric(scored, known, metric) for version, scored in outputs.items()}
     return quality, int(known.sum())
 
 
 def _same(left: np.ndarray, right: np.ndarray) -> bool:
-    return len(left) == len(right) and all(
-        (a == b) or (a != a and b != b) for a, b in zip(left.tolist(), right.tolist(), strict=True)
-    )
+    """The same labels in the same order (missing ones in the same places)."""
+    import pandas as pd
+
+    return bool(pd.Series(left, dtype=object).equals(pd.Series(right, dtype=object)))
 
 
 def _score(client: Any, root: StorageRoot, batch_uri: str, facts: ModelVersionFacts, target: str) -> dict[str, Any]:
