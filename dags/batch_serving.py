@@ -31,15 +31,16 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
   partition's predictions or serving log fails the batch, and its drift is not judged;
 - ``record_throughput`` and ``explain_sample``, mapped, after ``score``: rows per second as an MLflow
   series against its trailing median, and the first served row of each partition explained and stored;
-- ``measure_staleness_impact`` after ``check_drift``: how fast served quality decays with the age of
-  the champion's data, from the quality the drift checks logged;
+- ``measure_staleness_impact`` after ``check_drift``: the champion and the earlier versions still
+  registered score the same labelled partitions, and the quality lost per month of model age is
+  checked against ``monitoring.staleness_impact``;
 - ``judge_challenger`` after ``score``, for a pipeline file with ``gate.canary_batches``: the challenger's
   shadow batches against the canary policy; it waits, drops the challenger (alias removed, alert), or
   runs ``promote_challenger``, which moves ``champion`` under the promotion lease
   (docs/registry.md#canary-the-challenger-in-shadow);
 - ``check_proxy_correlation`` after ``check_drift``, for a pipeline file with a ``business`` metric:
   whether the served and training-time proxy (ROC AUC) still rank labelled batches as their business
-  cost does, across every champion so far.
+  cost does (or the ``business.outcome`` measured on the served partitions), across every champion so far.
 
 Findings that are not ok go to the webhook notifier of the pipeline file's ``monitoring.alerts``
 connection (``ml_alerts``); without that connection ``choose_pipelines`` says so in one info line per run,
@@ -145,7 +146,7 @@ def pipeline_tasks(pipeline: PipelineFile) -> None:
     if pipeline.max_model_age or pipeline.max_data_age:  # a staleness check needs a limit
         champion >> staleness_task(pipeline, alerts, aws_conn_id)
     if pipeline.business_metric:  # the proxy is checked against the business metric the drift checks log
-        drift >> proxy_correlation_task(pipeline, alerts)
+        drift >> proxy_correlation_task(pipeline, alerts, score)
     if pipeline.canary:  # the challenger in shadow is judged on the batches just scored
         canary_tasks(pipeline, champion, score, alerts)
 
@@ -244,7 +245,12 @@ def monitoring_tasks(
         aws_conn_id=aws_conn_id,
     ).expand_kwargs(score.output.map(explain_kwargs))
     impact = MeasureStalenessImpactOperator(
-        task_id="measure_staleness_impact", model_name=pipeline.model_name, notifiers=alerts, aws_conn_id=aws_conn_id
+        task_id="measure_staleness_impact",
+        model_name=pipeline.model_name,
+        batches=score.output,  # every scored partition, scored again by the earlier versions
+        policy=pipeline.staleness_impact,
+        notifiers=alerts,
+        aws_conn_id=aws_conn_id,
     )
     return dependencies, stability, throughput, explain, impact
 
@@ -285,13 +291,16 @@ def canary_tasks(pipeline: PipelineFile, champion: Any, score: Any, alerts: list
     score >> judge >> promote
 
 
-def proxy_correlation_task(pipeline: PipelineFile, alerts: list[Any]) -> Any:
-    """Check that the proxy metric still tracks the business metric."""
+def proxy_correlation_task(pipeline: PipelineFile, alerts: list[Any], score: Any) -> Any:
+    """Check that the proxy metric still tracks the business metric, or the outcome measured on the
+    served partitions when the pipeline file names one."""
+    measured = {"outcome": pipeline.business_outcome, "batches": score.output} if pipeline.business_outcome else {}
     return CheckProxyCorrelationOperator(
         task_id="check_proxy_correlation",
         model_name=pipeline.model_name,
         business_metric=pipeline.business_metric,
         **pipeline.proxy_check,
+        **measured,
         notifiers=alerts,
     )
 

@@ -81,6 +81,7 @@ TAG_SOURCE_RUN_ID = "mlops.source_run_id"
 TAG_TEST_SPLIT_URI = "mlops.test_split_uri"
 TAG_MODEL_FIT = "mlops.model_fit"  # "refit_all" | "train_only": what the registered ONNX was fitted on
 TAG_MODEL_FIT_ROWS = "mlops.model_fit_rows"  # rows the registered model was fitted on
+TAG_DATA_END = "mlops.data_end"  # ISO time of the newest row of a time split: where the version's data ends
 TAG_SELECTION_ONNX_SHA256 = "mlops.selection_onnx_sha256"  # the judged selection model (refit_all)
 # The ``metadata`` key of an MLflow model's MLmodel under which training records what the pyfunc
 # loader (airflow_mlops.core.serving.pyfunc) needs: task, target, classes, onnx_inputs, onnx_sha256.

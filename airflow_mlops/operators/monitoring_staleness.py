@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators.base import batch_time
+from airflow_mlops.operators.base import batch_time, input_failures
 from airflow_mlops.operators.drift import drift_alias, drift_asset
 from airflow_mlops.operators.monitoring import MonitoringOperator
 
@@ -96,34 +96,40 @@ class CheckModelStalenessOperator(MonitoringOperator):
 
 
 class MeasureStalenessImpactOperator(MonitoringOperator):
-    """Measure how the champion's served quality decays with the age of its training data, from the
-    quality the drift checks logged on labelled batches, and alert when it decays faster than allowed.
+    """Measure what model age costs on labelled batches: the champion and the earlier versions still
+    registered score the same rows, and the quality each reaches is set against the age of its training
+    data (the batch's time less the end of that data); alert when a month of age costs more than the
+    pipeline allows. See :mod:`airflow_mlops.core.monitoring.staleness`.
 
     :param model_name: registered model name. (templated)
-    :param alias: alias measured, ``champion`` by default. (templated)
+    :param batches: the labelled batches: Parquet URIs holding the models' input columns and the target,
+        or scoring receipts (their ``input_uri`` is read; a skipped partition is left out). (templated)
+    :param policy: :class:`~airflow_mlops.core.monitoring.staleness.StalenessImpactPolicy` mapping
+        (``max_cost_per_month`` 0.01, ``max_versions`` 4, ``min_versions`` 2). (templated)
+    :param alias: the alias whose version is the newest compared, ``champion`` by default. (templated)
     :param metric: quality metric, the training spec's primary metric by default. (templated)
-    :param max_loss_per_30_days: quality lost per 30 days of staleness that alerts, 0.01. (templated)
-    :param data_timestamp: the newest data the model learned from; by default the watermark of the
-        ingestion receipt beside its snapshot, else its registration time. (templated)
-    :param storage_root: storage root of the snapshot's receipt. (templated)
+    :param storage_root: storage root of the batches and dimension tables. (templated)
     :param mlflow_conn_id: MLflow connection. (templated)
     :param aws_conn_id: AWS connection for an S3 storage root. (templated)
+
+    Each batch's figures go to the champion's training run as ``staleness.<metric>.v<version>`` and
+    ``staleness.cost_per_month`` at the batch's step, and to the receipt. The worst batch is the verdict.
     """
 
     template_fields: Sequence[str] = (
-        "model_name", "alias", "metric", "max_loss_per_30_days", "data_timestamp", "storage_root",
-        "mlflow_conn_id", "aws_conn_id",
+        "model_name", "batches", "policy", "alias", "metric", "storage_root", "mlflow_conn_id", "aws_conn_id",
     )  # fmt: skip
+    template_fields_renderers = {"policy": "json"}
     default_fail_on = "never"
 
     def __init__(
         self,
         *,
         model_name: str,
+        batches: Sequence[Any] | str = (),
+        policy: Mapping[str, Any] | None = None,
         alias: str = "champion",
         metric: str | None = None,
-        max_loss_per_30_days: float | str = 0.01,
-        data_timestamp: str | None = None,
         storage_root: str | None = None,
         mlflow_conn_id: str | None = None,
         aws_conn_id: str | None = None,
@@ -131,31 +137,75 @@ class MeasureStalenessImpactOperator(MonitoringOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
+        self.batches = batches
+        self.policy = policy
         self.alias = alias
         self.metric = metric
-        self.max_loss_per_30_days = max_loss_per_30_days
-        self.data_timestamp = data_timestamp
         self.storage_root = storage_root
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
     def run_check(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core import monitoring as m
-        from airflow_mlops.core import monitoring as reg
-        from airflow_mlops.core.params import parse_number
+        from airflow_mlops.core.monitoring import staleness, versions
 
         client = self.mlflow_client
-        facts = reg.model_version_facts(client, self.model_name, alias=self.alias)
-        data_at = m.parse_timestamp(self.data_timestamp, "data_timestamp")
-        if data_at is None and facts.dataset_uri:
-            root = self.storage
-            data_at = m.parse_timestamp(reg.snapshot_watermark(root, facts.dataset_uri), "source_watermark")
-        data_at = data_at or facts.created_at
-        _, metric, higher_is_better = facts.proxy_metric(self.metric)
-        finding = m.staleness_impact(
-            reg.quality_by_age(client, facts, metric, data_at),
-            metric=metric,
-            higher_is_better=higher_is_better,
-            max_loss_per_30_days=parse_number(self.max_loss_per_30_days, "max_loss_per_30_days"),
-        )
-        return self.conclude(context, finding, **facts.identity(), data_at=data_at.isoformat())
+        policy = staleness.StalenessImpactPolicy.from_mapping(self.policy)
+        champion = m.model_version_facts(client, self.model_name, alias=self.alias)
+        _, metric, higher_is_better = champion.proxy_metric(self.metric)
+        compared = versions.versions_to_compare(client, champion, policy.max_versions)
+        root = self.storage
+        ends = {f.version: versions.data_end(f, root) for f in compared}
+        served_at = batch_time(context).astimezone(UTC)
+        findings = []
+        for uri in _batch_uris(self.batches):
+            with input_failures():  # a batch without the target, or rows that differ, fails without retry
+                quality, rows = versions.quality_on_batch(client, root, uri, compared, metric)
+            points = [
+                staleness.AgedQuality(
+                    v, end.isoformat(), source, (served_at - end).total_seconds() / 86400.0, quality[v]
+                )
+                for v, (end, source) in ends.items()
+            ]
+            finding = staleness.age_cost(
+                points, metric=metric, higher_is_better=higher_is_better, rows=rows, policy=policy
+            )
+            finding.details["batch_uri"] = uri
+            self._record(champion, finding, m.step_of(served_at))
+            findings.append(finding)
+        if not findings:
+            findings.append(m.Finding("staleness_impact", "ok", "No labelled batch to score.", {"batches": []}))
+        worst = max(findings, key=lambda f: m.SEVERITIES.index(f.severity))
+        extra = {"batches": [f.to_dict() for f in findings], "served_at": served_at.isoformat()}
+        return self.conclude(context, worst, **champion.identity(), **extra)
+
+    def _record(self, champion: Any, finding: Any, step: int) -> None:
+        """The batch's figures on the champion's training run, one series per metric."""
+        from airflow_mlops.core import monitoring as m
+
+        details, client = finding.details, self.mlflow_client
+        for point in details["points"]:
+            if point["quality"] is not None:
+                key = f"staleness.{details['metric']}.v{point['version']}"
+                m.record_metric(client, champion.run_id, key, point["quality"], step)
+        if "cost_per_month" in details:
+            m.record_metric(client, champion.run_id, "staleness.cost_per_month", details["cost_per_month"], step)
+
+
+def _batch_uris(batches: Sequence[Any] | str | None) -> list[str]:
+    """The Parquet URIs of ``batches``: URIs as they are, scoring receipts by their ``input_uri``."""
+    from airflow_mlops.core.errors import SpecError
+
+    if batches in (None, ""):
+        return []
+    items = [batches] if isinstance(batches, str | Mapping) else list(batches)
+    uris = []
+    for item in items:
+        if isinstance(item, Mapping):
+            if item.get("skipped") or not item.get("output_uri"):
+                continue  # an empty partition: nothing was scored
+            item = item.get("input_uri")
+        if not isinstance(item, str) or not item:
+            raise SpecError(f"'batches' must hold Parquet URIs or scoring receipts with an input_uri. Got {item!r}.")
+        uris.append(item)
+    return uris

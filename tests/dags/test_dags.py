@@ -154,7 +154,15 @@ def test_batch_serving_shape(bag: Any) -> None:
                       "explain_sample"}  # fmt: skip
     downstream = {
         "resolve_champion": {"score", "check_dependencies", "check_staleness"},
-        "score": {"check_numerical_stability", "check_drift", "record_throughput", "explain_sample"},
+        # the earlier versions score the served partitions again; the outcome is measured on them
+        "score": {
+            "check_numerical_stability",
+            "check_drift",
+            "record_throughput",
+            "explain_sample",
+            "measure_staleness_impact",
+            "check_proxy_correlation",
+        },
         "check_numerical_stability": {"check_drift"},
         "check_drift": {"measure_staleness_impact", "check_proxy_correlation"},
     }
@@ -163,6 +171,9 @@ def test_batch_serving_shape(bag: Any) -> None:
     staleness = tasks["flights_delay.check_staleness"]
     assert (staleness.max_model_age, staleness.max_data_age, staleness.trigger_retraining) == ("90d", "75d", True)
     assert [o.name for o in staleness.outlets] == ["mlops-drift-flights_delay"]
+    impact = tasks["flights_delay.measure_staleness_impact"]
+    assert impact.policy == {"max_cost_per_month": 0.01, "max_versions": 3, "min_versions": 2}
+    assert tasks["flights_delay.check_proxy_correlation"].outcome["column"] == "arr_delay"
     sensor = tasks["flights_delay.wait_for_batch"]
     assert sensor.deferrable is True and sensor.on_timeout == "skip"
     assert tasks["flights_delay.score"].upstream_task_ids == {
@@ -299,6 +310,13 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
         filter_string="tags.`mlops.monitoring_of` = 'flights_delay/v1'",
     )
     assert monitoring.data.metrics["business.delay_cost"] > 0
+    # The outcome measured after serving (the realised delay minutes passed through scoring), beside it.
+    assert monitoring.data.metrics["outcome.delay_minutes_caught"] > 0
+    # The staleness impact scored the partition with every registered version: one age so far, not judged;
+    # the version's age counts from the end of its training data, recorded at training.
+    impact = next(ti for ti in run.get_task_instances() if ti.task_id == "flights_delay.measure_staleness_impact")
+    assert impact.state == TaskInstanceState.SUCCESS
+    assert trained[contracts.TAG_DATA_END] == "2013-04-01T03:59:00+00:00"  # the last flight, 23:59 in New York
     storage = mlops_env / "storage" / "flights_delay"
     predictions = storage / "predictions" / "flights_2013-03" / "predictions.parquet"
     import pyarrow.parquet as pq

@@ -52,24 +52,29 @@ def env_for(base: Path) -> dict[str, str]:
     }
 
 
-def train_champion(base: Path, business_metric: dict[str, Any] | None = None) -> Champion:
-    """Train, register and promote; the [mlops] settings must already point at ``base`` (env_for).
-    With ``business_metric``, training measures it on the test split too."""
+def train_champion(
+    base: Path,
+    business_metric: dict[str, Any] | None = None,
+    months: tuple[int, ...] = (1, 2),
+    partition: str = PARTITION,
+) -> Champion:
+    """Train on 6,000 flights of ``months``, register and promote; the [mlops] settings must already point
+    at ``base`` (env_for). With ``business_metric``, training measures it on the test split too."""
     from airflow_mlops.hooks.mlflow import MlflowHook
 
     hook = MlflowHook()
     hook.activate()
     client = hook.get_conn()
     root = StorageRoot(str(base / "storage"))
-    snapshot_uri = root.layout("flights", contracts.KIND_SNAPSHOT, PARTITION, "snapshot.parquet")
-    sha = root.write_bytes(snapshot_uri, parquet_bytes(flights(months=[1, 2], sample=6000)))
+    snapshot_uri = root.layout("flights", contracts.KIND_SNAPSHOT, partition, "snapshot.parquet")
+    sha = root.write_bytes(snapshot_uri, parquet_bytes(flights(months=list(months), sample=6000)))
     receipt = run_training(
         TrainingSpec.from_mapping(small_spec()),
         root=root,
         snapshot_uri=snapshot_uri,
         snapshot_sha256=sha,
         pipeline="flights",
-        partition=PARTITION,
+        partition=partition,
         experiment_id=hook.ensure_experiment("flights"),
         business_metric=business_metric,
     )

@@ -24,7 +24,7 @@ from airflow_mlops.operators.monitoring_data import (
     CheckPersonalDataOperator,
     CheckSourceSchemaOperator,
 )
-from airflow_mlops.operators.monitoring_staleness import CheckModelStalenessOperator, MeasureStalenessImpactOperator
+from airflow_mlops.operators.monitoring_staleness import CheckModelStalenessOperator
 from airflow_mlops.operators.reproducibility import CheckReproducibilityOperator, CheckTrainingServingSkewOperator
 from airflow_mlops.operators.scoring import ScoreBatchOperator
 from tests.notifiers.test_webhook import Receiver
@@ -196,26 +196,6 @@ def test_feature_importance_of_the_training_run(env: Champion) -> None:
     assert sum(receipt["details"]["importance"].values()) == pytest.approx(1.0)
     strict = CheckFeatureImportanceOperator(task_id="importance", run_id=env.training.run_id, min_share="0.5")
     assert strict.execute(task_context(NOW))["severity"] == "warn"
-
-
-def test_staleness_impact_from_the_quality_the_drift_checks_logged(env: Champion) -> None:
-    from airflow_mlops.core import drift
-    from airflow_mlops.hooks.mlflow import MlflowHook
-
-    client = MlflowHook().get_conn()
-    run = client.get_run(env.training.run_id)
-    # What CheckDriftOperator logs for labelled batches of this version: quality.<metric> at the batch time.
-    monitoring = drift.monitoring_run(client, run.info.experiment_id, f"{MODEL}/v{env.version}")
-    for month, auc in ((4, 0.70), (5, 0.68), (6, 0.66), (7, 0.64)):
-        when = datetime(2013, month, 1, tzinfo=UTC)
-        client.log_metric(monitoring, "quality.roc_auc", auc, step=int(when.timestamp()))
-    operator = MeasureStalenessImpactOperator(
-        task_id="staleness_impact", model_name=MODEL, data_timestamp="2013-02-28T00:00:00"
-    )
-    receipt = operator.execute(task_context(NOW))
-    assert receipt["severity"] == "alert" and receipt["details"]["metric"] == "roc_auc"
-    assert [p["age_days"] for p in receipt["details"]["points"]] == [32.0, 62.0, 93.0, 123.0]
-    assert receipt["details"]["loss_per_30_days"] == pytest.approx(0.0198, abs=0.001)
 
 
 def test_a_bad_argument_fails_without_retry_naming_it(env: Champion) -> None:

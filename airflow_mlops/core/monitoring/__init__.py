@@ -1,12 +1,14 @@
 """Monitoring: the production-readiness checks (the monitoring tests of the ML Test Score) as pure
 functions returning a :class:`Finding` (``ok``, ``warn`` or ``alert``), and what they read from MLflow and
-storage. Public API: ``Finding``, ``Severity``, ``worst``, the checks ``check_staleness``,
-``staleness_impact``, ``check_dependencies``, ``check_feature_importance``, ``check_schema_change``,
+storage. Public API: ``Finding``, ``Severity``, ``worst``, the checks ``check_staleness``, ``age_cost``
+(with ``StalenessImpactPolicy``, ``AgedQuality``), ``check_dependencies``, ``check_feature_importance``,
+``check_schema_change``,
 ``check_personal_data``, ``check_finite``, ``check_metrics_finite``, ``check_performance``, the argument
 parsers ``parse_duration``, ``parse_timestamp``, ``parse_fraction``, and the readers ``ModelVersionFacts``,
 ``model_version_facts``, ``read_columns``, ``parquet_schema`` ... (modules: ``findings`` holds the verdict
 type, ``arguments`` parses templated arguments, ``model`` checks the champion model, ``data`` checks the
-data it reads, ``serving`` checks a running pipeline's numbers and speed, ``facts`` reads MLflow and storage).
+data it reads, ``serving`` checks a running pipeline's numbers and speed, ``staleness`` measures what model age costs,
+``versions`` scores earlier versions on a batch for it, ``facts`` reads MLflow and storage).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
         monitoring_series,
         parquet_schema,
         performance_run,
-        quality_by_age,
         read_columns,
         read_text_columns,
         receipt_value,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
         check_feature_importance,
         check_staleness,
         installed_versions,
-        staleness_impact,
     )
     from airflow_mlops.core.monitoring.serving import (
         check_finite,
@@ -53,13 +53,18 @@ if TYPE_CHECKING:
         count_non_finite,
         loss_metrics,
     )
+    from airflow_mlops.core.monitoring.staleness import AgedQuality, StalenessImpactPolicy, age_cost
+    from airflow_mlops.core.monitoring.versions import data_end, quality_on_batch, versions_to_compare
 
 __all__ = [
     "ARTIFACT_IMPORTANCE",
     "SEVERITIES",
+    "AgedQuality",
     "Finding",
     "ModelVersionFacts",
     "Severity",
+    "StalenessImpactPolicy",
+    "age_cost",
     "check_dependencies",
     "check_feature_importance",
     "check_finite",
@@ -69,6 +74,7 @@ __all__ = [
     "check_schema_change",
     "check_staleness",
     "count_non_finite",
+    "data_end",
     "installed_versions",
     "labelled_batches",
     "locate",
@@ -82,15 +88,15 @@ __all__ = [
     "parse_fraction",
     "parse_timestamp",
     "performance_run",
-    "quality_by_age",
+    "quality_on_batch",
     "read_columns",
     "read_text_columns",
     "receipt_value",
     "record_metric",
     "run_feature_importance",
     "snapshot_watermark",
-    "staleness_impact",
     "step_of",
+    "versions_to_compare",
     "worst",
 ]
 __getattr__, __dir__ = lazy_exports(
@@ -107,7 +113,12 @@ __getattr__, __dir__ = lazy_exports(
         "check_feature_importance": "model",
         "check_staleness": "model",
         "installed_versions": "model",
-        "staleness_impact": "model",
+        "AgedQuality": "staleness",
+        "StalenessImpactPolicy": "staleness",
+        "age_cost": "staleness",
+        "data_end": "versions",
+        "quality_on_batch": "versions",
+        "versions_to_compare": "versions",
         "check_personal_data": "data",
         "check_schema_change": "data",
         "check_finite": "serving",
@@ -125,7 +136,6 @@ __getattr__, __dir__ = lazy_exports(
         "monitoring_series": "facts",
         "parquet_schema": "facts",
         "performance_run": "facts",
-        "quality_by_age": "facts",
         "read_columns": "facts",
         "read_text_columns": "facts",
         "receipt_value": "facts",

@@ -23,7 +23,7 @@ from airflow_mlops.core.storage import StorageRoot
 if TYPE_CHECKING:
     import numpy as np
 
-    from airflow_mlops.core.pipeline import BusinessMetric, LabelledBatch
+    from airflow_mlops.core.pipeline import LabelledBatch
 
 TAG_MONITORING_OF = contracts.TAG_MONITORING_OF
 TAG_MONITORING = contracts.TAG_MONITORING
@@ -272,21 +272,6 @@ def receipt_value(receipt: Mapping[str, Any], path: str) -> float:
         raise SpecError(f"{path!r} of the receipt is not a number: {value!r}.") from exc
 
 
-def quality_by_age(client: Any, facts: ModelVersionFacts, metric: str, data_at: datetime) -> list[tuple[float, float]]:
-    """``(age_days, quality)`` per labelled batch the drift checks logged for ``facts``' version.
-
-    The drift stem logs ``quality.<metric>`` on the version's monitoring run (tag
-    ``mlops.monitoring_of = <name>/v<version>``) at step = the batch time in epoch seconds; the age is
-    that time minus ``data_at``, the newest data the version learned from.
-    """
-    subject = f"{facts.name}/v{facts.version}"
-    key = metric_key(f"quality.{metric}")
-    series = monitoring_series(client, [facts.experiment_id], f"tags.`{TAG_MONITORING_OF}` = '{subject}'", [key])
-    points = {step: values[key] for steps in series.values() for step, values in steps.items() if key in values}
-    origin = data_at.timestamp()
-    return [((step - origin) / 86400.0, value) for step, value in sorted(points.items())]
-
-
 # -- a training run's feature importance ----------------------------------------------------------------
 ARTIFACT_IMPORTANCE = "importance/feature_importance.json"  # written by training (core/training/tracking.py)
 
@@ -325,11 +310,12 @@ def monitoring_series(
     return series
 
 
-def labelled_batches(client: Any, model_name: str, metric: str, business: BusinessMetric) -> list[LabelledBatch]:
+def labelled_batches(client: Any, model_name: str, metric: str, series_key: str) -> list[LabelledBatch]:
     """Every labelled batch any version of ``model_name`` served, as the drift checks logged it: the
-    served ``quality.<metric>`` and ``business.<name>`` at the batch's step on the version's monitoring
-    run, with that version's training-time ``test_<metric>``. Batches without the business metric (served
-    before it was declared) are left out."""
+    served ``quality.<metric>`` and the business series ``series_key`` (``business.<name>``, or a measured
+    ``outcome.<name>``) at the batch's step on the version's monitoring run, with that version's
+    training-time ``test_<metric>``. Batches without the business series (served before it was declared)
+    are left out."""
     from airflow_mlops.core.pipeline import LabelledBatch
 
     runs: dict[str, Any] = {}
@@ -338,7 +324,7 @@ def labelled_batches(client: Any, model_name: str, metric: str, business: Busine
             runs[str(found.version)] = client.get_run(found.run_id)
     if not runs:
         return []
-    quality, cost = metric_key(f"quality.{metric}"), metric_key(business.series_key)
+    quality, cost = metric_key(f"quality.{metric}"), metric_key(series_key)
     prefix = f"{model_name}/v"
     series = monitoring_series(
         client,

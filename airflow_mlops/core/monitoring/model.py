@@ -1,13 +1,12 @@
-"""Checks on the champion model itself: its age and its data's age (:func:`check_staleness`), how fast
-its quality decays with that age (:func:`staleness_impact`), the package versions it was trained with
+"""Checks on the champion model itself: its age and its data's age (:func:`check_staleness`; what that age
+costs is :mod:`~airflow_mlops.core.monitoring.staleness`), the package versions it was trained with
 against the serving environment's (:func:`check_dependencies`), and features that carry (almost) none of
 its importance (:func:`check_feature_importance`). Pure functions returning a
 :class:`~airflow_mlops.core.monitoring.findings.Finding`."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -135,46 +134,3 @@ def check_feature_importance(importance: Mapping[str, float], *, min_share: floa
     return Finding(
         "feature_importance", "ok", f"All {len(importance)} features carry at least {min_share:.1%}.", details
     )
-
-
-# -- the impact of staleness --------------------------------------------------------------------------
-def staleness_impact(
-    points: Sequence[tuple[float, float]],
-    *,
-    metric: str,
-    higher_is_better: bool,
-    max_loss_per_30_days: float,
-    min_points: int = 3,
-) -> Finding:
-    """Measure how fast served quality decays with the age of the data the model learned from.
-
-    :param points: ``(age_days, quality)`` of labelled batches: the age of the model's newest training
-        data when the batch was served, and the quality measured on that batch's labels.
-    :param max_loss_per_30_days: quality lost per 30 days of staleness (a least-squares slope) above
-        which the finding is an alert: the model should be retrained more often than it is.
-
-    With fewer than ``min_points`` batches, or all at one age, there is nothing to fit: ``ok``, said so.
-    """
-    import numpy as np
-
-    clean = [(float(a), float(q)) for a, q in points if math.isfinite(float(a)) and math.isfinite(float(q))]
-    details: dict[str, Any] = {
-        "metric": metric,
-        "points": [{"age_days": round(a, 2), "quality": q} for a, q in clean],
-        "higher_is_better": higher_is_better,
-        "max_loss_per_30_days": max_loss_per_30_days,
-    }
-    ages = np.array([a for a, _ in clean])
-    if len(clean) < min_points or np.ptp(ages) == 0:
-        message = f"{len(clean)} labelled batch(es) at {len(set(ages.tolist()))} age(s): too few to measure decay."
-        return Finding("staleness_impact", "ok", message, details)
-    slope = float(np.polyfit(ages, np.array([q for _, q in clean]), 1)[0])
-    loss = (-slope if higher_is_better else slope) * 30.0
-    details.update(slope_per_day=slope, loss_per_30_days=loss, age_span_days=[float(ages.min()), float(ages.max())])
-    text = (
-        f"{metric} changes by {slope * 30:+.4f} per 30 days of staleness over {len(clean)} labelled batches "
-        f"aged {ages.min():.0f}-{ages.max():.0f} days"
-    )
-    if loss > max_loss_per_30_days:
-        return Finding("staleness_impact", "alert", f"{text}: more than {max_loss_per_30_days:g} lost.", details)
-    return Finding("staleness_impact", "ok", text + ".", details)

@@ -2,10 +2,10 @@
 pipeline's DAGs, its serving schedule, the feature requirements its training must meet, and the business
 metric that prices its errors. Public API: ``PipelineFile``, ``discover``, ``pipeline_of_asset_uri``,
 ``parse_review``, ``ServingSchedule``, ``parse_schedule``, ``batch_dags``, ``FeatureRequirements``,
-``refuse``, ``BusinessMetric``, ``ProxyCheck``, ``proxy_correlation`` ... (modules: ``file`` reads pipeline
+``refuse``, ``BusinessMetric``, ``Outcome``, ``ProxyCheck``, ``proxy_correlation`` ... (modules: ``file`` reads pipeline
 files, ``schedule`` parses serving schedules and groups pipelines into batch DAGs, ``requirements`` checks
 features against the declared requirements, ``business`` measures the cost of a model's errors and how well
-a proxy metric tracks it).
+a proxy metric tracks it, ``outcome`` measures a business outcome known only after serving).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         pipeline_of_asset_uri,
         project_folder,
     )
+    from airflow_mlops.core.pipeline.outcome import Outcome
     from airflow_mlops.core.pipeline.requirements import FeatureRequirements, Violation, refuse, suite_columns
     from airflow_mlops.core.pipeline.schedule import (
         DAG_ID_PREFIX,
@@ -48,6 +49,7 @@ __all__ = [
     "BusinessValue",
     "FeatureRequirements",
     "LabelledBatch",
+    "Outcome",
     "PipelineFile",
     "ProxyCheck",
     "ReviewMode",
@@ -90,5 +92,6 @@ __getattr__, __dir__ = lazy_exports(
         "ProxyCheck": "business",
         "proxy_correlation": "business",
         "spearman": "business",
+        "Outcome": "outcome",
     },
 )

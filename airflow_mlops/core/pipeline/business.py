@@ -43,7 +43,7 @@ SERIES_PREFIX = "business."  # on the monitoring run of a served version, per la
 TRAINING_PREFIX = "test_"  # on the training run, computed on the test split
 OUTCOMES = ("true_positive", "false_positive", "false_negative", "true_negative")
 ERRORS = ("under", "over")
-_KEYS = ("name", "unit", "per_rows", "threshold", "costs")
+_KEYS = ("name", "unit", "per_rows", "threshold", "costs")  # the pipeline file adds "check" and "outcome"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -291,12 +291,15 @@ def proxy_correlation(
     higher_is_better: bool,
     business: str,
     check: ProxyCheck,
+    business_higher_is_better: bool = False,
 ) -> Finding:
-    """Whether the proxy ``metric`` tracks the ``business`` cost across labelled batches.
+    """Whether the proxy ``metric`` tracks the ``business`` cost across labelled batches (or, with
+    ``business_higher_is_better``, a measured outcome where more is better: see
+    :mod:`~airflow_mlops.core.pipeline.outcome`).
 
     Two rank correlations over the last ``check.window`` batches, each with the proxy oriented so that
-    higher is better and the cost negated, so that a proxy that tracks the business gives a positive
-    correlation:
+    higher is better and the cost negated (an outcome kept as it is), so that a proxy that tracks the
+    business gives a positive correlation:
 
     - *served*: the proxy measured on each batch against the business metric of that batch (does a
       batch where the proxy says the model did well cost less?), judged from ``min_batches`` batches;
@@ -308,11 +311,12 @@ def proxy_correlation(
     business how the model is doing. A side whose values are all equal cannot be ranked: not judged.
     """
     usable = sorted((b for b in batches if math.isfinite(b.business)), key=lambda b: b.step)[-check.window :]
-    sign = 1.0 if higher_is_better else -1.0
+    sign, business_sign = (1.0 if higher_is_better else -1.0), (1.0 if business_higher_is_better else -1.0)
     details: dict[str, Any] = {
         "metric": metric,
         "business": business,
         "higher_is_better": higher_is_better,
+        "business_higher_is_better": business_higher_is_better,
         **check.to_dict(),
         "batches": [b.to_dict() for b in usable],
         "versions": sorted({b.version for b in usable}, key=lambda v: (len(v), v)),
@@ -321,8 +325,9 @@ def proxy_correlation(
     notes: list[str] = []
     for side, needs_models in (("served", 1), ("offline", check.min_models)):
         details[side], rho, note = _rank_side(
-            usable, side, needs_models=needs_models, sign=sign, check=check, metric=metric, business=business
-        )
+            usable, side, needs_models=needs_models, signs=(sign, business_sign), check=check, metric=metric,
+            business=business,
+        )  # fmt: skip
         if note is not None:
             notes.append(note)
         elif rho is not None:
@@ -336,7 +341,7 @@ def _rank_side(
     side: str,
     *,
     needs_models: int,
-    sign: float,
+    signs: tuple[float, float],
     check: ProxyCheck,
     metric: str,
     business: str,
@@ -346,7 +351,8 @@ def _rank_side(
     pairs = [(getattr(b, side), b.business, b.version) for b in usable]
     pairs = [(p, c, v) for p, c, v in pairs if p is not None and math.isfinite(p)]
     models = len({v for _, _, v in pairs})
-    rho = spearman([sign * p for p, _, _ in pairs], [-c for _, c, _ in pairs]) if pairs else None
+    sign, business_sign = signs  # both oriented so that higher is better
+    rho = spearman([sign * p for p, _, _ in pairs], [business_sign * c for _, c, _ in pairs]) if pairs else None
     summary = {"batches": len(pairs), "models": models, "spearman": rho}
     if len(pairs) < check.min_batches:
         return summary, rho, f"{side}: {len(pairs)} labelled batch(es), {check.min_batches} needed"

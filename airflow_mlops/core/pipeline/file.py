@@ -38,6 +38,7 @@ is a new file, not new code::
       reproducibility: false             # retrain every new champion to check it reproduces
       spec_review: warn                  # a spec not committed unchanged: require (block) | warn | off
       feature_cost: {max_cost_ratio: 3}  # CheckFeatureCostOperator's settings (core/feature_cost/)
+      staleness_impact: {max_cost_per_month: 0.01}  # ROC AUC a month of model age may cost (batch DAG)
     feature_requirements:                # never features, each with its reason (core/pipeline/requirements.py)
       forbidden: {dep_delay: known only after departure}
       forbidden_patterns: {"^(dep|arr)_": actual times are known only after the flight}
@@ -48,6 +49,8 @@ is a new file, not new code::
       per_rows: 1000
       costs: {false_negative: 100, false_positive: 25, true_positive: 25}
       check: {min_batches: 5, min_correlation: 0.3}   # does the proxy metric track it? (batch DAG)
+      outcome: {name: delay_minutes_caught, column: arr_delay, floor: 0}  # measured after serving: the check
+                                         # runs on it instead of the cost table (core/pipeline/outcome.py)
 
 Parsing is cheap (PyYAML and the standard library only): DAG files read every pipeline file when
 they are parsed.
@@ -86,7 +89,8 @@ _SERVING = (
 )  # fmt: skip
 _DRIFT = ("spec", "policy")
 _MONITORING = (
-    "alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review", "feature_cost"
+    "alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review", "feature_cost",
+    "staleness_impact",
 )  # fmt: skip
 _FEATURE_COST = ("max_cost_ratio", "min_cost_share", "max_serving_ms_per_1k", "max_model_bytes", "rows", "repeats")
 
@@ -149,8 +153,10 @@ class PipelineFile:
     feature_requirements: FeatureRequirements = field(default_factory=FeatureRequirements)
     spec_review: ReviewMode = "warn"
     feature_cost: dict[str, Any] = field(default_factory=dict)
+    staleness_impact: dict[str, Any] = field(default_factory=dict)  # StalenessImpactPolicy.to_dict()
     business_metric: dict[str, Any] = field(default_factory=dict)  # BusinessMetric.to_dict(); {} when none
     proxy_check: dict[str, Any] = field(default_factory=dict)  # ProxyCheck.to_dict() of business.check
+    business_outcome: dict[str, Any] = field(default_factory=dict)  # Outcome.to_dict() of business.outcome; {}
 
     def landing_uri(self, storage_root: str) -> str:
         """The landing folder: as written when absolute (``/...``, ``s3://...``), else under the pipeline's
@@ -196,7 +202,7 @@ class PipelineFile:
         suite = validation.get("suite")
         suite_path = None if suite in (None, "") else _project_path(project, str(suite), path)
         requirements = _feature_requirements(top, where, suite_path)
-        business_metric, proxy_check = _business(top.get("business"), top["training"], where)
+        business_metric, proxy_check, outcome = _business(top.get("business"), top["training"], where)
         schedule = parse_schedule(serving.get("schedule", "@monthly"), f"{where}: serving.schedule")
         batch_pattern = _text(data.get("batch_pattern", "*.parquet"), f"{where}: data.batch_pattern")
         check_batch_pattern(schedule, batch_pattern, where)
@@ -244,8 +250,10 @@ class PipelineFile:
             feature_cost=dict(
                 _section(monitoring.get("feature_cost"), f"{where}: monitoring.feature_cost", _FEATURE_COST)
             ),
+            staleness_impact=_staleness_impact(monitoring.get("staleness_impact"), where),
             business_metric=business_metric,
             proxy_check=proxy_check,
+            business_outcome=outcome,
         )
 
 
@@ -365,16 +373,30 @@ def _project_path(project: Path, value: str, pipeline_file: Path) -> Path:
     return project / path
 
 
-def _business(raw: Any, training: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ``business`` section as the operators take it: the metric's mapping and its check's settings."""
+def _staleness_impact(raw: Any, where: str) -> dict[str, Any]:
+    """``monitoring.staleness_impact`` checked and completed with its defaults."""
+    from airflow_mlops.core.monitoring.staleness import StalenessImpactPolicy
+
+    try:
+        return StalenessImpactPolicy.from_mapping(raw).to_dict()
+    except SpecError as exc:
+        raise SpecError(f"{where}: monitoring.staleness_impact: {exc}") from exc
+
+
+def _business(raw: Any, training: Any, where: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The ``business`` section as the operators take it: the metric's mapping, its check's settings and
+    the measured outcome's mapping ({} when none)."""
     from airflow_mlops.core.pipeline.business import BusinessMetric, ProxyCheck
+    from airflow_mlops.core.pipeline.outcome import Outcome
 
     section = _section(raw, f"{where}: business", None)
     if not section:
-        return {}, {}
+        return {}, {}, {}
     task = str(training.get("task", "")).strip().lower() if isinstance(training, Mapping) else ""
     try:
-        metric = BusinessMetric.from_mapping({k: v for k, v in section.items() if k != "check"}, task)
-        return metric.to_dict(), ProxyCheck.from_mapping(_section(section.get("check"), "check", None)).to_dict()
+        metric = BusinessMetric.from_mapping({k: v for k, v in section.items() if k not in ("check", "outcome")}, task)
+        check = ProxyCheck.from_mapping(_section(section.get("check"), "check", None)).to_dict()
+        outcome = {} if section.get("outcome") is None else Outcome.from_mapping(section["outcome"], metric).to_dict()
+        return metric.to_dict(), check, outcome
     except SpecError as exc:
         raise SpecError(f"{where}: business: {exc}") from exc

@@ -368,7 +368,28 @@ def _fit_tags(result: TrainingResult) -> dict[str, str]:
     }
     if result.fit.selection_onnx_sha256 is not None:
         tags[contracts.TAG_SELECTION_ONNX_SHA256] = result.fit.selection_onnx_sha256
+    data_end = _data_end(result)
+    if data_end is not None:
+        tags[contracts.TAG_DATA_END] = data_end
     return tags
+
+
+def _data_end(result: TrainingResult) -> str | None:
+    """The newest time of a time split (its test split holds the newest rows): the end of the data the
+    version was fitted, tuned and tested on, from which the staleness impact counts its age. A refit on
+    every row learned from it; a train-only fit learned from the older rows and was chosen on the newer.
+    None for a random split."""
+    import pandas as pd
+
+    column = result.spec.split.column
+    if result.spec.split.method != "time" or not column or column not in result.test_frame.columns:
+        return None
+    newest = pd.Timestamp(pd.to_datetime(result.test_frame[column], errors="coerce").max())
+    if pd.isna(newest):
+        return None
+    if newest.tz is None:  # a naive column is in the zone features.timezones declares for it, else UTC
+        newest = newest.tz_localize(result.spec.transforms.timezones.get(column, "UTC"))
+    return str(newest.tz_convert("UTC").isoformat())
 
 
 def _note(result: TrainingResult) -> str:

@@ -66,20 +66,3 @@ def test_feature_importance_names_the_weak_features() -> None:
     assert m.check_feature_importance(importance, min_share=0.001).severity == "ok"
     with pytest.raises(SpecError, match="no feature importance"):
         m.check_feature_importance({}, min_share=0.01)
-
-
-def test_staleness_impact_fits_the_decay_of_quality_with_age() -> None:
-    # roc_auc losing 0.02 per 30 days, with noise
-    points = [
-        (age, 0.72 - 0.02 * age / 30 + noise) for age, noise in [(5, 0.002), (35, -0.001), (65, 0.001), (95, 0.0)]
-    ]
-    decay = m.staleness_impact(points, metric="roc_auc", higher_is_better=True, max_loss_per_30_days=0.01)
-    assert decay.is_alert and decay.details["loss_per_30_days"] == pytest.approx(0.02, abs=0.002)
-    assert (
-        m.staleness_impact(points, metric="roc_auc", higher_is_better=True, max_loss_per_30_days=0.05).severity == "ok"
-    )
-    # an error metric that grows is a loss too
-    errors = [(a, 10 + a / 10) for a in (0, 30, 60)]
-    assert m.staleness_impact(errors, metric="rmse", higher_is_better=False, max_loss_per_30_days=1.0).is_alert
-    few = m.staleness_impact(points[:2], metric="roc_auc", higher_is_better=True, max_loss_per_30_days=0.01)
-    assert few.severity == "ok" and "too few" in few.message

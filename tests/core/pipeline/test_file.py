@@ -45,6 +45,7 @@ def test_the_flights_pipeline_keeps_what_its_ml_test_score_counts() -> None:
     assert flights.spec_review != "off"  # M1
     assert {"dep_delay", "arr_delay", "arr_delayed_15"} <= set(flights.feature_requirements.forbidden)  # D4
     assert flights.feature_cost  # D3
+    assert flights.staleness_impact["max_versions"] >= 2  # M4: models of different ages on the same batch
 
 
 def test_the_training_section_is_the_training_spec() -> None:
@@ -109,6 +110,8 @@ def test_the_monitoring_section_sets_alerts_staleness_and_reproducibility() -> N
     assert flights.alerts_conn_id == bikes.alerts_conn_id == "ml_alerts"
     assert flights.check_reproducibility is False and bikes.check_reproducibility is False
     assert bikes.max_model_age is None and bikes.max_data_age is None
+    assert flights.staleness_impact == {"max_cost_per_month": 0.01, "max_versions": 3, "min_versions": 2}
+    assert bikes.staleness_impact == {"max_cost_per_month": 0.01, "max_versions": 4, "min_versions": 2}  # defaults
 
 
 @pytest.mark.parametrize(
@@ -118,6 +121,12 @@ def test_the_monitoring_section_sets_alerts_staleness_and_reproducibility() -> N
         ({"reproducibility": "yes"}, "monitoring.reproducibility must be true or false. Got 'yes'"),
         ({"max_data_age": True}, "monitoring.max_data_age must be a duration such as '75d'"),
         ({"alerts": ""}, "monitoring.alerts must be a non-empty string"),
+        (
+            {"staleness_impact": {"max_cost_per_month": "high"}},
+            "monitoring.staleness_impact: The 'max_cost_per_month' parameter must be a number >= 0. Got 'high'",
+        ),
+        ({"staleness_impact": {"versions": 3}}, r"monitoring.staleness_impact: Unknown key\(s\) \['versions'\]"),
+        ({"staleness_impact": 0.01}, "monitoring.staleness_impact: It must be a mapping"),
     ],
 )
 def test_a_bad_monitoring_setting_is_refused_naming_it(monitoring: dict[str, object], message: str) -> None:

@@ -49,6 +49,9 @@ def test_the_gate_judges_the_selection_model_on_the_runs_test_split(tmp_path: Pa
     fit = receipt.result["fit"]
     assert tags[contracts.TAG_MODEL_FIT] == "refit_all"
     assert tags[contracts.TAG_MODEL_FIT_ROWS] == str(fit["registered_rows"])
+    # where the version's data ends, for the staleness impact: the newest scheduled departure of the snapshot
+    newest = pd.Timestamp(january["sched_dep_ts"].max())
+    assert pd.Timestamp(tags[contracts.TAG_DATA_END]) == newest.tz_localize("UTC")  # no zone declared: UTC
     assert tags[contracts.TAG_ONNX_SHA256] == receipt.onnx_sha256 != tags[contracts.TAG_SELECTION_ONNX_SHA256]
     assert params["refit_rows"] == str(fit["registered_rows"])
     assert metrics["refit_iterations"] == fit["refit_iterations"]
