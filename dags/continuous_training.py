@@ -64,10 +64,10 @@ from airflow_mlops import settings
 from airflow_mlops.core.pipeline import discover, pipeline_of_asset_uri
 from airflow_mlops.notifiers.webhook import WebhookNotifier, log_alert_setup
 from airflow_mlops.operators.branching import BranchOnFunctionOperator
-from airflow_mlops.operators.canary import NameChallengerOperator
+from airflow_mlops.operators.canary import NameChallengerOperator, canary_route
 from airflow_mlops.operators.drift import drift_asset
 from airflow_mlops.operators.feature_cost import CheckFeatureCostOperator
-from airflow_mlops.operators.gating import EvaluateModelGateOperator, gate_approval_task
+from airflow_mlops.operators.gating import EvaluateModelGateOperator, approval_route, gate_approval_task
 from airflow_mlops.operators.ingestion import IngestDatasetOperator, dataset_asset
 from airflow_mlops.operators.monitoring import CheckNumericalStabilityOperator, CheckPerformanceOperator
 from airflow_mlops.operators.monitoring_data import (
@@ -78,7 +78,7 @@ from airflow_mlops.operators.monitoring_data import (
 from airflow_mlops.operators.provenance import CheckSpecProvenanceOperator
 from airflow_mlops.operators.registry import PromoteModelOperator, RegisterModelOperator
 from airflow_mlops.operators.reproducibility import CheckReproducibilityOperator, CheckTrainingServingSkewOperator
-from airflow_mlops.operators.training import TrainModelOperator
+from airflow_mlops.operators.training import TrainModelOperator, train_if_new_data
 from airflow_mlops.operators.validation import ValidateDatasetOperator
 
 DAG_ID = "continuous_training"
@@ -112,49 +112,6 @@ def choose_pipelines(params: dict[str, Any], triggering_asset_events: Any = None
     chosen = [name for name in chosen if name in known]
     log_alert_setup(known[name] for name in chosen)  # once per run, not once per check
     return [f"{name}.ingest" for name in chosen]
-
-
-def new_data(ti: Any, params: dict[str, Any], group: str, model_name: str, **_: Any) -> bool:
-    """Go on unless the snapshot is the very one the champion was trained on (``force_retrain`` overrides)."""
-    from airflow_mlops.core import contracts, registry
-    from airflow_mlops.hooks.mlflow import MlflowHook
-
-    snapshot = ti.xcom_pull(task_ids=f"{group}.ingest")
-    if params.get("force_retrain"):
-        print("force_retrain is set: training whatever the snapshot.")
-        return True
-    client = MlflowHook().get_conn()
-    version = registry.alias_version(client, model_name, contracts.ALIAS_CHAMPION)
-    if version is None:
-        print(f"{model_name} has no champion yet: training.")
-        return True
-    run_id = client.get_model_version(model_name, version).run_id
-    trained_on = client.get_run(run_id).data.tags.get(contracts.TAG_DATASET_SHA256)
-    if trained_on == snapshot["sha256"]:
-        print(f"Champion version {version} was trained on this very snapshot ({trained_on}); skipping.")
-        return False
-    print(f"New snapshot {snapshot['sha256']} (champion version {version} was trained on {trained_on}).")
-    return True
-
-
-def train_if_new_data(group: str, **kwargs: Any) -> list[str]:
-    """The branch form of :func:`new_data`: train, or skip everything after (a short-circuit)."""
-    return [f"{group}.train"] if new_data(group=group, **kwargs) else []
-
-
-def approval_route(params: dict[str, Any], group: str, **_: Any) -> str:
-    """Through the human approval when the form asks for it, straight to registration otherwise."""
-    return f"{group}.approve_promotion" if params.get("approval") else f"{group}.register"
-
-
-def canary_route(ti: Any, params: dict[str, Any], group: str, **_: Any) -> str:
-    """Promote at once when there is no champion to shadow the candidate against (or the form forces the
-    promotion); otherwise name it the challenger, which ``batch_serving`` judges on its shadow batches."""
-    gate = ti.xcom_pull(task_ids=f"{group}.gate") or {}
-    if params.get("force_promotion") or not gate.get("champion_version"):
-        print("No champion to shadow the candidate against, or a forced promotion: promoting it at once.")
-        return f"{group}.promote"
-    return f"{group}.name_challenger"
 
 
 def reproducibility_wanted(params: dict[str, Any], group: str, enabled: bool, **_: Any) -> list[str]:

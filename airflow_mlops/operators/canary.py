@@ -234,3 +234,13 @@ def _dropped(verdict: Any, reason: str) -> Any:
     import dataclasses
 
     return dataclasses.replace(verdict, decision="drop", reasons=(*verdict.reasons, reason))
+
+
+def canary_route(ti: Any, params: dict[str, Any], group: str, **_: Any) -> str:
+    """Promote at once when there is no champion to shadow the candidate against (or the form forces the
+    promotion); otherwise name it the challenger, which ``batch_serving`` judges on its shadow batches."""
+    gate = ti.xcom_pull(task_ids=f"{group}.gate") or {}
+    if params.get("force_promotion") or not gate.get("champion_version"):
+        print("No champion to shadow the candidate against, or a forced promotion: promoting it at once.")
+        return f"{group}.promote"
+    return f"{group}.name_challenger"

@@ -257,3 +257,8 @@ def gate_approval_task(gate_task_id: str = "gate", *, task_id: str = "approve_pr
     subject = pull + "Promote {{ gate.model_name }} run {{ gate.candidate_run_id }}? Gate: {{ gate.verdict }}"
     kwargs.setdefault("subject", subject)
     return RecordedApprovalOperator(task_id=task_id, gate_task_id=gate_task_id, body=pull + APPROVAL_BODY, **kwargs)
+
+
+def approval_route(params: dict[str, Any], group: str, **_: Any) -> str:
+    """Through the human approval when the form asks for it, straight to registration otherwise."""
+    return f"{group}.approve_promotion" if params.get("approval") else f"{group}.register"

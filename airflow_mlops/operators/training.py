@@ -253,3 +253,31 @@ def git_sha(folder: Path) -> str | None:
     from airflow_mlops.core.git import head_commit
 
     return head_commit(folder)
+
+
+def new_data(ti: Any, params: dict[str, Any], group: str, model_name: str, **_: Any) -> bool:
+    """Go on unless the snapshot is the very one the champion was trained on (``force_retrain`` overrides)."""
+    from airflow_mlops.core import contracts, registry
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+    snapshot = ti.xcom_pull(task_ids=f"{group}.ingest")
+    if params.get("force_retrain"):
+        print("force_retrain is set: training whatever the snapshot.")
+        return True
+    client = MlflowHook().get_conn()
+    version = registry.alias_version(client, model_name, contracts.ALIAS_CHAMPION)
+    if version is None:
+        print(f"{model_name} has no champion yet: training.")
+        return True
+    run_id = client.get_model_version(model_name, version).run_id
+    trained_on = client.get_run(run_id).data.tags.get(contracts.TAG_DATASET_SHA256)
+    if trained_on == snapshot["sha256"]:
+        print(f"Champion version {version} was trained on this very snapshot ({trained_on}); skipping.")
+        return False
+    print(f"New snapshot {snapshot['sha256']} (champion version {version} was trained on {trained_on}).")
+    return True
+
+
+def train_if_new_data(group: str, **kwargs: Any) -> list[str]:
+    """The branch form of :func:`new_data`: train, or skip everything after (a short-circuit)."""
+    return [f"{group}.train"] if new_data(group=group, **kwargs) else []

@@ -292,8 +292,10 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
     (receipt_file,) = (mlops_env / "storage" / "flights_delay" / "snapshots").glob("*/receipt.json")
     ti = SimpleNamespace(xcom_pull=lambda task_ids: json.loads(receipt_file.read_text()))
     check = {"ti": ti, "group": "flights_delay", "model_name": "flights_delay"}
-    assert module["new_data"](params={"force_retrain": False}, **check) is False
-    assert module["new_data"](params={"force_retrain": True}, **check) is True
+    from airflow_mlops.operators.training import new_data
+
+    assert new_data(params={"force_retrain": False}, **check) is False
+    assert new_data(params={"force_retrain": True}, **check) is True
 
     run = serving.test(logical_date=pendulum.datetime(2013, 4, 1, tz="UTC"))  # serves March
     assert run.state == DagRunState.SUCCESS
