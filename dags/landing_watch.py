@@ -29,7 +29,11 @@ from airflow_mlops.sensors.ingestion import PipelineNewDataSensor
 
 PROJECT = Path(__file__).resolve().parents[1]
 PIPELINE_FOLDER = Path(settings.pipelines_folder(str(PROJECT / "include" / "pipelines"))).resolve()
-WATCHED = [(p, p.retrain_on_new_data) for p in discover(PIPELINE_FOLDER) if p.retrain_on_new_data is not None]
+WATCHED = [
+    (p, p.retrain_on_new_data)
+    for p in discover(PIPELINE_FOLDER, checked=settings.checked_pipelines_folder())
+    if p.retrain_on_new_data is not None
+]
 
 
 def dag_id(pipeline: str) -> str:
