@@ -28,7 +28,6 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from airflow_mlops.core.errors import SpecError
-from airflow_mlops.core.ingestion.readonly import check_read_only
 from airflow_mlops.core.params import parse_duration, parse_integer
 
 SourceKind = Literal["files", "sql"]
@@ -80,6 +79,8 @@ def parse_source(data: Mapping[str, Any], where: str) -> DataSource:
     if (table is None) == (query is None):
         raise SpecError(f"{where}: data.source 'sql' needs exactly one of data.table or data.query.")
     if query is not None:
+        from airflow_mlops.core.ingestion.readonly import check_read_only  # a SQL parser: only for a query
+
         try:
             check_read_only(query)
         except SpecError as exc:
