@@ -30,6 +30,7 @@ from airflow_mlops.core.training.model import (
     FittedModel,
     _fit_estimator,
     build_preprocessor,
+    fit_preprocessor,
     predict,
     sample_weights,
 )
@@ -73,7 +74,7 @@ def refit_all_rows(spec: TrainingSpec, selected: FittedModel, data: PreparedData
     if iterations is not None and spec.estimator.is_lightgbm:
         params["n_estimators"] = iterations
     preprocessor, categories = build_preprocessor(spec, data.x)
-    matrix = preprocessor.fit_transform(data.x)
+    matrix = fit_preprocessor(preprocessor, spec, data.x)
     weights = combined_weights(sample_weights(spec, data.y, data.classes), recency_weights(data.frame, spec))
     fixed_rounds = dataclasses.replace(spec, early_stopping_rounds=0)
     no_validation = (matrix[:0], data.y[:0], None)
