@@ -290,14 +290,14 @@ def _checked_sections(
     requirements = FeatureRequirements.from_mapping(
         top.get("feature_requirements"), where=f"{where}: feature_requirements", suite=suite
     )
-    key = "" if record is None else record.key(top, requirements.to_dict())
-    known = {} if record is None else (record.get(path, key) or {})
+    key = None if record is None else record.key(top, requirements.to_dict())
+    known = {} if record is None or key is None else (record.get(path, key) or {})
     business_metric, proxy_check = known.get("business_metric"), known.get("proxy_check")
     if isinstance(business_metric, dict) and isinstance(proxy_check, dict):
         return requirements, business_metric, proxy_check
     _check_features(requirements, top, where)
     business_metric, proxy_check = _business(top.get("business"), top["training"], where)
-    if record is not None:
+    if record is not None and key is not None:
         record.put(path, key, {"business_metric": business_metric, "proxy_check": proxy_check})
     return requirements, business_metric, proxy_check
 

@@ -50,10 +50,14 @@ class CheckRecord:
         self.folder = Path(folder)
         self._code: str | None = None
 
-    def key(self, raw: Mapping[str, Any], resolved: Mapping[str, Any]) -> str:
-        """The key of a file's checks: its parsed content, what the checks resolved from outside it (the
-        suite's columns), and the checking code."""
-        document = json.dumps([raw, resolved, self._code_signature()], sort_keys=True, default=str)
+    def key(self, raw: Mapping[str, Any], resolved: Mapping[str, Any]) -> str | None:
+        """The key of a file's checks: its parsed content (in file order), what the checks resolved from
+        outside it (the suite's columns), and the checking code. None for content JSON cannot hold (a
+        mapping keyed by dates, say): such a file is checked in full at every parse."""
+        try:
+            document = json.dumps([raw, resolved, self._code_signature()], default=str)
+        except (TypeError, ValueError):
+            return None
         return hashlib.sha256(document.encode("utf-8")).hexdigest()
 
     def get(self, path: Path, key: str) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@ anything that could change their verdict makes them run again."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
@@ -88,3 +89,16 @@ def test_a_damaged_or_unwritable_record_only_means_the_checks_run(project: Path,
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
     assert discover(pipelines(project), checked=blocked) == expected
+
+
+def test_content_json_cannot_hold_is_checked_in_full_at_every_parse(tmp_path: Path) -> None:
+    """YAML allows mapping keys JSON has no form for (dates): such a file is not recorded, and still reads."""
+    folder = tmp_path / "include" / "pipelines"
+    folder.mkdir(parents=True)
+    training = "training: {task: binary, target: y, features: {numeric: [x]}}\n"
+    (folder / "p.yaml").write_text(training + "gate: {policy: {2024-01-01: kept as written}}\n")
+    checked = tmp_path / "checked"
+    for _ in range(2):
+        (found,) = discover(folder, checked=checked)
+        assert list(found.gate_policy) == [datetime.date(2024, 1, 1)]
+    assert not checked.exists()
