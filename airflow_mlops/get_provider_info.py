@@ -170,6 +170,13 @@ CONFIG = {
                 None,
                 "/opt/ml/include/pipelines",
             ),
+            "checked_pipelines_folder": _option(
+                "Folder where the reference DAGs record the pipeline files that passed their costly checks "
+                "(feature requirements, business metric), so that parsing an unchanged file skips them; 'off' "
+                "checks every file in full at every parse. Defaults to $AIRFLOW_HOME/mlops/checked_pipelines.",
+                None,
+                "off",
+            ),
             "storage_conn_id": _option("AWS connection used when storage_root is on S3.", "aws_default"),
             "mlflow_conn_id": _option(
                 "MLflow connection; when it does not exist the embedded store is used.", "mlflow_default"

@@ -36,6 +36,14 @@ def pipelines_folder(default: str) -> str:
     return _get("pipelines_folder", default)
 
 
+def checked_pipelines_folder() -> str | None:
+    """Folder where the reference DAGs record the pipeline files that passed their costly checks, so that a
+    parse of an unchanged file skips them (core/pipeline/record.py); ``off`` checks every file in full at
+    every parse."""
+    folder = _get("checked_pipelines_folder", os.path.join(state_dir(), "checked_pipelines"))
+    return None if folder.strip().lower() == "off" else folder
+
+
 def storage_conn_id() -> str:
     """Airflow connection (type ``aws``) used when the storage root is on S3."""
     return _get("storage_conn_id", "aws_default")

@@ -79,7 +79,7 @@ DAG_ID = "batch_serving"  # the @monthly pipelines' DAG; the other schedules' DA
 PROJECT = Path(__file__).resolve().parents[1]
 PIPELINE_FOLDER = Path(settings.pipelines_folder(str(PROJECT / "include" / "pipelines"))).resolve()
 # {dag_id: (schedule, pipelines)}: one batch DAG per distinct serving schedule, in file order.
-SERVED = batch_dags(p for p in discover(PIPELINE_FOLDER) if p.serving)
+SERVED = batch_dags(p for p in discover(PIPELINE_FOLDER, checked=settings.checked_pipelines_folder()) if p.serving)
 SERVED.setdefault(DAG_ID, (MONTHLY, []))  # batch_serving stays, so its runs and links do not vanish
 PIPELINES = SERVED[DAG_ID][1]  # the monthly ones
 

@@ -84,7 +84,7 @@ from airflow_mlops.operators.validation import ValidateDatasetOperator
 DAG_ID = "continuous_training"
 PROJECT = Path(__file__).resolve().parents[1]
 PIPELINE_FOLDER = Path(settings.pipelines_folder(str(PROJECT / "include" / "pipelines"))).resolve()
-PIPELINES = discover(PIPELINE_FOLDER)
+PIPELINES = discover(PIPELINE_FOLDER, checked=settings.checked_pipelines_folder())
 NAMES = [p.name for p in PIPELINES]
 # A deployment's own folder may hold no file yet: the DAG still loads, with nothing to choose.
 DEFAULT_PIPELINE = "flights_delay" if "flights_delay" in NAMES else (NAMES[0] if NAMES else "")

@@ -17,6 +17,7 @@ is the DAG's schedule, so two trainings started by new data are at least that fa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pendulum
 from airflow.sdk import DAG
@@ -24,12 +25,17 @@ from airflow.sdk import DAG
 from airflow_mlops import settings
 from airflow_mlops.core.pipeline import PipelineFile, discover
 from airflow_mlops.core.pipeline.source import RetrainOnNewData
-from airflow_mlops.operators.ingestion import dataset_asset
-from airflow_mlops.sensors.ingestion import PipelineNewDataSensor
+
+if TYPE_CHECKING:
+    from airflow_mlops.sensors.ingestion import PipelineNewDataSensor
 
 PROJECT = Path(__file__).resolve().parents[1]
 PIPELINE_FOLDER = Path(settings.pipelines_folder(str(PROJECT / "include" / "pipelines"))).resolve()
-WATCHED = [(p, p.retrain_on_new_data) for p in discover(PIPELINE_FOLDER) if p.retrain_on_new_data is not None]
+WATCHED = [
+    (p, p.retrain_on_new_data)
+    for p in discover(PIPELINE_FOLDER, checked=settings.checked_pipelines_folder())
+    if p.retrain_on_new_data is not None
+]
 
 
 def dag_id(pipeline: str) -> str:
@@ -38,6 +44,10 @@ def dag_id(pipeline: str) -> str:
 
 def watch_sensor(pipeline: PipelineFile, rule: RetrainOnNewData) -> PipelineNewDataSensor:
     """The sensor of one pipeline's source; its success is the pipeline's dataset event."""
+    # Imported here: with no pipeline watched (the shipped files) a parse of this file needs neither.
+    from airflow_mlops.operators.ingestion import dataset_asset
+    from airflow_mlops.sensors.ingestion import PipelineNewDataSensor
+
     interval = rule.min_interval.total_seconds()
     landing = pipeline.landing_uri(settings.storage_root())
     source = pipeline.source

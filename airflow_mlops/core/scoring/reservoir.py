@@ -37,6 +37,10 @@ class _Reservoir:
         if self.capacity == 0:
             return np.empty(0, dtype=np.int64)
         chosen = np.flatnonzero(keys < self._threshold)
+        if len(chosen) > self.capacity:
+            # A row whose key has `capacity` smaller ones in this batch alone can never be in the sample, so
+            # it is not taken: the first batch of a stream used to copy all its rows (every column) here.
+            chosen = np.sort(chosen[np.argpartition(keys[chosen], self.capacity - 1)[: self.capacity]])
         self._pending = keys[chosen]
         return chosen
 
@@ -49,6 +53,8 @@ class _Reservoir:
         self._parts.append(table)
         if len(self._keys) >= 2 * self.capacity:
             self._compact()
+        elif len(self._keys) >= self.capacity:  # the bar later rows must pass, before any table is compacted
+            self._threshold = float(np.partition(self._keys, self.capacity - 1)[self.capacity - 1])
 
     def _compact(self) -> None:
         import numpy as np

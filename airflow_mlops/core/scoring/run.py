@@ -33,7 +33,14 @@ from airflow_mlops.core.ingestion.errors import EmptySourceError
 from airflow_mlops.core.onnx_model import feed_arrow
 from airflow_mlops.core.scoring.checks import _InputCounts, log_warnings
 from airflow_mlops.core.scoring.inputs import input_filesystem, resolve_input
-from airflow_mlops.core.scoring.output import _cast, _log_rows, _TopContributions, _write_parquet, output_schema
+from airflow_mlops.core.scoring.output import (
+    _cast,
+    _log_rows,
+    _TopContributions,
+    _write_parquet,
+    output_schema,
+    parquet_options,
+)
 from airflow_mlops.core.scoring.reading import _batches, _Plan, _plan, _Prefetch
 from airflow_mlops.core.scoring.reservoir import _Reservoir
 from airflow_mlops.core.scoring.result import ScoringResult
@@ -124,7 +131,7 @@ class _Scorer:
         """Write every scored batch to ``sink``; return the row count the Parquet footer records."""
         import pyarrow.parquet as pq
 
-        writer = pq.ParquetWriter(sink, self.schema, compression="zstd")
+        writer = pq.ParquetWriter(sink, self.schema, **parquet_options(self.schema))
         reader = _Prefetch(batches)
         try:
             for batch in reader:

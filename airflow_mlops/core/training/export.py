@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -228,12 +229,30 @@ def check_parity(
     :raises ParityError: the difference exceeds ``spec.parity_tolerance``, or the outputs have the
         wrong shape; the message gives the figures and the worst row.
     """
+    outputs = OnnxModel(model_bytes, inputs, threads=1).run(rows)
+    return parity_report(outputs, native, inputs, spec, rows, classes)
+
+
+def parity_report(
+    outputs: Mapping[str, Any],
+    native: Predictions,
+    inputs: list[OnnxInput],
+    spec: TrainingSpec,
+    rows: pd.DataFrame,
+    classes: tuple[Any, ...],
+    positions: Any = None,
+) -> ParityReport:
+    """Compare the graph's ``outputs`` on ``rows`` with the native predictions of the rows at ``positions``
+    (every row when None), in that order.
+
+    :raises ParityError: as :func:`check_parity`; the worst row is named by its position in ``rows``.
+    """
     import numpy as np
 
-    outputs = OnnxModel(model_bytes, inputs, threads=1).run(rows)
-    n = len(rows)
+    picked = np.arange(len(rows)) if positions is None else np.asarray(positions, dtype=np.int64)
+    n = len(picked)
     if spec.is_classifier:
-        onnx_probabilities = np.asarray(outputs[contracts.ONNX_OUTPUT_PROBABILITIES], dtype=np.float64)
+        onnx_probabilities = np.asarray(outputs[contracts.ONNX_OUTPUT_PROBABILITIES], dtype=np.float64)[picked]
         expected = np.asarray(native.probabilities, dtype=np.float64)
         if onnx_probabilities.shape != expected.shape:
             raise ParityError(
@@ -241,18 +260,18 @@ def check_parity(
                 f"{expected.shape} ({len(classes)} classes)."
             )
         difference = np.abs(onnx_probabilities - expected).max(axis=1)
-        onnx_labels = np.asarray(outputs[contracts.ONNX_OUTPUT_LABEL]).ravel()
+        onnx_labels = np.asarray(outputs[contracts.ONNX_OUTPUT_LABEL]).ravel()[picked]
         agreement = float(np.mean(onnx_labels.astype(str) == np.asarray(native.labels).astype(str))) if n else 1.0
         report = ParityReport("max_abs_probability_diff", _worst(difference), spec.parity_tolerance, n, agreement)
     else:
         onnx_values = np.asarray(outputs[contracts.ONNX_OUTPUT_REGRESSION], dtype=np.float64)
-        if onnx_values.shape != (n, 1):
-            raise ParityError(f"The ONNX 'variable' output has shape {onnx_values.shape}; expected ({n}, 1).")
+        if onnx_values.shape != (len(rows), 1):
+            raise ParityError(f"The ONNX 'variable' output has shape {onnx_values.shape}; expected ({len(rows)}, 1).")
         expected = np.asarray(native.values, dtype=np.float64)
-        difference = np.abs(onnx_values[:, 0] - expected) / np.maximum(np.abs(expected), 1.0)
+        difference = np.abs(onnx_values[picked, 0] - expected) / np.maximum(np.abs(expected), 1.0)
         report = ParityReport("max_rel_diff", _worst(difference), spec.parity_tolerance, n)
     if not report.passed:
-        worst = int(np.nanargmax(np.where(np.isnan(difference), np.inf, difference)))
+        worst = int(picked[int(np.nanargmax(np.where(np.isnan(difference), np.inf, difference)))])
         raise ParityError(
             f"ONNX parity failed on the test split: {report.measure} = {report.value:.3g} > tolerance "
             f"{report.tolerance:g} over {n} rows (worst at test row {worst}: "
@@ -261,6 +280,17 @@ def check_parity(
             report,
         )
     return report
+
+
+def graph_predictions(outputs: Mapping[str, Any], spec: TrainingSpec, classes: tuple[Any, ...]) -> Predictions:
+    """The graph's outputs as :class:`Predictions`, labelled as the native model's are (the class of the
+    highest probability), so metrics read them alike."""
+    import numpy as np
+
+    if spec.is_classifier:
+        probabilities = np.asarray(outputs[contracts.ONNX_OUTPUT_PROBABILITIES], dtype=np.float64)
+        return Predictions(None, probabilities, np.asarray(classes)[probabilities.argmax(axis=1)])
+    return Predictions(np.asarray(outputs[contracts.ONNX_OUTPUT_REGRESSION], dtype=np.float64).ravel(), None, None)
 
 
 def _worst(difference: Any) -> float:

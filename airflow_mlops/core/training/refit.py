@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.onnx_model import OnnxInput
 from airflow_mlops.core.training.data import PreparedData
-from airflow_mlops.core.training.export import ParityReport, check_parity
+from airflow_mlops.core.training.export import ParityReport
 from airflow_mlops.core.training.model import (
     FittedModel,
     _fit_estimator,
     build_preprocessor,
+    fit_preprocessor,
     predict,
     sample_weights,
 )
@@ -73,7 +74,7 @@ def refit_all_rows(spec: TrainingSpec, selected: FittedModel, data: PreparedData
     if iterations is not None and spec.estimator.is_lightgbm:
         params["n_estimators"] = iterations
     preprocessor, categories = build_preprocessor(spec, data.x)
-    matrix = preprocessor.fit_transform(data.x)
+    matrix = fit_preprocessor(preprocessor, spec, data.x)
     weights = combined_weights(sample_weights(spec, data.y, data.classes), recency_weights(data.frame, spec))
     fixed_rounds = dataclasses.replace(spec, early_stopping_rounds=0)
     no_validation = (matrix[:0], data.y[:0], None)
@@ -100,8 +101,9 @@ def register_refit(
     :param test_rows: positions of the test split in ``data`` (the parity rows).
     """
     refitted = refit_all_rows(spec, selected, data, rows_train)
-    onnx_bytes, test_predictions = export_and_predict_test(refitted, spec, data.x.iloc[test_rows], inputs, data.classes)
-    parity = check_parity(onnx_bytes, inputs, spec, test_frame, test_predictions, data.classes)
+    onnx_bytes, _, parity = export_and_predict_test(
+        refitted, spec, data.x.iloc[test_rows], test_frame, inputs, data.classes
+    )
     picked = sample_positions(len(data.y), spec.reference_rows, spec.seed)
     estimator = refitted.pipeline.named_steps["model"]
     predictions = predict(estimator, refitted.train_matrix[picked], spec, data.classes)

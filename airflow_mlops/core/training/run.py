@@ -27,7 +27,7 @@ from airflow_mlops.core.pipeline.requirements import FeatureRequirements, refuse
 from airflow_mlops.core.storage import StorageRoot, sha256_bytes
 from airflow_mlops.core.training.ablation import log_ablation, permutation_ablation
 from airflow_mlops.core.training.data import PreparedData, Splits, check_columns, onnx_inputs, prepare, split_rows
-from airflow_mlops.core.training.export import ParityReport, check_parity
+from airflow_mlops.core.training.export import ParityReport
 from airflow_mlops.core.training.frames import feature_samples, read_snapshot, write_frame
 from airflow_mlops.core.training.model import FittedModel, feature_importance, fit_model, predict, validation_scorer
 from airflow_mlops.core.training.predictions import (
@@ -121,13 +121,13 @@ def train_model(frame: pd.DataFrame, spec: TrainingSpec, *, transformer: Transfo
         ablation = permutation_ablation(scorer, spec, x["validation"], y["validation"], spec.ablation)
         laps.lap("ablation")
     inputs = onnx_inputs(spec)
-    selection_bytes, test_predictions = export_and_predict_test(fitted, spec, x["test"], inputs, data.classes)
+    test_frame = data.frame.iloc[splits.test].reset_index(drop=True)
+    selection_bytes, test_predictions, parity = export_and_predict_test(
+        fitted, spec, x["test"], test_frame, inputs, data.classes
+    )
     laps.lap("export")
     predictions, metrics = _evaluate_splits(fitted, spec, y, train_rows, test_predictions, data.classes)
     laps.lap("evaluate")
-    test_frame = data.frame.iloc[splits.test].reset_index(drop=True)
-    parity = check_parity(selection_bytes, inputs, spec, test_frame, predictions["test"], data.classes)
-    laps.lap("parity")
     reference = reference_sample(data, splits.train[train_rows], predictions["train"], spec, data.classes)
     if spec.refit == "all":
         registered = register_refit(spec, fitted, data, len(splits.train), splits.test, test_frame, inputs)

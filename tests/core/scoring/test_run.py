@@ -133,6 +133,18 @@ def test_a_rerun_writes_the_same_bytes_in_the_same_place(root: StorageRoot, febr
     np.testing.assert_allclose(one["probability_1"], other["probability_1"], atol=1e-6)
 
 
+def test_floating_point_columns_are_written_without_a_dictionary(root: StorageRoot, february_file: Path) -> None:
+    """Probabilities and numeric features take nearly as many values as rows: a dictionary for them would be
+    built only to be dropped. Every other column keeps Parquet's dictionary encoding."""
+    result = score_partition(root, spec_for(february_file), serving(models.flights_classifier("lightgbm")))
+    for uri in (result.output_uri, result.serving_log_uri):
+        columns = pq.ParquetFile(uri).metadata.row_group(0)
+        for index, field in enumerate(pq.read_schema(uri)):
+            encodings = columns.column(index).encodings
+            dictionary = any("DICTIONARY" in encoding for encoding in encodings)
+            assert dictionary is not pa.types.is_floating(field.type), (uri, field.name, encodings)
+
+
 def test_the_serving_log_is_a_bounded_seeded_sample_whatever_the_chunk_size(
     root: StorageRoot, february_file: Path, february: pd.DataFrame
 ) -> None:

@@ -337,3 +337,23 @@ def test_export_keeps_double_precision_trees_after_another_converter_registratio
         "the tree ensemble was exported with float32 thresholds"
     )
     assert result.parity.passed and result.parity.value <= 1e-6
+
+
+def test_a_lightgbm_preprocessor_fitted_on_the_first_rows_is_the_one_fitted_on_all(january: pd.DataFrame) -> None:
+    """It learns nothing from the rows, so training fits it on the first ones: same state, same matrix."""
+    from airflow_mlops.core.training.data import prepare
+    from airflow_mlops.core.training.model import PREPROCESSOR_FIT_ROWS, build_preprocessor, fit_preprocessor
+
+    spec = spec_of(FLIGHTS)
+    x = prepare(january, spec).x
+    assert len(x) > PREPROCESSOR_FIT_ROWS
+    on_all, _ = build_preprocessor(spec, x)
+    expected = on_all.fit_transform(x)
+    on_first, _ = build_preprocessor(spec, x)
+    assert np.array_equal(fit_preprocessor(on_first, spec, x), expected, equal_nan=True)
+    for fitted in (on_first, on_all):
+        encoder = fitted.named_transformers_["categorical"]
+        assert encoder.n_features_in_ == len(spec.categorical_features)
+    first, every = (f.named_transformers_["categorical"].categories_ for f in (on_first, on_all))
+    assert all(np.array_equal(a, b) for a, b in zip(first, every, strict=True))
+    assert list(on_first.get_feature_names_out()) == list(on_all.get_feature_names_out())
