@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections import namedtuple
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,21 +37,17 @@ def test_dag_files_parse_without_import_errors(bag: Any) -> None:
 
 
 @pytest.mark.parametrize("name", ["continuous_training", "batch_serving", "landing_watch"])
-def test_a_dag_file_imports_in_a_fresh_interpreter_within_seconds(name: str) -> None:
-    """What the DAG processor pays per file: well under Airflow's 30 s import timeout, no heavy library."""
+def test_a_dag_file_imports_no_heavy_library_in_a_fresh_interpreter(name: str) -> None:
+    """What the DAG processor loads per file: no heavy library. How long that takes is measured by
+    benchmarks/dag_parse.py against a same-shape DAG, not timed here (the machine may be loaded)."""
     probe = (
-        "import sys, time, runpy; t = time.perf_counter(); runpy.run_path(sys.argv[1]); "
-        "heavy = [m for m in ('pandas', 'sklearn', 'mlflow', 'great_expectations', 'evidently') if m in sys.modules]; "
-        "print(time.perf_counter() - t, heavy)"
+        "import sys, runpy; runpy.run_path(sys.argv[1]); "
+        "print([m for m in ('pandas', 'sklearn', 'mlflow', 'great_expectations', 'evidently') if m in sys.modules])"
     )
-    started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", probe, str(DAGS / f"{name}.py")], capture_output=True, text=True, check=True
     )
-    seconds, heavy = out.stdout.strip().splitlines()[-1].split(" ", 1)
-    assert heavy == "[]"
-    assert float(seconds) < 10, f"{name}.py took {seconds} s to import"
-    assert time.perf_counter() - started < 30
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_continuous_training_shape(bag: Any) -> None:
