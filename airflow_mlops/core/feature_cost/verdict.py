@@ -145,7 +145,7 @@ def _upstream_reasons(row: Mapping[str, Any], measurement: CostMeasurement, poli
     if dimension.lag_hours is not None and limit is not None and dimension.lag_hours > limit:
         reasons.append(
             f"its dimension {dimension.join!r} is stale: its newest row ({dimension.newest}) is "
-            f"{dimension.lag_hours:.1f} h older than the newest row joined to it (limit {limit:g} h)"
+            f"{dimension.lag_hours:.1f} h behind the rows (limit {limit:g} h)"
         )
     if dimension.unmatched_share > policy.max_unmatched_share:
         reasons.append(
