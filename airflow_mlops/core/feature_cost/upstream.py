@@ -29,7 +29,7 @@ from airflow_mlops.core.errors import DataError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from airflow_mlops.core.features import FeatureTransforms, Transformer
+    from airflow_mlops.core.features import Dimension, FeatureTransforms, JoinSpec, Transformer
 
 _NOTHING = "__mlops_nothing"  # the derived column of the query that computes nothing (the per-call time)
 
@@ -151,7 +151,10 @@ def measure_upstream(transformer: Transformer, sample: pa.Table, features: Seque
     return UpstreamCost(compute, table, freshness, sample.num_rows, time.perf_counter() - started)
 
 
-def _freshness(join: Any, dimension: Any, counted: Transformer, instants: Any, feeds: Mapping[str, list[str]]) -> Any:
+def _freshness(
+    join: JoinSpec, dimension: Dimension, counted: Transformer, instants: Any, feeds: Mapping[str, list[str]]
+) -> DimensionFreshness:
+    """A join's lag (None without an as-of time, or for an empty dimension) and unmatched share."""
     import pyarrow.compute as pc
 
     from airflow_mlops.core.features.dimensions import TIME_COLUMN
@@ -162,7 +165,7 @@ def _freshness(join: Any, dimension: Any, counted: Transformer, instants: Any, f
         return DimensionFreshness(join.name, fed, None, None, None, None, round(unmatched, 6))
     newest = pc.max(dimension.table.column(TIME_COLUMN)).as_py()
     rows_newest = pc.max(instants).as_py()
-    lag = None if rows_newest is None else max(rows_newest - (newest if newest is not None else 0), 0) / 3.6e9
+    lag = None if rows_newest is None or newest is None else max(rows_newest - newest, 0) / 3.6e9  # us -> h
     return DimensionFreshness(
         join.name,
         fed,
