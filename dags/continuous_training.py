@@ -24,8 +24,9 @@ Production-readiness checks (docs/monitoring.md, docs/ml_test_score.md) sit insi
 - ``check_training_stability`` between ``train`` and ``gate``: a NaN or infinite loss or metric stops
   the run before the gate;
 - ``check_feature_importance`` and ``record_training_time`` beside the gate: they warn, never block;
-- ``check_feature_cost`` beside them: each feature's share of the ONNX model and of serving time against
-  its share of the importance (``monitoring.feature_cost``); it warns, never blocks;
+- ``check_feature_cost`` beside them: each feature's share of the ONNX model and of the time per row (serving
+  and its feature transforms) against its share of the importance, and the freshness of joined dimensions
+  (``monitoring.feature_cost``); it warns, never blocks;
 - ``check_serving_skew`` between ``register`` and ``promote``: the registered candidate's training rows
   scored through the serving path must give its training-time predictions, or it is not promoted;
 - ``check_spec_provenance`` between ``register`` and ``promote``: the spec the candidate was trained on

@@ -281,6 +281,9 @@ def test_training_then_serving_on_real_flights(airflow_db: None, mlops_env: Path
                                                  "carrier", "origin", "dest")
     }  # fmt: skip
     print("feature_cost.flagged:", metrics["feature_cost.flagged"])
+    # ... and what computing the weather features costs upstream, and how fresh the weather file is.
+    assert metrics["feature_cost.temp.compute_ms_per_1k"] > 0
+    assert metrics["feature_cost.dimension.weather.lag_hours"] == 0
     # The same snapshot again: nothing new to train on, unless force_retrain.
     import json
 

@@ -15,13 +15,16 @@ No retraining: the costs come from the artifacts one training run already logged
   ``repeats`` rounds, the features interleaved: on a shared machine the fastest round is the one least
   disturbed by other work. Decoding the column from Parquet is not timed: scoring reads all columns in
   one call, and a per-column read would time mostly the file's footer.
-- **Missing rate** of the sample: reported, not priced (a feature that is often missing is an upstream
-  quality cost, not a serving one).
+- **Computation upstream** (:mod:`.upstream`, when the run's snapshot and dimensions are at hand): the
+  time the version's feature transforms spend producing the feature, in the same milliseconds per 1,000
+  rows, so that a row's whole scoring cost is its transforms plus its coercion plus the graph.
+- **Missing rate** of the sample: reported; a joined feature's unmatched share and its dimension's lag
+  are judged by the verdict against their own limits.
 
-A feature's cost share is the mean of its model-size share and its serving-time share; it is compared
-with its share of the model's importance (the gain share training logs). Static split counts weigh a
-split deep in a tree like one at the root, so the ensemble's time is attributed by what the model holds,
-not by how often each node is visited.
+A feature's cost share is the mean of its model-size share and its share of the time per row (serving
+plus computation upstream); it is compared with its share of the model's importance (the gain share
+training logs). Static split counts weigh a split deep in a tree like one at the root, so the ensemble's
+time is attributed by what the model holds, not by how often each node is visited.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 from airflow_mlops.core.errors import ArtifactError, DataError, SpecError
 from airflow_mlops.core.feature_cost.graph import _attribute, _shares
 from airflow_mlops.core.feature_cost.timing import _coercion_seconds, _profile, _sample_table
+from airflow_mlops.core.feature_cost.upstream import UpstreamCost
 from airflow_mlops.core.onnx_model import OnnxInput
 
 # Rows the graph is profiled on. Its time is linear in rows well before this, and a large ensemble
@@ -67,20 +71,30 @@ class CostMeasurement:
     rows: int
     repeats: int
     seconds: float
+    upstream: UpstreamCost | None = None  # the transforms' computation and the dimensions' freshness
+
+    def compute_ms_per_1k(self, feature: str) -> float:
+        return self.upstream.compute_ms_per_1k.get(feature, 0.0) if self.upstream else 0.0
 
     def table(self, importance: Mapping[str, float]) -> list[dict[str, Any]]:
         """One row per feature: its costs, its shares and its importance share, costliest first."""
         size = _shares({n: c.model_bytes for n, c in self.features.items()})
-        serving = _shares({n: c.serving_ms_per_1k for n, c in self.features.items()})
+        per_row = _shares({n: c.serving_ms_per_1k + self.compute_ms_per_1k(n) for n, c in self.features.items()})
+        joined = {f: d for d in (self.upstream.dimensions.values() if self.upstream else ()) for f in d.features}
         rows = []
         for name, cost in self.features.items():
             row = {k: _round(v) for k, v in asdict(cost).items()}
-            cost_share = (size[name] + serving[name]) / 2.0
+            cost_share = (size[name] + per_row[name]) / 2.0
             share = float(importance.get(name, 0.0))
+            dimension = joined.get(name)
             row.update(
                 serving_ms_per_1k=_round(cost.serving_ms_per_1k),
+                compute_ms_per_1k=_round(self.compute_ms_per_1k(name)),
                 model_bytes_share=_round(size[name]),
-                serving_share=_round(serving[name]),
+                time_share=_round(per_row[name]),
+                dimension=dimension.join if dimension else None,
+                dimension_lag_hours=dimension.lag_hours if dimension else None,
+                unmatched_share=dimension.unmatched_share if dimension else None,
                 cost_share=_round(cost_share),
                 importance_share=_round(share),
                 cost_to_importance=_round(cost_share / share) if share > 0 else None,

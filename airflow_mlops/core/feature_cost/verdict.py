@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.feature_cost.measurement import CostMeasurement
 from airflow_mlops.core.monitoring import Finding
-from airflow_mlops.core.params import parse_number
+from airflow_mlops.core.params import parse_duration, parse_number
 
 CHECK = "feature_cost"
 
@@ -25,18 +25,28 @@ class CostPolicy:
         its importance (the importance check covers features that buy nothing).
     :param max_serving_ms_per_1k: absolute budget of serving time per feature (None: no budget).
     :param max_model_bytes: absolute budget of ONNX bytes per feature (None: no budget).
+    :param max_dimension_lag_hours: how far a joined dimension's newest row may end before the rows joined
+        to it (None: the join's own as-of tolerance, beyond which the newest rows find no match).
+    :param max_unmatched_share: share of rows a join may leave without a match (its features null), 0.1.
     """
 
     max_cost_ratio: float = 3.0
     min_cost_share: float = 0.02
     max_serving_ms_per_1k: float | None = None
     max_model_bytes: float | None = None
+    max_dimension_lag_hours: float | None = None
+    max_unmatched_share: float = 0.1
+
+    SETTINGS: ClassVar[tuple[str, ...]] = (
+        "max_cost_ratio", "min_cost_share", "max_serving_ms_per_1k", "max_model_bytes", "max_dimension_lag",
+        "max_unmatched_share",
+    )  # fmt: skip
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> CostPolicy:
         """Read a policy from strings or numbers (templated operator arguments, the pipeline file)."""
         raw = dict(raw or {})
-        allowed = {"max_cost_ratio", "min_cost_share", "max_serving_ms_per_1k", "max_model_bytes"}
+        allowed = set(cls.SETTINGS)
         unknown = sorted(set(raw) - allowed)
         if unknown:
             raise SpecError(f"Unknown feature cost setting(s) {unknown}; allowed: {sorted(allowed)}.")
@@ -49,11 +59,17 @@ class CostPolicy:
 
         ratio = number("max_cost_ratio", 3.0, 1.0)
         floor = number("min_cost_share", 0.02, 0.0, 1.0)
+        unmatched = number("max_unmatched_share", 0.1, 0.0, 1.0)
+        lag = raw.get("max_dimension_lag")
+        lag = None if lag is None or str(lag).strip().lower() in ("", "none") else lag
+        limit = parse_duration(lag, "max_dimension_lag", allow_zero=True)
         return cls(
             max_cost_ratio=3.0 if ratio is None else ratio,
             min_cost_share=0.02 if floor is None else floor,
             max_serving_ms_per_1k=number("max_serving_ms_per_1k", None, 0.0),
             max_model_bytes=number("max_model_bytes", None, 0.0),
+            max_dimension_lag_hours=None if limit is None else limit.total_seconds() / 3600.0,
+            max_unmatched_share=0.1 if unmatched is None else unmatched,
         )
 
 
@@ -83,8 +99,10 @@ def check_feature_cost(measurement: CostMeasurement, importance: Mapping[str, fl
             reasons.append(f"{row['serving_ms_per_1k']:.3f} ms per 1k rows to serve (budget {budget:g})")
         if policy.max_model_bytes is not None and row["model_bytes"] > policy.max_model_bytes:
             reasons.append(f"{row['model_bytes']:.0f} bytes of the model (budget {policy.max_model_bytes:g})")
+        reasons += _upstream_reasons(row, measurement, policy)
         if reasons:
             flagged[row["feature"]] = reasons
+    upstream = measurement.upstream
     details = {
         "policy": asdict(policy),
         "features": table,
@@ -93,10 +111,19 @@ def check_feature_cost(measurement: CostMeasurement, importance: Mapping[str, fl
         "repeats": measurement.repeats,
         "model_bytes": measurement.model_bytes,
         "seconds": round(measurement.seconds, 3),
+        "upstream": None
+        if upstream is None
+        else {
+            "rows": upstream.rows,
+            "seconds": round(upstream.seconds, 3),
+            "transforms": upstream.transforms,
+            "dimensions": {name: d.to_dict() for name, d in upstream.dimensions.items()},
+        },
     }
     if flagged:
         listed = "; ".join(f"{name}: {', '.join(reasons)}" for name, reasons in flagged.items())
-        return Finding(CHECK, "warn", f"{len(flagged)} feature(s) cost more than they bring: {listed}.", details)
+        message = f"{len(flagged)} feature(s) cost more than they bring, or hang on a stale dimension: {listed}."
+        return Finding(CHECK, "warn", message, details)
     costliest = table[0]
     return Finding(
         CHECK,
@@ -105,3 +132,24 @@ def check_feature_cost(measurement: CostMeasurement, importance: Mapping[str, fl
         f"{costliest['cost_share']:.1%} of the cost for {costliest['importance_share']:.1%} of the importance.",
         details,
     )
+
+
+def _upstream_reasons(row: Mapping[str, Any], measurement: CostMeasurement, policy: CostPolicy) -> list[str]:
+    """A joined feature whose dimension ends too long before the rows, or leaves too many of them unmatched."""
+    if measurement.upstream is None or row["dimension"] is None:
+        return []
+    dimension = measurement.upstream.dimensions[row["dimension"]]
+    reasons = []
+    limit = policy.max_dimension_lag_hours
+    limit = dimension.tolerance_hours if limit is None else limit
+    if dimension.lag_hours is not None and limit is not None and dimension.lag_hours > limit:
+        reasons.append(
+            f"its dimension {dimension.join!r} is stale: its newest row ({dimension.newest}) is "
+            f"{dimension.lag_hours:.1f} h behind the rows (limit {limit:g} h)"
+        )
+    if dimension.unmatched_share > policy.max_unmatched_share:
+        reasons.append(
+            f"{dimension.unmatched_share:.1%} of rows find no {dimension.join!r} row "
+            f"(limit {policy.max_unmatched_share:.1%})"
+        )
+    return reasons

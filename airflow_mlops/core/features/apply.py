@@ -195,6 +195,19 @@ class Transformer:
             return pa.RecordBatch.from_arrays(columns, names=names)
         return pa.table(columns, names=names)
 
+    def as_of_instants(self, data: Any) -> dict[str, Any]:
+        """Per as-of join, the instants its rows are joined at (int64 microseconds since 1970 UTC, an Arrow
+        array): the as-of column read as :meth:`apply` reads it (a naive one in its declared zone)."""
+        if not self.transforms:
+            return {}
+        query = self._query(data.schema)
+        by_index = {int(name.rsplit("_", 1)[1]): spec for name, spec in query.instants.items()}
+        return {
+            join.name: _utc(data.column(by_index[index][0]), by_index[index][1])
+            for index, join in enumerate(self.transforms.joins)
+            if index in by_index
+        }
+
     def check_frame(self, frame: pd.DataFrame) -> None:
         """Compile the transforms for ``frame``'s columns without running them: every column present, every
         type as the expressions and joins need it, every time zone known.

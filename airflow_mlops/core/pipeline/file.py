@@ -93,7 +93,10 @@ _MONITORING = (
     "alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review", "feature_cost",
     "staleness_impact",
 )  # fmt: skip
-_FEATURE_COST = ("max_cost_ratio", "min_cost_share", "max_serving_ms_per_1k", "max_model_bytes", "rows", "repeats")
+_FEATURE_COST = (
+    "max_cost_ratio", "min_cost_share", "max_serving_ms_per_1k", "max_model_bytes", "max_dimension_lag",
+    "max_unmatched_share", "rows", "repeats",
+)  # fmt: skip
 
 
 # How check_spec_provenance treats a spec that is not committed unchanged (core/provenance.py). Here, not
@@ -255,9 +258,7 @@ class PipelineFile:
             check_reproducibility=_flag(monitoring.get("reproducibility"), f"{where}: monitoring.reproducibility"),
             feature_requirements=requirements,
             spec_review=parse_review(monitoring.get("spec_review", "warn"), f"{where}: monitoring.spec_review"),
-            feature_cost=dict(
-                _section(monitoring.get("feature_cost"), f"{where}: monitoring.feature_cost", _FEATURE_COST)
-            ),
+            feature_cost=_feature_cost(monitoring.get("feature_cost"), where),
             staleness_impact=_staleness_impact(monitoring.get("staleness_impact"), where),
             business_metric=business_metric,
             proxy_check=proxy_check,
@@ -406,6 +407,24 @@ def _project_path(project: Path, value: str, pipeline_file: Path) -> Path:
     if value.startswith(("./", "../")):
         return pipeline_file.resolve().parent / path
     return project / path
+
+
+def _feature_cost(raw: Any, where: str) -> dict[str, Any]:
+    """``monitoring.feature_cost`` checked now (a bad value is refused when this file is read, not at the
+    first training), and handed to check_feature_cost as written: an omitted setting keeps its default."""
+    from airflow_mlops.core.feature_cost.verdict import CostPolicy
+    from airflow_mlops.core.params import parse_number
+
+    section = dict(_section(raw, f"{where}: monitoring.feature_cost", _FEATURE_COST))
+    try:
+        CostPolicy.from_mapping({k: v for k, v in section.items() if k in CostPolicy.SETTINGS})
+        if "rows" in section:
+            parse_number(section["rows"], "rows", low=1, integer=True)
+        if "repeats" in section:
+            parse_number(section["repeats"], "repeats", low=1, high=50, integer=True)
+    except SpecError as exc:
+        raise SpecError(f"{where}: monitoring.feature_cost: {exc}") from exc
+    return section
 
 
 def _staleness_impact(raw: Any, where: str) -> dict[str, Any]:

@@ -127,6 +127,16 @@ def test_the_monitoring_section_sets_alerts_staleness_and_reproducibility() -> N
         ),
         ({"staleness_impact": {"versions": 3}}, r"monitoring.staleness_impact: Unknown key\(s\) \['versions'\]"),
         ({"staleness_impact": 0.01}, "monitoring.staleness_impact: It must be a mapping"),
+        (
+            {"feature_cost": {"max_dimension_lag": "stale"}},
+            "monitoring.feature_cost: The 'max_dimension_lag' parameter must be a duration",
+        ),
+        (
+            {"feature_cost": {"max_unmatched_share": 2}},
+            "monitoring.feature_cost: The 'max_unmatched_share' parameter must be a number >= 0 and <= 1",
+        ),
+        ({"feature_cost": {"repeats": 0}}, "monitoring.feature_cost: The 'repeats' parameter must be an integer"),
+        ({"feature_cost": {"max_lag": "1d"}}, r"monitoring.feature_cost has unknown key\(s\) \['max_lag'\]"),
     ],
 )
 def test_a_bad_monitoring_setting_is_refused_naming_it(monitoring: dict[str, object], message: str) -> None:
