@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -98,3 +99,17 @@ def parse_duration(raw: Any, name: str, *, allow_zero: bool = False) -> timedelt
         kind = "a duration of zero or more" if allow_zero else "a positive duration"
         raise SpecError(f"The {name!r} parameter must be {kind}. Got {raw!r} instead.")
     return timedelta(seconds=seconds)
+
+
+def parse_section(raw: Any, where: str, allowed: Sequence[str] | None = None) -> Mapping[str, Any]:
+    """A section of a spec or pipeline file: a mapping (None reads as empty), with only ``allowed`` keys
+    when given. ``where`` names the section in the error."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{where} must be a mapping. Got {type(raw).__name__} {raw!r} instead.")
+    if allowed is not None:
+        unknown = sorted(str(k) for k in raw if k not in allowed)
+        if unknown:
+            raise SpecError(f"{where} has unknown key(s) {unknown}; allowed: {list(allowed)}.")
+    return raw

@@ -31,6 +31,7 @@ from typing import Any, Literal, cast
 from airflow_mlops.core.errors import SpecError
 from airflow_mlops.core.features.grammar import Kind, Scope, Typed, compile_node, parse
 from airflow_mlops.core.features.syntax import Node, columns_of
+from airflow_mlops.core.params import parse_section
 from airflow_mlops.core.pipeline.source import DataSource, parse_source
 
 Duplicates = Literal["error", "first", "last"]
@@ -238,11 +239,7 @@ class FeatureTransforms:
 
 
 def _section(raw: Any, path: str) -> Mapping[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise SpecError(f"{_where(path)} must be a mapping. Got {raw!r} instead.")
-    return raw
+    return parse_section(raw, _where(path))
 
 
 def _derived_items(raw: Any, path: str) -> list[tuple[Any, Any]]:

@@ -59,12 +59,13 @@ they are parsed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from airflow_mlops.core.errors import SourceNotFoundError, SpecError
+from airflow_mlops.core.params import parse_section
+from airflow_mlops.core.pipeline import sections
 from airflow_mlops.core.pipeline.record import CheckRecord
 from airflow_mlops.core.pipeline.requirements import FeatureRequirements
 from airflow_mlops.core.pipeline.schedule import MONTHLY, ServingSchedule, check_batch_pattern, parse_schedule
@@ -92,10 +93,6 @@ _DRIFT = ("spec", "policy")
 _MONITORING = (
     "alerts", "max_model_age", "max_data_age", "retrain_when_stale", "reproducibility", "spec_review", "feature_cost",
     "staleness_impact",
-)  # fmt: skip
-_FEATURE_COST = (
-    "max_cost_ratio", "min_cost_share", "max_serving_ms_per_1k", "max_model_bytes", "max_dimension_lag",
-    "max_unmatched_share", "rows", "repeats",
 )  # fmt: skip
 
 
@@ -199,27 +196,29 @@ class PipelineFile:
         where = str(path)
         if not _NAME.fullmatch(name):
             raise SpecError(f"A pipeline name must be letters, digits, '_', '-' or '.'. Got {name!r} ({where}).")
-        top = _section(raw, where, _SECTIONS)
+        top = parse_section(raw, where, _SECTIONS)
         if "training" not in top:
             raise SpecError(f"The pipeline file {where!r} has no 'training' section (the training spec).")
-        data = _section(top.get("data"), f"{where}: data", _DATA)
-        validation = _section(top.get("validation"), f"{where}: validation", _VALIDATION)
-        gate = _section(top.get("gate"), f"{where}: gate", _GATE)
-        serving = _section(top.get("serving"), f"{where}: serving", _SERVING)
-        drift = _section(top.get("drift"), f"{where}: drift", _DRIFT)
-        monitoring = _section(top.get("monitoring"), f"{where}: monitoring", _MONITORING)
+        data = parse_section(top.get("data"), f"{where}: data", _DATA)
+        validation = parse_section(top.get("validation"), f"{where}: validation", _VALIDATION)
+        gate = parse_section(top.get("gate"), f"{where}: gate", _GATE)
+        serving = parse_section(top.get("serving"), f"{where}: serving", _SERVING)
+        drift = parse_section(top.get("drift"), f"{where}: drift", _DRIFT)
+        monitoring = parse_section(top.get("monitoring"), f"{where}: monitoring", _MONITORING)
         on_reject = str(gate.get("on_reject", "skip"))
         if on_reject not in ("skip", "fail"):
             raise SpecError(f"{where}: gate.on_reject must be 'skip' or 'fail'. Got {on_reject!r} instead.")
         suite = validation.get("suite")
         suite_path = None if suite in (None, "") else _project_path(project, str(suite), path)
-        requirements, business_metric, proxy_check, outcome = _checked_sections(top, where, path, suite_path, record)
+        requirements, business_metric, proxy_check, outcome = sections.checked_sections(
+            top, where, path, suite_path, record
+        )
         schedule = parse_schedule(serving.get("schedule", "@monthly"), f"{where}: serving.schedule")
         batch_pattern = _text(data.get("batch_pattern", "*.parquet"), f"{where}: data.batch_pattern")
         check_batch_pattern(schedule, batch_pattern, where)
         source = parse_source(data, where)
         watermark = None if data.get("watermark_column") is None else str(data["watermark_column"])
-        canary = _canary(gate, where)
+        canary = sections.canary(gate, where)
         if canary and not ("serving" in top and serving.get("shadow", True) is True):
             raise SpecError(f"{where}: gate.canary_batches needs a 'serving' section with shadow: true (the "
                             "challenger is judged on the batches it is shadow-scored on).")  # fmt: skip
@@ -233,9 +232,9 @@ class PipelineFile:
             watermark_column=watermark,
             source=source,
             retrain_on_new_data=parse_retrain_on_new_data(data.get("retrain_on_new_data"), source, watermark, where),
-            schema={str(k): str(v) for k, v in _section(data.get("schema"), f"{where}: data.schema", None).items()},
+            schema={str(k): str(v) for k, v in parse_section(data.get("schema"), f"{where}: data.schema").items()},
             suite=suite_path,
-            gate_policy=dict(_section(gate.get("policy"), f"{where}: gate.policy", None)),
+            gate_policy=dict(parse_section(gate.get("policy"), f"{where}: gate.policy")),
             on_reject=on_reject,
             canary=canary,
             serving="serving" in top,
@@ -249,8 +248,8 @@ class PipelineFile:
             on_empty=_one_of(serving.get("on_empty", "fail"), ("fail", "skip"), f"{where}: serving.on_empty"),
             monitor_columns=_monitor_columns(serving.get("monitor_columns"), where),
             runtime=_one_of(serving.get("runtime", "onnx"), ("onnx", "compiled"), f"{where}: serving.runtime"),
-            drift_spec=dict(_section(drift.get("spec"), f"{where}: drift.spec", None)),
-            drift_policy=dict(_section(drift.get("policy"), f"{where}: drift.policy", None)),
+            drift_spec=dict(parse_section(drift.get("spec"), f"{where}: drift.spec")),
+            drift_policy=dict(parse_section(drift.get("policy"), f"{where}: drift.policy")),
             alerts_conn_id=_text(monitoring.get("alerts", "ml_alerts"), f"{where}: monitoring.alerts"),
             max_model_age=_age(monitoring.get("max_model_age"), f"{where}: monitoring.max_model_age"),
             max_data_age=_age(monitoring.get("max_data_age"), f"{where}: monitoring.max_data_age"),
@@ -258,8 +257,8 @@ class PipelineFile:
             check_reproducibility=_flag(monitoring.get("reproducibility"), f"{where}: monitoring.reproducibility"),
             feature_requirements=requirements,
             spec_review=parse_review(monitoring.get("spec_review", "warn"), f"{where}: monitoring.spec_review"),
-            feature_cost=_feature_cost(monitoring.get("feature_cost"), where),
-            staleness_impact=_staleness_impact(monitoring.get("staleness_impact"), where),
+            feature_cost=sections.feature_cost(monitoring.get("feature_cost"), where),
+            staleness_impact=sections.staleness_impact(monitoring.get("staleness_impact"), where),
             business_metric=business_metric,
             proxy_check=proxy_check,
             business_outcome=outcome,
@@ -295,62 +294,6 @@ def pipeline_of_asset_uri(uri: str) -> str | None:
     """``x-mlops://<pipeline>/<kind>`` -> ``<pipeline>``; None for any other URI."""
     match = re.fullmatch(r"x-mlops://([^/]+)/[^/]+", uri)
     return match.group(1) if match else None
-
-
-def _checked_sections(
-    top: Mapping[str, Any], where: str, path: Path, suite: Path | None, record: CheckRecord | None
-) -> tuple[FeatureRequirements, dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The feature requirements (checked against the file's own training features) and the business section
-    (its metric, its check's settings and its measured outcome); a file that breaks them is refused here, so
-    a DAG reading it does not load. Their checks import the training spec's and the business metric's
-    modules, so a file that passed them unchanged (``record``) is not checked again."""
-    requirements = FeatureRequirements.from_mapping(
-        top.get("feature_requirements"), where=f"{where}: feature_requirements", suite=suite
-    )
-    key = None if record is None else record.key(top, requirements.to_dict())
-    known = {} if record is None or key is None else (record.get(path, key) or {})
-    business_metric, proxy_check, outcome = (known.get(k) for k in ("business_metric", "proxy_check", "outcome"))
-    if isinstance(business_metric, dict) and isinstance(proxy_check, dict) and isinstance(outcome, dict):
-        return requirements, business_metric, proxy_check, outcome
-    from airflow_mlops.core.pipeline.outcome import business_section
-
-    _check_features(requirements, top, where)
-    business_metric, proxy_check, outcome = business_section(top.get("business"), top["training"], where)
-    if record is not None and key is not None:
-        record.put(path, key, {"business_metric": business_metric, "proxy_check": proxy_check, "outcome": outcome})
-    return requirements, business_metric, proxy_check, outcome
-
-
-def _check_features(requirements: FeatureRequirements, top: Mapping[str, Any], where: str) -> None:
-    """The file's training features, and the columns its transforms read, against its requirements."""
-    from airflow_mlops.core.training.spec_fields import declared_features
-    from airflow_mlops.core.training.spec_sections import declared_transforms
-
-    training = top.get("training")
-    if isinstance(training, Mapping):
-        requirements.check(declared_features(training), where=where, transforms=declared_transforms(training))
-
-
-def _section(raw: Any, where: str, allowed: tuple[str, ...] | None) -> Mapping[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise SpecError(f"{where} must be a mapping. Got {type(raw).__name__} {raw!r} instead.")
-    if allowed is not None:
-        unknown = sorted(str(k) for k in raw if k not in allowed)
-        if unknown:
-            raise SpecError(f"{where} has unknown key(s) {unknown}; allowed: {list(allowed)}.")
-    return raw
-
-
-def _canary(gate: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """``gate.canary_batches`` and ``gate.canary`` as the canary tasks take them; ``{}`` when not set."""
-    from airflow_mlops.core.canary.policy import CanaryPolicy
-
-    policy = CanaryPolicy.from_mapping(
-        gate.get("canary_batches"), _section(gate.get("canary"), f"{where}: gate.canary", None), where=f"{where}: gate"
-    )
-    return policy.to_dict() if policy.enabled else {}
 
 
 def _one_of(value: Any, allowed: tuple[str, ...], where: str) -> str:
@@ -407,31 +350,3 @@ def _project_path(project: Path, value: str, pipeline_file: Path) -> Path:
     if value.startswith(("./", "../")):
         return pipeline_file.resolve().parent / path
     return project / path
-
-
-def _feature_cost(raw: Any, where: str) -> dict[str, Any]:
-    """``monitoring.feature_cost`` checked now (a bad value is refused when this file is read, not at the
-    first training), and handed to check_feature_cost as written: an omitted setting keeps its default."""
-    from airflow_mlops.core.feature_cost.verdict import CostPolicy
-    from airflow_mlops.core.params import parse_number
-
-    section = dict(_section(raw, f"{where}: monitoring.feature_cost", _FEATURE_COST))
-    try:
-        CostPolicy.from_mapping({k: v for k, v in section.items() if k in CostPolicy.SETTINGS})
-        if "rows" in section:
-            parse_number(section["rows"], "rows", low=1, integer=True)
-        if "repeats" in section:
-            parse_number(section["repeats"], "repeats", low=1, high=50, integer=True)
-    except SpecError as exc:
-        raise SpecError(f"{where}: monitoring.feature_cost: {exc}") from exc
-    return section
-
-
-def _staleness_impact(raw: Any, where: str) -> dict[str, Any]:
-    """``monitoring.staleness_impact`` checked and completed with its defaults."""
-    from airflow_mlops.core.monitoring.staleness import StalenessImpactPolicy
-
-    try:
-        return StalenessImpactPolicy.from_mapping(raw).to_dict()
-    except SpecError as exc:
-        raise SpecError(f"{where}: monitoring.staleness_impact: {exc}") from exc

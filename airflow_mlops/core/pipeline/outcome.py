@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import SpecError
-from airflow_mlops.core.params import parse_number
+from airflow_mlops.core.params import parse_number, parse_section
 from airflow_mlops.core.pipeline.business import BusinessMetric, BusinessValue, ProxyCheck
 
 if TYPE_CHECKING:
@@ -181,22 +181,14 @@ def _source(raw: Mapping[str, Any], name: str) -> tuple[str | None, tuple[str, .
 def business_section(raw: Any, training: Any, where: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The ``business`` section as the operators take it: the metric's mapping, its check's settings and
     the measured outcome's mapping ({} when none)."""
-    section = _mapping(raw, f"{where}: business")
+    section = parse_section(raw, f"{where}: business")
     if not section:
         return {}, {}, {}
     task = str(training.get("task", "")).strip().lower() if isinstance(training, Mapping) else ""
     try:
         metric = BusinessMetric.from_mapping({k: v for k, v in section.items() if k not in ("check", "outcome")}, task)
-        check = ProxyCheck.from_mapping(_mapping(section.get("check"), "check")).to_dict()
+        check = ProxyCheck.from_mapping(parse_section(section.get("check"), "check")).to_dict()
         outcome = {} if section.get("outcome") is None else Outcome.from_mapping(section["outcome"], metric).to_dict()
         return metric.to_dict(), check, outcome
     except SpecError as exc:
         raise SpecError(f"{where}: business: {exc}") from exc
-
-
-def _mapping(raw: Any, where: str) -> Mapping[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise SpecError(f"{where} must be a mapping. Got {type(raw).__name__} {raw!r} instead.")
-    return raw
