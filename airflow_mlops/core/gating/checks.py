@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
     from airflow_mlops.core.gating.data import EvaluationData
     from airflow_mlops.core.gating.models import ChampionComparison, ModelUnderTest, Scored
-    from airflow_mlops.core.gating.policy import GatePolicy, SlicePolicy
+    from airflow_mlops.core.gating.policy import GatePolicy
+    from airflow_mlops.core.gating.section_policies import SlicePolicy
 
 MISSING_SLICE = "<missing>"
 

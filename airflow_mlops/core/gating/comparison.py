@@ -37,7 +37,7 @@ from airflow_mlops.core.gating.decision import Check, _fmt
 if TYPE_CHECKING:
     import numpy as np
 
-    from airflow_mlops.core.gating.policy import ComparePolicy
+    from airflow_mlops.core.gating.section_policies import ComparePolicy
 
 
 @dataclass(frozen=True)

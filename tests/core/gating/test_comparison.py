@@ -8,7 +8,7 @@ import math
 import pytest
 
 from airflow_mlops.core.gating.comparison import calibration_check, min_gain_check, prefer, preference_check
-from airflow_mlops.core.gating.policy import ComparePolicy
+from airflow_mlops.core.gating.section_policies import ComparePolicy
 
 DEFAULT = ComparePolicy.from_mapping(None)  # tolerance: primary 0.01 (roc_auc), scoring_rule 0.02 (log_loss)
 CHAMPION = {"roc_auc": 0.700, "log_loss": 0.500}
