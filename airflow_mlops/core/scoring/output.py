@@ -1,5 +1,5 @@
 """What batch scoring writes: the schema of ``predictions.parquet``, its top-k contribution columns,
-the serving log's rows, and atomic Parquet writes.
+the serving log's rows, atomic Parquet writes, and where a partition's outputs go.
 
 Output contract (see :mod:`airflow_mlops.core.contracts`): passthrough columns, ``prediction``, for
 classifiers ``probability_<class>`` per class, optional top-k contributions, then ``model_name``,
@@ -9,8 +9,11 @@ writes the same bytes).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import contracts
@@ -121,3 +124,44 @@ class _TopContributions:
             arrays.append(pa.array(names[order[:, rank]], type=pa.string()))
             arrays.append(pa.array(np.take_along_axis(contributions, order[:, rank : rank + 1], axis=1)[:, 0]))
         return arrays
+
+
+@dataclass(frozen=True)
+class PartitionOutputs:
+    """Where one partition's outputs go in the storage layout."""
+
+    predictions: str
+    serving_log: str
+    shadow_report: str
+
+    @classmethod
+    def of(cls, root: StorageRoot, spec: ScoringSpec) -> PartitionOutputs:
+        def place(kind: str, name: str) -> str:
+            return root.layout(spec.pipeline, kind, spec.partition, name)
+
+        return cls(
+            predictions=place(contracts.KIND_PREDICTIONS, contracts.PREDICTIONS_FILE),
+            serving_log=place(contracts.KIND_SERVING_LOG, contracts.SERVING_LOG_FILE),
+            shadow_report=place(contracts.KIND_SHADOW, contracts.SHADOW_REPORT_FILE),
+        )
+
+
+def missing_folders(root: StorageRoot, outputs: PartitionOutputs) -> list[str]:
+    """The local folders the outputs need that do not exist yet, deepest first (S3 has no folders)."""
+    if root.is_s3:
+        return []
+    base = os.path.normpath(root.fs_path(root.uri))
+    missing: set[str] = set()
+    for uri in (outputs.predictions, outputs.serving_log, outputs.shadow_report):
+        folder = os.path.dirname(os.path.normpath(root.fs_path(uri)))
+        while folder.startswith(base + os.sep) and not os.path.isdir(folder):
+            missing.add(folder)
+            folder = os.path.dirname(folder)
+    return sorted(missing, key=lambda f: f.count(os.sep), reverse=True)
+
+
+def remove_if_empty(folders: list[str]) -> None:
+    """Remove each folder that is empty (``rmdir`` never removes content), deepest first."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)

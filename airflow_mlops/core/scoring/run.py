@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,12 +33,15 @@ from airflow_mlops.core.onnx_model import feed_arrow
 from airflow_mlops.core.scoring.checks import _InputCounts, log_warnings
 from airflow_mlops.core.scoring.inputs import input_filesystem, resolve_input
 from airflow_mlops.core.scoring.output import (
+    PartitionOutputs,
     _cast,
     _log_rows,
     _TopContributions,
     _write_parquet,
+    missing_folders,
     output_schema,
     parquet_options,
+    remove_if_empty,
 )
 from airflow_mlops.core.scoring.reading import _batches, _Plan, _plan, _Prefetch
 from airflow_mlops.core.scoring.reservoir import _Reservoir
@@ -213,7 +215,7 @@ def score_partition(
     batches = _batches(plan, filesystem, spec.chunk_rows)
     if transformer is not None:
         batches = (transformer.apply(batch) for batch in batches)
-    outputs = _Outputs.of(root, spec)
+    outputs = PartitionOutputs.of(root, spec)
     try:
         written = _publish(root, scorer, outputs, batches, progress, shadow_skipped)
     finally:
@@ -306,26 +308,6 @@ def _empty(spec: ScoringSpec, model: ServingModel, files: int, started: float) -
 
 
 @dataclass(frozen=True)
-class _Outputs:
-    """Where one partition's outputs go in the storage layout."""
-
-    predictions: str
-    serving_log: str
-    shadow_report: str
-
-    @classmethod
-    def of(cls, root: StorageRoot, spec: ScoringSpec) -> _Outputs:
-        def place(kind: str, name: str) -> str:
-            return root.layout(spec.pipeline, kind, spec.partition, name)
-
-        return cls(
-            predictions=place(contracts.KIND_PREDICTIONS, contracts.PREDICTIONS_FILE),
-            serving_log=place(contracts.KIND_SERVING_LOG, contracts.SERVING_LOG_FILE),
-            shadow_report=place(contracts.KIND_SHADOW, contracts.SHADOW_REPORT_FILE),
-        )
-
-
-@dataclass(frozen=True)
 class _Written:
     """What :func:`_publish` wrote: predicted rows, serving log rows, the shadow summary (if any)."""
 
@@ -337,7 +319,7 @@ class _Written:
 def _publish(
     root: StorageRoot,
     scorer: _Scorer,
-    outputs: _Outputs,
+    outputs: PartitionOutputs,
     batches: Iterator[Any],
     progress: Progress | None,
     shadow_skipped: str | None,
@@ -348,7 +330,7 @@ def _publish(
     of the input is not turned into a write error of the output); the folders this run created for
     its outputs are removed again when they are still empty.
     """
-    created = _missing_folders(root, outputs)
+    created = missing_folders(root, outputs)
     try:
         with root.atomic_output(outputs.predictions) as sink:
             try:
@@ -356,40 +338,19 @@ def _publish(
             except OSError as exc:
                 raise _Abandoned(exc) from exc
     except _Abandoned as abandoned:
-        _remove_if_empty(created)
+        remove_if_empty(created)
         abandoned.error.__suppress_context__ = True
         raise abandoned.error  # noqa: B904 - the original error, not the carrier, is what the caller needs
     except BaseException:
-        _remove_if_empty(created)
+        remove_if_empty(created)
         raise
-
-
-def _missing_folders(root: StorageRoot, outputs: _Outputs) -> list[str]:
-    """The local folders the outputs need that do not exist yet, deepest first (S3 has no folders)."""
-    if root.is_s3:
-        return []
-    base = os.path.normpath(root.fs_path(root.uri))
-    missing: set[str] = set()
-    for uri in (outputs.predictions, outputs.serving_log, outputs.shadow_report):
-        folder = os.path.dirname(os.path.normpath(root.fs_path(uri)))
-        while folder.startswith(base + os.sep) and not os.path.isdir(folder):
-            missing.add(folder)
-            folder = os.path.dirname(folder)
-    return sorted(missing, key=lambda f: f.count(os.sep), reverse=True)
-
-
-def _remove_if_empty(folders: list[str]) -> None:
-    """Remove each folder that is empty (``rmdir`` never removes content), deepest first."""
-    for folder in folders:
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)
 
 
 def _write(
     root: StorageRoot,
     scorer: _Scorer,
     sink: Any,
-    outputs: _Outputs,
+    outputs: PartitionOutputs,
     batches: Iterator[Any],
     progress: Progress | None,
     shadow_skipped: str | None,
