@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from airflow_mlops.core.metrics import Predictions
     from airflow_mlops.core.onnx_model import OnnxInput
+    from airflow_mlops.core.pipeline.business import BusinessMetric, BusinessValue
     from airflow_mlops.core.training.ablation import AblationReport
     from airflow_mlops.core.training.export import ParityReport
     from airflow_mlops.core.training.model import CategoryReport, TrialResult
@@ -218,3 +219,15 @@ class TrainingReceipt:
             **summary,
             "mlflow_seconds": round(self.mlflow_seconds, 3),
         }
+
+
+def business_on_test(metric: BusinessMetric, result: TrainingResult) -> BusinessValue:
+    """The business metric of the model's test-split predictions: the positive-class probability
+    against the label (binary), or the predicted values against the target (regression)."""
+    import numpy as np
+
+    predictions = result.test_predictions
+    if metric.task == "regression":
+        return metric.evaluate(np.asarray(result.test_target, dtype="float64"), np.asarray(predictions.values))
+    positive = np.asarray(result.test_target) == result.classes[1]
+    return metric.evaluate(positive.astype("float64"), np.asarray(predictions.probabilities)[:, 1])

@@ -38,7 +38,7 @@ from airflow_mlops.core.training.predictions import (
 )
 from airflow_mlops.core.training.recency import recency_weights
 from airflow_mlops.core.training.refit import RegisteredModel, register_refit
-from airflow_mlops.core.training.result import SPLITS, ModelFit, TrainingReceipt, TrainingResult
+from airflow_mlops.core.training.result import SPLITS, ModelFit, TrainingReceipt, TrainingResult, business_on_test
 from airflow_mlops.core.training.spec import TrainingSpec
 from airflow_mlops.core.training.tuning import log_search_comparison, search_comparison
 
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
     from airflow_mlops.core.features.apply import Transformer
     from airflow_mlops.core.features.dimensions import SqlEngine
-    from airflow_mlops.core.pipeline.business import BusinessMetric, BusinessValue
 
 
 def split_frame(
@@ -245,18 +244,6 @@ def _warnings(data: PreparedData, splits: Splits, fitted: FittedModel) -> tuple[
             if len(r.kept) < r.distinct
         )
     )
-
-
-def business_on_test(metric: BusinessMetric, result: TrainingResult) -> BusinessValue:
-    """The business metric of the model's test-split predictions: the positive-class probability
-    against the label (binary), or the predicted values against the target (regression)."""
-    import numpy as np
-
-    predictions = result.test_predictions
-    if metric.task == "regression":
-        return metric.evaluate(np.asarray(result.test_target, dtype="float64"), np.asarray(predictions.values))
-    positive = np.asarray(result.test_target) == result.classes[1]
-    return metric.evaluate(positive.astype("float64"), np.asarray(predictions.probabilities)[:, 1])
 
 
 # -- I/O ----------------------------------------------------------------------------------------
