@@ -29,7 +29,8 @@ from airflow_mlops.core.training.ablation import log_ablation, permutation_ablat
 from airflow_mlops.core.training.data import PreparedData, Splits, check_columns, onnx_inputs, prepare, split_rows
 from airflow_mlops.core.training.export import ParityReport
 from airflow_mlops.core.training.frames import feature_samples, read_snapshot, write_frame
-from airflow_mlops.core.training.model import FittedModel, feature_importance, fit_model, predict, validation_scorer
+from airflow_mlops.core.training.importance import feature_importance
+from airflow_mlops.core.training.model import FittedModel, fit_model, predict, validation_scorer
 from airflow_mlops.core.training.predictions import (
     export_and_predict_test,
     reference_sample,
