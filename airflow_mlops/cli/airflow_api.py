@@ -155,49 +155,6 @@ class ApiClient:
             url += f"/tasks/{quote(task_id, safe='')}"
         return f"{url}/{tab}" if tab else url
 
-    # -- human-in-the-loop ------------------------------------------------------------------------
-    def hitl_detail(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any] | None:
-        """What a human-in-the-loop task asks (subject, body, options) and any answer; None before it asks."""
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails"
-        answer = self.request("GET", path, expect=(200, 404))
-        return dict(answer) if answer and "options" in answer else None
-
-    def wait_for_question(
-        self, dag_id: str, run_id: str, task_id: str, timeout: float = 300.0, map_index: int = -1
-    ) -> dict[str, Any]:
-        """Wait until a human-in-the-loop task waits for its answer; its detail. A run that finishes
-        first fails the wait with its task states."""
-        detail: dict[str, Any] = {}
-
-        def asking() -> bool:
-            if self.run(dag_id, run_id)["state"] in FINISHED:
-                raise ServiceError(
-                    f"run {dag_id}/{run_id} ended before {task_id} asked: {self._summary(dag_id, run_id)}"
-                )
-            found = self.hitl_detail(dag_id, run_id, task_id, map_index)
-            detail.update(found or {})
-            return found is not None and found["task_instance"]["state"] in ("deferred", "awaiting_input")
-
-        self._poll(
-            asking, timeout, lambda: f"{task_id} of {dag_id}/{run_id} never asked: {self._summary(dag_id, run_id)}"
-        )
-        return detail
-
-    def answer(
-        self,
-        dag_id: str,
-        run_id: str,
-        task_id: str,
-        options: Sequence[str],
-        params_input: Mapping[str, Any] | None = None,
-        map_index: int = -1,
-    ) -> dict[str, Any]:
-        """Answer a human-in-the-loop task as the signed-in user (the UI's "Required actions"); the task resumes
-        with ``options`` chosen. Returns who answered and when, as Airflow recorded it."""
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails"
-        body = {"chosen_options": list(options), "params_input": dict(params_input or {})}
-        return dict(self.request("PATCH", path, json=body))
-
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> dict[str, Any]:
         """Poll the run until it finishes; a failed run raises with its task states and the logs."""
         state: dict[str, Any] = {}

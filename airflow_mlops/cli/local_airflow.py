@@ -64,8 +64,6 @@ class AirflowServices:
     env: dict[str, str]
     api_url: str
     password: str
-    # Every user's password (the admin's and ``users``' of :func:`airflow_services`), for :meth:`login`.
-    passwords: dict[str, str] = field(default_factory=dict)
     # The components' working directory: the project folder, where relative paths such as a feature
     # join's include/ source resolve (the home when None).
     workdir: Path | None = None
@@ -130,15 +128,8 @@ class AirflowServices:
     @property
     def api(self) -> ApiClient:
         if self._client is None:
-            self._client = self.login(USERNAME)
+            self._client = ApiClient.login(self.api_url, USERNAME, self.password, self.log_tails, self.check_alive)
         return self._client
-
-    def login(self, username: str) -> ApiClient:
-        """A REST client signed in as ``username``: its actions (a human-in-the-loop answer) carry that name."""
-        password = self.password if username == USERNAME else self.passwords.get(username)
-        if password is None:
-            raise ServiceError(f"No user {username!r} in this deployment. Its users: {sorted(self.passwords)}.")
-        return ApiClient.login(self.api_url, username, password, self.log_tails, self.check_alive)
 
     def stop(self) -> None:
         """Stop every component: SIGTERM to each process group, SIGKILL to what is left after a grace period.
@@ -176,12 +167,10 @@ def service_environment(
     passwords_file: Path,
     extra: Mapping[str, str] | None = None,
     pythonpath: Sequence[str] = (),
-    users: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment every component shares: one home, one database, one API, one JWT secret.
 
     :param pythonpath: folders put before the caller's ``PYTHONPATH`` (a checkout the DAGs import from).
-    :param users: SimpleAuthManager users besides the admin, name -> role (``viewer``, ``user``, ``op``).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
     api_url = f"http://{LOOPBACK}:{api_port}"
@@ -197,9 +186,7 @@ def service_environment(
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
-                f"{name}:{role}" for name, role in {USERNAME: "admin", **(users or {})}.items()
-            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
             "AIRFLOW__API__HOST": LOOPBACK,
@@ -238,7 +225,6 @@ def airflow_services(
     api_port: int | None = None,
     pythonpath: Sequence[str] = (),
     workdir: Path | None = None,
-    users: Mapping[str, str] | None = None,
 ) -> Iterator[AirflowServices]:
     """Migrate the database, start the api-server and ``components``; stop them all on exit.
 
@@ -247,23 +233,20 @@ def airflow_services(
 
     :param api_port: the api-server's port; a free one when None.
     :param workdir: the components' working directory (the project folder); ``home`` when None.
-    :param users: users besides the admin, name -> SimpleAuthManager role; each signs in with
-        :meth:`AirflowServices.login`.
     """
     home.mkdir(parents=True, exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
     passwords_file = home / "simple_auth_manager_passwords.json"
-    passwords = {name: secrets.token_urlsafe(16) for name in {USERNAME, *(users or {})}}
-    passwords_file.write_text(json.dumps(passwords))
+    password = secrets.token_urlsafe(16)
+    passwords_file.write_text(json.dumps({USERNAME: password}))
     api_port = api_port or free_port()
     env = service_environment(
         home, database_url=database_url, api_port=api_port, dags_folder=dags_folder, executor=executor,
-        passwords_file=passwords_file, extra=extra_env, pythonpath=pythonpath, users=users,
+        passwords_file=passwords_file, extra=extra_env, pythonpath=pythonpath,
     )  # fmt: skip
     services = AirflowServices(
-        home=home, env=env, api_url=f"http://{LOOPBACK}:{api_port}", password=passwords[USERNAME],
-        passwords=passwords, workdir=workdir,
-    )  # fmt: skip
+        home=home, env=env, api_url=f"http://{LOOPBACK}:{api_port}", password=password, workdir=workdir
+    )
     try:
         services.cli("db", "migrate", timeout=600)
         api = services.start("api-server", "api-server", "-H", LOOPBACK, "-p", str(api_port), "-w", "1")

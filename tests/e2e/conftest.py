@@ -30,7 +30,6 @@ class Deployment:
     executor: str = "LocalExecutor"
     components: tuple[str, ...] = ("scheduler", "dag-processor", "triggerer")
     extra_env: Mapping[str, str] = field(default_factory=dict)
-    users: Mapping[str, str] = field(default_factory=dict)  # besides the admin: name -> role
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ def airflow(
     extra = {**mlops_stack.env(), **deployment.extra_env, **airflow_extra_env}
     with airflow_services(
         home, database_url=airflow_database, dags_folder=deployment.dags_folder, executor=deployment.executor,
-        components=deployment.components, extra_env=extra, users=deployment.users,
+        components=deployment.components, extra_env=extra,
     ) as running:  # fmt: skip
         yield running
 
