@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
     from airflow_mlops.core.features.apply import Transformer
     from airflow_mlops.core.features.dimensions import SqlEngine
+    from airflow_mlops.core.pipeline.business import BusinessMetric
+    from airflow_mlops.core.training.tracking import TrainingRun
 
 
 def split_frame(
@@ -319,15 +321,7 @@ def run_training(
             dataset_uri=snapshot_uri,
             dataset_sha256=dataset_sha256,
         )
-        summary = result.summary()
-        if result.ablation is not None:
-            log_ablation(logged.run_id, result.ablation)
-        searched = search_comparison(result.trials, spec.primary_metric)
-        if searched is not None:
-            log_search_comparison(logged.run_id, searched)
-            summary["search"] = searched
-        if business is not None:
-            summary["business"] = run.log_business(business, business_on_test(business, result))
+        summary = _log_studies(run, logged.run_id, result, business)
     return TrainingReceipt(
         run_id=logged.run_id,
         experiment_id=logged.experiment_id,
@@ -343,6 +337,23 @@ def run_training(
         result=summary,
         mlflow_seconds=run.seconds,
     )
+
+
+def _log_studies(
+    run: TrainingRun, run_id: str, result: TrainingResult, business: BusinessMetric | None
+) -> dict[str, Any]:
+    """The result's summary, with what was logged beside the model: the ablation, the search against the
+    hand-set parameters, and the business metric of the test predictions."""
+    summary = result.summary()
+    if result.ablation is not None:
+        log_ablation(run_id, result.ablation)
+    searched = search_comparison(result.trials, result.spec.primary_metric)
+    if searched is not None:
+        log_search_comparison(run_id, searched)
+        summary["search"] = searched
+    if business is not None:
+        summary["business"] = run.log_business(business, business_on_test(business, result))
+    return summary
 
 
 def _lineage(
